@@ -1,0 +1,176 @@
+//! Loading a declared dataset into memory: discovery, parallel reading of
+//! every file, shape and finiteness checks, and one-time preprocessing.
+
+use crate::data::clip::{channels_first, clip_from_layout, count_non_finite, Clip};
+use crate::data::declaration::{DatasetDecl, ModalityDecl};
+use crate::data::layouts::{discover, Dropped, Failure};
+use crate::data::transforms::apply_steps;
+use crate::data::{formats, synth};
+use anyhow::{bail, Result};
+use ndarray::Array3;
+use rayon::prelude::*;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+
+/// Identity and labels of one sample.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SampleMeta {
+    /// Stable id, e.g. `a3_s2_t1`.
+    pub id: String,
+    /// 0-based class index.
+    pub label: usize,
+    pub subject: u32,
+    pub trial: Option<u32>,
+    pub scene: Option<u32>,
+    pub session: Option<u32>,
+}
+
+/// A file holding non-finite values.
+#[derive(Debug, Clone, Serialize)]
+pub struct NonFinite {
+    pub file: PathBuf,
+    pub count: usize,
+}
+
+/// A dataset in memory: raw clips of every usable sample, per modality.
+#[derive(Debug)]
+pub struct Dataset {
+    pub decl: DatasetDecl,
+    /// Declarations of the loaded modalities, in the requested order.
+    pub modalities: Vec<ModalityDecl>,
+    pub meta: Vec<SampleMeta>,
+    /// `clips[m][i]`: modality `m` of sample `i`, canonical (T, J, C).
+    pub clips: Vec<Vec<Clip>>,
+    /// Samples missing from some modality.
+    pub dropped: Vec<Dropped>,
+    /// Files that could not be loaded (their samples are not in `meta`).
+    pub failed: Vec<Failure>,
+    /// Files in modality folders that are not data files.
+    pub ignored: Vec<PathBuf>,
+    /// Loaded files holding NaN or infinite values.
+    pub non_finite: Vec<NonFinite>,
+}
+
+impl Dataset {
+    /// Loads the named modalities (all declared ones when empty), reading the
+    /// files in parallel. Per-file problems are collected, not fatal: see
+    /// [`Dataset::ensure_clean`] for callers that need every file.
+    pub fn load(decl: &DatasetDecl, modalities: &[String]) -> Result<Self> {
+        let mods: Vec<&ModalityDecl> = if modalities.is_empty() {
+            decl.modalities.iter().collect()
+        } else {
+            modalities.iter().map(|n| decl.modality(n)).collect::<Result<_>>()?
+        };
+        if let Some(s) = &decl.synthetic {
+            synth::ensure_generated(&decl.root, s.seed)?;
+        }
+        let found = discover(decl, &mods)?;
+        let loaded: Vec<Result<Vec<Clip>, Failure>> = found
+            .entries
+            .par_iter()
+            .map(|e| e.files.iter().zip(&mods).map(|(f, m)| load_clip(f, m)).collect())
+            .collect();
+        let mut ds = Dataset {
+            decl: decl.clone(),
+            modalities: mods.iter().map(|m| (*m).clone()).collect(),
+            meta: vec![],
+            clips: vec![vec![]; mods.len()],
+            dropped: found.dropped,
+            failed: found.failed,
+            ignored: found.ignored,
+            non_finite: vec![],
+        };
+        for (entry, result) in found.entries.into_iter().zip(loaded) {
+            match result {
+                Ok(clips) => {
+                    for ((m, clip), file) in clips.into_iter().enumerate().zip(&entry.files) {
+                        let count = count_non_finite(&clip);
+                        if count > 0 {
+                            ds.non_finite.push(NonFinite { file: file.clone(), count });
+                        }
+                        ds.clips[m].push(clip);
+                    }
+                    ds.meta.push(entry.meta);
+                }
+                Err(f) => ds.failed.push(f),
+            }
+        }
+        Ok(ds)
+    }
+
+    /// Number of usable samples.
+    pub fn len(&self) -> usize {
+        self.meta.len()
+    }
+
+    /// True when no sample is usable.
+    pub fn is_empty(&self) -> bool {
+        self.meta.is_empty()
+    }
+
+    /// Errors unless every file loaded and holds only finite values: training
+    /// must never silently run on a subset or on NaNs.
+    pub fn ensure_clean(&self) -> Result<()> {
+        if let Some(f) = self.failed.first() {
+            bail!("{} file(s) failed to load; first: {}: {}", self.failed.len(), f.file.display(), f.reason);
+        }
+        if let Some(f) = self.non_finite.first() {
+            bail!("{} file(s) hold NaN/Inf values; first: {} ({} values)", self.non_finite.len(), f.file.display(), f.count);
+        }
+        if self.is_empty() {
+            bail!("{}: no usable samples", self.decl.root.display());
+        }
+        Ok(())
+    }
+
+    /// Index of a loaded modality by name.
+    pub fn modality_index(&self, name: &str) -> Result<usize> {
+        match self.modalities.iter().position(|m| m.name == name) {
+            Some(i) => Ok(i),
+            None => bail!("modality '{name}' was not loaded"),
+        }
+    }
+
+    /// Applies each modality's declared preprocessing to every sample (in
+    /// parallel) and returns channels-first arrays `(C, T, J)`, per modality.
+    pub fn preprocess(&self) -> Vec<Vec<Array3<f32>>> {
+        self.modalities
+            .iter()
+            .zip(&self.clips)
+            .map(|(m, clips)| {
+                clips
+                    .par_iter()
+                    .enumerate()
+                    .map(|(i, clip)| {
+                        // Preprocessing is deterministic; the stream only
+                        // exists to satisfy the pipeline's signature.
+                        let mut rng = crate::rng::stream(0, "preprocess", i as u64);
+                        channels_first(&apply_steps(&m.preprocess, clip.clone(), &mut rng))
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// Reads one file of modality `m` and checks its shape.
+fn load_clip(file: &Path, m: &ModalityDecl) -> Result<Clip, Failure> {
+    let fail = |reason: String| Failure { file: file.to_path_buf(), reason };
+    let array = formats::read_array(file, m.variable.as_deref()).map_err(|e| fail(reason_without_path(&e, file)))?;
+    let clip = clip_from_layout(array, &m.layout).map_err(|e| fail(e.to_string()))?;
+    let (t, j, c) = clip.dim();
+    if j != m.joint_count() || c != m.channels {
+        let found = if m.joints.is_some() { format!("{j} joints x {c} channels") } else { format!("{c} channels") };
+        let want = if m.joints.is_some() { format!("{} joints x {} channels", m.joint_count(), m.channels) } else { format!("{} channels", m.channels) };
+        return Err(fail(format!("modality '{}': found {found}, declared {want} (layout {})", m.name, m.layout)));
+    }
+    if t < 2 {
+        return Err(fail(format!("modality '{}': sequence has {t} time steps (need at least 2)", m.name)));
+    }
+    Ok(clip)
+}
+
+/// The error chain, without the file name the failure already carries.
+fn reason_without_path(e: &anyhow::Error, file: &Path) -> String {
+    format!("{e:#}").replace(&format!("{}: ", file.display()), "")
+}

@@ -1,0 +1,217 @@
+//! Dataset declarations: what a dataset is, where its files are and how it
+//! is split, written in YAML so that a new dataset needs no code.
+
+use crate::data::splits::ProtocolDecl;
+use crate::data::transforms::Step;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// How the files of a dataset are laid out on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// `<dir>/aA_sS_tT<suffix>` per modality (the UTD-MHAD release).
+    UtdMhad,
+    /// `<dir>/aA_sS_tT_sesX_scY<suffix>` per modality (MMAct, preprocessed).
+    Mmact,
+    /// A CSV manifest listing each sample and one array file per modality.
+    Manifest,
+}
+
+impl std::str::FromStr for Format {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        match s {
+            "utd-mhad" => Ok(Format::UtdMhad),
+            "mmact" => Ok(Format::Mmact),
+            "manifest" => Ok(Format::Manifest),
+            _ => bail!("unknown format '{s}' (expected utd-mhad, mmact or manifest)"),
+        }
+    }
+}
+
+/// What a modality's samples are: a multichannel time series (C x T) or a
+/// skeleton sequence (C x T x J).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModalityKind {
+    Series,
+    Skeleton,
+}
+
+/// The metric that selects models and heads the paper's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MainMetric {
+    Accuracy,
+    F1Macro,
+}
+
+/// One modality of a dataset.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModalityDecl {
+    /// Name used by methods to refer to it (`inertial`, `skeleton`, `accel`...).
+    pub name: String,
+    pub kind: ModalityKind,
+    /// Channels per joint (xyz = 3) or per time step for series.
+    pub channels: usize,
+    /// Number of joints (skeletons only).
+    #[serde(default)]
+    pub joints: Option<usize>,
+    /// Sampling rate in Hz (informative; preprocessing resamples to a length).
+    pub sample_rate: f64,
+    /// Folder under the dataset root (utd-mhad, mmact).
+    #[serde(default)]
+    pub dir: Option<String>,
+    /// File name after the sample id, e.g. `_inertial.mat` or `.csv` (utd-mhad, mmact).
+    #[serde(default)]
+    pub suffix: Option<String>,
+    /// Variable holding the array in `.mat` files (`d_iner`, `d_skel`).
+    #[serde(default)]
+    pub variable: Option<String>,
+    /// Axis order of the stored array, letters T (time), J (joint), C (channel):
+    /// `TC` for a T x 6 inertial matrix, `JCT` for UTD's 20 x 3 x T skeleton.
+    pub layout: String,
+    /// Deterministic preprocessing applied once after loading (SPEC section 2).
+    #[serde(default)]
+    pub preprocess: Vec<Step>,
+}
+
+impl ModalityDecl {
+    /// Joints per frame: 1 for series.
+    pub fn joint_count(&self) -> usize {
+        self.joints.unwrap_or(1)
+    }
+}
+
+/// Marks a declaration as the output of `cmkm synth`, so it can be generated
+/// when missing and fingerprinted by generator version and seed.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SyntheticDecl {
+    pub seed: u64,
+}
+
+/// A whole dataset declaration.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatasetDecl {
+    pub name: String,
+    pub format: Format,
+    /// Data root; relative paths are taken from the declaration's folder.
+    pub root: PathBuf,
+    /// Manifest CSV (format `manifest`), relative to `root`; default `manifest.csv`.
+    #[serde(default)]
+    pub manifest: Option<PathBuf>,
+    pub modalities: Vec<ModalityDecl>,
+    /// Class names in label order; labels in files are 1-based indices into it.
+    pub classes: Vec<String>,
+    pub protocols: BTreeMap<String, ProtocolDecl>,
+    pub main_metric: MainMetric,
+    #[serde(default)]
+    pub synthetic: Option<SyntheticDecl>,
+}
+
+impl DatasetDecl {
+    /// Loads a declaration file, resolving `root` against the file's folder,
+    /// and checks it for consistency.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let mut decl: DatasetDecl = crate::config::read_yaml(path)?;
+        if decl.root.is_relative() {
+            let base = path.parent().unwrap_or(Path::new(""));
+            decl.root = base.join(&decl.root);
+        }
+        decl.validate().with_context(|| format!("{}", path.display()))?;
+        Ok(decl)
+    }
+
+    /// Checks the declaration's internal consistency.
+    pub fn validate(&self) -> Result<()> {
+        if self.modalities.is_empty() {
+            bail!("no modalities declared");
+        }
+        if self.classes.is_empty() {
+            bail!("no classes declared");
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        for m in &self.modalities {
+            if !seen.insert(&m.name) {
+                bail!("modality '{}' declared twice", m.name);
+            }
+            validate_modality(self.format, m).with_context(|| format!("modality '{}'", m.name))?;
+        }
+        for (name, p) in &self.protocols {
+            p.validate().with_context(|| format!("protocol '{name}'"))?;
+        }
+        Ok(())
+    }
+
+    /// The modality called `name`.
+    pub fn modality(&self, name: &str) -> Result<&ModalityDecl> {
+        self.modalities.iter().find(|m| m.name == name).with_context(|| {
+            let names: Vec<&str> = self.modalities.iter().map(|m| m.name.as_str()).collect();
+            format!("dataset '{}' has no modality '{name}' (it has {names:?})", self.name)
+        })
+    }
+
+    /// The protocol called `name`.
+    pub fn protocol(&self, name: &str) -> Result<&ProtocolDecl> {
+        self.protocols.get(name).with_context(|| {
+            let names: Vec<&String> = self.protocols.keys().collect();
+            format!("dataset '{}' has no protocol '{name}' (it has {names:?})", self.name)
+        })
+    }
+
+    /// The shipped declaration of `format`, rooted at `dir` (used by
+    /// `cmkm data inspect --format`). Manifests have none: their modalities
+    /// must be declared.
+    pub fn builtin(format: Format, dir: &Path) -> Result<Self> {
+        let text = match format {
+            Format::UtdMhad => include_str!("../../experiments/datasets/utd-mhad.yaml"),
+            Format::Mmact => include_str!("../../experiments/datasets/mmact.yaml"),
+            Format::Manifest => bail!("a manifest dataset needs a declaration file naming its modalities (see README)"),
+        };
+        let mut decl: DatasetDecl = crate::config::parse_yaml(text).context("built-in declaration")?;
+        decl.root = dir.to_path_buf();
+        decl.validate()?;
+        Ok(decl)
+    }
+
+    /// Path of the manifest CSV (format `manifest`).
+    pub fn manifest_path(&self) -> PathBuf {
+        self.root.join(self.manifest.as_deref().unwrap_or(Path::new("manifest.csv")))
+    }
+}
+
+fn validate_modality(format: Format, m: &ModalityDecl) -> Result<()> {
+    let want: &[char] = match m.kind {
+        ModalityKind::Series => &['T', 'C'],
+        ModalityKind::Skeleton => &['T', 'J', 'C'],
+    };
+    let mut letters: Vec<char> = m.layout.chars().collect();
+    letters.sort();
+    let mut expected = want.to_vec();
+    expected.sort();
+    if letters != expected {
+        bail!("layout '{}' must be an ordering of the letters {:?} for a {:?} modality", m.layout, want, m.kind);
+    }
+    if m.kind == ModalityKind::Skeleton && m.joints.is_none() {
+        bail!("a skeleton modality needs 'joints'");
+    }
+    if m.kind == ModalityKind::Series && m.joints.is_some() {
+        bail!("'joints' is only for skeleton modalities");
+    }
+    if m.channels == 0 || m.joint_count() == 0 {
+        bail!("channels and joints must be positive");
+    }
+    if matches!(format, Format::UtdMhad | Format::Mmact) && (m.dir.is_none() || m.suffix.is_none()) {
+        bail!("format {format:?} needs 'dir' and 'suffix' for every modality");
+    }
+    for step in &m.preprocess {
+        step.transform.check(m)?;
+    }
+    Ok(())
+}

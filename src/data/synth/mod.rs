@@ -1,0 +1,116 @@
+//! The embedded default data: a synthetic UTD-MHAD written in the real
+//! release's layout (`Inertial/aA_sS_tT_inertial.mat` with `d_iner`,
+//! `Skeleton/aA_sS_tT_skeleton.mat` with `d_skel`), so one loader serves real
+//! and synthetic data. The motion itself comes from [`motion`]: a kinematic
+//! body driven by per-action joint-angle trajectories, observed by a virtual
+//! Kinect and a virtual IMU.
+
+pub mod motion;
+
+use crate::data::formats::mat::encode_mat_double;
+use anyhow::{bail, Context, Result};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::{Path, PathBuf};
+
+/// Trials missing from the public UTD-MHAD release, mirrored here.
+pub const MISSING_TRIALS: [(usize, usize, usize); 3] = [(8, 1, 4), (23, 6, 4), (27, 8, 4)];
+/// Trials per subject and action.
+pub const TRIALS: usize = 4;
+const STAMP: &str = "cmkm-synth.json";
+
+/// What generated a folder: checked before reusing or replacing it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub generator_version: u32,
+    pub seed: u64,
+    pub samples: usize,
+}
+
+/// Every (action, subject, trial) of the release, in order.
+pub fn sample_keys() -> Vec<(usize, usize, usize)> {
+    let mut keys = vec![];
+    for a in 1..=motion::NUM_ACTIONS {
+        for s in 1..=motion::NUM_SUBJECTS {
+            for t in 1..=TRIALS {
+                if !MISSING_TRIALS.contains(&(a, s, t)) {
+                    keys.push((a, s, t));
+                }
+            }
+        }
+    }
+    keys
+}
+
+/// Writes the synthetic set for `seed` into `out` (created; must not exist
+/// or be empty, or be an earlier synthetic set, which is replaced).
+///
+/// The set is built in a sibling temporary folder and renamed into place, so
+/// an interrupted run never leaves a half-written dataset behind.
+pub fn generate(out: &Path, seed: u64) -> Result<Stamp> {
+    check_replaceable(out)?;
+    let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(parent).with_context(|| format!("{}: cannot create directory", parent.display()))?;
+    let tmp = tempfile::Builder::new().prefix(".synth-").tempdir_in(parent).with_context(|| format!("{}: cannot create a temporary folder", parent.display()))?;
+    for sub in ["Inertial", "Skeleton"] {
+        std::fs::create_dir_all(tmp.path().join(sub))?;
+    }
+    let keys = sample_keys();
+    keys.par_iter().try_for_each(|&(a, s, t)| write_trial(tmp.path(), seed, a, s, t))?;
+    let stamp = Stamp { generator_version: motion::GENERATOR_VERSION, seed, samples: keys.len() };
+    crate::fsutil::write_atomic(&tmp.path().join(STAMP), serde_json::to_string_pretty(&stamp)?.as_bytes())?;
+    if out.exists() {
+        std::fs::remove_dir_all(out).with_context(|| format!("{}: cannot replace the old synthetic set", out.display()))?;
+    }
+    let tmp = tmp.keep();
+    std::fs::rename(&tmp, out).with_context(|| format!("{}: cannot move the generated set into place", out.display()))?;
+    Ok(stamp)
+}
+
+/// Generates the set into `root` unless an identical one (same generator
+/// version and seed) is already there.
+pub fn ensure_generated(root: &Path, seed: u64) -> Result<()> {
+    if read_stamp(root).is_some_and(|s| s.seed == seed && s.generator_version == motion::GENERATOR_VERSION) {
+        return Ok(());
+    }
+    generate(root, seed).map(|_| ())
+}
+
+fn read_stamp(root: &Path) -> Option<Stamp> {
+    let text = std::fs::read_to_string(root.join(STAMP)).ok()?;
+    serde_json::from_str(&text).ok()
+}
+
+fn check_replaceable(out: &Path) -> Result<()> {
+    if !out.exists() || read_stamp(out).is_some() {
+        return Ok(());
+    }
+    let empty = std::fs::read_dir(out).map(|mut d| d.next().is_none()).unwrap_or(false);
+    if !empty {
+        bail!("{}: exists, is not empty and is not a synthetic set written by cmkm; refusing to overwrite it", out.display());
+    }
+    Ok(())
+}
+
+/// Path of one trial's file of the given modality folder and suffix.
+pub fn trial_path(root: &Path, folder: &str, (a, s, t): (usize, usize, usize), suffix: &str) -> PathBuf {
+    root.join(folder).join(format!("a{a}_s{s}_t{t}_{suffix}.mat"))
+}
+
+fn write_trial(root: &Path, seed: u64, a: usize, s: usize, t: usize) -> Result<()> {
+    let rec = motion::record(seed, a, s, t);
+    // d_iner: T x 6, column-major.
+    let rows = rec.inertial.len();
+    let iner: Vec<f64> = (0..6).flat_map(|c| rec.inertial.iter().map(move |r| r[c])).collect();
+    write_new(&trial_path(root, "Inertial", (a, s, t), "inertial"), &encode_mat_double("d_iner", &[rows, 6], &iner, false)?)?;
+    // d_skel: 20 x 3 x T, column-major (joint fastest, then axis, then frame).
+    let frames = rec.skeleton.len();
+    let skel: Vec<f64> = rec.skeleton.iter().flat_map(|f| (0..3).flat_map(move |c| f.iter().map(move |j| j[c]))).collect();
+    write_new(&trial_path(root, "Skeleton", (a, s, t), "skeleton"), &encode_mat_double("d_skel", &[20, 3, frames], &skel, true)?)
+}
+
+/// Plain write: files go into the staging folder, which becomes visible
+/// only by the final rename, so per-file atomicity would buy nothing.
+fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).with_context(|| format!("{}: write failed", path.display()))
+}
