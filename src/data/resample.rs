@@ -32,7 +32,7 @@ pub fn fourier_resample(x: &[f64], num: usize) -> Vec<f64> {
         let mut out_spectrum = vec![Complex::new(0.0, 0.0); num / 2 + 1];
         let kept = n / 2 + 1; // includes the Nyquist bin when n is even
         out_spectrum[..kept].copy_from_slice(&spectrum[..kept]);
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             if num < nx {
                 out_spectrum[n / 2] *= 2.0; // fold the dropped -N/2 bin in
             } else {
@@ -41,7 +41,7 @@ pub fn fourier_resample(x: &[f64], num: usize) -> Vec<f64> {
         }
         // An inverse real FFT ignores the imaginary part of DC and Nyquist.
         out_spectrum[0].im = 0.0;
-        if num % 2 == 0 {
+        if num.is_multiple_of(2) {
             out_spectrum[num / 2].im = 0.0;
         }
         let mut out = inverse.make_output_vec();

@@ -235,7 +235,7 @@ mod tests {
         let m = meta(3, 8, 2);
         let s = rules(&[1, 3, 5], &[7], &[2, 4, 6]).split(&m).unwrap();
         assert_eq!((s.train.len(), s.val.len(), s.test.len()), (18, 6, 18));
-        assert!(s.test.iter().all(|&i| m[i].subject % 2 == 0 && m[i].subject != 8));
+        assert!(s.test.iter().all(|&i| m[i].subject.is_multiple_of(2) && m[i].subject != 8));
     }
 
     #[test]

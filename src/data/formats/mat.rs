@@ -180,7 +180,7 @@ fn push_tag(buf: &mut Vec<u8>, data_type: u32, bytes: usize) {
 }
 
 fn pad8(buf: &mut Vec<u8>) {
-    while buf.len() % 8 != 0 {
+    while !buf.len().is_multiple_of(8) {
         buf.push(0);
     }
 }
