@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use std::io::Write;
-use std::path::Path;
+use std::path::{Component, Path, PathBuf};
 
 /// Writes `bytes` to `path` so that readers see either the old file or the
 /// complete new one: a temp file in the same directory, synced, then renamed.
@@ -16,4 +16,30 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("{}: write failed", path.display()))?;
     tmp.persist(path).with_context(|| format!("{}: cannot move the finished file into place", path.display()))?;
     Ok(())
+}
+
+/// Removes `.` and `name/..` pairs without touching the file system, so
+/// paths built from declaration folders read cleanly in messages.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir if matches!(out.components().next_back(), Some(Component::Normal(_))) => {
+                out.pop();
+            }
+            other => out.push(other),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn normalize_drops_dot_and_parent_pairs() {
+        let n = super::normalize(std::path::Path::new("experiments/datasets/../../results/./data"));
+        assert_eq!(n, std::path::Path::new("results/data"));
+        assert_eq!(super::normalize(std::path::Path::new("../a/../b")), std::path::Path::new("../b"));
+    }
 }

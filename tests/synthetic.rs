@@ -113,3 +113,19 @@ fn nearest_neighbour_difficulty_is_calibrated_and_the_pipeline_is_deterministic(
     assert_eq!(ds.preprocess(), again.preprocess());
     assert_eq!(ds.meta, again.meta);
 }
+
+/// SciPy must read what we write (the issue's interoperability check). Needs
+/// python3 with scipy, so it is opt-in: `cargo test --release -- --ignored`.
+#[test]
+#[ignore = "needs python3 with scipy"]
+fn scipy_loadmat_reads_the_synthetic_files() {
+    let dir = tempfile::tempdir().unwrap();
+    cmkm::data::synth::generate(dir.path(), 0).unwrap();
+    let script = "import sys, scipy.io as s\n\
+        i = s.loadmat(sys.argv[1] + '/Inertial/a1_s1_t1_inertial.mat')['d_iner']\n\
+        k = s.loadmat(sys.argv[1] + '/Skeleton/a1_s1_t1_skeleton.mat')['d_skel']\n\
+        assert i.shape[1] == 6 and k.shape[:2] == (20, 3), (i.shape, k.shape)\n\
+        print(i.shape, k.shape)";
+    let out = std::process::Command::new("python3").arg("-c").arg(script).arg(dir.path()).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

@@ -122,7 +122,7 @@ impl DatasetDecl {
         let mut decl: DatasetDecl = crate::config::read_yaml(path)?;
         if decl.root.is_relative() {
             let base = path.parent().unwrap_or(Path::new(""));
-            decl.root = base.join(&decl.root);
+            decl.root = crate::fsutil::normalize(&base.join(&decl.root));
         }
         decl.validate().with_context(|| format!("{}", path.display()))?;
         Ok(decl)
