@@ -8,4 +8,6 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod fsutil;
+pub mod losses;
+pub mod models;
 pub mod rng;

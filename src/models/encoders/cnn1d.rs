@@ -1,0 +1,84 @@
+//! CNN1D (SPEC section 4): Conv1d -> BatchNorm -> ReLU blocks, flattened.
+
+use super::{conv_len, default_series_channels, series_only, InputShape};
+use anyhow::{bail, Result};
+use burn::nn::conv::{Conv1d, Conv1dConfig as BurnConv1d};
+use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig1d, Relu};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Sizes of a [`Cnn1d`]; defaults are the paper's (32, 64, 128; kernel 3, padding 1).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cnn1dConfig {
+    #[serde(default = "default_series_channels")]
+    pub channels: Vec<usize>,
+    #[serde(default = "three")]
+    pub kernel: usize,
+    #[serde(default = "one")]
+    pub padding: usize,
+}
+
+fn three() -> usize {
+    3
+}
+fn one() -> usize {
+    1
+}
+
+/// Stacked 1-D convolution blocks over time.
+#[derive(Module, Debug)]
+pub struct Cnn1d {
+    blocks: Vec<ConvBlock1d>,
+}
+
+/// Conv1d -> BatchNorm -> ReLU.
+#[derive(Module, Debug)]
+pub struct ConvBlock1d {
+    conv: Conv1d,
+    norm: BatchNorm,
+    relu: Relu,
+}
+
+impl ConvBlock1d {
+    pub fn new(c_in: usize, c_out: usize, kernel: usize, padding: usize, device: &Device) -> Self {
+        ConvBlock1d {
+            conv: BurnConv1d::new(c_in, c_out, kernel).with_padding(PaddingConfig1d::Explicit(padding, padding)).init(device),
+            norm: BatchNormConfig::new(c_out).init(device),
+            relu: Relu::new(),
+        }
+    }
+
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
+        self.relu.forward(self.norm.forward(self.conv.forward(x)))
+    }
+}
+
+/// Time steps after the convolution blocks.
+pub(super) fn blocks_len(channels: &[usize], kernel: usize, padding: usize, frames: usize) -> Result<usize> {
+    if channels.is_empty() {
+        bail!("the encoder needs at least one convolution block");
+    }
+    channels.iter().try_fold(frames, |t, _| conv_len(t, kernel, padding))
+}
+
+impl Cnn1dConfig {
+    pub fn output_size(&self, shape: InputShape) -> Result<usize> {
+        series_only(shape, "cnn1d")?;
+        Ok(blocks_len(&self.channels, self.kernel, self.padding, shape.frames)? * self.channels.last().copied().unwrap_or(0))
+    }
+
+    pub fn init(&self, shape: InputShape, device: &Device) -> Cnn1d {
+        let inputs = std::iter::once(shape.channels).chain(self.channels.iter().copied());
+        let blocks = inputs.zip(&self.channels).map(|(i, &o)| ConvBlock1d::new(i, o, self.kernel, self.padding, device)).collect();
+        Cnn1d { blocks }
+    }
+}
+
+impl Cnn1d {
+    /// `(B, C, T)` -> `(B, channels x T')`.
+    pub fn forward(&self, x: Tensor<3>) -> Tensor<2> {
+        let x = self.blocks.iter().fold(x, |x, b| b.forward(x));
+        x.flatten(1, 2)
+    }
+}

@@ -1,0 +1,185 @@
+//! Co-occurrence CNN (Li et al., IJCAI 2018; SPEC section 4), the skeleton
+//! encoder: a joint stream and a motion stream each learn point-level then
+//! co-occurrence features (joints moved into channels), fused by two more
+//! convolutions. No padding anywhere.
+//!
+//! The two streams are concatenated along the last axis (the feature axis
+//! that the joint-to-channel move exposes). SPEC calls it the time axis, but
+//! with no padding only this arrangement yields SPEC's 256 features for
+//! 3 x 50 x 20 inputs (time-axis concatenation leaves a zero-width map).
+
+use super::{conv_len, pool_len, InputShape};
+use anyhow::{bail, Result};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
+use burn::nn::{BatchNorm, BatchNormConfig, Relu};
+use burn::prelude::*;
+use serde::{Deserialize, Serialize};
+
+/// Sizes of a [`CoOccurrenceEncoder`]; defaults are the paper's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CoOccurrenceConfig {
+    /// 1x1 point-level convolution.
+    #[serde(default = "point")]
+    pub point_channels: usize,
+    /// Temporal convolution (kernel over time x 1 joint).
+    #[serde(default = "temporal")]
+    pub temporal_channels: usize,
+    #[serde(default = "three")]
+    pub temporal_kernel: usize,
+    /// Co-occurrence convolutions on joints-as-channels, each + BN + pool.
+    #[serde(default = "cooccurrence")]
+    pub cooccurrence_channels: Vec<usize>,
+    /// Convolutions after fusing the streams, each + BN + ReLU + pool.
+    #[serde(default = "fused")]
+    pub fused_channels: Vec<usize>,
+    #[serde(default = "three")]
+    pub kernel: usize,
+    #[serde(default = "two")]
+    pub pool: usize,
+}
+
+fn point() -> usize {
+    64
+}
+fn temporal() -> usize {
+    32
+}
+fn three() -> usize {
+    3
+}
+fn two() -> usize {
+    2
+}
+fn cooccurrence() -> Vec<usize> {
+    vec![32, 64]
+}
+fn fused() -> Vec<usize> {
+    vec![128, 256]
+}
+
+/// Conv2d -> BatchNorm -> optional ReLU -> MaxPool.
+#[derive(Module, Debug)]
+pub struct PooledConv {
+    conv: Conv2d,
+    norm: BatchNorm,
+    relu: Option<Relu>,
+    pool: MaxPool2d,
+}
+
+impl PooledConv {
+    fn new(c_in: usize, c_out: usize, kernel: usize, pool: usize, relu: bool, device: &Device) -> Self {
+        PooledConv {
+            conv: Conv2dConfig::new([c_in, c_out], [kernel, kernel]).init(device),
+            norm: BatchNormConfig::new(c_out).init(device),
+            relu: relu.then(Relu::new),
+            pool: MaxPool2dConfig::new([pool, pool]).init(),
+        }
+    }
+
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = self.norm.forward(self.conv.forward(x));
+        let x = match &self.relu {
+            Some(r) => r.forward(x),
+            None => x,
+        };
+        self.pool.forward(x)
+    }
+}
+
+/// One stream (joints or motions).
+#[derive(Module, Debug)]
+pub struct Stream {
+    point: Conv2d,
+    point_norm: BatchNorm,
+    relu: Relu,
+    temporal: Conv2d,
+    temporal_norm: BatchNorm,
+    cooccurrence: Vec<PooledConv>,
+}
+
+impl Stream {
+    fn new(c: &CoOccurrenceConfig, shape: InputShape, device: &Device) -> Self {
+        let inputs = std::iter::once(shape.joints).chain(c.cooccurrence_channels.iter().copied());
+        Stream {
+            point: Conv2dConfig::new([shape.channels, c.point_channels], [1, 1]).init(device),
+            point_norm: BatchNormConfig::new(c.point_channels).init(device),
+            relu: Relu::new(),
+            temporal: Conv2dConfig::new([c.point_channels, c.temporal_channels], [c.temporal_kernel, 1]).init(device),
+            temporal_norm: BatchNormConfig::new(c.temporal_channels).init(device),
+            cooccurrence: inputs.zip(&c.cooccurrence_channels).map(|(i, &o)| PooledConv::new(i, o, c.kernel, c.pool, false, device)).collect(),
+        }
+    }
+
+    /// `(B, C, T, J)` -> `(B, channels, T'', F'')`.
+    fn forward(&self, x: Tensor<4>) -> Tensor<4> {
+        let x = self.relu.forward(self.point_norm.forward(self.point.forward(x)));
+        let x = self.temporal_norm.forward(self.temporal.forward(x));
+        // (B, F, T, J) -> (B, J, T, F): joints become channels, so the next
+        // convolutions see every joint at once (co-occurrence).
+        let x = x.permute([0, 3, 2, 1]);
+        self.cooccurrence.iter().fold(x, |x, c| c.forward(x))
+    }
+}
+
+/// The two-stream co-occurrence encoder.
+#[derive(Module, Debug)]
+pub struct CoOccurrenceEncoder {
+    joints: Stream,
+    motions: Stream,
+    fused: Vec<PooledConv>,
+}
+
+impl CoOccurrenceConfig {
+    pub fn output_size(&self, shape: InputShape) -> Result<usize> {
+        if self.cooccurrence_channels.is_empty() || self.fused_channels.is_empty() || self.pool == 0 {
+            bail!("co_occurrence: needs co-occurrence and fused channel lists and a positive pool size");
+        }
+        let mut h = conv_len(shape.frames, self.temporal_kernel, 0)?; // time
+        let mut w = self.temporal_channels; // features, after the joint-to-channel move
+        for _ in &self.cooccurrence_channels {
+            h = pool_len(conv_len(h, self.kernel, 0)?, self.pool)?;
+            w = pool_len(conv_len(w, self.kernel, 0)?, self.pool)?;
+        }
+        w *= 2; // the two streams side by side
+        for _ in &self.fused_channels {
+            h = pool_len(conv_len(h, self.kernel, 0)?, self.pool)?;
+            w = pool_len(conv_len(w, self.kernel, 0)?, self.pool)?;
+        }
+        if h == 0 || w == 0 {
+            bail!("co_occurrence: {} frames leave an empty feature map", shape.frames);
+        }
+        Ok(h * w * self.fused_channels.last().copied().unwrap_or(0))
+    }
+
+    pub fn init(&self, shape: InputShape, device: &Device) -> CoOccurrenceEncoder {
+        let last_stream = *self.cooccurrence_channels.last().expect("validated by output_size");
+        let inputs = std::iter::once(last_stream).chain(self.fused_channels.iter().copied());
+        CoOccurrenceEncoder {
+            joints: Stream::new(self, shape, device),
+            motions: Stream::new(self, shape, device),
+            fused: inputs.zip(&self.fused_channels).map(|(i, &o)| PooledConv::new(i, o, self.kernel, self.pool, true, device)).collect(),
+        }
+    }
+}
+
+impl CoOccurrenceEncoder {
+    /// `(B, C, T, J)` -> `(B, features)`.
+    pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
+        let m = motion(x.clone());
+        let joints = self.joints.forward(x);
+        let motions = self.motions.forward(m);
+        let x = Tensor::cat(vec![joints, motions], 3);
+        let x = self.fused.iter().fold(x, |x, c| c.forward(x));
+        x.flatten(1, 3)
+    }
+}
+
+/// Frame differences along time, the first frame zero.
+pub fn motion(x: Tensor<4>) -> Tensor<4> {
+    let [b, c, t, j] = x.dims();
+    let diff = x.clone().narrow(2, 1, t - 1) - x.narrow(2, 0, t - 1);
+    let zeros = Tensor::zeros([b, c, 1, j], &diff.device());
+    Tensor::cat(vec![zeros, diff], 2)
+}
