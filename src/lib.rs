@@ -4,10 +4,16 @@
 //! Data flows one way: declarations (YAML) -> [`data`] (load, preprocess,
 //! augment, split) -> methods and protocols -> results -> reports.
 
+// `!(x > 0.0)` rejects NaN parameters as well, on purpose.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 pub mod cli;
 pub mod config;
 pub mod data;
 pub mod fsutil;
 pub mod losses;
+pub mod methods;
+pub mod metrics;
 pub mod models;
 pub mod rng;
+pub mod training;

@@ -22,11 +22,11 @@ fn utd_layout_loads_and_preprocesses_to_spec_shapes() {
     assert_eq!(ds.clips[0][0].dim(), (40, 1, 6));
     assert_eq!(ds.clips[1][0].dim(), (30, 20, 3));
     let pre = ds.preprocess();
-    assert_eq!(pre[0][0].dim(), (6, 50, 1));
-    assert_eq!(pre[1][0].dim(), (3, 50, 20));
+    assert_eq!(pre[0][0].dim(), (50, 1, 6));
+    assert_eq!(pre[1][0].dim(), (50, 20, 3));
     // Skeleton normalisation: joint 2 at the origin and |j1 - j2| = 1 in frame 0.
     let s = &pre[1][5];
-    assert!((0..3).all(|c| s[[c, 0, 2]].abs() < 0.05), "resampling keeps joint 2 near the origin");
+    assert!((0..3).all(|c| s[[0, 2, c]].abs() < 0.05), "resampling keeps joint 2 near the origin");
     let split = ds.decl.protocol("cross_subject").unwrap().split(&ds.meta).unwrap();
     assert_eq!((split.train.len(), split.val.len(), split.test.len()), (12, 4, 16));
 }
@@ -107,7 +107,7 @@ fn mmact_layout_and_both_protocols() {
     assert_eq!((xc.train.len(), xc.val.len(), xc.test.len()), (96, 24, 40));
     assert!(xc.test.iter().all(|&i| ds.meta[i].scene == Some(2)));
     let pre = ds.preprocess();
-    assert_eq!(pre[1][0].dim(), (2, 50, 17));
+    assert_eq!(pre[1][0].dim(), (50, 17, 2));
 }
 
 const MANIFEST_DECL: &str = "\

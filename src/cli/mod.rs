@@ -2,6 +2,7 @@
 //! the library.
 
 mod data;
+mod train;
 
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -31,6 +32,10 @@ pub enum Command {
     /// Inspect and check datasets.
     #[command(subcommand)]
     Data(data::DataCommand),
+    /// Train one method (supervised, SimCLR, CMC or CMC-CMKM) on a dataset;
+    /// writes the checkpoint (SafeTensors), resolved config, per-epoch curves
+    /// and timings to a run folder.
+    Train(train::TrainArgs),
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -39,6 +44,7 @@ pub fn main() -> i32 {
     let result = match cli.command {
         Command::Synth { out, seed } => data::synth(&out, seed),
         Command::Data(cmd) => data::run(cmd),
+        Command::Train(args) => train::run(args),
     };
     match result {
         Ok(code) => code,

@@ -3,6 +3,7 @@
 //! test split. It calibrates the synthetic set's difficulty and is the floor
 //! every learned model must beat.
 
+use crate::data::clip::channels_first;
 use crate::data::Dataset;
 use anyhow::Result;
 use ndarray::Array3;
@@ -49,7 +50,9 @@ pub fn nearest_neighbour_baseline(ds: &Dataset, protocol: &str) -> Result<Vec<Ne
         .iter()
         .zip(&features)
         .map(|(m, feats)| {
-            let flat = |idx: &[usize]| idx.iter().map(|&i| as_slice(&feats[i])).collect::<Vec<_>>();
+            // Flattened in the channels-first layout models see.
+            let flat_feats: Vec<Array3<f32>> = feats.iter().map(channels_first).collect();
+            let flat = |idx: &[usize]| idx.iter().map(|&i| as_slice(&flat_feats[i])).collect::<Vec<_>>();
             NearestNeighbour {
                 modality: m.name.clone(),
                 protocol: protocol.to_string(),

@@ -1,13 +1,12 @@
 //! Loading a declared dataset into memory: discovery, parallel reading of
 //! every file, shape and finiteness checks, and one-time preprocessing.
 
-use crate::data::clip::{channels_first, clip_from_layout, count_non_finite, Clip};
+use crate::data::clip::{clip_from_layout, count_non_finite, Clip};
 use crate::data::declaration::{DatasetDecl, ModalityDecl};
 use crate::data::layouts::{discover, Dropped, Failure};
 use crate::data::transforms::apply_steps;
 use crate::data::{formats, synth};
 use anyhow::{bail, Result};
-use ndarray::Array3;
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -132,8 +131,9 @@ impl Dataset {
     }
 
     /// Applies each modality's declared preprocessing to every sample (in
-    /// parallel) and returns channels-first arrays `(C, T, J)`, per modality.
-    pub fn preprocess(&self) -> Vec<Vec<Array3<f32>>> {
+    /// parallel), once: per modality, canonical time-major clips ready for
+    /// augmentation and batching.
+    pub fn preprocess(&self) -> Vec<Vec<Clip>> {
         self.modalities
             .iter()
             .zip(&self.clips)
@@ -145,7 +145,7 @@ impl Dataset {
                         // Preprocessing is deterministic; the stream only
                         // exists to satisfy the pipeline's signature.
                         let mut rng = crate::rng::stream(0, "preprocess", i as u64);
-                        channels_first(&apply_steps(&m.preprocess, clip.clone(), &mut rng))
+                        apply_steps(&m.preprocess, clip.clone(), &mut rng)
                     })
                     .collect()
             })

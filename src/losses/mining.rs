@@ -99,6 +99,7 @@ pub fn cmkm_masks(p1: &[f32], p2: &[f32], n: usize, o: &CmkmOptions) -> [BlockMa
             intra_negative: vec![0.0; n * n],
             row_weight: vec![1.0; n],
         };
+        #[allow(clippy::needless_range_loop)] // i, j index four matrices at once
         for i in 0..n {
             for j in 0..n {
                 let cross_pos = j == i || cross_nn[i].contains(&j);

@@ -33,6 +33,7 @@ pub enum EncoderConfig {
 
 /// An initialised encoder.
 #[derive(Module, Debug)]
+#[allow(clippy::large_enum_variant)] // a handful live per run
 pub enum Encoder {
     Cnn1d(Cnn1d),
     CnnTransformer(CnnTransformer),

@@ -1,0 +1,111 @@
+//! Supervised references: encoders + classifier trained end to end on labels
+//! (one modality: a linear head; several: the fusion classifier). Also the
+//! evaluation of a fixed split, used for the test pass.
+
+use super::simclr::weighted_mean;
+use super::Context;
+use crate::metrics::{classification_metrics, ClassificationMetrics};
+use crate::models::{ClassifierHead, Encoder, FusionClassifier};
+use crate::training::batches::{batch_tensor, eval_batches, label_tensor};
+use crate::training::{Objective, StepOutput, Validation};
+use crate::data::declaration::MainMetric;
+use anyhow::Result;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::nn::LinearConfig;
+use burn::prelude::*;
+
+/// Encoders (one per modality) and a classifier head.
+#[derive(Module, Debug)]
+pub struct SupervisedModel {
+    pub encoders: Vec<Encoder>,
+    pub head: ClassifierHead,
+}
+
+impl SupervisedModel {
+    pub fn new(ctx: &Context, device: &Device) -> Result<Self> {
+        let n = ctx.data.modalities.len();
+        let encoders = (0..n).map(|m| ctx.encoder(m, device)).collect::<Result<Vec<_>>>()?;
+        let sizes = (0..n).map(|m| ctx.encoder_output(m)).collect::<Result<Vec<_>>>()?;
+        let head = if n == 1 {
+            ClassifierHead::Linear(LinearConfig::new(sizes[0], ctx.data.classes).init(device))
+        } else {
+            ClassifierHead::Fusion(FusionClassifier::new(&sizes, ctx.data.classes, device))
+        };
+        Ok(SupervisedModel { encoders, head })
+    }
+
+    /// Frozen encoders: no gradients, batch norm on running statistics.
+    pub fn freeze_encoders(mut self) -> Self {
+        self.encoders = self.encoders.into_iter().map(|e| e.freeze()).collect();
+        self
+    }
+
+    /// Class logits from one tensor per modality.
+    pub fn forward(&self, inputs: Vec<Tensor<4>>) -> Tensor<2> {
+        let features = self.encoders.iter().zip(inputs).map(|(e, x)| e.forward(x)).collect();
+        self.head.forward(features)
+    }
+}
+
+/// Cross-entropy training with augmentation, validation on the main metric.
+pub struct Supervised<'a> {
+    pub ctx: &'a Context<'a>,
+}
+
+/// Predictions and loss over a fixed list of samples.
+pub struct Evaluation {
+    pub loss: f64,
+    pub predictions: Vec<usize>,
+    pub metrics: ClassificationMetrics,
+}
+
+impl Supervised<'_> {
+    fn inputs(&self, batch: &[usize], augment: Option<u64>, device: &Device) -> Vec<Tensor<4>> {
+        let c = self.ctx;
+        (0..c.data.modalities.len())
+            .map(|m| {
+                let name = &c.data.modalities[m];
+                let steps = if augment.is_some() { c.method.augmentation(name) } else { &[] };
+                batch_tensor(&c.data.clips[m], batch, steps, augment.map(|e| (c.seed, name.as_str(), e)), device)
+            })
+            .collect()
+    }
+
+    /// Evaluates an evaluation-mode model on `indices` (no augmentation).
+    pub fn evaluate(&self, model: &SupervisedModel, indices: &[usize]) -> Evaluation {
+        let c = self.ctx;
+        let ce = CrossEntropyLossConfig::new().init(&c.eval_device);
+        let mut predictions = Vec::with_capacity(indices.len());
+        let mut losses = vec![];
+        for batch in eval_batches(indices, c.method.schedule.batch_size) {
+            let logits = model.forward(self.inputs(&batch, None, &c.eval_device));
+            let loss = ce.forward(logits.clone(), label_tensor(&c.data.labels, &batch, &c.eval_device));
+            losses.push((loss.into_scalar::<f32>() as f64, batch.len()));
+            let argmax = logits.argmax(1).squeeze_dim::<1>(1).try_into_vec_as::<i64>().unwrap_or_default();
+            predictions.extend(argmax.into_iter().map(|p| p as usize));
+        }
+        let labels: Vec<usize> = indices.iter().map(|&i| c.data.labels[i]).collect();
+        let metrics = classification_metrics(&labels, &predictions, c.data.classes);
+        Evaluation { loss: weighted_mean(&losses), predictions, metrics }
+    }
+}
+
+impl Objective for Supervised<'_> {
+    type Model = SupervisedModel;
+
+    fn step(&self, model: &SupervisedModel, batch: &[usize], epoch: u64) -> StepOutput {
+        let c = self.ctx;
+        let logits = model.forward(self.inputs(batch, Some(epoch), &c.train_device));
+        let loss = CrossEntropyLossConfig::new().init(&c.train_device).forward(logits, label_tensor(&c.data.labels, batch, &c.train_device));
+        StepOutput { loss, stats: vec![] }
+    }
+
+    fn validate(&self, model: &SupervisedModel) -> Validation {
+        let e = self.evaluate(model, &self.ctx.data.split.val);
+        let metric = match self.ctx.data.main_metric {
+            MainMetric::Accuracy => e.metrics.accuracy,
+            MainMetric::F1Macro => e.metrics.f1_macro,
+        };
+        Validation { loss: e.loss, metric: Some(metric) }
+    }
+}
