@@ -15,5 +15,6 @@ pub mod losses;
 pub mod methods;
 pub mod metrics;
 pub mod models;
+pub mod protocols;
 pub mod rng;
 pub mod training;

@@ -5,53 +5,18 @@
 
 mod common;
 
+use common::{dataset, method, run, ENCODERS};
+
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::nn::{Linear, LinearConfig};
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::Distribution;
-use cmkm::data::declaration::Format;
-use cmkm::data::{Dataset, DatasetDecl};
 use cmkm::methods::config::MethodConfig;
-use cmkm::methods::{train, TrainOptions, TrainSummary};
+use cmkm::methods::{train, TrainOptions};
 use cmkm::models::{Encoder, EncoderConfig, InputShape};
 use cmkm::training::checkpoint;
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
-
-/// The synthetic set, generated once for this test binary.
-fn dataset() -> &'static Dataset {
-    static DS: OnceLock<Dataset> = OnceLock::new();
-    DS.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        cmkm::data::synth::generate(&dir.join("utd"), 0).unwrap();
-        Dataset::load(&DatasetDecl::builtin(Format::UtdMhad, &dir.join("utd")).unwrap(), &[]).unwrap()
-    })
-}
-
-const ENCODERS: &str = "
-encoders:
-  inertial: {type: cnn_transformer, channels: [8, 16], feed_forward: 32, layers: 1}
-  skeleton: {type: co_occurrence, point_channels: 8, cooccurrence_channels: [8, 16], fused_channels: [16, 32]}
-projection: {hidden: 32, out: 16}
-augmentations:
-  inertial: [{name: jitter, sigma: 0.5, p: 0.75}, {name: scale, sigma: 0.5, p: 0.75}, {name: permute, max_segments: 3, p: 0.75}]
-  skeleton: [{name: jitter, sigma: 0.05}, {name: rotate, max_degrees: 10, step_degrees: 2, p: 0.75}, {name: random_crop, min_fraction: 0.8, max_fraction: 0.9, resize_to: 50, p: 0.75}]
-schedule: {epochs: 4, batch_size: 32, lr: 0.003, plateau_patience: 20}
-";
-
-fn method(head: &str, modalities: &[&str]) -> MethodConfig {
-    let mut m: MethodConfig = cmkm::config::parse_yaml(&format!("{head}\n{ENCODERS}")).unwrap();
-    let keep = |k: &String| modalities.contains(&k.as_str());
-    m.encoders.retain(|k, _| keep(k));
-    m.augmentations.retain(|k, _| keep(k));
-    m
-}
-
-fn run(m: &MethodConfig, out: &Path) -> TrainSummary {
-    let opts = TrainOptions { protocol: "cross_subject".into(), seed: 5, out: out.to_path_buf(), quiet: true };
-    train(m, dataset(), &opts).unwrap()
-}
 
 /// Trains `m` twice with the same seed: the loss must fall and both runs
 /// must log identical losses and metrics.
@@ -101,7 +66,7 @@ fn self_supervised_methods_train_and_repeat() {
     assert!(header.lines().next().unwrap().ends_with("negative_similarity,positive_similarity"), "{header}");
     // Swapped pretrained runs are caught before training.
     cmkm.pretrained.insert("inertial".into(), ss);
-    let opts = TrainOptions { protocol: "cross_subject".into(), seed: 5, out: root.path().join("bad"), quiet: true };
+    let opts = TrainOptions { protocol: "cross_subject".into(), seed: 5, out: root.path().join("bad"), quiet: true, train_subset: None };
     let err = format!("{:#}", train(&cmkm, dataset(), &opts).unwrap_err());
     assert!(err.contains("not modality 'inertial'"), "{err}");
 }

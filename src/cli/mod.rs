@@ -2,6 +2,7 @@
 //! the library.
 
 mod data;
+mod evaluate;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -36,6 +37,10 @@ pub enum Command {
     /// writes the checkpoint (SafeTensors), resolved config, per-epoch curves
     /// and timings to a run folder.
     Train(train::TrainArgs),
+    /// Evaluate a run's encoders: fine-tuning, activity retrieval, label
+    /// fractions (SPEC section 8).
+    #[command(subcommand)]
+    Evaluate(evaluate::EvaluateCommand),
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -45,6 +50,7 @@ pub fn main() -> i32 {
         Command::Synth { out, seed } => data::synth(&out, seed),
         Command::Data(cmd) => data::run(cmd),
         Command::Train(args) => train::run(args),
+        Command::Evaluate(cmd) => evaluate::run(cmd),
     };
     match result {
         Ok(code) => code,

@@ -49,7 +49,7 @@ pub fn run(args: TrainArgs) -> Result<i32> {
     let decl = DatasetDecl::from_file(&args.dataset)?;
     let ds = Dataset::load(&decl, &method.modalities)?;
     let out = args.out.unwrap_or_else(|| PathBuf::from(format!("results/train/{}-seed{}", method.name, args.seed)));
-    let opts = TrainOptions { protocol: args.protocol, seed: args.seed, out: out.clone(), quiet: args.quiet };
+    let opts = TrainOptions { protocol: args.protocol, seed: args.seed, out: out.clone(), quiet: args.quiet, train_subset: None };
     let summary = train(&method, &ds, &opts).with_context(|| format!("training '{}'", method.name))?;
     eprintln!(
         "{}: {} epochs in {:.1} s, best epoch {}, train loss {:.4} -> {:.4}; wrote {}",

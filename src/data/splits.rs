@@ -182,7 +182,7 @@ fn check_split(split: &Split, samples: &[SampleMeta]) -> Result<()> {
 /// at least one sample per class), drawn from the stream
 /// `(seed, "label_fraction", repetition)` so repetitions differ.
 pub fn label_fraction_split(
-    samples: &[SampleMeta],
+    labels: &[usize],
     train: &[usize],
     fraction: f64,
     seed: u64,
@@ -193,7 +193,11 @@ pub fn label_fraction_split(
     }
     let mut rng = stream(seed, "label_fraction", repetition);
     let mut subset = Vec::new();
-    for (_, mut idx) in by_class(samples, train) {
+    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+    for &i in train {
+        groups.entry(labels[i]).or_default().push(i);
+    }
+    for (_, mut idx) in groups {
         let keep = ((fraction * idx.len() as f64).round() as usize).clamp(1, idx.len());
         idx.shuffle(&mut rng);
         subset.extend(&idx[..keep]);
@@ -281,13 +285,14 @@ mod tests {
 
     #[test]
     fn label_fractions_keep_one_per_class_and_differ_by_repetition() {
-        let m = meta(5, 3, 4); // 12 per class
+        let meta = meta(5, 3, 4); // 12 per class
+        let m: Vec<usize> = meta.iter().map(|s| s.label).collect();
         let train: Vec<usize> = (0..m.len()).collect();
         for (f, per_class) in [(0.01, 1), (0.05, 1), (0.1, 1), (0.25, 3), (0.5, 6), (1.0, 12)] {
             let s = label_fraction_split(&m, &train, f, 7, 0).unwrap();
             assert_eq!(s.len(), 5 * per_class, "fraction {f}");
             for c in 0..5 {
-                assert_eq!(s.iter().filter(|&&i| m[i].label == c).count(), per_class);
+                assert_eq!(s.iter().filter(|&&i| m[i] == c).count(), per_class);
             }
         }
         let a = label_fraction_split(&m, &train, 0.25, 7, 0).unwrap();

@@ -5,7 +5,6 @@ use crate::data::declaration::DatasetDecl;
 use crate::data::transforms::Step;
 use crate::losses::CmkmOptions;
 use crate::models::{EncoderConfig, ProjectionConfig};
-use crate::training::schedule::Mode;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -139,11 +138,6 @@ impl MethodConfig {
     /// the training loss, keep the checkpoint with the lowest validation loss.
     pub fn is_self_supervised(&self) -> bool {
         self.kind != MethodKind::Supervised
-    }
-
-    /// Plateau schedule: (mode, monitors the training loss?).
-    pub fn plateau_mode(&self) -> Mode {
-        if self.is_self_supervised() { Mode::Min } else { Mode::Max }
     }
 
     /// The augmentation pipeline of a modality (empty when none).

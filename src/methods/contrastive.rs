@@ -3,7 +3,7 @@
 //! modalities. CMC-CMKM also lets each modality's frozen SimCLR encoder mine
 //! positives for the other (SPEC section 6).
 
-use super::simclr::{weighted_mean, SimclrModel};
+use super::simclr::weighted_mean;
 use super::Context;
 use crate::losses::{cmc_loss, cmkm_loss, cmkm_masks, cosine_matrix, mean_pair_similarity, CmkmOptions};
 use crate::models::{Encoder, ProjectionHead};
@@ -48,9 +48,7 @@ impl Contrastive<'_> {
     pub fn load_miners(ctx: &Context) -> Result<[Encoder; 2]> {
         let load = |m: usize| -> Result<Encoder> {
             let name = &ctx.data.modalities[m];
-            let dir = &ctx.method.pretrained[name];
-            let simclr = super::load_run_model(dir, name, ctx, SimclrModel::new)?;
-            Ok(simclr.encoder.valid())
+            super::load_simclr_encoder(&ctx.method.pretrained[name], name, ctx.data.shapes[m], ctx.data.classes, &ctx.eval_device)
         };
         Ok([load(0)?, load(1)?])
     }

@@ -56,6 +56,8 @@ pub struct TrainOptions {
     pub seed: u64,
     pub out: PathBuf,
     pub quiet: bool,
+    /// Train on this subset of the train split (label fractions) instead.
+    pub train_subset: Option<Vec<usize>>,
 }
 
 /// The resolved configuration of a run, written as `run.yaml`.
@@ -97,7 +99,10 @@ pub fn devices() -> (Device, Device) {
 /// Trains `method` on `ds` and writes the run folder `opts.out`.
 pub fn train(method: &MethodConfig, ds: &Dataset, opts: &TrainOptions) -> Result<TrainSummary> {
     method.validate(&ds.decl)?;
-    let data = TrainData::new(ds, &method.modalities, &opts.protocol)?;
+    let mut data = TrainData::new(ds, &method.modalities, &opts.protocol)?;
+    if let Some(subset) = &opts.train_subset {
+        data.split.train = subset.clone();
+    }
     let (train_device, eval_device) = devices();
     let _exclusive = crate::training::exclusive();
     train_device.seed(opts.seed);
@@ -116,7 +121,7 @@ pub fn train(method: &MethodConfig, ds: &Dataset, opts: &TrainOptions) -> Result
     let (fitted_log, best_epoch, stopped_early, test) = match method.kind {
         MethodKind::Supervised => {
             let objective = supervised::Supervised { ctx: &ctx };
-            let fitted = fit(&objective, supervised::SupervisedModel::new(&ctx, &ctx.train_device)?, train, method, opts.seed, &progress)?;
+            let fitted = fit(&objective, supervised::SupervisedModel::new(&ctx, &ctx.train_device)?, train, &method.schedule, method.is_self_supervised(), opts.seed, &progress)?;
             let test = objective.evaluate(&fitted.best, &data.split.test);
             write_predictions(&opts.out, &data, &data.split.test, &test.predictions)?;
             finish(&opts.out, &fitted)?;
@@ -124,7 +129,7 @@ pub fn train(method: &MethodConfig, ds: &Dataset, opts: &TrainOptions) -> Result
         }
         MethodKind::Simclr => {
             let objective = simclr::Simclr { ctx: &ctx };
-            let fitted = fit(&objective, simclr::SimclrModel::new(&ctx, &ctx.train_device)?, train, method, opts.seed, &progress)?;
+            let fitted = fit(&objective, simclr::SimclrModel::new(&ctx, &ctx.train_device)?, train, &method.schedule, method.is_self_supervised(), opts.seed, &progress)?;
             finish(&opts.out, &fitted)?;
             (fitted.log, fitted.best_epoch, fitted.stopped_early, None)
         }
@@ -133,7 +138,7 @@ pub fn train(method: &MethodConfig, ds: &Dataset, opts: &TrainOptions) -> Result
             let options = if method.kind == MethodKind::Cmc { crate::losses::CmkmOptions::cmc(options.temperature) } else { options };
             let miners = if method.kind == MethodKind::Cmkm { Some(contrastive::Contrastive::load_miners(&ctx)?) } else { None };
             let objective = contrastive::Contrastive { ctx: &ctx, options, miners };
-            let fitted = fit(&objective, contrastive::CmcModel::new(&ctx, &ctx.train_device)?, train, method, opts.seed, &progress)?;
+            let fitted = fit(&objective, contrastive::CmcModel::new(&ctx, &ctx.train_device)?, train, &method.schedule, method.is_self_supervised(), opts.seed, &progress)?;
             finish(&opts.out, &fitted)?;
             (fitted.log, fitted.best_epoch, fitted.stopped_early, None)
         }
@@ -173,20 +178,46 @@ fn write_predictions(out: &Path, data: &TrainData, indices: &[usize], prediction
     crate::fsutil::write_atomic(&out.join("predictions.csv"), csv.as_bytes())
 }
 
-/// Rebuilds the model of a finished run folder and loads its checkpoint;
-/// the run must have trained modality `modality` with the same input shape.
-pub fn load_run_model<M: Module>(dir: &Path, modality: &str, ctx: &Context, build: impl Fn(&Context, &Device) -> Result<M>) -> Result<M> {
-    let record: RunRecord = crate::config::read_yaml(&dir.join("run.yaml")).with_context(|| format!("{}: not a finished run folder", dir.display()))?;
+/// A trained model read back from its run folder (evaluation mode).
+#[allow(clippy::large_enum_variant)] // one per loaded run
+pub enum TrainedModel {
+    Supervised(supervised::SupervisedModel),
+    Simclr(simclr::SimclrModel),
+    Cmc(contrastive::CmcModel),
+}
+
+/// Reads `run.yaml` of a finished run folder.
+pub fn read_record(dir: &Path) -> Result<RunRecord> {
+    crate::config::read_yaml(&dir.join("run.yaml")).with_context(|| format!("{}: not a finished run folder", dir.display()))
+}
+
+/// Rebuilds a run's model from its `run.yaml` and loads its checkpoint, on
+/// `device`, in evaluation mode.
+pub fn load_run(dir: &Path, classes: usize, device: &Device) -> Result<(RunRecord, TrainedModel)> {
+    let record = read_record(dir)?;
+    let data = TrainData::shapes_only(&record.method.modalities, &record.input_shapes, classes);
+    let ctx = Context { method: &record.method, data: &data, seed: record.seed, train_device: device.clone(), eval_device: device.clone() };
+    let path = dir.join("checkpoint.safetensors");
+    let model = match record.method.kind {
+        MethodKind::Supervised => TrainedModel::Supervised(checkpoint::load(supervised::SupervisedModel::new(&ctx, device)?, &path)?.valid()),
+        MethodKind::Simclr => TrainedModel::Simclr(checkpoint::load(simclr::SimclrModel::new(&ctx, device)?, &path)?.valid()),
+        MethodKind::Cmc | MethodKind::Cmkm => TrainedModel::Cmc(checkpoint::load(contrastive::CmcModel::new(&ctx, device)?, &path)?.valid()),
+    };
+    Ok((record, model))
+}
+
+/// The frozen encoder of a finished SimCLR run on `modality`, checked
+/// against the input shape it will see.
+pub fn load_simclr_encoder(dir: &Path, modality: &str, shape: InputShape, classes: usize, device: &Device) -> Result<Encoder> {
+    let (record, model) = load_run(dir, classes, device)?;
     if record.method.modalities != [modality.to_string()] {
         bail!("{}: trained {:?}, not modality '{modality}'", dir.display(), record.method.modalities);
     }
-    let m = ctx.data.modalities.iter().position(|n| n == modality).expect("caller passes one of the method's modalities");
-    if record.input_shapes.first() != Some(&ctx.data.shapes[m]) {
-        bail!("{}: trained on inputs {:?}, this dataset gives {:?}", dir.display(), record.input_shapes, ctx.data.shapes[m]);
+    if record.input_shapes.first() != Some(&shape) {
+        bail!("{}: trained on inputs {:?}, this dataset gives {shape:?}", dir.display(), record.input_shapes);
     }
-    let data = TrainData { modalities: vec![modality.to_string()], clips: vec![], labels: vec![], sample_ids: vec![], classes: ctx.data.classes, split: ctx.data.split.clone(), shapes: vec![ctx.data.shapes[m]], main_metric: ctx.data.main_metric };
-    let run_ctx = Context { method: &record.method, data: &data, seed: record.seed, train_device: ctx.train_device.clone(), eval_device: ctx.eval_device.clone() };
-    let model = build(&run_ctx, &ctx.eval_device)?;
-    checkpoint::load(model, &dir.join("checkpoint.safetensors"))
+    match model {
+        TrainedModel::Simclr(m) => Ok(m.encoder),
+        _ => bail!("{}: a {:?} run, not a SimCLR run", dir.display(), record.method.kind),
+    }
 }
-

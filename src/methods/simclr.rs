@@ -64,7 +64,7 @@ impl Objective for Simclr<'_> {
 }
 
 /// Mean of per-batch values weighted by batch size.
-pub(super) fn weighted_mean(values: &[(f64, usize)]) -> f64 {
+pub fn weighted_mean(values: &[(f64, usize)]) -> f64 {
     let n: usize = values.iter().map(|v| v.1).sum();
     values.iter().map(|(v, k)| v * *k as f64).sum::<f64>() / n.max(1) as f64
 }

@@ -9,7 +9,7 @@ use crate::data::clip::Clip;
 use crate::data::declaration::MainMetric;
 use crate::data::splits::Split;
 use crate::data::Dataset;
-use crate::methods::config::MethodConfig;
+use crate::methods::config::ScheduleConfig;
 use crate::models::InputShape;
 use anyhow::{bail, Result};
 use burn::module::Module;
@@ -76,6 +76,23 @@ impl TrainData {
             shapes,
             main_metric: ds.decl.main_metric,
         })
+    }
+}
+
+impl TrainData {
+    /// A stand-in holding only what building a model needs (modalities,
+    /// input shapes, class count), for reloading checkpoints.
+    pub fn shapes_only(modalities: &[String], shapes: &[InputShape], classes: usize) -> Self {
+        TrainData {
+            modalities: modalities.to_vec(),
+            clips: vec![],
+            labels: vec![],
+            sample_ids: vec![],
+            classes,
+            split: Split { train: vec![], val: vec![], test: vec![] },
+            shapes: shapes.to_vec(),
+            main_metric: MainMetric::Accuracy,
+        }
     }
 }
 
@@ -160,17 +177,25 @@ pub fn format_duration(seconds: f64) -> String {
     }
 }
 
-/// Trains `model` on the batches of `train` under `method`'s schedule.
+/// Trains `model` on the batches of `train` under `schedule`.
 ///
 /// Self-supervised methods drop the last incomplete batch, reduce the rate
 /// on the training loss and keep the epoch with the lowest validation loss;
 /// supervised ones reduce on the validation main metric, keep its best epoch
 /// and stop early on the validation loss. A non-finite loss is an error.
-pub fn fit<O: Objective>(objective: &O, mut model: O::Model, train: &[usize], method: &MethodConfig, seed: u64, progress: &Progress) -> Result<Fitted<O::Model>> {
-    let s = &method.schedule;
-    let ssl = method.is_self_supervised();
+pub fn fit<O: Objective>(
+    objective: &O,
+    mut model: O::Model,
+    train: &[usize],
+    schedule: &ScheduleConfig,
+    ssl: bool,
+    seed: u64,
+    progress: &Progress,
+) -> Result<Fitted<O::Model>> {
+    let s = schedule;
     let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
-    let mut plateau = ReduceLrOnPlateau::new(s.lr, method.plateau_mode(), s.plateau_factor, s.plateau_patience);
+    let plateau_mode = if ssl { Mode::Min } else { Mode::Max };
+    let mut plateau = ReduceLrOnPlateau::new(s.lr, plateau_mode, s.plateau_factor, s.plateau_patience);
     let mut early = s.early_stopping_patience.map(|p| EarlyStopping::new(Mode::Min, p));
     let mut best = BestTracker::new(if ssl { Mode::Min } else { Mode::Max });
     let mut best_model = None;

@@ -2,7 +2,12 @@
 #![allow(dead_code)]
 
 use cmkm::data::formats::{mat::write_mat_double, npy::write_npy_f32};
+use cmkm::data::declaration::Format;
+use cmkm::data::{Dataset, DatasetDecl};
+use cmkm::methods::config::MethodConfig;
+use cmkm::methods::{train, TrainOptions, TrainSummary};
 use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
 
 /// The `cmkm` binary built for these tests.
 pub fn cmkm() -> std::process::Command {
@@ -55,3 +60,38 @@ pub fn write_mmact_fixture(root: &Path, samples: &[(usize, u32, u32, u32)]) {
         write_npy_f32(&root.join(format!("Skeleton/{id}.npy")), &[17, 2, 25], &skel).unwrap();
     }
 }
+
+/// The synthetic set, generated once for this test binary.
+pub fn dataset() -> &'static Dataset {
+    static DS: OnceLock<Dataset> = OnceLock::new();
+    DS.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap().keep();
+        cmkm::data::synth::generate(&dir.join("utd"), 0).unwrap();
+        Dataset::load(&DatasetDecl::builtin(Format::UtdMhad, &dir.join("utd")).unwrap(), &[]).unwrap()
+    })
+}
+
+pub const ENCODERS: &str = "
+encoders:
+  inertial: {type: cnn_transformer, channels: [8, 16], feed_forward: 32, layers: 1}
+  skeleton: {type: co_occurrence, point_channels: 8, cooccurrence_channels: [8, 16], fused_channels: [16, 32]}
+projection: {hidden: 32, out: 16}
+augmentations:
+  inertial: [{name: jitter, sigma: 0.5, p: 0.75}, {name: scale, sigma: 0.5, p: 0.75}, {name: permute, max_segments: 3, p: 0.75}]
+  skeleton: [{name: jitter, sigma: 0.05}, {name: rotate, max_degrees: 10, step_degrees: 2, p: 0.75}, {name: random_crop, min_fraction: 0.8, max_fraction: 0.9, resize_to: 50, p: 0.75}]
+schedule: {epochs: 4, batch_size: 32, lr: 0.003, plateau_patience: 20}
+";
+
+pub fn method(head: &str, modalities: &[&str]) -> MethodConfig {
+    let mut m: MethodConfig = cmkm::config::parse_yaml(&format!("{head}\n{ENCODERS}")).unwrap();
+    let keep = |k: &String| modalities.contains(&k.as_str());
+    m.encoders.retain(|k, _| keep(k));
+    m.augmentations.retain(|k, _| keep(k));
+    m
+}
+
+pub fn run(m: &MethodConfig, out: &Path) -> TrainSummary {
+    let opts = TrainOptions { protocol: "cross_subject".into(), seed: 5, out: out.to_path_buf(), quiet: true, train_subset: None };
+    train(m, dataset(), &opts).unwrap()
+}
+

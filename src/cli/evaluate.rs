@@ -1,0 +1,214 @@
+//! `cmkm evaluate ...`: the three evaluation protocols on a run's encoders.
+
+use crate as cmkm_lib;
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+use cmkm_lib::data::{Dataset, DatasetDecl};
+use cmkm_lib::methods::config::MethodConfig;
+use cmkm_lib::methods::{devices, read_record, train, TrainOptions};
+use cmkm_lib::protocols::fine_tuning::{fine_tune_cached, fine_tune_encoders, paper_schedule};
+use cmkm_lib::protocols::label_fractions::{run_label_fractions, PAPER_FRACTIONS};
+use cmkm_lib::protocols::retrieval::{retrieval_settings, write_retrieval};
+use cmkm_lib::protocols::EncoderSet;
+use cmkm_lib::training::{Progress, TrainData};
+use std::path::{Path, PathBuf};
+
+/// Options shared by every protocol.
+#[derive(Args, Debug)]
+pub struct Common {
+    /// Dataset declaration (YAML).
+    #[arg(long, default_value = "experiments/datasets/synthetic-utd.yaml")]
+    pub dataset: PathBuf,
+    /// Protocol (split) of the dataset.
+    #[arg(long, default_value = "cross_subject")]
+    pub protocol: String,
+    /// Seed of the head's initialisation, batch order and subsets.
+    #[arg(long, default_value_t = 28)]
+    pub seed: u64,
+    /// Output folder [default: <run>/eval/<protocol>].
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Use only these modalities of the encoders (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub modalities: Vec<String>,
+    /// Override the head's number of epochs (quick checks).
+    #[arg(long)]
+    pub epochs: Option<usize>,
+    /// No per-epoch progress lines.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum EvaluateCommand {
+    /// Fine-tuning: frozen encoders + evaluation heads trained on the train
+    /// split, selected on validation, tested once; writes metrics.json and
+    /// predictions.csv.
+    FineTune {
+        /// Run folder whose encoders are evaluated.
+        #[arg(long)]
+        run: PathBuf,
+        #[command(flatten)]
+        common: Common,
+        /// Also train the encoders (full fine-tuning).
+        #[arg(long)]
+        full: bool,
+        /// Run the frozen encoders every step instead of caching their
+        /// features (same result, slower).
+        #[arg(long)]
+        uncached: bool,
+    },
+    /// Activity retrieval: test queries against the train gallery by cosine
+    /// similarity, per modality, fused and cross-modal; precision@1/5/10, mAP.
+    Retrieval {
+        #[arg(long)]
+        run: PathBuf,
+        #[command(flatten)]
+        common: Common,
+    },
+    /// Label fractions: fine-tuning on 1-50% of the train labels per class,
+    /// repeated; mean and standard deviation per fraction. Encoders from a
+    /// run, random encoders of a method, or a supervised method trained on
+    /// each subset.
+    LabelFractions {
+        /// Run folder whose frozen encoders are evaluated.
+        #[arg(long, conflicts_with_all = ["random", "supervised"])]
+        run: Option<PathBuf>,
+        /// Randomly initialised encoders of this method (baseline).
+        #[arg(long, conflicts_with = "supervised")]
+        random: Option<PathBuf>,
+        /// Train this supervised method on each subset (baseline).
+        #[arg(long)]
+        supervised: Option<PathBuf>,
+        #[command(flatten)]
+        common: Common,
+        /// Fractions of the train labels.
+        #[arg(long, value_delimiter = ',', default_values_t = PAPER_FRACTIONS)]
+        fractions: Vec<f64>,
+        /// Repetitions per fraction (paper: 10).
+        #[arg(long, default_value_t = 10)]
+        repetitions: u64,
+    },
+}
+
+fn load_data(c: &Common, modalities: &[String]) -> Result<TrainData> {
+    let decl = DatasetDecl::from_file(&c.dataset)?;
+    let ds = Dataset::load(&decl, modalities)?;
+    TrainData::new(&ds, modalities, &c.protocol)
+}
+
+fn encoders(run: &Path, c: &Common) -> Result<(EncoderSet, TrainData)> {
+    let record = read_record(run)?;
+    let decl = DatasetDecl::from_file(&c.dataset)?;
+    let (_, device) = devices();
+    let mut set = EncoderSet::from_run(run, decl.classes.len(), &device)?;
+    if !c.modalities.is_empty() {
+        set = set.restrict(&c.modalities)?;
+    }
+    if record.dataset != decl.name {
+        eprintln!("note: {} was trained on '{}', evaluated on '{}'", run.display(), record.dataset, decl.name);
+    }
+    let data = load_data(c, &set.modalities)?;
+    set.check(&data)?;
+    Ok((set, data))
+}
+
+fn schedule(c: &Common, multimodal: bool) -> cmkm_lib::methods::config::ScheduleConfig {
+    let mut s = paper_schedule(multimodal);
+    if let Some(e) = c.epochs {
+        s.epochs = e;
+    }
+    s
+}
+
+fn out_dir(c: &Common, base: &Path, name: &str) -> PathBuf {
+    c.out.clone().unwrap_or_else(|| base.join("eval").join(name))
+}
+
+pub fn run(cmd: EvaluateCommand) -> Result<i32> {
+    match cmd {
+        EvaluateCommand::FineTune { run, common, full, uncached } => {
+            let (set, data) = encoders(&run, &common)?;
+            let s = schedule(&common, set.modalities.len() > 1);
+            let progress = Progress { label: "fine-tune".into(), quiet: common.quiet };
+            let result = if full || uncached {
+                fine_tune_encoders(&set, &data, &data.split.train, &s, full, common.seed, &progress)?
+            } else {
+                let (_, device) = devices();
+                fine_tune_cached(&set.features(&data, &device), &data, &data.split.train, &s, common.seed, &progress)?
+            };
+            let out = out_dir(&common, &run, if full { "fine-tune-full" } else { "fine-tune" });
+            result.write(&out, serde_json::json!({ "encoders": set.source, "modalities": set.modalities, "full": full }))?;
+            eprintln!("test accuracy {:.2}%, macro F1 {:.2}%; wrote {}", 100.0 * result.metrics.accuracy, 100.0 * result.metrics.f1_macro, out.display());
+            Ok(0)
+        }
+        EvaluateCommand::Retrieval { run, common } => {
+            let (set, data) = encoders(&run, &common)?;
+            let (_, device) = devices();
+            let settings = retrieval_settings(&set, &data, &device)?;
+            let out = out_dir(&common, &run, "retrieval");
+            write_retrieval(&out, &settings, &data)?;
+            for s in &settings {
+                let m = &s.metrics;
+                println!("{:<20} P@1 {:.3}  P@5 {:.3}  P@10 {:.3}  mAP {:.3}", s.name, m.precision_at_1, m.precision_at_5, m.precision_at_10, m.mean_average_precision);
+            }
+            Ok(0)
+        }
+        EvaluateCommand::LabelFractions { run, random, supervised, common, fractions, repetitions } => {
+            let progress = Progress { label: "label-fractions".into(), quiet: true };
+            let (runs, summary, out) = match (run, random, supervised) {
+                (Some(run), None, None) => {
+                    let (set, data) = encoders(&run, &common)?;
+                    let (_, device) = devices();
+                    let features = set.features(&data, &device);
+                    let s = schedule(&common, set.modalities.len() > 1);
+                    let (runs, summary) = run_label_fractions(&data, &fractions, repetitions, common.seed, |subset, _, _| {
+                        Ok(fine_tune_cached(&features, &data, subset, &s, common.seed, &progress)?.metrics)
+                    })?;
+                    (runs, summary, out_dir(&common, &run, "label-fractions"))
+                }
+                (None, Some(method), None) => {
+                    let mut m = MethodConfig::from_file(&method)?;
+                    if !common.modalities.is_empty() {
+                        m.modalities = common.modalities.clone();
+                    }
+                    let data = load_data(&common, &m.modalities)?;
+                    let (_, device) = devices();
+                    let features = {
+                        let _exclusive = cmkm_lib::training::exclusive();
+                        device.seed(common.seed);
+                        EncoderSet::random(&m, &data.shapes, &device)?.features(&data, &device)
+                    };
+                    let s = schedule(&common, m.modalities.len() > 1);
+                    let (runs, summary) = run_label_fractions(&data, &fractions, repetitions, common.seed, |subset, _, _| {
+                        Ok(fine_tune_cached(&features, &data, subset, &s, common.seed, &progress)?.metrics)
+                    })?;
+                    (runs, summary, common.out.clone().unwrap_or_else(|| PathBuf::from(format!("results/eval/random-{}/label-fractions", m.name))))
+                }
+                (None, None, Some(method)) => {
+                    let mut m = MethodConfig::from_file(&method)?;
+                    if let Some(e) = common.epochs {
+                        m.schedule.epochs = e;
+                    }
+                    let decl = DatasetDecl::from_file(&common.dataset)?;
+                    let ds = Dataset::load(&decl, &m.modalities)?;
+                    let data = TrainData::new(&ds, &m.modalities, &common.protocol)?;
+                    let out = common.out.clone().unwrap_or_else(|| PathBuf::from(format!("results/eval/{}/label-fractions", m.name)));
+                    let (runs, summary) = run_label_fractions(&data, &fractions, repetitions, common.seed, |subset, f, r| {
+                        let opts = TrainOptions { protocol: common.protocol.clone(), seed: common.seed, out: out.join(format!("f{f}-r{r}")), quiet: true, train_subset: Some(subset.to_vec()) };
+                        Ok(train(&m, &ds, &opts)?.test.expect("supervised runs are tested"))
+                    })?;
+                    (runs, summary, out)
+                }
+                _ => bail!("give one of --run DIR, --random METHOD.yaml or --supervised METHOD.yaml"),
+            };
+            let json = serde_json::json!({ "summary": summary, "runs": runs });
+            cmkm_lib::fsutil::write_atomic(&out.join("label_fractions.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
+            for s in &summary {
+                println!("{:>5.1}%  main metric {:.2} +- {:.2} ({} repetitions)", 100.0 * s.fraction, 100.0 * s.main_metric_mean, 100.0 * s.main_metric_std, s.repetitions);
+            }
+            eprintln!("wrote {}", out.join("label_fractions.json").display());
+            Ok(0)
+        }
+    }
+}

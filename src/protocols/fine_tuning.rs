@@ -1,0 +1,159 @@
+//! Fine-tuning (the paper's "fully-supervised fine-tuning"): frozen encoders
+//! plus the evaluation heads of SPEC section 5, trained on the train split
+//! (or a subset) with SPEC section 7's schedule, selected on the validation
+//! main metric, then one test pass.
+//!
+//! Frozen encoders see no augmentation, so their features are computed once
+//! and the head trains on the cached features ([`fine_tune_cached`]);
+//! [`fine_tune_encoders`] runs the encoders every step instead, which is the
+//! reference behaviour (a test shows both agree) and, with `full`, fine-tunes
+//! the encoders too.
+
+use super::{ClassificationResult, EncoderSet};
+use crate::data::declaration::MainMetric;
+use crate::methods::config::{MethodConfig, MethodKind, ScheduleConfig};
+use crate::methods::simclr::weighted_mean;
+use crate::methods::supervised::{Supervised, SupervisedModel};
+use crate::methods::{devices, Context};
+use crate::metrics::{classification_metrics, ClassificationMetrics};
+use crate::models::{ClassifierHead, EvaluationMlp, FusionClassifier};
+use crate::training::batches::{eval_batches, label_tensor};
+use crate::training::{exclusive, fit, Objective, Progress, StepOutput, TrainData, Validation};
+use anyhow::Result;
+use burn::module::Module;
+use burn::nn::loss::CrossEntropyLossConfig;
+use burn::prelude::*;
+
+/// SPEC section 7: 100 epochs, batch 64, Adam 1e-3, plateau on the
+/// validation metric (factor 0.5, patience 10; 5 for the multimodal
+/// classifier), early stopping on the validation loss (patience 50).
+pub fn paper_schedule(multimodal: bool) -> ScheduleConfig {
+    ScheduleConfig {
+        epochs: 100,
+        batch_size: 64,
+        lr: 1e-3,
+        plateau_factor: 0.5,
+        plateau_patience: if multimodal { 5 } else { 10 },
+        early_stopping_patience: Some(50),
+    }
+}
+
+/// The evaluation head: the MLP for one modality, the fusion classifier for several.
+pub fn evaluation_head(feature_sizes: &[usize], classes: usize, device: &Device) -> ClassifierHead {
+    match feature_sizes {
+        [one] => ClassifierHead::Mlp(EvaluationMlp::new(*one, classes, device)),
+        many => ClassifierHead::Fusion(FusionClassifier::new(many, classes, device)),
+    }
+}
+
+/// Trains a head on cached features.
+struct CachedHead<'a> {
+    features: &'a [Vec<Vec<f32>>],
+    data: &'a TrainData,
+    batch_size: usize,
+    train_device: Device,
+    eval_device: Device,
+}
+
+impl CachedHead<'_> {
+    fn inputs(&self, batch: &[usize], device: &Device) -> Vec<Tensor<2>> {
+        self.features
+            .iter()
+            .map(|f| {
+                let d = f[0].len();
+                let flat: Vec<f32> = batch.iter().flat_map(|&i| f[i].iter().copied()).collect();
+                Tensor::from_data(TensorData::new(flat, [batch.len(), d]), device)
+            })
+            .collect()
+    }
+
+    fn evaluate(&self, head: &ClassifierHead, indices: &[usize]) -> (f64, Vec<usize>, ClassificationMetrics) {
+        let ce = CrossEntropyLossConfig::new().init(&self.eval_device);
+        let mut predictions = vec![];
+        let mut losses = vec![];
+        for batch in eval_batches(indices, self.batch_size) {
+            let logits = head.forward(self.inputs(&batch, &self.eval_device));
+            let loss = ce.forward(logits.clone(), label_tensor(&self.data.labels, &batch, &self.eval_device));
+            losses.push((loss.into_scalar::<f32>() as f64, batch.len()));
+            predictions.extend(logits.argmax(1).squeeze_dim::<1>(1).try_into_vec_as::<i64>().unwrap_or_default().into_iter().map(|p| p as usize));
+        }
+        let labels: Vec<usize> = indices.iter().map(|&i| self.data.labels[i]).collect();
+        let metrics = classification_metrics(&labels, &predictions, self.data.classes);
+        (weighted_mean(&losses), predictions, metrics)
+    }
+}
+
+impl Objective for CachedHead<'_> {
+    type Model = ClassifierHead;
+
+    fn step(&self, head: &ClassifierHead, batch: &[usize], _epoch: u64) -> StepOutput {
+        let logits = head.forward(self.inputs(batch, &self.train_device));
+        let loss = CrossEntropyLossConfig::new().init(&self.train_device).forward(logits, label_tensor(&self.data.labels, batch, &self.train_device));
+        StepOutput { loss, stats: vec![] }
+    }
+
+    fn validate(&self, head: &ClassifierHead) -> Validation {
+        let (loss, _, m) = self.evaluate(head, &self.data.split.val);
+        Validation { loss, metric: Some(main_metric(self.data.main_metric, &m)) }
+    }
+}
+
+fn main_metric(which: MainMetric, m: &ClassificationMetrics) -> f64 {
+    match which {
+        MainMetric::Accuracy => m.accuracy,
+        MainMetric::F1Macro => m.f1_macro,
+    }
+}
+
+fn result(data: &TrainData, test: &[usize], predictions: Vec<usize>, metrics: ClassificationMetrics, best_epoch: usize, epochs_run: usize) -> ClassificationResult {
+    ClassificationResult {
+        metrics,
+        best_epoch: best_epoch + 1,
+        epochs_run,
+        sample_ids: test.iter().map(|&i| data.sample_ids[i].clone()).collect(),
+        labels: test.iter().map(|&i| data.labels[i]).collect(),
+        predictions,
+    }
+}
+
+/// Fine-tunes a head on cached encoder `features` (per modality, per
+/// sample) using the samples `train`; selects on validation, tests once.
+pub fn fine_tune_cached(features: &[Vec<Vec<f32>>], data: &TrainData, train: &[usize], schedule: &ScheduleConfig, seed: u64, progress: &Progress) -> Result<ClassificationResult> {
+    let _exclusive = exclusive();
+    let (train_device, eval_device) = devices();
+    train_device.seed(seed);
+    let sizes: Vec<usize> = features.iter().map(|f| f[0].len()).collect();
+    let objective = CachedHead { features, data, batch_size: schedule.batch_size, train_device: train_device.clone(), eval_device };
+    let head = evaluation_head(&sizes, data.classes, &train_device);
+    let fitted = fit(&objective, head, train, schedule, false, seed, progress)?;
+    let (_, predictions, metrics) = objective.evaluate(&fitted.best, &data.split.test);
+    Ok(result(data, &data.split.test, predictions, metrics, fitted.best_epoch, fitted.log.len()))
+}
+
+/// Fine-tunes with the encoders in the loop: frozen (the same result as
+/// [`fine_tune_cached`], slower) or, with `full`, trained too.
+pub fn fine_tune_encoders(set: &EncoderSet, data: &TrainData, train: &[usize], schedule: &ScheduleConfig, full: bool, seed: u64, progress: &Progress) -> Result<ClassificationResult> {
+    set.check(data)?;
+    let _exclusive = exclusive();
+    let (train_device, eval_device) = devices();
+    train_device.seed(seed);
+    let method = MethodConfig {
+        name: format!("fine-tune:{}", set.source),
+        kind: MethodKind::Supervised,
+        modalities: set.modalities.clone(),
+        encoders: set.modalities.iter().cloned().zip(set.configs.iter().cloned()).collect(),
+        augmentations: Default::default(),
+        projection: Default::default(),
+        loss: None,
+        pretrained: Default::default(),
+        schedule: schedule.clone(),
+    };
+    let ctx = Context { method: &method, data, seed, train_device: train_device.clone(), eval_device };
+    let sizes = set.configs.iter().zip(&set.shapes).map(|(c, &s)| c.output_size(s)).collect::<Result<Vec<_>>>()?;
+    let encoders = set.encoders.iter().map(|e| if full { e.clone().train() } else { e.clone().train().freeze() }).collect();
+    let model = SupervisedModel { encoders, head: evaluation_head(&sizes, data.classes, &train_device) };
+    let objective = Supervised { ctx: &ctx };
+    let fitted = fit(&objective, model, train, schedule, false, seed, progress)?;
+    let e = objective.evaluate(&fitted.best, &data.split.test);
+    Ok(result(data, &data.split.test, e.predictions, e.metrics, fitted.best_epoch, fitted.log.len()))
+}

@@ -1,0 +1,93 @@
+//! Label fractions (semi-supervised evaluation): 1, 5, 10, 25, 50% of the
+//! train split per class (at least one sample per class), several
+//! repetitions with different samples, each evaluated by a caller-given
+//! training (fine-tuning on cached features, or a supervised baseline).
+//! Standard deviations are sample standard deviations (n - 1).
+
+use crate::data::declaration::MainMetric;
+use crate::data::splits::label_fraction_split;
+use crate::metrics::ClassificationMetrics;
+use crate::training::TrainData;
+use anyhow::Result;
+use serde::Serialize;
+
+/// The paper's fractions.
+pub const PAPER_FRACTIONS: [f64; 5] = [0.01, 0.05, 0.10, 0.25, 0.50];
+
+/// One repetition at one fraction.
+#[derive(Debug, Clone, Serialize)]
+pub struct FractionRun {
+    pub fraction: f64,
+    pub repetition: u64,
+    pub train_samples: usize,
+    pub accuracy: f64,
+    pub f1_macro: f64,
+    pub main_metric: f64,
+}
+
+/// Mean and standard deviation over the repetitions of one fraction.
+#[derive(Debug, Clone, Serialize)]
+pub struct FractionSummary {
+    pub fraction: f64,
+    pub repetitions: usize,
+    pub main_metric_mean: f64,
+    pub main_metric_std: f64,
+    pub accuracy_mean: f64,
+    pub accuracy_std: f64,
+    pub f1_macro_mean: f64,
+    pub f1_macro_std: f64,
+}
+
+/// Runs `evaluate(train_subset, fraction, repetition)` for every fraction
+/// and repetition; subsets come from `label_fraction_split` with `seed`.
+pub fn run_label_fractions(
+    data: &TrainData,
+    fractions: &[f64],
+    repetitions: u64,
+    seed: u64,
+    mut evaluate: impl FnMut(&[usize], f64, u64) -> Result<ClassificationMetrics>,
+) -> Result<(Vec<FractionRun>, Vec<FractionSummary>)> {
+    let mut runs = vec![];
+    let mut summaries = vec![];
+    for &fraction in fractions {
+        let mut these = vec![];
+        for repetition in 0..repetitions {
+            let subset = label_fraction_split(&data.labels, &data.split.train, fraction, seed, repetition)?;
+            let m = evaluate(&subset, fraction, repetition)?;
+            let main = match data.main_metric {
+                MainMetric::Accuracy => m.accuracy,
+                MainMetric::F1Macro => m.f1_macro,
+            };
+            these.push(FractionRun { fraction, repetition, train_samples: subset.len(), accuracy: m.accuracy, f1_macro: m.f1_macro, main_metric: main });
+        }
+        let stats = |f: fn(&FractionRun) -> f64| mean_std(&these.iter().map(f).collect::<Vec<_>>());
+        let (main_metric_mean, main_metric_std) = stats(|r| r.main_metric);
+        let (accuracy_mean, accuracy_std) = stats(|r| r.accuracy);
+        let (f1_macro_mean, f1_macro_std) = stats(|r| r.f1_macro);
+        summaries.push(FractionSummary { fraction, repetitions: these.len(), main_metric_mean, main_metric_std, accuracy_mean, accuracy_std, f1_macro_mean, f1_macro_std });
+        runs.extend(these);
+    }
+    Ok((runs, summaries))
+}
+
+/// Mean and sample standard deviation (0 for a single value).
+pub fn mean_std(values: &[f64]) -> (f64, f64) {
+    let n = values.len() as f64;
+    let mean = values.iter().sum::<f64>() / n.max(1.0);
+    if values.len() < 2 {
+        return (mean, 0.0);
+    }
+    let var = values.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    (mean, var.sqrt())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn mean_and_sample_std() {
+        let (m, s) = super::mean_std(&[1.0, 2.0, 3.0, 4.0]);
+        assert_eq!(m, 2.5);
+        assert!((s - (5.0f64 / 3.0).sqrt()).abs() < 1e-12);
+        assert_eq!(super::mean_std(&[0.7]), (0.7, 0.0));
+    }
+}

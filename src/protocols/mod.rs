@@ -1,0 +1,161 @@
+//! Evaluation protocols (SPEC section 8) for any encoders the methods
+//! produce, SSL-trained, supervised or randomly initialised: fine-tuning,
+//! activity retrieval and label fractions.
+
+pub mod fine_tuning;
+pub mod label_fractions;
+pub mod retrieval;
+
+use crate::methods::config::{MethodConfig, MethodKind};
+use crate::methods::{load_run, TrainedModel};
+use crate::metrics::ClassificationMetrics;
+use crate::models::{Encoder, EncoderConfig, InputShape, ProjectionHead};
+use crate::training::batches::{eval_batches, stack};
+use crate::training::TrainData;
+use anyhow::{bail, Result};
+use burn::prelude::*;
+use serde::Serialize;
+use std::path::Path;
+
+/// Encoders under evaluation, in evaluation mode on the plain device.
+pub struct EncoderSet {
+    /// Run folder, or `random:<method>` for untrained encoders.
+    pub source: String,
+    pub kind: MethodKind,
+    pub modalities: Vec<String>,
+    pub configs: Vec<EncoderConfig>,
+    pub shapes: Vec<InputShape>,
+    pub encoders: Vec<Encoder>,
+    /// CMC / CMC-CMKM projection heads: the shared space of cross-modal retrieval.
+    pub projections: Option<Vec<ProjectionHead>>,
+}
+
+impl EncoderSet {
+    /// The encoders of a finished run.
+    pub fn from_run(dir: &Path, classes: usize, device: &Device) -> Result<Self> {
+        let (record, model) = load_run(dir, classes, device)?;
+        let (encoders, projections) = match model {
+            TrainedModel::Supervised(m) => (m.encoders, None),
+            TrainedModel::Simclr(m) => (vec![m.encoder], None),
+            TrainedModel::Cmc(m) => (m.encoders, Some(m.projections)),
+        };
+        let configs = record.method.modalities.iter().map(|m| record.method.encoders[m].clone()).collect();
+        Ok(EncoderSet {
+            source: dir.display().to_string(),
+            kind: record.method.kind,
+            modalities: record.method.modalities.clone(),
+            configs,
+            shapes: record.input_shapes,
+            encoders,
+            projections,
+        })
+    }
+
+    /// Randomly initialised encoders of `method` (the random-encoder
+    /// baseline); the caller seeds burn's generator.
+    pub fn random(method: &MethodConfig, shapes: &[InputShape], device: &Device) -> Result<Self> {
+        let configs: Vec<EncoderConfig> = method.modalities.iter().map(|m| method.encoders[m].clone()).collect();
+        let encoders = configs.iter().zip(shapes).map(|(c, &s)| c.init(s, device).map(|e| e.valid())).collect::<Result<_>>()?;
+        Ok(EncoderSet {
+            source: format!("random:{}", method.name),
+            kind: method.kind,
+            modalities: method.modalities.clone(),
+            configs,
+            shapes: shapes.to_vec(),
+            encoders,
+            projections: None,
+        })
+    }
+
+    /// Keeps only `modalities` (e.g. the inertial encoder of a CMC run).
+    pub fn restrict(mut self, modalities: &[String]) -> Result<Self> {
+        let mut keep = vec![];
+        for m in modalities {
+            match self.modalities.iter().position(|x| x == m) {
+                Some(i) => keep.push(i),
+                None => bail!("{} has no encoder for modality '{m}' (it has {:?})", self.source, self.modalities),
+            }
+        }
+        self.encoders = keep.iter().map(|&i| self.encoders[i].clone()).collect();
+        self.configs = keep.iter().map(|&i| self.configs[i].clone()).collect();
+        self.shapes = keep.iter().map(|&i| self.shapes[i]).collect();
+        self.modalities = modalities.to_vec();
+        if self.projections.is_some() && keep != [0, 1] {
+            self.projections = None;
+        }
+        Ok(self)
+    }
+
+    /// Checks the data's modalities and shapes against the encoders.
+    pub fn check(&self, data: &TrainData) -> Result<()> {
+        if data.modalities != self.modalities || data.shapes != self.shapes {
+            bail!(
+                "{}: encoders take {:?} with shapes {:?}, the data gives {:?} with {:?}",
+                self.source,
+                self.modalities,
+                self.shapes,
+                data.modalities,
+                data.shapes
+            );
+        }
+        Ok(())
+    }
+
+    /// Encoder features of every sample, per modality (computed once, in
+    /// batches; frozen encoders see no augmentation, so this is exact).
+    pub fn features(&self, data: &TrainData, device: &Device) -> Vec<Vec<Vec<f32>>> {
+        self.encoders.iter().enumerate().map(|(m, e)| embed_all(data, m, device, |x| e.forward(x))).collect()
+    }
+
+    /// Projection-space embeddings of both modalities (CMC / CMC-CMKM only).
+    pub fn projected(&self, data: &TrainData, device: &Device) -> Option<Vec<Vec<Vec<f32>>>> {
+        let p = self.projections.as_ref()?;
+        Some((0..2).map(|m| embed_all(data, m, device, |x| p[m].forward(self.encoders[m].forward(x)))).collect())
+    }
+}
+
+fn embed_all(data: &TrainData, m: usize, device: &Device, f: impl Fn(Tensor<4>) -> Tensor<2>) -> Vec<Vec<f32>> {
+    let all: Vec<usize> = (0..data.labels.len()).collect();
+    let mut out = Vec::with_capacity(all.len());
+    for batch in eval_batches(&all, 128) {
+        let clips: Vec<_> = batch.iter().map(|&i| &data.clips[m][i]).collect();
+        let y = f(stack(&clips, device));
+        let [b, d] = y.dims();
+        let flat = y.try_into_vec_as::<f32>().unwrap_or_else(|_| vec![f32::NAN; b * d]);
+        out.extend(flat.chunks(d).map(<[f32]>::to_vec));
+    }
+    out
+}
+
+/// A classification evaluation: test metrics, what was predicted, and the
+/// head's training curve.
+#[derive(Debug, Clone, Serialize)]
+pub struct ClassificationResult {
+    pub metrics: ClassificationMetrics,
+    pub best_epoch: usize,
+    pub epochs_run: usize,
+    #[serde(skip)]
+    pub sample_ids: Vec<String>,
+    #[serde(skip)]
+    pub labels: Vec<usize>,
+    #[serde(skip)]
+    pub predictions: Vec<usize>,
+}
+
+impl ClassificationResult {
+    /// Writes `metrics.json` and `predictions.csv` (1-based labels) into `dir`.
+    pub fn write(&self, dir: &Path, extra: serde_json::Value) -> Result<()> {
+        let mut json = serde_json::to_value(&self.metrics)?;
+        if let (Some(obj), serde_json::Value::Object(more)) = (json.as_object_mut(), extra) {
+            obj.insert("best_epoch".into(), self.best_epoch.into());
+            obj.insert("epochs_run".into(), self.epochs_run.into());
+            obj.extend(more);
+        }
+        crate::fsutil::write_atomic(&dir.join("metrics.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
+        let mut csv = String::from("sample_id,label,prediction\n");
+        for ((id, l), p) in self.sample_ids.iter().zip(&self.labels).zip(&self.predictions) {
+            csv.push_str(&format!("{id},{},{}\n", l + 1, p + 1));
+        }
+        crate::fsutil::write_atomic(&dir.join("predictions.csv"), csv.as_bytes())
+    }
+}

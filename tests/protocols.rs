@@ -1,0 +1,170 @@
+//! The evaluation protocols end to end on the synthetic data (release mode,
+//! tiny models and epochs): fine-tuning on cached features equals running
+//! the frozen encoders every epoch, each protocol runs for each kind of
+//! encoder, and repeats with the same seed are identical.
+
+mod common;
+
+use cmkm::methods::config::ScheduleConfig;
+use cmkm::methods::devices;
+use cmkm::protocols::fine_tuning::{fine_tune_cached, fine_tune_encoders};
+use cmkm::protocols::label_fractions::run_label_fractions;
+use cmkm::protocols::retrieval::retrieval_settings;
+use cmkm::protocols::EncoderSet;
+use cmkm::training::{exclusive, Progress, TrainData};
+use common::{cmkm, dataset, method, run};
+use std::path::Path;
+
+fn schedule(epochs: usize) -> ScheduleConfig {
+    ScheduleConfig { epochs, batch_size: 32, lr: 3e-3, plateau_factor: 0.5, plateau_patience: 10, early_stopping_patience: Some(50) }
+}
+
+fn quiet() -> Progress {
+    Progress { label: "test".into(), quiet: true }
+}
+
+fn data(modalities: &[&str]) -> TrainData {
+    let names: Vec<String> = modalities.iter().map(|s| s.to_string()).collect();
+    TrainData::new(dataset(), &names, "cross_subject").unwrap()
+}
+
+fn random_set(modalities: &[&str], data: &TrainData) -> EncoderSet {
+    let m = method(&format!("name: random\nkind: supervised\nmodalities: {modalities:?}"), modalities);
+    let (_, device) = devices();
+    let _rng = exclusive();
+    device.seed(11);
+    EncoderSet::random(&m, &data.shapes, &device).unwrap()
+}
+
+#[test]
+fn cached_features_give_the_same_fine_tuning_as_running_the_encoders() {
+    for modalities in [&["skeleton"][..], &["inertial", "skeleton"][..]] {
+        let data = data(modalities);
+        let set = random_set(modalities, &data);
+        let (_, device) = devices();
+        let features = set.features(&data, &device);
+        let cached = fine_tune_cached(&features, &data, &data.split.train, &schedule(4), 3, &quiet()).unwrap();
+        let live = fine_tune_encoders(&set, &data, &data.split.train, &schedule(4), false, 3, &quiet()).unwrap();
+        // The same up to float rounding: matrix products over different batch
+        // groupings (128 samples when caching, 32 per step when live) round
+        // differently in the last bits, which training can amplify slightly.
+        let agree = cached.predictions.iter().zip(&live.predictions).filter(|(a, b)| a == b).count();
+        assert!(agree as f64 >= 0.95 * cached.predictions.len() as f64, "{modalities:?}: {agree} of {} agree", cached.predictions.len());
+        assert!((cached.metrics.accuracy - live.metrics.accuracy).abs() <= 0.02, "{modalities:?}");
+        if modalities == ["skeleton"] {
+            assert_eq!(cached.predictions, live.predictions, "the co-occurrence encoder is batch-invariant here: exactly equal");
+        }
+        // Full fine-tuning trains the encoders too, which changes the outcome.
+        let full = fine_tune_encoders(&set, &data, &data.split.train, &schedule(4), true, 3, &quiet()).unwrap();
+        assert_eq!(full.predictions.len(), cached.predictions.len());
+    }
+}
+
+#[test]
+fn every_protocol_runs_for_every_kind_of_encoder_and_repeats_exactly() {
+    let root = tempfile::tempdir().unwrap();
+    let both = ["inertial", "skeleton"];
+    let mut runs = vec![];
+    for (head, mods) in [
+        ("name: sup\nkind: supervised\nmodalities: [skeleton]", &["skeleton"][..]),
+        ("name: simclr\nkind: simclr\nmodalities: [inertial]\nloss: {temperature: 0.1}", &["inertial"][..]),
+        ("name: cmc\nkind: cmc\nmodalities: [inertial, skeleton]\nloss: {temperature: 0.1}", &both[..]),
+    ] {
+        let mut m = method(head, mods);
+        m.schedule.epochs = 2;
+        let dir = root.path().join(&m.name);
+        run(&m, &dir);
+        runs.push(dir);
+    }
+    let (_, device) = devices();
+    for dir in &runs {
+        let set = EncoderSet::from_run(dir, 27, &device).unwrap();
+        let names: Vec<&str> = set.modalities.iter().map(String::as_str).collect();
+        let data = data(&names);
+        let features = set.features(&data, &device);
+        let a = fine_tune_cached(&features, &data, &data.split.train, &schedule(3), 7, &quiet()).unwrap();
+        let b = fine_tune_cached(&set.features(&data, &device), &data, &data.split.train, &schedule(3), 7, &quiet()).unwrap();
+        assert_eq!(a.metrics, b.metrics, "{}", dir.display());
+        if set.kind == cmkm::methods::config::MethodKind::Supervised {
+            assert!(a.metrics.accuracy > 2.0 / 27.0, "a head on trained encoders beats chance: {}", a.metrics.accuracy);
+        }
+        let r1 = retrieval_settings(&set, &data, &device).unwrap();
+        let r2 = retrieval_settings(&set, &data, &device).unwrap();
+        let names: Vec<&str> = r1.iter().map(|s| s.name.as_str()).collect();
+        match set.modalities.len() {
+            1 => assert_eq!(names.len(), 1),
+            _ => assert_eq!(names, ["inertial", "skeleton", "fused", "inertial->skeleton", "skeleton->inertial"]),
+        }
+        for (x, y) in r1.iter().zip(&r2) {
+            assert_eq!(x.metrics, y.metrics);
+            assert!(x.metrics.mean_average_precision > 0.0 && x.metrics.precision_at_1 <= 1.0);
+        }
+        let fractions = |seed| {
+            run_label_fractions(&data, &[0.1, 0.5], 2, seed, |subset, _, _| Ok(fine_tune_cached(&features, &data, subset, &schedule(2), seed, &quiet())?.metrics)).unwrap()
+        };
+        let (runs_a, summary_a) = fractions(1);
+        let (runs_b, _) = fractions(1);
+        assert_eq!(runs_a.len(), 4);
+        assert_eq!(format!("{runs_a:?}"), format!("{runs_b:?}"));
+        assert!(runs_a[0].train_samples < runs_a[2].train_samples);
+        assert_eq!(summary_a[0].repetitions, 2);
+    }
+}
+
+#[test]
+fn supervised_and_random_baselines_run_on_label_fractions() {
+    let data = data(&["skeleton"]);
+    let set = random_set(&["skeleton"], &data);
+    let (_, device) = devices();
+    let features = set.features(&data, &device);
+    let (runs, summary) =
+        run_label_fractions(&data, &[0.25], 2, 3, |subset, _, _| Ok(fine_tune_cached(&features, &data, subset, &schedule(2), 3, &quiet())?.metrics)).unwrap();
+    assert_eq!((runs.len(), summary.len()), (2, 1));
+    let root = tempfile::tempdir().unwrap();
+    let mut m = method("name: sup\nkind: supervised\nmodalities: [skeleton]", &["skeleton"]);
+    m.schedule.epochs = 2;
+    let (runs, _) = run_label_fractions(&data, &[0.25], 2, 3, |subset, f, r| {
+        let opts = cmkm::methods::TrainOptions {
+            protocol: "cross_subject".into(),
+            seed: 3,
+            out: root.path().join(format!("f{f}-r{r}")),
+            quiet: true,
+            train_subset: Some(subset.to_vec()),
+        };
+        Ok(cmkm::methods::train(&m, dataset(), &opts)?.test.unwrap())
+    })
+    .unwrap();
+    assert_eq!(runs[0].train_samples, 27 * 3); // 25% of 12 per class
+}
+
+#[test]
+fn evaluate_commands_write_recomputable_outputs() {
+    let root = tempfile::tempdir().unwrap();
+    let mut m = method("name: cmc\nkind: cmc\nmodalities: [inertial, skeleton]\nloss: {temperature: 0.1}", &["inertial", "skeleton"]);
+    m.schedule.epochs = 1;
+    let dir = root.path().join("cmc");
+    run(&m, &dir);
+    let decl = root.path().join("synthetic.yaml");
+    let yaml = std::fs::read_to_string(common::declaration("utd-mhad.yaml")).unwrap();
+    std::fs::write(&decl, yaml.replace("root: /data/UTD-MHAD", &format!("root: {}", dataset().decl.root.display()))).unwrap();
+    let eval = |args: &[&str]| {
+        let out = cmkm().args(["evaluate"]).args(args).arg("--run").arg(&dir).arg("--dataset").arg(&decl).args(["--epochs", "2", "--quiet"]).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    eval(&["fine-tune", "--modalities", "skeleton"]);
+    let ft = dir.join("eval/fine-tune");
+    let metrics: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(ft.join("metrics.json")).unwrap()).unwrap();
+    for k in ["accuracy", "f1_macro", "precision_macro", "recall_macro"] {
+        let v = metrics[k].as_f64().unwrap();
+        assert!((0.0..=1.0).contains(&v), "{k} = {v}");
+    }
+    // The accuracy can be recomputed from predictions.csv.
+    let preds = std::fs::read_to_string(ft.join("predictions.csv")).unwrap();
+    let rows: Vec<Vec<&str>> = preds.lines().skip(1).map(|l| l.split(',').collect()).collect();
+    let acc = rows.iter().filter(|r| r[1] == r[2]).count() as f64 / rows.len() as f64;
+    assert!((acc - metrics["accuracy"].as_f64().unwrap()).abs() < 1e-12);
+    eval(&["retrieval"]);
+    let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("eval/retrieval/retrieval.json")).unwrap()).unwrap();
+    assert!(r["inertial->skeleton"]["mean_average_precision"].is_number());
+    assert!(Path::new(&dir.join("eval/retrieval/ranking_fused.csv")).is_file());
+}
