@@ -11,6 +11,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod fsutil;
+pub mod harness;
 pub mod losses;
 pub mod methods;
 pub mod metrics;

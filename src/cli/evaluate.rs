@@ -16,15 +16,8 @@ use std::path::{Path, PathBuf};
 /// Options shared by every protocol.
 #[derive(Args, Debug)]
 pub struct Common {
-    /// Dataset declaration (YAML).
-    #[arg(long, default_value = "experiments/datasets/synthetic-utd.yaml")]
-    pub dataset: PathBuf,
-    /// Protocol (split) of the dataset.
-    #[arg(long, default_value = "cross_subject")]
-    pub protocol: String,
-    /// Seed of the head's initialisation, batch order and subsets.
-    #[arg(long, default_value_t = 28)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub data: super::DataArgs,
     /// Output folder [default: <run>/eval/<protocol>].
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -92,14 +85,14 @@ pub enum EvaluateCommand {
 }
 
 fn load_data(c: &Common, modalities: &[String]) -> Result<TrainData> {
-    let decl = DatasetDecl::from_file(&c.dataset)?;
+    let decl = DatasetDecl::from_file(&c.data.dataset)?;
     let ds = Dataset::load(&decl, modalities)?;
-    TrainData::new(&ds, modalities, &c.protocol)
+    TrainData::new(&ds, modalities, &c.data.protocol)
 }
 
 fn encoders(run: &Path, c: &Common) -> Result<(EncoderSet, TrainData)> {
     let record = read_record(run)?;
-    let decl = DatasetDecl::from_file(&c.dataset)?;
+    let decl = DatasetDecl::from_file(&c.data.dataset)?;
     let (_, device) = devices();
     let mut set = EncoderSet::from_run(run, decl.classes.len(), &device)?;
     if !c.modalities.is_empty() {
@@ -132,10 +125,10 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
             let s = schedule(&common, set.modalities.len() > 1);
             let progress = Progress { label: "fine-tune".into(), quiet: common.quiet };
             let result = if full || uncached {
-                fine_tune_encoders(&set, &data, &data.split.train, &s, full, common.seed, &progress)?
+                fine_tune_encoders(&set, &data, &data.split.train, &s, full, common.data.seed, &progress)?
             } else {
                 let (_, device) = devices();
-                fine_tune_cached(&set.features(&data, &device), &data, &data.split.train, &s, common.seed, &progress)?
+                fine_tune_cached(&set.features(&data, &device), &data, &data.split.train, &s, common.data.seed, &progress)?
             };
             let out = out_dir(&common, &run, if full { "fine-tune-full" } else { "fine-tune" });
             result.write(&out, serde_json::json!({ "encoders": set.source, "modalities": set.modalities, "full": full }))?;
@@ -162,10 +155,13 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
                     let (_, device) = devices();
                     let features = set.features(&data, &device);
                     let s = schedule(&common, set.modalities.len() > 1);
-                    let (runs, summary) = run_label_fractions(&data, &fractions, repetitions, common.seed, |subset, _, _| {
-                        Ok(fine_tune_cached(&features, &data, subset, &s, common.seed, &progress)?.metrics)
+                    let out = out_dir(&common, &run, "label-fractions");
+                    let (runs, summary) = run_label_fractions(&data, &fractions, repetitions, common.data.seed, |subset, f, r| {
+                        let result = fine_tune_cached(&features, &data, subset, &s, common.data.seed, &progress)?;
+                        result.write(&out.join(format!("f{f}-r{r}")), serde_json::json!({ "fraction": f, "repetition": r }))?;
+                        Ok(result.metrics)
                     })?;
-                    (runs, summary, out_dir(&common, &run, "label-fractions"))
+                    (runs, summary, out)
                 }
                 (None, Some(method), None) => {
                     let mut m = MethodConfig::from_file(&method)?;
@@ -176,26 +172,29 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
                     let (_, device) = devices();
                     let features = {
                         let _exclusive = cmkm_lib::training::exclusive();
-                        device.seed(common.seed);
+                        device.seed(common.data.seed);
                         EncoderSet::random(&m, &data.shapes, &device)?.features(&data, &device)
                     };
                     let s = schedule(&common, m.modalities.len() > 1);
-                    let (runs, summary) = run_label_fractions(&data, &fractions, repetitions, common.seed, |subset, _, _| {
-                        Ok(fine_tune_cached(&features, &data, subset, &s, common.seed, &progress)?.metrics)
+                    let out = common.out.clone().unwrap_or_else(|| PathBuf::from(format!("results/eval/random-{}/label-fractions", m.name)));
+                    let (runs, summary) = run_label_fractions(&data, &fractions, repetitions, common.data.seed, |subset, f, r| {
+                        let result = fine_tune_cached(&features, &data, subset, &s, common.data.seed, &progress)?;
+                        result.write(&out.join(format!("f{f}-r{r}")), serde_json::json!({ "fraction": f, "repetition": r }))?;
+                        Ok(result.metrics)
                     })?;
-                    (runs, summary, common.out.clone().unwrap_or_else(|| PathBuf::from(format!("results/eval/random-{}/label-fractions", m.name))))
+                    (runs, summary, out)
                 }
                 (None, None, Some(method)) => {
                     let mut m = MethodConfig::from_file(&method)?;
                     if let Some(e) = common.epochs {
                         m.schedule.epochs = e;
                     }
-                    let decl = DatasetDecl::from_file(&common.dataset)?;
+                    let decl = DatasetDecl::from_file(&common.data.dataset)?;
                     let ds = Dataset::load(&decl, &m.modalities)?;
-                    let data = TrainData::new(&ds, &m.modalities, &common.protocol)?;
+                    let data = TrainData::new(&ds, &m.modalities, &common.data.protocol)?;
                     let out = common.out.clone().unwrap_or_else(|| PathBuf::from(format!("results/eval/{}/label-fractions", m.name)));
-                    let (runs, summary) = run_label_fractions(&data, &fractions, repetitions, common.seed, |subset, f, r| {
-                        let opts = TrainOptions { protocol: common.protocol.clone(), seed: common.seed, out: out.join(format!("f{f}-r{r}")), quiet: true, train_subset: Some(subset.to_vec()) };
+                    let (runs, summary) = run_label_fractions(&data, &fractions, repetitions, common.data.seed, |subset, f, r| {
+                        let opts = TrainOptions { protocol: common.data.protocol.clone(), seed: common.data.seed, out: out.join(format!("f{f}-r{r}")), quiet: true, train_subset: Some(subset.to_vec()) };
                         Ok(train(&m, &ds, &opts)?.test.expect("supervised runs are tested"))
                     })?;
                     (runs, summary, out)

@@ -3,6 +3,7 @@
 
 mod data;
 mod evaluate;
+mod harness;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -41,6 +42,43 @@ pub enum Command {
     /// fractions (SPEC section 8).
     #[command(subcommand)]
     Evaluate(evaluate::EvaluateCommand),
+    /// Print the runs a suite expands to (methods x evaluations x seeds, with
+    /// dependencies), which are done, and the time left from recorded timings.
+    Plan(harness::SuiteArgs),
+    /// Execute exactly one planned run (its dependencies must be done), e.g.
+    /// from a cluster job array over a shared results folder.
+    Run {
+        #[command(flatten)]
+        suite: harness::SuiteArgs,
+        /// Run id (or a unique prefix) from `cmkm plan`.
+        #[arg(long = "run")]
+        id: String,
+        #[arg(long)]
+        quiet: bool,
+    },
+    /// Run whatever a suite is missing, in dependency order; finished runs
+    /// are skipped, failures recorded and the suite goes on.
+    Reproduce {
+        #[command(flatten)]
+        suite: harness::SuiteArgs,
+        /// No per-epoch progress lines.
+        #[arg(long)]
+        quiet: bool,
+    },
+}
+
+/// Which data a command trains or evaluates on, and with which seed.
+#[derive(clap::Args, Debug, Clone)]
+pub struct DataArgs {
+    /// Dataset declaration (YAML).
+    #[arg(long, default_value = "experiments/datasets/synthetic-utd.yaml")]
+    pub dataset: PathBuf,
+    /// Protocol (split) of the dataset.
+    #[arg(long, default_value = "cross_subject")]
+    pub protocol: String,
+    /// Run seed: initialisation, batch order, augmentation, subsets.
+    #[arg(long, default_value_t = 28)]
+    pub seed: u64,
 }
 
 /// Runs the CLI and returns the process exit code.
@@ -51,6 +89,9 @@ pub fn main() -> i32 {
         Command::Data(cmd) => data::run(cmd),
         Command::Train(args) => train::run(args),
         Command::Evaluate(cmd) => evaluate::run(cmd),
+        Command::Plan(args) => harness::plan(args),
+        Command::Run { suite, id, quiet } => harness::run_one(suite, &id, quiet),
+        Command::Reproduce { suite, quiet } => harness::reproduce(suite, quiet),
     };
     match result {
         Ok(code) => code,

@@ -13,15 +13,8 @@ use crate as cmkm_lib;
 pub struct TrainArgs {
     /// Method declaration (YAML), e.g. experiments/methods/cmc-cmkm.yaml.
     pub method: PathBuf,
-    /// Dataset declaration (YAML).
-    #[arg(long, default_value = "experiments/datasets/synthetic-utd.yaml")]
-    pub dataset: PathBuf,
-    /// Protocol of the dataset to split by.
-    #[arg(long, default_value = "cross_subject")]
-    pub protocol: String,
-    /// Run seed: initialisation, batch order, augmentation and dropout.
-    #[arg(long, default_value_t = 28)]
-    pub seed: u64,
+    #[command(flatten)]
+    pub data: super::DataArgs,
     /// Run folder [default: results/train/<method>-seed<seed>].
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -46,10 +39,10 @@ pub fn run(args: TrainArgs) -> Result<i32> {
         let Some((m, dir)) = p.split_once('=') else { bail!("--pretrained expects MODALITY=DIR, got '{p}'") };
         method.pretrained.insert(m.to_string(), PathBuf::from(dir));
     }
-    let decl = DatasetDecl::from_file(&args.dataset)?;
+    let decl = DatasetDecl::from_file(&args.data.dataset)?;
     let ds = Dataset::load(&decl, &method.modalities)?;
-    let out = args.out.unwrap_or_else(|| PathBuf::from(format!("results/train/{}-seed{}", method.name, args.seed)));
-    let opts = TrainOptions { protocol: args.protocol, seed: args.seed, out: out.clone(), quiet: args.quiet, train_subset: None };
+    let out = args.out.unwrap_or_else(|| PathBuf::from(format!("results/train/{}-seed{}", method.name, args.data.seed)));
+    let opts = TrainOptions { protocol: args.data.protocol, seed: args.data.seed, out: out.clone(), quiet: args.quiet, train_subset: None };
     let summary = train(&method, &ds, &opts).with_context(|| format!("training '{}'", method.name))?;
     eprintln!(
         "{}: {} epochs in {:.1} s, best epoch {}, train loss {:.4} -> {:.4}; wrote {}",

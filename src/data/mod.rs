@@ -7,6 +7,7 @@ pub mod baseline;
 pub mod clip;
 pub mod dataset;
 pub mod declaration;
+pub mod fingerprint;
 pub mod formats;
 pub mod inspect;
 pub mod layouts;

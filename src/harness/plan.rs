@@ -1,0 +1,128 @@
+//! Run planning: a suite expands to runs (train, fine-tune, retrieval, label
+//! fractions) per method and seed, with dependencies (SimCLR before
+//! CMC-CMKM, training before evaluation). A run's id is the SHA-256 of its
+//! fully resolved specification, the dataset fingerprint and the crate
+//! version, so editing a method re-plans exactly the runs that depend on it.
+
+use super::suite::Suite;
+use crate::methods::config::{MethodConfig, MethodKind};
+use anyhow::{bail, Result};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
+
+/// What a run does, fully resolved.
+#[derive(Debug, Clone, Serialize)]
+#[serde(tag = "step", rename_all = "snake_case")]
+pub enum Step {
+    /// Train a method; `pretrained` maps modalities to the ids of the runs
+    /// whose encoders mine positives (CMC-CMKM).
+    Train { method: String, config: MethodConfig, pretrained: BTreeMap<String, String> },
+    /// Fine-tune heads on the frozen encoders of run `encoders`.
+    FineTune { method: String, encoders: String, modalities: Vec<String>, epochs: usize },
+    /// Retrieval with the encoders of run `encoders`.
+    Retrieval { method: String, encoders: String },
+    /// Label fractions on the encoders of run `encoders`.
+    LabelFractions { method: String, encoders: String, modalities: Vec<String>, fractions: Vec<f64>, repetitions: u64, epochs: usize },
+}
+
+/// One planned run.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedRun {
+    /// First 16 hex digits of the SHA-256 of the specification.
+    pub id: String,
+    /// Human-readable name, e.g. `train cmc-cmkm seed 28`.
+    pub label: String,
+    pub seed: u64,
+    pub step: Step,
+    /// Ids of the runs this one needs.
+    pub depends_on: Vec<String>,
+}
+
+/// Expands a suite into runs in dependency order.
+pub fn plan(suite: &Suite, dataset_fingerprint: &str) -> Result<Vec<PlannedRun>> {
+    let mut runs: Vec<PlannedRun> = vec![];
+    for &seed in &suite.decl.seeds {
+        let mut trained: BTreeMap<String, String> = BTreeMap::new();
+        for name in training_order(suite)? {
+            let config = suite.methods[&name].clone();
+            let pretrained: BTreeMap<String, String> =
+                suite.decl.methods[&name].pretrained.iter().map(|(m, dep)| (m.clone(), trained[dep].clone())).collect();
+            let deps = pretrained.values().cloned().collect();
+            let run = make(suite, dataset_fingerprint, seed, format!("train {name} seed {seed}"), Step::Train { method: name.clone(), config, pretrained }, deps)?;
+            trained.insert(name, run.id.clone());
+            runs.push(run);
+        }
+        for (name, config) in &suite.methods {
+            let encoders = trained[name].clone();
+            let subsets = modality_subsets(config);
+            let ssl = config.kind != MethodKind::Supervised;
+            if let (true, Some(ft)) = (ssl, &suite.decl.evaluations.fine_tuning) {
+                for modalities in &subsets {
+                    let step = Step::FineTune { method: name.clone(), encoders: encoders.clone(), modalities: modalities.clone(), epochs: ft.epochs };
+                    runs.push(make(suite, dataset_fingerprint, seed, format!("fine-tune {name} {} seed {seed}", modalities.join("+")), step, vec![encoders.clone()])?);
+                }
+            }
+            if suite.decl.evaluations.retrieval {
+                let step = Step::Retrieval { method: name.clone(), encoders: encoders.clone() };
+                runs.push(make(suite, dataset_fingerprint, seed, format!("retrieval {name} seed {seed}"), step, vec![encoders.clone()])?);
+            }
+            if let (true, Some(lf)) = (ssl, &suite.decl.evaluations.label_fractions) {
+                for modalities in &subsets {
+                    let step = Step::LabelFractions {
+                        method: name.clone(),
+                        encoders: encoders.clone(),
+                        modalities: modalities.clone(),
+                        fractions: lf.fractions.clone(),
+                        repetitions: lf.repetitions,
+                        epochs: lf.epochs,
+                    };
+                    runs.push(make(suite, dataset_fingerprint, seed, format!("label-fractions {name} {} seed {seed}", modalities.join("+")), step, vec![encoders.clone()])?);
+                }
+            }
+        }
+    }
+    Ok(runs)
+}
+
+/// Each modality alone, and all of them together when there are several.
+fn modality_subsets(m: &MethodConfig) -> Vec<Vec<String>> {
+    let mut subsets: Vec<Vec<String>> = m.modalities.iter().map(|x| vec![x.clone()]).collect();
+    if m.modalities.len() > 1 {
+        subsets.push(m.modalities.clone());
+    }
+    subsets
+}
+
+/// Method names ordered so that every pre-training comes first.
+fn training_order(suite: &Suite) -> Result<Vec<String>> {
+    let mut order: Vec<String> = vec![];
+    let mut pending: Vec<&String> = suite.decl.methods.keys().collect();
+    while !pending.is_empty() {
+        let before = pending.len();
+        pending.retain(|name| {
+            let ready = suite.decl.methods[*name].pretrained.values().all(|d| order.contains(d));
+            if ready {
+                order.push((*name).clone());
+            }
+            !ready
+        });
+        if pending.len() == before {
+            bail!("{}: circular pre-training between methods {pending:?}", suite.path.display());
+        }
+    }
+    Ok(order)
+}
+
+fn make(suite: &Suite, fingerprint: &str, seed: u64, label: String, step: Step, depends_on: Vec<String>) -> Result<PlannedRun> {
+    let identity = serde_json::json!({
+        "step": &step,
+        "seed": seed,
+        "dataset": fingerprint,
+        "protocol": suite.decl.protocol,
+        "crate_version": env!("CARGO_PKG_VERSION"),
+    });
+    let digest = Sha256::digest(serde_json::to_string(&identity)?.as_bytes());
+    let id: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
+    Ok(PlannedRun { id, label, seed, step, depends_on })
+}

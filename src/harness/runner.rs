@@ -1,0 +1,187 @@
+//! Executing planned runs: one at a time (`cmkm run`, for cluster fan-out)
+//! or everything missing in dependency order (`cmkm reproduce`). A run that
+//! fails (e.g. a diverging loss) is recorded with its reason and the suite
+//! goes on with what does not depend on it.
+
+use super::plan::{plan, PlannedRun, Step};
+use super::store::{Hardware, RunRecordFile, RunStore};
+use super::suite::Suite;
+use crate::data::{Dataset, DatasetDecl};
+use crate::methods::{devices, train, TrainOptions};
+use crate::protocols::fine_tuning::{fine_tune_cached, paper_schedule};
+use crate::protocols::label_fractions::run_label_fractions;
+use crate::protocols::retrieval::{retrieval_settings, write_retrieval};
+use crate::protocols::EncoderSet;
+use crate::training::{format_duration, Progress, TrainData};
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// A suite ready to run: its plan, dataset and store.
+pub struct Prepared {
+    pub suite: Suite,
+    pub dataset: Dataset,
+    pub runs: Vec<PlannedRun>,
+    pub store: RunStore,
+}
+
+/// Loads a suite, its dataset, and plans it against `results` (the store
+/// lives in `results/<suite name>`).
+pub fn prepare(suite_path: &Path, results: &Path) -> Result<Prepared> {
+    let suite = Suite::from_file(suite_path)?;
+    let decl = DatasetDecl::from_file(&suite.dataset_path)?;
+    let dataset = Dataset::load(&decl, &[])?;
+    dataset.ensure_clean()?;
+    let fingerprint = crate::data::fingerprint::fingerprint(&dataset)?;
+    let runs = plan(&suite, &fingerprint)?;
+    let store = RunStore::new(results.join(&suite.decl.name));
+    Ok(Prepared { suite, dataset, runs, store })
+}
+
+impl Prepared {
+    /// The planned run with this id (a unique prefix is enough).
+    pub fn find(&self, id: &str) -> Result<&PlannedRun> {
+        let hits: Vec<&PlannedRun> = self.runs.iter().filter(|r| r.id.starts_with(id)).collect();
+        match hits.as_slice() {
+            [one] => Ok(one),
+            [] => bail!("suite '{}' plans no run {id} (see `cmkm plan`)", self.suite.decl.name),
+            _ => bail!("run id prefix {id} is ambiguous"),
+        }
+    }
+
+    /// Executes one run whose dependencies are done.
+    pub fn execute(&self, run: &PlannedRun, quiet: bool) -> Result<f64> {
+        if let Some(dep) = run.depends_on.iter().find(|d| !self.store.is_done(d)) {
+            bail!("run {} ({}) needs run {dep} first", run.id, run.label);
+        }
+        let claim = self.store.claim(&run.id)?;
+        let start = Instant::now();
+        self.perform(run, &claim.staging, quiet).with_context(|| format!("run {} ({})", run.id, run.label))?;
+        let seconds = start.elapsed().as_secs_f64();
+        claim.commit(&RunRecordFile { id: run.id.clone(), label: run.label.clone(), seconds, hardware: Hardware::current() })?;
+        Ok(seconds)
+    }
+
+    fn perform(&self, run: &PlannedRun, out: &Path, quiet: bool) -> Result<()> {
+        crate::fsutil::write_atomic(&out.join("plan.json"), serde_json::to_string_pretty(run)?.as_bytes())?;
+        let protocol = self.suite.decl.protocol.clone();
+        let classes = self.dataset.decl.classes.len();
+        let (_, device) = devices();
+        let progress = Progress { label: run.label.clone(), quiet };
+        match &run.step {
+            Step::Train { config, pretrained, .. } => {
+                let mut method = config.clone();
+                method.pretrained = pretrained.iter().map(|(m, id)| (m.clone(), self.store.dir(id))).collect();
+                let opts = TrainOptions { protocol, seed: run.seed, out: out.to_path_buf(), quiet, train_subset: None };
+                train(&method, &self.dataset, &opts)?;
+            }
+            Step::FineTune { encoders, modalities, epochs, .. } => {
+                let (set, data) = self.encoders(encoders, modalities, classes, &device)?;
+                let mut schedule = paper_schedule(modalities.len() > 1);
+                schedule.epochs = *epochs;
+                let result = fine_tune_cached(&set.features(&data, &device), &data, &data.split.train, &schedule, run.seed, &progress)?;
+                result.write(out, serde_json::json!({ "modalities": modalities }))?;
+            }
+            Step::Retrieval { encoders, .. } => {
+                let set = EncoderSet::from_run(&self.store.dir(encoders), classes, &device)?;
+                let data = TrainData::new(&self.dataset, &set.modalities, &protocol)?;
+                write_retrieval(out, &retrieval_settings(&set, &data, &device)?, &data)?;
+            }
+            Step::LabelFractions { encoders, modalities, fractions, repetitions, epochs, .. } => {
+                let (set, data) = self.encoders(encoders, modalities, classes, &device)?;
+                let features = set.features(&data, &device);
+                let mut schedule = paper_schedule(modalities.len() > 1);
+                schedule.epochs = *epochs;
+                let (runs, summary) = run_label_fractions(&data, fractions, *repetitions, run.seed, |subset, f, r| {
+                    let result = fine_tune_cached(&features, &data, subset, &schedule, run.seed, &Progress { label: String::new(), quiet: true })?;
+                    result.write(&out.join(format!("f{f}-r{r}")), serde_json::json!({ "fraction": f, "repetition": r }))?;
+                    Ok(result.metrics)
+                })?;
+                let json = serde_json::json!({ "summary": summary, "runs": runs });
+                crate::fsutil::write_atomic(&out.join("label_fractions.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn encoders(&self, run_id: &str, modalities: &[String], classes: usize, device: &burn::prelude::Device) -> Result<(EncoderSet, TrainData)> {
+        let set = EncoderSet::from_run(&self.store.dir(run_id), classes, device)?.restrict(modalities)?;
+        let data = TrainData::new(&self.dataset, modalities, &self.suite.decl.protocol)?;
+        Ok((set, data))
+    }
+
+    /// Runs everything missing, in plan order; failures are recorded and
+    /// skipped along with what depends on them. Returns (done, failed).
+    pub fn reproduce(&self, quiet: bool) -> Result<(usize, usize)> {
+        self.store.clean_stale();
+        let total = self.runs.len();
+        let mut failed: Vec<String> = vec![];
+        let start = Instant::now();
+        for (k, run) in self.runs.iter().enumerate() {
+            if self.store.is_done(&run.id) {
+                continue;
+            }
+            if let Some(dep) = run.depends_on.iter().find(|d| failed.contains(d)) {
+                eprintln!("[{}/{total}] skip {} ({}): its dependency {dep} failed", k + 1, run.label, run.id);
+                failed.push(run.id.clone());
+                continue;
+            }
+            eprintln!("[{}/{total}] {} ({}) | elapsed {}", k + 1, run.label, run.id, format_duration(start.elapsed().as_secs_f64()));
+            match self.execute(run, quiet) {
+                Ok(s) => eprintln!("[{}/{total}] done in {}", k + 1, format_duration(s)),
+                Err(e) => {
+                    let reason = format!("{e:#}");
+                    eprintln!("[{}/{total}] FAILED: {reason}", k + 1);
+                    self.store.record_failure(&run.id, &reason)?;
+                    failed.push(run.id.clone());
+                }
+            }
+        }
+        Ok((self.runs.iter().filter(|r| self.store.is_done(&r.id)).count(), failed.len()))
+    }
+
+    /// Lines of `cmkm plan`: each run with its status and dependencies, and
+    /// an estimate of the time left from the timings recorded so far.
+    pub fn describe(&self) -> String {
+        let mut out = format!("suite {} ({} runs) -> {}\n", self.suite.decl.name, self.runs.len(), self.store.root.display());
+        let mut left = 0.0;
+        let mut unknown = 0;
+        for r in &self.runs {
+            let status = if self.store.is_done(&r.id) {
+                "done"
+            } else if self.store.failure(&r.id).is_some() {
+                "FAILED"
+            } else {
+                match self.estimate(r) {
+                    Some(s) => left += s,
+                    None => unknown += 1,
+                }
+                "todo"
+            };
+            let deps = if r.depends_on.is_empty() { String::new() } else { format!("  after {}", r.depends_on.join(", ")) };
+            out.push_str(&format!("  {}  {:<6} {}{deps}\n", r.id, status, r.label));
+        }
+        out.push_str(&format!("time left: {}", format_duration(left)));
+        if unknown > 0 {
+            out.push_str(&format!(" + {unknown} run(s) with no recorded timing yet"));
+        }
+        out.push('\n');
+        out
+    }
+
+    /// Recorded seconds of a finished run with the same label stem (step and
+    /// method) in this store, as an estimate for `run`.
+    fn estimate(&self, run: &PlannedRun) -> Option<f64> {
+        let stem = run.label.rsplit_once(" seed ").map(|(s, _)| s.to_string())?;
+        let entries = std::fs::read_dir(self.store.root.join("runs")).ok()?;
+        entries.flatten().find_map(|e| {
+            let rec: RunRecordFile = serde_json::from_str(&std::fs::read_to_string(e.path().join("record.json")).ok()?).ok()?;
+            rec.label.starts_with(&format!("{stem} seed ")).then_some(rec.seconds)
+        })
+    }
+}
+
+/// Where results go unless told otherwise.
+pub fn default_results() -> PathBuf {
+    PathBuf::from("results")
+}

@@ -1,0 +1,117 @@
+//! Suites: which dataset, methods, seeds and evaluations make up one
+//! experiment (e.g. the paper's UTD-MHAD table), declared in YAML.
+
+use crate::methods::config::MethodConfig;
+use anyhow::{bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One method of a suite.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteMethod {
+    /// Method file, relative to the suite file.
+    pub file: PathBuf,
+    /// CMC-CMKM: the suite method whose run pre-trains each modality's miner.
+    #[serde(default)]
+    pub pretrained: BTreeMap<String, String>,
+}
+
+/// Fine-tuning settings of a suite.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FineTuningDecl {
+    /// Head epochs (SPEC: 100).
+    #[serde(default = "hundred")]
+    pub epochs: usize,
+}
+
+/// Label-fraction settings of a suite.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LabelFractionsDecl {
+    #[serde(default = "paper_fractions")]
+    pub fractions: Vec<f64>,
+    #[serde(default = "ten")]
+    pub repetitions: u64,
+    #[serde(default = "hundred")]
+    pub epochs: usize,
+}
+
+fn hundred() -> usize {
+    100
+}
+fn ten() -> u64 {
+    10
+}
+fn paper_fractions() -> Vec<f64> {
+    crate::protocols::label_fractions::PAPER_FRACTIONS.to_vec()
+}
+
+/// Which evaluations run on the suite's methods.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EvaluationsDecl {
+    #[serde(default)]
+    pub fine_tuning: Option<FineTuningDecl>,
+    #[serde(default)]
+    pub retrieval: bool,
+    #[serde(default)]
+    pub label_fractions: Option<LabelFractionsDecl>,
+}
+
+/// A suite file.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SuiteDecl {
+    pub name: String,
+    /// Dataset declaration, relative to the suite file.
+    pub dataset: PathBuf,
+    pub protocol: String,
+    pub seeds: Vec<u64>,
+    /// Override every method's epochs (quick suites).
+    #[serde(default)]
+    pub epochs: Option<usize>,
+    /// Methods by name, in the order of the report.
+    pub methods: BTreeMap<String, SuiteMethod>,
+    #[serde(default)]
+    pub evaluations: EvaluationsDecl,
+}
+
+/// A suite with its files read and paths resolved.
+#[derive(Debug, Clone)]
+pub struct Suite {
+    pub decl: SuiteDecl,
+    pub path: PathBuf,
+    pub dataset_path: PathBuf,
+    pub methods: BTreeMap<String, MethodConfig>,
+}
+
+impl Suite {
+    /// Reads a suite and every method file it names.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        let decl: SuiteDecl = crate::config::read_yaml(path)?;
+        let base = path.parent().unwrap_or(Path::new(""));
+        let resolve = |p: &Path| crate::fsutil::normalize(&base.join(p));
+        if decl.seeds.is_empty() {
+            bail!("{}: a suite needs at least one seed", path.display());
+        }
+        let mut methods = BTreeMap::new();
+        for (name, m) in &decl.methods {
+            let mut method = MethodConfig::from_file(&resolve(&m.file)).with_context(|| format!("{}: method '{name}'", path.display()))?;
+            if let Some(e) = decl.epochs {
+                method.schedule.epochs = e;
+            }
+            // Miners come from the suite's own runs, not from paths.
+            method.pretrained.clear();
+            for (modality, dep) in &m.pretrained {
+                if !decl.methods.contains_key(dep) {
+                    bail!("{}: method '{name}' pretrains '{modality}' with unknown suite method '{dep}'", path.display());
+                }
+            }
+            methods.insert(name.clone(), method);
+        }
+        Ok(Suite { dataset_path: resolve(&decl.dataset), path: path.to_path_buf(), decl, methods })
+    }
+}
