@@ -6,7 +6,7 @@ CARGO ?= cargo
 DATA ?= experiments/datasets/synthetic-utd.yaml
 CMKM = $(CARGO) run --release --quiet --
 
-.PHONY: build reproduce test synth inspect baseline
+.PHONY: build reproduce reproduce-quick plan-quick test synth
 
 build:
 	$(CARGO) build --release
@@ -16,6 +16,13 @@ build:
 reproduce: build
 	$(CMKM) data inspect $(DATA)
 	$(CMKM) data baseline $(DATA)
+
+# The quick suite: paper model sizes, 3 epochs, one seed (minutes).
+reproduce-quick: build
+	$(CMKM) reproduce experiments/quick-utd.yaml --quiet
+
+plan-quick: build
+	$(CMKM) plan experiments/quick-utd.yaml
 
 test:
 	$(CARGO) test --release
