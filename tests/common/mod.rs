@@ -65,9 +65,11 @@ pub fn write_mmact_fixture(root: &Path, samples: &[(usize, u32, u32, u32)]) {
 pub fn dataset() -> &'static Dataset {
     static DS: OnceLock<Dataset> = OnceLock::new();
     DS.get_or_init(|| {
-        let dir = tempfile::tempdir().unwrap().keep();
-        cmkm::data::synth::generate(&dir.join("utd"), 0).unwrap();
-        Dataset::load(&DatasetDecl::builtin(Format::UtdMhad, &dir.join("utd")).unwrap(), &[]).unwrap()
+        // Cargo's scratch folder for integration tests: reused across runs
+        // (regenerated only when the generator changes), never leaked in /tmp.
+        let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("synthetic-utd-seed0");
+        cmkm::data::synth::ensure_generated(&root, 0).unwrap();
+        Dataset::load(&DatasetDecl::builtin(Format::UtdMhad, &root).unwrap(), &[]).unwrap()
     })
 }
 
