@@ -7,7 +7,7 @@ use cmkm_lib::data::{Dataset, DatasetDecl};
 use cmkm_lib::methods::config::MethodConfig;
 use cmkm_lib::methods::{devices, read_record, train, TrainOptions};
 use cmkm_lib::protocols::fine_tuning::{fine_tune_cached, fine_tune_encoders, paper_schedule};
-use cmkm_lib::protocols::label_fractions::{run_label_fractions, PAPER_FRACTIONS};
+use cmkm_lib::protocols::label_fractions::{cached_label_fractions, run_label_fractions, write_summary, PAPER_FRACTIONS};
 use cmkm_lib::protocols::retrieval::{retrieval_settings, write_retrieval};
 use cmkm_lib::protocols::EncoderSet;
 use cmkm_lib::training::{Progress, TrainData};
@@ -148,20 +148,15 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
             Ok(0)
         }
         EvaluateCommand::LabelFractions { run, random, supervised, common, fractions, repetitions } => {
-            let progress = Progress { label: "label-fractions".into(), quiet: true };
-            let (runs, summary, out) = match (run, random, supervised) {
+            let (summary, out) = match (run, random, supervised) {
                 (Some(run), None, None) => {
                     let (set, data) = encoders(&run, &common)?;
                     let (_, device) = devices();
                     let features = set.features(&data, &device);
                     let s = schedule(&common, set.modalities.len() > 1);
                     let out = out_dir(&common, &run, "label-fractions");
-                    let (runs, summary) = run_label_fractions(&data, &fractions, repetitions, common.data.seed, |subset, f, r| {
-                        let result = fine_tune_cached(&features, &data, subset, &s, common.data.seed, &progress)?;
-                        result.write(&out.join(format!("f{f}-r{r}")), serde_json::json!({ "fraction": f, "repetition": r }))?;
-                        Ok(result.metrics)
-                    })?;
-                    (runs, summary, out)
+                    let (_, summary) = cached_label_fractions(&features, &data, &fractions, repetitions, &s, common.data.seed, &out)?;
+                    (summary, out)
                 }
                 (None, Some(method), None) => {
                     let mut m = MethodConfig::from_file(&method)?;
@@ -177,12 +172,8 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
                     };
                     let s = schedule(&common, m.modalities.len() > 1);
                     let out = common.out.clone().unwrap_or_else(|| PathBuf::from(format!("results/eval/random-{}/label-fractions", m.name)));
-                    let (runs, summary) = run_label_fractions(&data, &fractions, repetitions, common.data.seed, |subset, f, r| {
-                        let result = fine_tune_cached(&features, &data, subset, &s, common.data.seed, &progress)?;
-                        result.write(&out.join(format!("f{f}-r{r}")), serde_json::json!({ "fraction": f, "repetition": r }))?;
-                        Ok(result.metrics)
-                    })?;
-                    (runs, summary, out)
+                    let (_, summary) = cached_label_fractions(&features, &data, &fractions, repetitions, &s, common.data.seed, &out)?;
+                    (summary, out)
                 }
                 (None, None, Some(method)) => {
                     let mut m = MethodConfig::from_file(&method)?;
@@ -197,12 +188,11 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
                         let opts = TrainOptions { protocol: common.data.protocol.clone(), seed: common.data.seed, out: out.join(format!("f{f}-r{r}")), quiet: true, train_subset: Some(subset.to_vec()) };
                         Ok(train(&m, &ds, &opts)?.test.expect("supervised runs are tested"))
                     })?;
-                    (runs, summary, out)
+                    write_summary(&out, &runs, &summary)?;
+                    (summary, out)
                 }
                 _ => bail!("give one of --run DIR, --random METHOD.yaml or --supervised METHOD.yaml"),
             };
-            let json = serde_json::json!({ "summary": summary, "runs": runs });
-            cmkm_lib::fsutil::write_atomic(&out.join("label_fractions.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
             for s in &summary {
                 println!("{:>5.1}%  main metric {:.2} +- {:.2} ({} repetitions)", 100.0 * s.fraction, 100.0 * s.main_metric_mean, 100.0 * s.main_metric_std, s.repetitions);
             }

@@ -9,7 +9,7 @@ use super::suite::Suite;
 use crate::data::{Dataset, DatasetDecl};
 use crate::methods::{devices, train, TrainOptions};
 use crate::protocols::fine_tuning::{fine_tune_cached, paper_schedule};
-use crate::protocols::label_fractions::run_label_fractions;
+use crate::protocols::label_fractions::cached_label_fractions;
 use crate::protocols::retrieval::{retrieval_settings, write_retrieval};
 use crate::protocols::EncoderSet;
 use crate::training::{format_duration, Progress, TrainData};
@@ -89,16 +89,9 @@ impl Prepared {
             }
             Step::LabelFractions { encoders, modalities, fractions, repetitions, epochs, .. } => {
                 let (set, data) = self.encoders(encoders, modalities, classes, &device)?;
-                let features = set.features(&data, &device);
                 let mut schedule = paper_schedule(modalities.len() > 1);
                 schedule.epochs = *epochs;
-                let (runs, summary) = run_label_fractions(&data, fractions, *repetitions, run.seed, |subset, f, r| {
-                    let result = fine_tune_cached(&features, &data, subset, &schedule, run.seed, &Progress { label: String::new(), quiet: true })?;
-                    result.write(&out.join(format!("f{f}-r{r}")), serde_json::json!({ "fraction": f, "repetition": r }))?;
-                    Ok(result.metrics)
-                })?;
-                let json = serde_json::json!({ "summary": summary, "runs": runs });
-                crate::fsutil::write_atomic(&out.join("label_fractions.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
+                cached_label_fractions(&set.features(&data, &device), &data, fractions, *repetitions, &schedule, run.seed, out)?;
             }
         }
         Ok(())

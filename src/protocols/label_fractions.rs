@@ -70,6 +70,34 @@ pub fn run_label_fractions(
     Ok((runs, summaries))
 }
 
+/// Label fractions with an evaluation head on cached encoder `features`:
+/// each repetition's `metrics.json` and `predictions.csv` go to
+/// `out/f<fraction>-r<repetition>/`, the summary to `out/label_fractions.json`.
+pub fn cached_label_fractions(
+    features: &[Vec<Vec<f32>>],
+    data: &TrainData,
+    fractions: &[f64],
+    repetitions: u64,
+    schedule: &crate::methods::config::ScheduleConfig,
+    seed: u64,
+    out: &std::path::Path,
+) -> Result<(Vec<FractionRun>, Vec<FractionSummary>)> {
+    let quiet = crate::training::Progress { label: String::new(), quiet: true };
+    let (runs, summary) = run_label_fractions(data, fractions, repetitions, seed, |subset, f, r| {
+        let result = crate::protocols::fine_tuning::fine_tune_cached(features, data, subset, schedule, seed, &quiet)?;
+        result.write(&out.join(format!("f{f}-r{r}")), serde_json::json!({ "fraction": f, "repetition": r }))?;
+        Ok(result.metrics)
+    })?;
+    write_summary(out, &runs, &summary)?;
+    Ok((runs, summary))
+}
+
+/// Writes `label_fractions.json`: the per-fraction summary and every run.
+pub fn write_summary(out: &std::path::Path, runs: &[FractionRun], summary: &[FractionSummary]) -> Result<()> {
+    let json = serde_json::json!({ "summary": summary, "runs": runs });
+    crate::fsutil::write_atomic(&out.join("label_fractions.json"), serde_json::to_string_pretty(&json)?.as_bytes())
+}
+
 /// Mean and sample standard deviation (0 for a single value).
 pub fn mean_std(values: &[f64]) -> (f64, f64) {
     let n = values.len() as f64;
