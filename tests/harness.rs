@@ -78,3 +78,42 @@ fn a_tiny_suite_reproduces_once_and_then_does_nothing() {
     assert!(start.elapsed().as_secs() < 20, "a finished suite is skipped quickly");
     assert!(again.describe().lines().filter(|l| l.contains(" done ")).count() == p.runs.len());
 }
+
+/// The files whose contents must not depend on interruptions.
+fn outcomes(results: &Path) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for run in std::fs::read_dir(results.join("tiny/runs")).unwrap().flatten() {
+        for f in ["metrics.json", "retrieval.json", "label_fractions.json"] {
+            if let Ok(text) = std::fs::read_to_string(run.path().join(f)) {
+                out.insert(format!("{}/{f}", run.file_name().to_string_lossy()), text);
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn a_killed_reproduce_resumes_to_identical_results_without_partial_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), 0.003);
+    let reference = dir.path().join("reference");
+    prepare(&suite, &reference).unwrap().reproduce(true).unwrap();
+    let results = dir.path().join("killed");
+    for delay_ms in [1500u64, 6000] {
+        let mut child = common::cmkm().args(["reproduce", "--quiet", "--results"]).arg(&results).arg(&suite).stderr(std::process::Stdio::null()).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        // Every run folder present is complete.
+        if let Ok(entries) = std::fs::read_dir(results.join("tiny/runs")) {
+            for e in entries.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')) {
+                assert!(e.path().join("record.json").is_file(), "partial run folder {}", e.path().display());
+            }
+        }
+    }
+    let out = common::cmkm().args(["reproduce", "--quiet", "--results"]).arg(&results).arg(&suite).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let leftovers: Vec<_> = std::fs::read_dir(results.join("tiny/runs")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
+    assert!(leftovers.is_empty(), "staging folders or locks left: {leftovers:?}");
+    assert_eq!(outcomes(&reference), outcomes(&results));
+}
