@@ -16,6 +16,16 @@ pub struct ClassificationMetrics {
     pub confusion: Vec<Vec<usize>>,
 }
 
+impl ClassificationMetrics {
+    /// The dataset's main metric (model selection, the paper's table).
+    pub fn main(&self, which: crate::data::declaration::MainMetric) -> f64 {
+        match which {
+            crate::data::declaration::MainMetric::Accuracy => self.accuracy,
+            crate::data::declaration::MainMetric::F1Macro => self.f1_macro,
+        }
+    }
+}
+
 /// Metrics of `predictions` against `labels`, both 0-based below `classes`.
 pub fn classification_metrics(labels: &[usize], predictions: &[usize], classes: usize) -> ClassificationMetrics {
     let mut confusion = vec![vec![0usize; classes]; classes];

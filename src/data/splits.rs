@@ -138,7 +138,8 @@ fn rule_split(p: &ProtocolDecl, samples: &[SampleMeta]) -> Result<Split> {
 
 fn stratified_split(samples: &[SampleMeta], s: &StratifiedDecl) -> Split {
     let mut split = Split { train: vec![], val: vec![], test: vec![] };
-    for (label, mut idx) in by_class(samples, &(0..samples.len()).collect::<Vec<_>>()) {
+    let labels: Vec<usize> = samples.iter().map(|s| s.label).collect();
+    for (label, mut idx) in by_class(&labels, &(0..samples.len()).collect::<Vec<_>>()) {
         idx.shuffle(&mut stream(s.seed, "stratified_split", label as u64));
         let n = idx.len();
         // Round per class, but keep at least one training sample per class.
@@ -155,10 +156,10 @@ fn stratified_split(samples: &[SampleMeta], s: &StratifiedDecl) -> Split {
 }
 
 /// Indices grouped by label, in label order, each group in input order.
-fn by_class(samples: &[SampleMeta], indices: &[usize]) -> BTreeMap<usize, Vec<usize>> {
+fn by_class(labels: &[usize], indices: &[usize]) -> BTreeMap<usize, Vec<usize>> {
     let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
     for &i in indices {
-        groups.entry(samples[i].label).or_default().push(i);
+        groups.entry(labels[i]).or_default().push(i);
     }
     groups
 }
@@ -193,11 +194,7 @@ pub fn label_fraction_split(
     }
     let mut rng = stream(seed, "label_fraction", repetition);
     let mut subset = Vec::new();
-    let mut groups: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for &i in train {
-        groups.entry(labels[i]).or_default().push(i);
-    }
-    for (_, mut idx) in groups {
+    for (_, mut idx) in by_class(labels, train) {
         let keep = ((fraction * idx.len() as f64).round() as usize).clamp(1, idx.len());
         idx.shuffle(&mut rng);
         subset.extend(&idx[..keep]);

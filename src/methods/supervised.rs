@@ -7,8 +7,7 @@ use super::Context;
 use crate::metrics::{classification_metrics, ClassificationMetrics};
 use crate::models::{ClassifierHead, Encoder, FusionClassifier};
 use crate::training::batches::{batch_tensor, eval_batches, label_tensor};
-use crate::training::{Objective, StepOutput, Validation};
-use crate::data::declaration::MainMetric;
+use crate::training::{Objective, StepOutput, TrainData, Validation};
 use anyhow::Result;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::LinearConfig;
@@ -74,20 +73,34 @@ impl Supervised<'_> {
     /// Evaluates an evaluation-mode model on `indices` (no augmentation).
     pub fn evaluate(&self, model: &SupervisedModel, indices: &[usize]) -> Evaluation {
         let c = self.ctx;
-        let ce = CrossEntropyLossConfig::new().init(&c.eval_device);
-        let mut predictions = Vec::with_capacity(indices.len());
-        let mut losses = vec![];
-        for batch in eval_batches(indices, c.method.schedule.batch_size) {
-            let logits = model.forward(self.inputs(&batch, None, &c.eval_device));
-            let loss = ce.forward(logits.clone(), label_tensor(&c.data.labels, &batch, &c.eval_device));
-            losses.push((loss.into_scalar::<f32>() as f64, batch.len()));
-            let argmax = logits.argmax(1).squeeze_dim::<1>(1).try_into_vec_as::<i64>().unwrap_or_default();
-            predictions.extend(argmax.into_iter().map(|p| p as usize));
-        }
-        let labels: Vec<usize> = indices.iter().map(|&i| c.data.labels[i]).collect();
-        let metrics = classification_metrics(&labels, &predictions, c.data.classes);
-        Evaluation { loss: weighted_mean(&losses), predictions, metrics }
+        evaluate_classifier(c.data, indices, c.method.schedule.batch_size, &c.eval_device, |batch| {
+            model.forward(self.inputs(batch, None, &c.eval_device))
+        })
     }
+}
+
+/// Cross-entropy, argmax predictions and metrics of `logits` over
+/// `indices`, in fixed-order batches: every classifier evaluation shares it.
+pub fn evaluate_classifier(
+    data: &TrainData,
+    indices: &[usize],
+    batch_size: usize,
+    device: &Device,
+    logits: impl Fn(&[usize]) -> Tensor<2>,
+) -> Evaluation {
+    let ce = CrossEntropyLossConfig::new().init(device);
+    let mut predictions = Vec::with_capacity(indices.len());
+    let mut losses = vec![];
+    for batch in eval_batches(indices, batch_size) {
+        let logits = logits(&batch);
+        let loss = ce.forward(logits.clone(), label_tensor(&data.labels, &batch, device));
+        losses.push((loss.into_scalar::<f32>() as f64, batch.len()));
+        let argmax = logits.argmax(1).squeeze_dim::<1>(1).try_into_vec_as::<i64>().unwrap_or_default();
+        predictions.extend(argmax.into_iter().map(|p| p as usize));
+    }
+    let labels: Vec<usize> = indices.iter().map(|&i| data.labels[i]).collect();
+    let metrics = classification_metrics(&labels, &predictions, data.classes);
+    Evaluation { loss: weighted_mean(&losses), predictions, metrics }
 }
 
 impl Objective for Supervised<'_> {
@@ -102,10 +115,6 @@ impl Objective for Supervised<'_> {
 
     fn validate(&self, model: &SupervisedModel) -> Validation {
         let e = self.evaluate(model, &self.ctx.data.split.val);
-        let metric = match self.ctx.data.main_metric {
-            MainMetric::Accuracy => e.metrics.accuracy,
-            MainMetric::F1Macro => e.metrics.f1_macro,
-        };
-        Validation { loss: e.loss, metric: Some(metric) }
+        Validation { loss: e.loss, metric: Some(e.metrics.main(self.ctx.data.main_metric)) }
     }
 }

@@ -10,14 +10,12 @@
 //! the encoders too.
 
 use super::{ClassificationResult, EncoderSet};
-use crate::data::declaration::MainMetric;
 use crate::methods::config::{MethodConfig, MethodKind, ScheduleConfig};
-use crate::methods::simclr::weighted_mean;
-use crate::methods::supervised::{Supervised, SupervisedModel};
+use crate::methods::supervised::{evaluate_classifier, Evaluation, Supervised, SupervisedModel};
 use crate::methods::{devices, Context};
-use crate::metrics::{classification_metrics, ClassificationMetrics};
+use crate::metrics::ClassificationMetrics;
 use crate::models::{ClassifierHead, EvaluationMlp, FusionClassifier};
-use crate::training::batches::{eval_batches, label_tensor};
+use crate::training::batches::label_tensor;
 use crate::training::{exclusive, fit, Objective, Progress, StepOutput, TrainData, Validation};
 use anyhow::Result;
 use burn::module::Module;
@@ -67,19 +65,8 @@ impl CachedHead<'_> {
             .collect()
     }
 
-    fn evaluate(&self, head: &ClassifierHead, indices: &[usize]) -> (f64, Vec<usize>, ClassificationMetrics) {
-        let ce = CrossEntropyLossConfig::new().init(&self.eval_device);
-        let mut predictions = vec![];
-        let mut losses = vec![];
-        for batch in eval_batches(indices, self.batch_size) {
-            let logits = head.forward(self.inputs(&batch, &self.eval_device));
-            let loss = ce.forward(logits.clone(), label_tensor(&self.data.labels, &batch, &self.eval_device));
-            losses.push((loss.into_scalar::<f32>() as f64, batch.len()));
-            predictions.extend(logits.argmax(1).squeeze_dim::<1>(1).try_into_vec_as::<i64>().unwrap_or_default().into_iter().map(|p| p as usize));
-        }
-        let labels: Vec<usize> = indices.iter().map(|&i| self.data.labels[i]).collect();
-        let metrics = classification_metrics(&labels, &predictions, self.data.classes);
-        (weighted_mean(&losses), predictions, metrics)
+    fn evaluate(&self, head: &ClassifierHead, indices: &[usize]) -> Evaluation {
+        evaluate_classifier(self.data, indices, self.batch_size, &self.eval_device, |batch| head.forward(self.inputs(batch, &self.eval_device)))
     }
 }
 
@@ -93,15 +80,8 @@ impl Objective for CachedHead<'_> {
     }
 
     fn validate(&self, head: &ClassifierHead) -> Validation {
-        let (loss, _, m) = self.evaluate(head, &self.data.split.val);
-        Validation { loss, metric: Some(main_metric(self.data.main_metric, &m)) }
-    }
-}
-
-fn main_metric(which: MainMetric, m: &ClassificationMetrics) -> f64 {
-    match which {
-        MainMetric::Accuracy => m.accuracy,
-        MainMetric::F1Macro => m.f1_macro,
+        let e = self.evaluate(head, &self.data.split.val);
+        Validation { loss: e.loss, metric: Some(e.metrics.main(self.data.main_metric)) }
     }
 }
 
@@ -126,8 +106,8 @@ pub fn fine_tune_cached(features: &[Vec<Vec<f32>>], data: &TrainData, train: &[u
     let objective = CachedHead { features, data, batch_size: schedule.batch_size, train_device: train_device.clone(), eval_device };
     let head = evaluation_head(&sizes, data.classes, &train_device);
     let fitted = fit(&objective, head, train, schedule, false, seed, progress)?;
-    let (_, predictions, metrics) = objective.evaluate(&fitted.best, &data.split.test);
-    Ok(result(data, &data.split.test, predictions, metrics, fitted.best_epoch, fitted.log.len()))
+    let e = objective.evaluate(&fitted.best, &data.split.test);
+    Ok(result(data, &data.split.test, e.predictions, e.metrics, fitted.best_epoch, fitted.log.len()))
 }
 
 /// Fine-tunes with the encoders in the loop: frozen (the same result as

@@ -4,7 +4,6 @@
 //! training (fine-tuning on cached features, or a supervised baseline).
 //! Standard deviations are sample standard deviations (n - 1).
 
-use crate::data::declaration::MainMetric;
 use crate::data::splits::label_fraction_split;
 use crate::metrics::ClassificationMetrics;
 use crate::training::TrainData;
@@ -54,10 +53,7 @@ pub fn run_label_fractions(
         for repetition in 0..repetitions {
             let subset = label_fraction_split(&data.labels, &data.split.train, fraction, seed, repetition)?;
             let m = evaluate(&subset, fraction, repetition)?;
-            let main = match data.main_metric {
-                MainMetric::Accuracy => m.accuracy,
-                MainMetric::F1Macro => m.f1_macro,
-            };
+            let main = m.main(data.main_metric);
             these.push(FractionRun { fraction, repetition, train_samples: subset.len(), accuracy: m.accuracy, f1_macro: m.f1_macro, main_metric: main });
         }
         let stats = |f: fn(&FractionRun) -> f64| mean_std(&these.iter().map(f).collect::<Vec<_>>());
