@@ -7,6 +7,7 @@
 // `!(x > 0.0)` rejects NaN parameters as well, on purpose.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;
@@ -17,5 +18,6 @@ pub mod methods;
 pub mod metrics;
 pub mod models;
 pub mod protocols;
+pub mod report;
 pub mod rng;
 pub mod training;

@@ -16,6 +16,11 @@ pub struct SuiteMethod {
     /// CMC-CMKM: the suite method whose run pre-trains each modality's miner.
     #[serde(default)]
     pub pretrained: BTreeMap<String, String>,
+    /// Name of the approach in reports (default: the paper's name for the
+    /// method's kind: Supervised, SimCLR, CMC, CMC-CMKM). Rows whose
+    /// modality and approach match one of the paper's get its number beside.
+    #[serde(default)]
+    pub approach: Option<String>,
 }
 
 /// Fine-tuning settings of a suite.

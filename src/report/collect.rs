@@ -1,0 +1,259 @@
+//! Reading a suite's finished runs from the run store into long-format
+//! polars frames: one row per evaluated number, labelled with the method,
+//! approach, modality group and seed it belongs to.
+
+use crate::data::declaration::MainMetric;
+use crate::harness::plan::Step;
+use crate::harness::runner::Prepared;
+use crate::harness::store::RunRecordFile;
+use crate::methods::config::MethodKind;
+use anyhow::{Context, Result};
+use polars::prelude::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+/// The frames a report is built from.
+pub struct Collected {
+    /// Classification results (fine-tuning and supervised training): method,
+    /// approach, modality, seed, run, accuracy, f1_macro, main.
+    pub classification: DataFrame,
+    /// Retrieval: method, approach, seed, setting, p_at_1, p_at_5, p_at_10, map.
+    pub retrieval: DataFrame,
+    /// Label fractions: method, approach, modality, seed, fraction, repetition, main.
+    pub fractions: DataFrame,
+    /// SSL training curves: method, seed, epoch, train_loss.
+    pub curves: DataFrame,
+    /// Every finished run: run, label, step, method, seed, seconds, epochs.
+    pub timings: DataFrame,
+    /// Planned runs not finished yet, and those that failed.
+    pub missing: usize,
+    pub failed: Vec<String>,
+    /// The hardware of the finished runs (first one; runs may differ).
+    pub hardware: Option<crate::harness::store::Hardware>,
+}
+
+/// One finished run with what the report needs to label it.
+struct Finished<'a> {
+    id: &'a str,
+    seed: u64,
+    step: &'a Step,
+    dir: PathBuf,
+    record: RunRecordFile,
+}
+
+/// Display name of a method's approach: the suite's `approach`, or the
+/// paper's name for its kind.
+pub fn approach(p: &Prepared, method: &str) -> String {
+    if let Some(a) = p.suite.decl.methods.get(method).and_then(|m| m.approach.clone()) {
+        return a;
+    }
+    match p.suite.methods.get(method).map(|m| m.kind) {
+        Some(MethodKind::Supervised) => "Supervised",
+        Some(MethodKind::Simclr) => "SimCLR",
+        Some(MethodKind::Cmc) => "CMC",
+        Some(MethodKind::Cmkm) => "CMC-CMKM",
+        None => "?",
+    }
+    .to_string()
+}
+
+/// The paper's modality group: the modality's name capitalised, or
+/// `Multimodal` for more than one.
+pub fn modality_group(modalities: &[String]) -> String {
+    match modalities {
+        [one] => {
+            let mut c = one.chars();
+            c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+        }
+        _ => "Multimodal".to_string(),
+    }
+}
+
+fn read_json(path: &Path) -> Result<Value> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))
+}
+
+fn number(v: &Value, key: &str, path: &Path) -> Result<f64> {
+    v.get(key).and_then(Value::as_f64).with_context(|| format!("{}: no number '{key}'", path.display()))
+}
+
+/// Collects the finished runs of a prepared suite.
+pub fn collect(p: &Prepared) -> Result<Collected> {
+    let main_key = match p.dataset.decl.main_metric {
+        MainMetric::Accuracy => "accuracy",
+        MainMetric::F1Macro => "f1_macro",
+    };
+    let mut finished = vec![];
+    let mut failed = vec![];
+    let mut missing = 0;
+    for run in &p.runs {
+        if p.store.is_done(&run.id) {
+            let dir = p.store.dir(&run.id);
+            let record: RunRecordFile = serde_json::from_value(read_json(&dir.join("record.json"))?).with_context(|| format!("{}: bad run record", dir.display()))?;
+            finished.push(Finished { id: &run.id, seed: run.seed, step: &run.step, dir, record });
+        } else {
+            missing += 1;
+            if p.store.failure(&run.id).is_some() {
+                failed.push(run.label.clone());
+            }
+        }
+    }
+    Ok(Collected {
+        classification: classification(p, &finished, main_key)?,
+        retrieval: retrieval(p, &finished)?,
+        fractions: fractions(p, &finished)?,
+        curves: curves(p, &finished)?,
+        timings: timings(&finished)?,
+        missing,
+        failed,
+        hardware: finished.first().map(|f| f.record.hardware.clone()),
+    })
+}
+
+/// Column builders for one frame.
+#[derive(Default)]
+struct Columns {
+    text: Vec<(&'static str, Vec<String>)>,
+    numbers: Vec<(&'static str, Vec<f64>)>,
+}
+
+impl Columns {
+    fn text(&mut self, name: &'static str, value: impl Into<String>) {
+        match self.text.iter_mut().find(|c| c.0 == name) {
+            Some(c) => c.1.push(value.into()),
+            None => self.text.push((name, vec![value.into()])),
+        }
+    }
+    fn number(&mut self, name: &'static str, value: f64) {
+        match self.numbers.iter_mut().find(|c| c.0 == name) {
+            Some(c) => c.1.push(value),
+            None => self.numbers.push((name, vec![value])),
+        }
+    }
+    /// The frame; `names` gives every column so that an empty frame still
+    /// has its schema (text columns first, then numbers).
+    fn frame(self, text: &[&'static str], numbers: &[&'static str]) -> Result<DataFrame> {
+        let mut cols: Vec<Column> = vec![];
+        for name in text {
+            let values = self.text.iter().find(|c| c.0 == *name).map(|c| c.1.clone()).unwrap_or_default();
+            cols.push(Column::new((*name).into(), values));
+        }
+        for name in numbers {
+            let values = self.numbers.iter().find(|c| c.0 == *name).map(|c| c.1.clone()).unwrap_or_default();
+            cols.push(Column::new((*name).into(), values));
+        }
+        let height = cols.first().map_or(0, |c| c.len());
+        Ok(DataFrame::new(height, cols)?)
+    }
+}
+
+fn classification(p: &Prepared, runs: &[Finished], main_key: &str) -> Result<DataFrame> {
+    let mut c = Columns::default();
+    for f in runs {
+        let (method, modalities) = match f.step {
+            Step::FineTune { method, modalities, .. } => (method, modalities.clone()),
+            Step::Train { method, config, .. } if config.kind == MethodKind::Supervised => (method, config.modalities.clone()),
+            _ => continue,
+        };
+        let path = f.dir.join("metrics.json");
+        let m = read_json(&path)?;
+        c.text("method", method.as_str());
+        c.text("approach", approach(p, method));
+        c.text("modality", modality_group(&modalities));
+        c.text("run", f.id);
+        c.number("seed", f.seed as f64);
+        c.number("accuracy", number(&m, "accuracy", &path)?);
+        c.number("f1_macro", number(&m, "f1_macro", &path)?);
+        c.number("main", number(&m, main_key, &path)?);
+    }
+    c.frame(&["method", "approach", "modality", "run"], &["seed", "accuracy", "f1_macro", "main"])
+}
+
+fn retrieval(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
+    let mut c = Columns::default();
+    for f in runs {
+        let Step::Retrieval { method, .. } = f.step else { continue };
+        let path = f.dir.join("retrieval.json");
+        let json = read_json(&path)?;
+        let settings = json.as_object().with_context(|| format!("{}: expected an object of settings", path.display()))?;
+        for (setting, m) in settings {
+            c.text("method", method.as_str());
+            c.text("approach", approach(p, method));
+            c.text("setting", setting.as_str());
+            c.number("seed", f.seed as f64);
+            c.number("p_at_1", number(m, "precision_at_1", &path)?);
+            c.number("p_at_5", number(m, "precision_at_5", &path)?);
+            c.number("p_at_10", number(m, "precision_at_10", &path)?);
+            c.number("map", number(m, "mean_average_precision", &path)?);
+        }
+    }
+    c.frame(&["method", "approach", "setting"], &["seed", "p_at_1", "p_at_5", "p_at_10", "map"])
+}
+
+fn fractions(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
+    let mut c = Columns::default();
+    for f in runs {
+        let Step::LabelFractions { method, modalities, .. } = f.step else { continue };
+        let path = f.dir.join("label_fractions.json");
+        let json = read_json(&path)?;
+        let reps = json.get("runs").and_then(Value::as_array).with_context(|| format!("{}: no 'runs' list", path.display()))?;
+        for r in reps {
+            c.text("method", method.as_str());
+            c.text("approach", approach(p, method));
+            c.text("modality", modality_group(modalities));
+            c.number("seed", f.seed as f64);
+            c.number("fraction", number(r, "fraction", &path)?);
+            c.number("repetition", number(r, "repetition", &path)?);
+            c.number("main", number(r, "main_metric", &path)?);
+        }
+    }
+    c.frame(&["method", "approach", "modality"], &["seed", "fraction", "repetition", "main"])
+}
+
+fn curves(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
+    let mut c = Columns::default();
+    for f in runs {
+        let Step::Train { method, config, .. } = f.step else { continue };
+        if config.kind == MethodKind::Supervised {
+            continue;
+        }
+        let path = f.dir.join("curves.csv");
+        let mut reader = csv::Reader::from_path(&path).with_context(|| format!("{}: cannot read", path.display()))?;
+        let headers = reader.headers()?.clone();
+        let col = |name: &str| headers.iter().position(|h| h == name).with_context(|| format!("{}: no column '{name}'", path.display()));
+        let (epoch, loss) = (col("epoch")?, col("train_loss")?);
+        for row in reader.records() {
+            let row = row.with_context(|| format!("{}: bad row", path.display()))?;
+            let parse = |i: usize| row[i].parse::<f64>().with_context(|| format!("{}: '{}' is not a number", path.display(), &row[i]));
+            c.text("method", method.as_str());
+            c.text("approach", approach(p, method));
+            c.number("seed", f.seed as f64);
+            c.number("epoch", parse(epoch)?);
+            c.number("train_loss", parse(loss)?);
+        }
+    }
+    c.frame(&["method", "approach"], &["seed", "epoch", "train_loss"])
+}
+
+fn timings(runs: &[Finished]) -> Result<DataFrame> {
+    let mut c = Columns::default();
+    for f in runs {
+        let (step, method, epochs) = match f.step {
+            Step::Train { method, config, .. } => ("train", method, config.schedule.epochs),
+            Step::FineTune { method, epochs, .. } => ("fine_tune", method, *epochs),
+            Step::Retrieval { method, .. } => ("retrieval", method, 0),
+            Step::LabelFractions { method, epochs, fractions, repetitions, .. } => ("label_fractions", method, epochs * fractions.len() * *repetitions as usize),
+        };
+        c.text("run", f.id);
+        c.text("label", f.record.label.as_str());
+        c.text("step", step);
+        c.text("method", method.as_str());
+        c.text("cpu", f.record.hardware.cpu.as_str());
+        c.number("seed", f.seed as f64);
+        c.number("seconds", f.record.seconds);
+        c.number("epochs", epochs as f64);
+        c.number("threads", f.record.hardware.threads as f64);
+    }
+    c.frame(&["run", "label", "step", "method", "cpu"], &["seed", "seconds", "epochs", "threads"])
+}

@@ -1,0 +1,145 @@
+//! `cmkm compare`: the same runs from two results folders (two machines,
+//! two versions) side by side: each run's headline metrics and their
+//! difference, and the ratio of wall times.
+
+use super::table::Table;
+use crate::harness::store::{Hardware, RunRecordFile};
+use anyhow::{bail, Context, Result};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// One finished run found under a results folder.
+#[derive(Debug, Clone)]
+pub struct FoundRun {
+    pub id: String,
+    pub seconds: f64,
+    pub hardware: Hardware,
+    /// Headline numbers by name (accuracy, f1_macro, retrieval mAP per
+    /// setting, label-fraction mean).
+    pub metrics: BTreeMap<String, f64>,
+}
+
+/// Finished runs under `root` (a results folder, a suite's folder or its
+/// `runs` folder), keyed by "suite/label" so that runs match across
+/// versions whose run ids differ.
+pub fn find_runs(root: &Path) -> Result<BTreeMap<String, FoundRun>> {
+    if !root.is_dir() {
+        bail!("{}: not a folder", root.display());
+    }
+    let mut out = BTreeMap::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let record = dir.join("record.json");
+        if record.is_file() {
+            let rec: RunRecordFile = serde_json::from_str(&std::fs::read_to_string(&record)?).with_context(|| format!("{}: bad run record", record.display()))?;
+            let suite = suite_name(&dir);
+            out.insert(format!("{suite}/{}", rec.label), FoundRun { id: rec.id, seconds: rec.seconds, hardware: rec.hardware, metrics: headline_metrics(&dir)? });
+            continue;
+        }
+        let entries = std::fs::read_dir(&dir).with_context(|| format!("{}: cannot list", dir.display()))?;
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().to_string();
+            if e.path().is_dir() && !name.starts_with('.') && name != "data" {
+                stack.push(e.path());
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// `results/<suite>/runs/<id>` -> `<suite>`.
+fn suite_name(run_dir: &Path) -> String {
+    run_dir.parent().and_then(Path::parent).and_then(Path::file_name).map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+}
+
+fn read(path: &Path) -> Result<Option<Value>> {
+    if !path.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    Ok(Some(serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))?))
+}
+
+fn headline_metrics(dir: &Path) -> Result<BTreeMap<String, f64>> {
+    let mut m = BTreeMap::new();
+    if let Some(v) = read(&dir.join("metrics.json"))? {
+        for key in ["accuracy", "f1_macro"] {
+            if let Some(x) = v.get(key).and_then(Value::as_f64) {
+                m.insert(key.to_string(), x);
+            }
+        }
+    }
+    if let Some(Value::Object(settings)) = read(&dir.join("retrieval.json"))? {
+        for (setting, v) in settings {
+            if let Some(x) = v.get("mean_average_precision").and_then(Value::as_f64) {
+                m.insert(format!("mAP {setting}"), x);
+            }
+        }
+    }
+    if let Some(v) = read(&dir.join("label_fractions.json"))? {
+        for s in v.get("summary").and_then(Value::as_array).into_iter().flatten() {
+            if let (Some(f), Some(x)) = (s.get("fraction").and_then(Value::as_f64), s.get("main_metric_mean").and_then(Value::as_f64)) {
+                m.insert(format!("main @ {}%", super::tables::fraction_label(f)), x);
+            }
+        }
+    }
+    Ok(m)
+}
+
+/// The comparison: a table of every metric of every run found in both
+/// folders, the largest absolute metric difference, and the runs found in
+/// only one of them.
+pub struct Comparison {
+    pub table: Table,
+    pub max_abs_diff: f64,
+    pub only_a: Vec<String>,
+    pub only_b: Vec<String>,
+    pub hardware: (Option<Hardware>, Option<Hardware>),
+    pub total_seconds: (f64, f64),
+}
+
+/// Compares the runs under two results folders.
+pub fn compare(a: &Path, b: &Path) -> Result<Comparison> {
+    let (ra, rb) = (find_runs(a)?, find_runs(b)?);
+    let mut table = Table::new(&["run", "same id", "metric", "A", "B", "B - A", "seconds A", "seconds B", "time B/A"]);
+    let mut max_abs_diff: f64 = 0.0;
+    let mut total_seconds = (0.0, 0.0);
+    for (key, x) in &ra {
+        let Some(y) = rb.get(key) else { continue };
+        total_seconds.0 += x.seconds;
+        total_seconds.1 += y.seconds;
+        let times = [format!("{:.2}", x.seconds), format!("{:.2}", y.seconds), format!("{:.3}", y.seconds / x.seconds.max(1e-9))];
+        let same = if x.id == y.id { "yes" } else { "no" };
+        let names: Vec<&String> = x.metrics.keys().chain(y.metrics.keys().filter(|k| !x.metrics.contains_key(*k))).collect();
+        if names.is_empty() {
+            table.push([vec![key.clone(), same.into(), "—".into(), "".into(), "".into(), "".into()], times.to_vec()].concat());
+        }
+        for name in names {
+            let (va, vb) = (x.metrics.get(name), y.metrics.get(name));
+            let cell = |v: Option<&f64>| v.map(|v| format!("{v:.6}")).unwrap_or_else(|| "missing".into());
+            let diff = match (va, vb) {
+                (Some(p), Some(q)) => {
+                    max_abs_diff = max_abs_diff.max((q - p).abs());
+                    format!("{:+.6}", q - p)
+                }
+                _ => {
+                    max_abs_diff = f64::INFINITY;
+                    "missing".into()
+                }
+            };
+            table.push([vec![key.clone(), same.into(), name.clone(), cell(va), cell(vb), diff], times.to_vec()].concat());
+        }
+    }
+    let only = |p: &BTreeMap<String, FoundRun>, q: &BTreeMap<String, FoundRun>| p.keys().filter(|k| !q.contains_key(*k)).cloned().collect::<Vec<_>>();
+    let hw = |r: &BTreeMap<String, FoundRun>| r.values().next().map(|f| f.hardware.clone());
+    Ok(Comparison { max_abs_diff, only_a: only(&ra, &rb), only_b: only(&rb, &ra), hardware: (hw(&ra), hw(&rb)), total_seconds, table })
+}
+
+/// A results folder as given on the command line, for messages.
+pub fn describe_side(label: &str, path: &PathBuf, hw: &Option<Hardware>) -> String {
+    match hw {
+        Some(h) => format!("{label}: {} — {} ({} cores, {} threads), {}, cmkm {}", path.display(), h.cpu, h.cores, h.threads, h.gpu.clone().unwrap_or_else(|| "no GPU".into()), h.crate_version),
+        None => format!("{label}: {} — no finished runs", path.display()),
+    }
+}

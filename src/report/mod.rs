@@ -1,0 +1,149 @@
+//! Reports: a suite's finished runs aggregated (polars) into the paper's
+//! table with the paper's numbers beside ours, retrieval and label-fraction
+//! tables (Markdown, CSV, LaTeX), plots (PNG, SVG), and `compare` of the
+//! same runs from two machines or versions.
+
+pub mod aggregate;
+pub mod collect;
+pub mod compare;
+pub mod paper;
+pub mod plots;
+pub mod table;
+pub mod tables;
+
+use crate::data::declaration::MainMetric;
+use crate::harness::runner::Prepared;
+use anyhow::{Context, Result};
+use paper::PaperColumn;
+use polars::prelude::*;
+use std::path::{Path, PathBuf};
+
+/// What `cmkm report` wrote.
+#[derive(Debug)]
+pub struct ReportSummary {
+    pub dir: PathBuf,
+    pub files: Vec<String>,
+    /// Planned runs not finished (failed ones are also listed by label).
+    pub missing: usize,
+    pub failed: Vec<String>,
+}
+
+/// Writes the report of a suite's finished runs to `<reports>/<suite>/`.
+pub fn write_report(p: &Prepared, reports: &Path) -> Result<ReportSummary> {
+    let c = collect::collect(p)?;
+    let name = &p.suite.decl.name;
+    let dir = reports.join(name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create the report folder", dir.display()))?;
+    let metric = match p.dataset.decl.main_metric {
+        MainMetric::Accuracy => "Accuracy",
+        MainMetric::F1Macro => "Macro F1",
+    };
+    let format = serde_json::to_value(p.dataset.decl.format)?;
+    let column = PaperColumn::for_suite(format.as_str().unwrap_or_default(), &p.suite.decl.protocol);
+    let mut files = vec![];
+    let mut table = |t: table::Table, stem: &str, title: &str, note: &str| -> Result<()> {
+        t.write_all(&dir, stem, title, note)?;
+        files.extend(["md", "csv", "tex"].map(|e| format!("{stem}.{e}")));
+        Ok(())
+    };
+    let groups = tables::main_groups(&c.classification)?;
+    table(tables::main_table(&groups, metric, column), "main_table", &format!("{name}: {metric} on the test split"), &main_note(p, column, &c))?;
+    if c.retrieval.height() > 0 {
+        table(tables::retrieval_table(&c.retrieval)?, "retrieval", &format!("{name}: activity retrieval"), RETRIEVAL_NOTE)?;
+    }
+    if c.fractions.height() > 0 {
+        table(tables::fractions_table(&c.fractions)?, "label_fractions", &format!("{name}: {metric} with a fraction of the train labels"), "Mean ± sample standard deviation over seeds and repetitions; each subset keeps at least one sample per class.\n")?;
+    }
+    let timings = tables::timings_table(&c.timings)?;
+    crate::fsutil::write_atomic(&dir.join("timings.csv"), timings.csv()?.as_bytes())?;
+    files.push("timings.csv".into());
+    if let Some(h) = &c.hardware {
+        crate::fsutil::write_atomic(&dir.join("hardware.json"), serde_json::to_string_pretty(h)?.as_bytes())?;
+        files.push("hardware.json".into());
+    }
+    files.extend(write_plots(p, &c, &groups, metric, &dir)?);
+    Ok(ReportSummary { dir, files, missing: c.missing, failed: c.failed })
+}
+
+const RETRIEVAL_NOTE: &str = "Queries: the test split; gallery: the train split; cosine similarity of frozen encoder features (cross-modal settings use the CMC projection space). Mean ± sample standard deviation over seeds. This protocol is ours: the paper does not state its variant.\n";
+
+fn main_note(p: &Prepared, column: Option<PaperColumn>, c: &collect::Collected) -> String {
+    let mut note = format!(
+        "Mean ± sample standard deviation over seeds {:?}; protocol `{}`. SSL rows: frozen encoders + evaluation heads (fine-tuning); supervised rows: trained end to end.\n",
+        p.suite.decl.seeds, p.suite.decl.protocol
+    );
+    if let Some(col) = column {
+        note.push_str(&format!("\"Paper\" is the reference's reported {} (SPEC section 9); \"Difference\" is ours minus the paper's, in points.\n", col.title()));
+    }
+    if p.dataset.decl.synthetic.is_some() {
+        note.push_str("\nThis suite ran on the **synthetic** UTD-MHAD stand-in (the project's generator), not the real recordings: the paper column is a reference for scale only, not a target.\n");
+    }
+    if let Some(e) = p.suite.decl.epochs {
+        note.push_str(&format!("\nEvery method was trained for {e} epochs (suite override), not the paper's schedules.\n"));
+    }
+    if c.missing > 0 {
+        note.push_str(&format!("\n{} planned run(s) have not finished", c.missing));
+        if !c.failed.is_empty() {
+            note.push_str(&format!("; failed: {}", c.failed.join(", ")));
+        }
+        note.push_str(".\n");
+    }
+    if let Some(h) = &c.hardware {
+        note.push_str(&format!("\nHardware: {} ({} cores, {} threads), {}, cmkm {}.\n", h.cpu, h.cores, h.threads, h.os, h.crate_version));
+    }
+    note
+}
+
+fn write_plots(p: &Prepared, c: &collect::Collected, groups: &[aggregate::Group], metric: &str, dir: &Path) -> Result<Vec<String>> {
+    let name = &p.suite.decl.name;
+    let mut files = vec![];
+    if !groups.is_empty() {
+        let bars = groups.iter().map(|g| (format!("{} · {}", g.keys[0], g.keys[2]), 100.0 * g.stats[0].mean, 100.0 * g.stats[0].std)).collect();
+        plots::save(&plots::MainBars { title: format!("{name}: {metric} (mean ± std over seeds)"), metric: metric.into(), bars }, dir, "main_metric")?;
+        files.extend(both("main_metric"));
+        if let Some(best) = groups.iter().max_by(|a, b| a.stats[0].mean.total_cmp(&b.stats[0].mean)) {
+            let counts = summed_confusion(p, &c.classification, &best.keys[2], &best.keys[0])?;
+            let title = format!("{name}: confusion of the best row, {} · {} (all seeds)", best.keys[0], best.keys[2]);
+            plots::save(&plots::ConfusionMatrix { title, classes: p.dataset.decl.classes.clone(), counts }, dir, "confusion_best")?;
+            files.extend(both("confusion_best"));
+        }
+    }
+    if c.fractions.height() > 0 {
+        plots::save(&plots::fraction_curves(&c.fractions, metric, name)?, dir, "label_fractions")?;
+        files.extend(both("label_fractions"));
+    }
+    if c.retrieval.height() > 0 {
+        plots::save(&plots::retrieval_curves(&c.retrieval, name)?, dir, "retrieval")?;
+        files.extend(both("retrieval"));
+    }
+    if c.curves.height() > 0 {
+        plots::save(&plots::loss_curves(&c.curves, name)?, dir, "ssl_loss")?;
+        files.extend(both("ssl_loss"));
+    }
+    Ok(files)
+}
+
+fn both(stem: &str) -> [String; 2] {
+    [format!("{stem}.png"), format!("{stem}.svg")]
+}
+
+/// The confusion matrices of one main-table row, summed over its seeds.
+fn summed_confusion(p: &Prepared, classification: &DataFrame, method: &str, modality: &str) -> Result<Vec<Vec<f64>>> {
+    let n = p.dataset.decl.classes.len();
+    let mut total = vec![vec![0.0; n]; n];
+    let (methods, modalities, runs) = (classification.column("method")?.str()?, classification.column("modality")?.str()?, classification.column("run")?.str()?);
+    for i in 0..classification.height() {
+        if methods.get(i) != Some(method) || modalities.get(i) != Some(modality) {
+            continue;
+        }
+        let path = p.store.dir(runs.get(i).unwrap_or_default()).join("metrics.json");
+        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?)?;
+        let rows = json.get("confusion").and_then(|v| v.as_array()).with_context(|| format!("{}: no confusion matrix", path.display()))?;
+        for (t, row) in rows.iter().enumerate().take(n) {
+            for (q, v) in row.as_array().into_iter().flatten().enumerate().take(n) {
+                total[t][q] += v.as_f64().unwrap_or(0.0);
+            }
+        }
+    }
+    Ok(total)
+}

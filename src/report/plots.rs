@@ -1,0 +1,269 @@
+//! The report's plots (PNG and SVG, with plotters and an embedded font so
+//! they render the same everywhere): main-metric bars with error bars,
+//! label-fraction curves with std bands, retrieval precision@k, SSL
+//! training-loss curves and the best method's confusion matrix.
+
+use super::aggregate::{summarise, Group};
+use anyhow::{anyhow, Result};
+use plotters::coord::Shift;
+use plotters::prelude::*;
+use polars::prelude::*;
+use std::path::Path;
+
+/// A figure that can be drawn on any plotters backend.
+pub trait Figure {
+    fn size(&self) -> (u32, u32);
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()>;
+}
+
+/// Plotters' errors carry their backend's error type; reports only need the text.
+fn ok<T, E: std::fmt::Display>(r: std::result::Result<T, E>) -> Result<T> {
+    r.map_err(|e| anyhow!("plotting: {e}"))
+}
+
+fn register_font() -> Result<()> {
+    static FONT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let registered = FONT.get_or_init(|| {
+        plotters::style::register_font("sans-serif", FontStyle::Normal, include_bytes!("../../assets/fonts/DejaVuSans.ttf")).is_ok()
+    });
+    if *registered {
+        Ok(())
+    } else {
+        Err(anyhow!("the embedded plot font could not be read"))
+    }
+}
+
+/// Writes `<stem>.png` and `<stem>.svg` under `dir`; each appears complete
+/// or not at all (rendered to a hidden temporary name, then renamed).
+pub fn save(figure: &impl Figure, dir: &Path, stem: &str) -> Result<()> {
+    register_font()?;
+    let png = dir.join(format!("{stem}.png"));
+    let tmp = dir.join(format!(".{stem}.{}.png", std::process::id()));
+    {
+        let root = BitMapBackend::new(&tmp, figure.size()).into_drawing_area();
+        figure.draw(&root)?;
+        ok(root.present())?;
+    }
+    std::fs::rename(&tmp, &png).map_err(|e| anyhow!("{}: cannot write: {e}", png.display()))?;
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, figure.size()).into_drawing_area();
+        figure.draw(&root)?;
+        ok(root.present())?;
+    }
+    crate::fsutil::write_atomic(&dir.join(format!("{stem}.svg")), svg.as_bytes())
+}
+
+fn colour(i: usize) -> RGBColor {
+    let c = Palette99::pick(i).to_rgba();
+    RGBColor(c.0, c.1, c.2)
+}
+
+/// Horizontal bars: one per main-table row, mean ± std in percent.
+pub struct MainBars {
+    pub title: String,
+    pub metric: String,
+    /// (label, mean %, std %).
+    pub bars: Vec<(String, f64, f64)>,
+}
+
+impl Figure for MainBars {
+    fn size(&self) -> (u32, u32) {
+        (900, 120 + 36 * self.bars.len() as u32)
+    }
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        ok(root.fill(&WHITE))?;
+        let n = self.bars.len().max(1);
+        let mut chart = ok(ChartBuilder::on(root)
+            .caption(&self.title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(300)
+            .build_cartesian_2d(0.0..100.0, (0..n).into_segmented()))?;
+        // The first bar at the top.
+        let names: Vec<String> = self.bars.iter().rev().map(|b| b.0.clone()).collect();
+        let label = move |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        };
+        ok(chart.configure_mesh().disable_y_mesh().x_desc(format!("{} (%)", self.metric)).y_label_formatter(&label).y_labels(n).draw())?;
+        for (k, (_, mean, std)) in self.bars.iter().enumerate() {
+            let c = colour(k);
+            let i = n - 1 - k;
+            let bar = Rectangle::new([(0.0, SegmentValue::Exact(i)), (*mean, SegmentValue::Exact(i + 1))], c.mix(0.6).filled());
+            ok(chart.draw_series(std::iter::once(bar)))?;
+            let (lo, hi) = ((mean - std).max(0.0), (mean + std).min(100.0));
+            let whisker = PathElement::new(vec![(lo, SegmentValue::CenterOf(i)), (hi, SegmentValue::CenterOf(i))], BLACK.stroke_width(2));
+            ok(chart.draw_series(std::iter::once(whisker)))?;
+        }
+        Ok(())
+    }
+}
+
+/// Lines with a shaded ±std band: label-fraction curves.
+pub struct Curves {
+    pub title: String,
+    pub x_desc: String,
+    pub y_desc: String,
+    /// (legend, points (x, mean, std)).
+    pub lines: Vec<(String, Vec<(f64, f64, f64)>)>,
+    /// Where the legend goes (the corner the curves leave empty).
+    pub legend: SeriesLabelPosition,
+}
+
+impl Curves {
+    fn ranges(&self) -> ((f64, f64), (f64, f64)) {
+        let pts = self.lines.iter().flat_map(|l| l.1.iter());
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        for &(x, m, s) in pts {
+            x0 = x0.min(x);
+            x1 = x1.max(x);
+            y0 = y0.min(m - s);
+            y1 = y1.max(m + s);
+        }
+        if x0 > x1 {
+            return ((1.0, 2.0), (0.0, 1.0));
+        }
+        let pad = ((y1 - y0) * 0.05).max(1e-3);
+        let x1 = if x1 > x0 { x1 } else { x0 + 1.0 };
+        ((x0, x1), (y0 - pad, y1 + pad))
+    }
+}
+
+impl Figure for Curves {
+    fn size(&self) -> (u32, u32) {
+        (900, 600)
+    }
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        ok(root.fill(&WHITE))?;
+        let ((x0, x1), (y0, y1)) = self.ranges();
+        let mut chart = ok(ChartBuilder::on(root).caption(&self.title, ("sans-serif", 20)).margin(12).x_label_area_size(40).y_label_area_size(60).build_cartesian_2d(x0..x1, y0..y1))?;
+        ok(chart.configure_mesh().x_desc(&self.x_desc).y_desc(&self.y_desc).draw())?;
+        for (i, (name, pts)) in self.lines.iter().enumerate() {
+            let c = colour(i);
+            let mut band: Vec<(f64, f64)> = pts.iter().map(|&(x, m, s)| (x, m + s)).collect();
+            band.extend(pts.iter().rev().map(|&(x, m, s)| (x, m - s)));
+            ok(chart.draw_series(std::iter::once(Polygon::new(band, c.mix(0.15).filled()))))?;
+            let line = ok(chart.draw_series(LineSeries::new(pts.iter().map(|&(x, m, _)| (x, m)), c.stroke_width(2))))?;
+            line.label(name.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
+            ok(chart.draw_series(pts.iter().map(|&(x, m, _)| Circle::new((x, m), 3, c.filled()))))?;
+        }
+        ok(chart.configure_series_labels().position(self.legend.clone()).background_style(WHITE.mix(0.85)).border_style(BLACK).label_font(("sans-serif", 13)).draw())?;
+        Ok(())
+    }
+}
+
+/// A confusion matrix, each row normalised by its class count.
+pub struct ConfusionMatrix {
+    pub title: String,
+    pub classes: Vec<String>,
+    pub counts: Vec<Vec<f64>>,
+}
+
+impl Figure for ConfusionMatrix {
+    fn size(&self) -> (u32, u32) {
+        (1000, 1000)
+    }
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        ok(root.fill(&WHITE))?;
+        let n = self.classes.len().max(1);
+        let mut chart = ok(ChartBuilder::on(root)
+            .caption(&self.title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(50)
+            .y_label_area_size(170)
+            .build_cartesian_2d((0..n).into_segmented(), (0..n).into_segmented()))?;
+        let names = self.classes.clone();
+        let names2 = self.classes.clone();
+        // Predicted classes by number, true classes by number and name, row 1 at the top.
+        let fx = move |v: &SegmentValue<usize>| if let SegmentValue::CenterOf(i) = v { if *i < names.len() { format!("{}", i + 1) } else { String::new() } } else { String::new() };
+        let fy = move |v: &SegmentValue<usize>| if let SegmentValue::CenterOf(i) = v { names2.get(n - 1 - *i).map(|s| format!("{s} ({})", n - i)).unwrap_or_default() } else { String::new() };
+        ok(chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(n)
+            .y_labels(n)
+            .x_label_formatter(&fx)
+            .y_label_formatter(&fy)
+            .x_label_style(("sans-serif", 11))
+            .y_label_style(("sans-serif", 11))
+            .x_desc("predicted class")
+            .y_desc("true")
+            .draw())?;
+        let cells = self.counts.iter().enumerate().flat_map(|(t, row)| {
+            let total: f64 = row.iter().sum::<f64>().max(1.0);
+            row.iter().enumerate().map(move |(p, v)| {
+                let shade = 1.0 - (v / total).clamp(0.0, 1.0);
+                let c = RGBColor((255.0 * shade) as u8, (255.0 * shade) as u8, 255);
+                let y = n - 1 - t;
+                Rectangle::new([(SegmentValue::Exact(p), SegmentValue::Exact(y)), (SegmentValue::Exact(p + 1), SegmentValue::Exact(y + 1))], c.filled())
+            })
+        });
+        ok(chart.draw_series(cells))?;
+        Ok(())
+    }
+}
+
+/// Label-fraction curves: one line per (modality, method), mean ± std over
+/// seeds and repetitions, x in percent of the train labels.
+pub fn fraction_curves(fractions: &DataFrame, metric: &str, suite: &str) -> Result<Curves> {
+    let groups = summarise(fractions, &["modality", "method"], &["fraction"], &["main"])?;
+    Ok(Curves {
+        title: format!("{suite}: label fractions"),
+        x_desc: "labelled train samples (%)".into(),
+        legend: SeriesLabelPosition::UpperLeft,
+        y_desc: format!("{metric} (%)"),
+        lines: lines(&groups, |g| format!("{} ({})", g.keys[1], g.keys[0]), |g| 100.0 * g.numeric_keys[0], 100.0),
+    })
+}
+
+/// Retrieval precision@k for each method's headline setting (fused when
+/// the method has several modalities, else its one modality).
+pub fn retrieval_curves(retrieval: &DataFrame, suite: &str) -> Result<Curves> {
+    let groups = summarise(retrieval, &["method", "setting"], &[], &["p_at_1", "p_at_5", "p_at_10"])?;
+    let mut out: Vec<(String, Vec<(f64, f64, f64)>)> = vec![];
+    let methods: Vec<String> = groups.iter().map(|g| g.keys[0].clone()).fold(vec![], |mut v, m| {
+        if !v.contains(&m) {
+            v.push(m);
+        }
+        v
+    });
+    for m in methods {
+        let mine: Vec<&Group> = groups.iter().filter(|g| g.keys[0] == m).collect();
+        let headline = mine.iter().find(|g| g.keys[1] == "fused").or_else(|| mine.iter().find(|g| !g.keys[1].contains("->"))).copied();
+        if let Some(g) = headline {
+            let pts = [1.0, 5.0, 10.0].iter().zip(&g.stats).map(|(k, s)| (*k, 100.0 * s.mean, 100.0 * s.std)).collect();
+            out.push((format!("{m} ({})", g.keys[1]), pts));
+        }
+    }
+    Ok(Curves { title: format!("{suite}: activity retrieval"), x_desc: "k".into(), y_desc: "precision@k (%)".into(), lines: out, legend: SeriesLabelPosition::UpperRight })
+}
+
+/// SSL training loss per epoch, mean over seeds, one line per method.
+pub fn loss_curves(curves: &DataFrame, suite: &str) -> Result<Curves> {
+    let groups = summarise(curves, &["method"], &["epoch"], &["train_loss"])?;
+    Ok(Curves {
+        title: format!("{suite}: self-supervised training loss"),
+        x_desc: "epoch".into(),
+        y_desc: "training loss".into(),
+        legend: SeriesLabelPosition::UpperRight,
+        lines: lines(&groups, |g| g.keys[0].clone(), |g| g.numeric_keys[0], 1.0),
+    })
+}
+
+/// Groups -> lines keyed by `name`, points (x, mean·scale, std·scale) sorted by x.
+fn lines(groups: &[Group], name: impl Fn(&Group) -> String, x: impl Fn(&Group) -> f64, scale: f64) -> Vec<(String, Vec<(f64, f64, f64)>)> {
+    let mut out: Vec<(String, Vec<(f64, f64, f64)>)> = vec![];
+    for g in groups {
+        let key = name(g);
+        let point = (x(g), scale * g.stats[0].mean, scale * g.stats[0].std);
+        match out.iter_mut().find(|l| l.0 == key) {
+            Some(l) => l.1.push(point),
+            None => out.push((key, vec![point])),
+        }
+    }
+    for l in &mut out {
+        l.1.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    out
+}
