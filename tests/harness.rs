@@ -76,7 +76,69 @@ fn a_tiny_suite_reproduces_once_and_then_does_nothing() {
     let again = prepare(&suite, &results).unwrap();
     assert_eq!(again.reproduce(true).unwrap(), (p.runs.len(), 0));
     assert!(start.elapsed().as_secs() < 20, "a finished suite is skipped quickly");
-    assert!(again.describe().lines().filter(|l| l.contains(" done ")).count() == p.runs.len());
+    assert!(again.describe(std::path::Path::new("no-reports")).lines().filter(|l| l.contains(" done ")).count() == p.runs.len());
+    check_report(dir.path(), &suite, &results);
+}
+
+/// `cmkm report` on the finished tiny suite: every table and plot, numbers
+/// that are the runs' own, byte-identical on a second report; `cmkm plan`
+/// estimates a fresh store from the report's timings; `cmkm compare`.
+fn check_report(dir: &Path, suite: &Path, results: &Path) {
+    let reports = dir.join("reports");
+    let report = || {
+        let out = common::cmkm().arg("report").arg(suite).arg("--results").arg(results).arg("--reports").arg(&reports).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    };
+    report();
+    let r = reports.join("tiny");
+    for f in ["main_table", "retrieval", "label_fractions"] {
+        for ext in ["md", "csv", "tex"] {
+            assert!(r.join(format!("{f}.{ext}")).is_file(), "{f}.{ext}");
+        }
+    }
+    for f in ["main_metric", "confusion_best", "label_fractions", "retrieval", "ssl_loss"] {
+        assert!(std::fs::read(r.join(format!("{f}.png"))).unwrap().starts_with(b"\x89PNG"), "{f}.png");
+        assert!(std::fs::read_to_string(r.join(format!("{f}.svg"))).unwrap().contains("<svg"), "{f}.svg");
+    }
+    // The SimCLR skeleton row is the fine-tuning run's accuracy, beside the paper's 95.11.
+    let p = prepare(suite, results).unwrap();
+    let ft = p.runs.iter().find(|r| r.label == "fine-tune ss skeleton seed 3").unwrap();
+    let m: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.store.dir(&ft.id).join("metrics.json")).unwrap()).unwrap();
+    let acc = 100.0 * m["accuracy"].as_f64().unwrap();
+    let table = std::fs::read_to_string(r.join("main_table.csv")).unwrap();
+    let row = table.lines().find(|l| l.starts_with("Skeleton,SimCLR,ss,")).unwrap_or_else(|| panic!("{table}"));
+    assert_eq!(row, format!("Skeleton,SimCLR,ss,{acc:.2},1,95.11,{:+.2}", acc - 95.11));
+    assert_eq!(table.lines().count(), 1 + 6, "sup, si, ss and cmkm x3: {table}");
+    let first = std::fs::read(r.join("main_table.md")).unwrap();
+    report();
+    assert_eq!(first, std::fs::read(r.join("main_table.md")).unwrap());
+    // A fresh store gets estimates for every run from the report's timings.
+    let fresh = prepare(suite, &dir.join("fresh")).unwrap().describe(&reports);
+    assert!(fresh.contains("expected wall time") && !fresh.contains("no recorded timing"), "{fresh}");
+    // compare: identical stores agree exactly; a changed metric is found.
+    let compare = |b: &Path| common::cmkm().arg("compare").arg(results).arg(b).args(["--max-diff", "0"]).output().unwrap();
+    assert_eq!(compare(results).status.code(), Some(0));
+    let copy = dir.join("copy");
+    copy_dir(results, &copy);
+    let path = copy.join("tiny/runs").join(&ft.id).join("metrics.json");
+    let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    v["accuracy"] = serde_json::json!(m["accuracy"].as_f64().unwrap() + 0.25);
+    std::fs::write(&path, v.to_string()).unwrap();
+    let out = compare(&copy);
+    assert_eq!(out.status.code(), Some(4));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("+0.250000"), "{}", String::from_utf8_lossy(&out.stdout));
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).unwrap();
+        }
+    }
 }
 
 /// The files whose contents must not depend on interruptions.

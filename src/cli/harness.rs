@@ -1,6 +1,7 @@
-//! `cmkm plan`, `cmkm run`, `cmkm reproduce`: suites.
+//! `cmkm plan`, `cmkm run`, `cmkm reproduce`, `cmkm report`, `cmkm
+//! compare`: suites and their results.
 
-use crate::harness::runner::prepare;
+use crate::harness::runner::{prepare_with, Prepared};
 use anyhow::Result;
 use std::path::PathBuf;
 
@@ -12,16 +13,28 @@ pub struct SuiteArgs {
     /// Results folder; the suite's runs go to <results>/<suite name>/.
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
+    /// Reports folder: `cmkm report` writes <reports>/<suite>/, `cmkm plan`
+    /// reads recorded timings from its <suite>/timings.csv files.
+    #[arg(long, default_value = "reports")]
+    pub reports: PathBuf,
+    /// Run the suite on this dataset declaration instead of its own; the
+    /// suite is then named <suite>-<dataset name> in results and reports.
+    #[arg(long)]
+    pub dataset: Option<PathBuf>,
+}
+
+fn prepare(args: &SuiteArgs) -> Result<Prepared> {
+    prepare_with(&args.suite, &args.results, args.dataset.as_deref())
 }
 
 pub fn plan(args: SuiteArgs) -> Result<i32> {
-    let p = prepare(&args.suite, &args.results)?;
-    print!("{}", p.describe());
+    let p = prepare(&args)?;
+    print!("{}", p.describe(&args.reports));
     Ok(0)
 }
 
 pub fn run_one(args: SuiteArgs, id: &str, quiet: bool) -> Result<i32> {
-    let p = prepare(&args.suite, &args.results)?;
+    let p = prepare(&args)?;
     let run = p.find(id)?;
     if p.store.is_done(&run.id) {
         eprintln!("run {} ({}) is already done", run.id, run.label);
@@ -33,8 +46,64 @@ pub fn run_one(args: SuiteArgs, id: &str, quiet: bool) -> Result<i32> {
 }
 
 pub fn reproduce(args: SuiteArgs, quiet: bool) -> Result<i32> {
-    let p = prepare(&args.suite, &args.results)?;
+    let p = prepare(&args)?;
     let (done, failed) = p.reproduce(quiet)?;
     eprintln!("suite {}: {done} of {} runs done, {failed} failed", p.suite.decl.name, p.runs.len());
     Ok(if failed > 0 { 3 } else { 0 })
+}
+
+pub fn report(args: SuiteArgs) -> Result<i32> {
+    let p = prepare(&args)?;
+    let r = crate::report::write_report(&p, &args.reports)?;
+    for f in &r.files {
+        println!("{}", r.dir.join(f).display());
+    }
+    if r.missing > 0 {
+        eprintln!("note: {} planned run(s) of suite '{}' are not finished; the report covers the finished ones (`cmkm plan` lists them)", r.missing, p.suite.decl.name);
+    }
+    Ok(0)
+}
+
+/// Options of `cmkm compare`.
+#[derive(clap::Args, Debug)]
+pub struct CompareArgs {
+    /// Results folder A (e.g. results/ from one machine, or results/quick-utd).
+    pub a: PathBuf,
+    /// Results folder B.
+    pub b: PathBuf,
+    /// Also write compare.md/.csv/.tex here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Exit with status 4 when a metric differs by more than this (e.g. 0
+    /// to check bit-identical results), or a run is missing on one side.
+    #[arg(long)]
+    pub max_diff: Option<f64>,
+}
+
+pub fn compare(args: CompareArgs) -> Result<i32> {
+    use crate::report::compare::{compare, describe_side};
+    let c = compare(&args.a, &args.b)?;
+    println!("{}", describe_side("A", &args.a, &c.hardware.0));
+    println!("{}", describe_side("B", &args.b, &c.hardware.1));
+    println!();
+    print!("{}", c.table.markdown());
+    println!();
+    let (ta, tb) = c.total_seconds;
+    println!("{} run(s) in both; total wall time A {ta:.1} s, B {tb:.1} s (B/A {:.3}); largest metric difference {:.3e}", c.table.rows.iter().map(|r| &r[0]).collect::<std::collections::BTreeSet<_>>().len(), tb / ta.max(1e-9), c.max_abs_diff);
+    for (side, runs) in [("A", &c.only_a), ("B", &c.only_b)] {
+        if !runs.is_empty() {
+            println!("only in {side}: {}", runs.join(", "));
+        }
+    }
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir)?;
+        c.table.write_all(dir, "compare", "Run comparison", &format!("{}\n\n{}\n", describe_side("A", &args.a, &c.hardware.0), describe_side("B", &args.b, &c.hardware.1)))?;
+    }
+    match args.max_diff {
+        Some(limit) if c.max_abs_diff > limit || !c.only_a.is_empty() || !c.only_b.is_empty() => {
+            eprintln!("error: results differ by more than {limit} (largest difference {:.3e}) or runs are missing on one side", c.max_abs_diff);
+            Ok(4)
+        }
+        _ => Ok(0),
+    }
 }

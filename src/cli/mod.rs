@@ -1,6 +1,7 @@
 //! The `cmkm` command line: one subcommand per job, each a thin layer over
 //! the library.
 
+mod bench;
 mod data;
 mod evaluate;
 mod harness;
@@ -65,6 +66,16 @@ pub enum Command {
         #[arg(long)]
         quiet: bool,
     },
+    /// Aggregate a suite's finished runs into the paper's table (with the
+    /// paper's numbers beside), retrieval and label-fraction tables
+    /// (Markdown, CSV, LaTeX) and plots (PNG, SVG) under <reports>/<suite>/.
+    Report(harness::SuiteArgs),
+    /// The same runs from two results folders (two machines or versions)
+    /// side by side: metric differences and wall-time ratios per run.
+    Compare(harness::CompareArgs),
+    /// Time the paper's training steps (CMC, CMC-CMKM, SimCLR), encoder
+    /// forward throughput and one epoch of data preparation on this machine.
+    Bench(bench::BenchArgs),
 }
 
 /// Which data a command trains or evaluates on, and with which seed.
@@ -92,6 +103,9 @@ pub fn main() -> i32 {
         Command::Plan(args) => harness::plan(args),
         Command::Run { suite, id, quiet } => harness::run_one(suite, &id, quiet),
         Command::Reproduce { suite, quiet } => harness::reproduce(suite, quiet),
+        Command::Report(args) => harness::report(args),
+        Command::Compare(args) => harness::compare(args),
+        Command::Bench(args) => bench::run(args),
     };
     match result {
         Ok(code) => code,

@@ -4,6 +4,7 @@
 //! goes on with what does not depend on it.
 
 use super::plan::{plan, PlannedRun, Step};
+use super::estimate::Timings;
 use super::store::{Hardware, RunRecordFile, RunStore};
 use super::suite::Suite;
 use crate::data::{Dataset, DatasetDecl};
@@ -28,8 +29,21 @@ pub struct Prepared {
 /// Loads a suite, its dataset, and plans it against `results` (the store
 /// lives in `results/<suite name>`).
 pub fn prepare(suite_path: &Path, results: &Path) -> Result<Prepared> {
-    let suite = Suite::from_file(suite_path)?;
+    prepare_with(suite_path, results, None)
+}
+
+/// As [`prepare`], on another dataset declaration than the suite's: the
+/// suite is then named `<suite>-<dataset name>`, so its runs and reports
+/// stay apart from the suite's own.
+pub fn prepare_with(suite_path: &Path, results: &Path, dataset: Option<&Path>) -> Result<Prepared> {
+    let mut suite = Suite::from_file(suite_path)?;
+    if let Some(path) = dataset {
+        suite.dataset_path = path.to_path_buf();
+    }
     let decl = DatasetDecl::from_file(&suite.dataset_path)?;
+    if dataset.is_some() {
+        suite.decl.name = format!("{}-{}", suite.decl.name, decl.name);
+    }
     let dataset = Dataset::load(&decl, &[])?;
     dataset.ensure_clean()?;
     let fingerprint = crate::data::fingerprint::fingerprint(&dataset)?;
@@ -134,43 +148,42 @@ impl Prepared {
     }
 
     /// Lines of `cmkm plan`: each run with its status and dependencies, and
-    /// an estimate of the time left from the timings recorded so far.
-    pub fn describe(&self) -> String {
+    /// the expected wall time of what is left, from recorded step timings
+    /// (finished runs of any suite under the results folder, and the
+    /// `timings.csv` of committed reports under `reports`).
+    pub fn describe(&self, reports: &Path) -> String {
+        let results = self.store.root.parent().unwrap_or(Path::new("."));
+        let timings = Timings::gather(results, reports);
         let mut out = format!("suite {} ({} runs) -> {}\n", self.suite.decl.name, self.runs.len(), self.store.root.display());
-        let mut left = 0.0;
+        let (mut left, mut total) = (0.0, 0.0);
         let mut unknown = 0;
         for r in &self.runs {
+            let estimate = timings.estimate(r);
+            total += estimate.unwrap_or(0.0);
             let status = if self.store.is_done(&r.id) {
                 "done"
             } else if self.store.failure(&r.id).is_some() {
                 "FAILED"
             } else {
-                match self.estimate(r) {
+                match estimate {
                     Some(s) => left += s,
                     None => unknown += 1,
                 }
                 "todo"
             };
+            let guess = estimate.map(|s| format!("~{}", format_duration(s))).unwrap_or_else(|| "?".into());
             let deps = if r.depends_on.is_empty() { String::new() } else { format!("  after {}", r.depends_on.join(", ")) };
-            out.push_str(&format!("  {}  {:<6} {}{deps}\n", r.id, status, r.label));
+            out.push_str(&format!("  {}  {:<6} {:>9}  {}{deps}\n", r.id, status, guess, r.label));
         }
-        out.push_str(&format!("time left: {}", format_duration(left)));
+        out.push_str(&format!("expected wall time: {} for the whole suite, {} left", format_duration(total), format_duration(left)));
         if unknown > 0 {
-            out.push_str(&format!(" + {unknown} run(s) with no recorded timing yet"));
+            out.push_str(&format!(" + {unknown} run(s) with no recorded timing for their step and method"));
+        }
+        if !timings.cpus.is_empty() {
+            out.push_str(&format!("\n(per-epoch rates recorded on {}; other machines and datasets differ)", timings.cpus.join(", ")));
         }
         out.push('\n');
         out
-    }
-
-    /// Recorded seconds of a finished run with the same label stem (step and
-    /// method) in this store, as an estimate for `run`.
-    fn estimate(&self, run: &PlannedRun) -> Option<f64> {
-        let stem = run.label.rsplit_once(" seed ").map(|(s, _)| s.to_string())?;
-        let entries = std::fs::read_dir(self.store.root.join("runs")).ok()?;
-        entries.flatten().find_map(|e| {
-            let rec: RunRecordFile = serde_json::from_str(&std::fs::read_to_string(e.path().join("record.json")).ok()?).ok()?;
-            rec.label.starts_with(&format!("{stem} seed ")).then_some(rec.seconds)
-        })
     }
 }
 

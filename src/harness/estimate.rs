@@ -1,0 +1,99 @@
+//! Wall-time estimates for planned runs from recorded step timings: the
+//! finished runs of every suite under the results folder and the timings
+//! committed with reports (`reports/<suite>/timings.csv`), as seconds per
+//! unit of work (epoch of training or fine-tuning; one retrieval), per step
+//! kind and method. So `cmkm plan` can say how long a full suite will take
+//! from a quick suite's timings on the same kind of machine.
+
+use super::plan::{PlannedRun, Step};
+use serde_json::Value;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Seconds per unit of work, by (step kind, method).
+#[derive(Debug, Default)]
+pub struct Timings {
+    rates: BTreeMap<(String, String), Vec<f64>>,
+    /// Distinct CPUs the timings came from.
+    pub cpus: Vec<String>,
+}
+
+/// A run's step kind, method and units of work.
+pub fn work(step: &Step) -> (&'static str, &str, f64) {
+    match step {
+        Step::Train { method, config, .. } => ("train", method, config.schedule.epochs as f64),
+        Step::FineTune { method, epochs, .. } => ("fine_tune", method, *epochs as f64),
+        Step::Retrieval { method, .. } => ("retrieval", method, 1.0),
+        Step::LabelFractions { method, epochs, fractions, repetitions, .. } => ("label_fractions", method, (*epochs * fractions.len()) as f64 * *repetitions as f64),
+    }
+}
+
+impl Timings {
+    /// Reads every recorded timing under `results` (all suites) and
+    /// `reports` (committed `timings.csv` files). Unreadable files are
+    /// skipped: an estimate is a convenience, never a result.
+    pub fn gather(results: &Path, reports: &Path) -> Self {
+        let mut t = Timings::default();
+        for suite in subdirs(results) {
+            for run in subdirs(&suite.join("runs")) {
+                t.add_run(&run);
+            }
+        }
+        for suite in subdirs(reports) {
+            t.add_csv(&suite.join("timings.csv"));
+        }
+        t
+    }
+
+    fn add(&mut self, step: &str, method: &str, units: f64, seconds: f64, cpu: &str) {
+        if units > 0.0 && seconds.is_finite() && seconds >= 0.0 {
+            self.rates.entry((step.to_string(), method.to_string())).or_default().push(seconds / units);
+            if !self.cpus.iter().any(|c| c == cpu) {
+                self.cpus.push(cpu.to_string());
+            }
+        }
+    }
+
+    fn add_run(&mut self, dir: &Path) {
+        let read = |name: &str| -> Option<Value> { serde_json::from_str(&std::fs::read_to_string(dir.join(name)).ok()?).ok() };
+        let (Some(plan), Some(record)) = (read("plan.json"), read("record.json")) else { return };
+        let step = &plan["step"];
+        let units = match step["step"].as_str() {
+            Some("train") => step["config"]["schedule"]["epochs"].as_f64(),
+            Some("fine_tune") => step["epochs"].as_f64(),
+            Some("retrieval") => Some(1.0),
+            Some("label_fractions") => Some(step["epochs"].as_f64().unwrap_or(0.0) * step["fractions"].as_array().map_or(0, Vec::len) as f64 * step["repetitions"].as_f64().unwrap_or(0.0)),
+            _ => None,
+        };
+        if let (Some(kind), Some(method), Some(units), Some(seconds)) = (step["step"].as_str(), step["method"].as_str(), units, record["seconds"].as_f64()) {
+            self.add(kind, method, units, seconds, record["hardware"]["cpu"].as_str().unwrap_or("?"));
+        }
+    }
+
+    fn add_csv(&mut self, path: &Path) {
+        let Ok(mut reader) = csv::Reader::from_path(path) else { return };
+        let Ok(headers) = reader.headers().cloned() else { return };
+        let col = |name: &str| headers.iter().position(|h| h == name);
+        let (Some(step), Some(method), Some(epochs), Some(seconds), Some(cpu)) = (col("step"), col("method"), col("epochs"), col("seconds"), col("cpu")) else { return };
+        for row in reader.records().flatten() {
+            let units = if &row[step] == "retrieval" { Some(1.0) } else { row[epochs].parse().ok() };
+            if let (Some(units), Ok(s)) = (units, row[seconds].parse::<f64>()) {
+                self.add(&row[step], &row[method], units, s, &row[cpu]);
+            }
+        }
+    }
+
+    /// Estimated seconds for a planned run (mean recorded rate x its units).
+    pub fn estimate(&self, run: &PlannedRun) -> Option<f64> {
+        let (kind, method, units) = work(&run.step);
+        let rates = self.rates.get(&(kind.to_string(), method.to_string()))?;
+        Some(units * rates.iter().sum::<f64>() / rates.len() as f64)
+    }
+}
+
+fn subdirs(dir: &Path) -> Vec<std::path::PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return vec![] };
+    let mut out: Vec<_> = entries.flatten().map(|e| e.path()).filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))).collect();
+    out.sort();
+    out
+}
