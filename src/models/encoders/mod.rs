@@ -31,6 +31,17 @@ pub enum EncoderConfig {
     CoOccurrence(CoOccurrenceConfig),
 }
 
+impl EncoderConfig {
+    /// The YAML `type` name (`cnn1d`, `cnn_transformer`, `co_occurrence`).
+    pub fn kind_name(&self) -> &'static str {
+        match self {
+            EncoderConfig::Cnn1d(_) => "cnn1d",
+            EncoderConfig::CnnTransformer(_) => "cnn_transformer",
+            EncoderConfig::CoOccurrence(_) => "co_occurrence",
+        }
+    }
+}
+
 /// An initialised encoder.
 #[derive(Module, Debug)]
 #[allow(clippy::large_enum_variant)] // a handful live per run

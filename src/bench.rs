@@ -1,0 +1,185 @@
+//! `cmkm bench`: step times of the paper's architectures on this machine
+//! (CMC, CMC-CMKM, SimCLR per encoder), forward throughput per encoder and
+//! one epoch of data preparation and augmentation, each after warm-up, as
+//! median and spread. Numbers, not assertions: they are compared across
+//! machines and versions, never checked in tests.
+
+use crate::data::Dataset;
+use crate::methods::config::MethodConfig;
+use crate::methods::{contrastive, devices, simclr, Context};
+use crate::training::batches::{batch_tensor, epoch_batches};
+use crate::training::{Objective, TrainData};
+use anyhow::{Context as _, Result};
+use burn::optim::{AdamConfig, GradientsParams};
+use serde::Serialize;
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOptions {
+    /// Training batch size (paper: 64).
+    pub batch: usize,
+    /// Timed steps per figure, after one warm-up step.
+    pub steps: usize,
+    /// Batch of the forward-throughput figures (256).
+    pub forward_batch: usize,
+    pub protocol: String,
+    pub seed: u64,
+}
+
+/// Median and spread of one figure, in milliseconds.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Timing {
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl Timing {
+    fn of(mut samples: Vec<f64>) -> Self {
+        samples.sort_by(f64::total_cmp);
+        let n = samples.len();
+        let median = if n % 2 == 1 { samples[n / 2] } else { 0.5 * (samples[n / 2 - 1] + samples[n / 2]) };
+        Timing { median, min: samples[0], max: samples[n - 1] }
+    }
+}
+
+/// Every figure by name (`cmc_step_ms`, ...), in milliseconds, plus the
+/// forward throughputs in samples per second.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    pub timings: BTreeMap<String, Timing>,
+    pub throughput: BTreeMap<String, f64>,
+    pub batch: usize,
+    pub steps: usize,
+    pub threads: usize,
+    pub hardware: crate::harness::store::Hardware,
+}
+
+impl BenchReport {
+    /// One flat JSON object: `<name>_ms` medians, `<name>_samples_per_s`,
+    /// the spread of each timing, threads and the hardware record.
+    pub fn json(&self) -> serde_json::Value {
+        let mut obj = serde_json::Map::new();
+        for (name, t) in &self.timings {
+            obj.insert(name.clone(), t.median.into());
+        }
+        for (name, v) in &self.throughput {
+            obj.insert(name.clone(), (*v).into());
+        }
+        obj.insert("spread_ms".into(), serde_json::to_value(&self.timings).unwrap_or_default());
+        obj.insert("batch".into(), self.batch.into());
+        obj.insert("steps".into(), self.steps.into());
+        obj.insert("threads".into(), self.threads.into());
+        obj.insert("hardware".into(), serde_json::to_value(&self.hardware).unwrap_or_default());
+        serde_json::Value::Object(obj)
+    }
+}
+
+fn method(text: &str) -> Result<MethodConfig> {
+    crate::config::parse_yaml(text)
+}
+
+/// The paper's method files, embedded so that the bench measures the same
+/// architectures wherever it runs.
+fn paper_methods() -> Result<[MethodConfig; 4]> {
+    Ok([
+        method(include_str!("../experiments/methods/cmc.yaml"))?,
+        method(include_str!("../experiments/methods/cmc-cmkm.yaml"))?,
+        method(include_str!("../experiments/methods/simclr-inertial.yaml"))?,
+        method(include_str!("../experiments/methods/simclr-skeleton.yaml"))?,
+    ])
+}
+
+/// Times `steps` optimisation steps (forward, backward, Adam) on one fixed
+/// batch after one warm-up step.
+fn time_steps<O: Objective>(objective: &O, mut model: O::Model, batch: &[usize], steps: usize) -> Vec<f64> {
+    let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut out = vec![];
+    for i in 0..=steps {
+        let start = Instant::now();
+        let step = objective.step(&model, batch, i as u64);
+        let grads = GradientsParams::from_grads(step.loss.backward(), &model);
+        model = optimizer.step(1e-3, model, grads);
+        if i > 0 {
+            out.push(1e3 * start.elapsed().as_secs_f64());
+        }
+    }
+    out
+}
+
+/// Runs every figure on `ds` (the synthetic UTD-MHAD by default).
+pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchReport> {
+    let [cmc, cmkm, simclr_inertial, simclr_skeleton] = paper_methods()?;
+    let mut timings = BTreeMap::new();
+    let mut throughput = BTreeMap::new();
+    let (train_device, eval_device) = devices();
+    let _exclusive = crate::training::exclusive();
+    train_device.seed(opts.seed);
+
+    progress("data preparation");
+    let start = Instant::now();
+    let data = TrainData::new(ds, &cmc.modalities, &opts.protocol)?;
+    let prep_ms = 1e3 * start.elapsed().as_secs_f64();
+    let batch: Vec<usize> = data.split.train.iter().copied().take(opts.batch).collect();
+    anyhow::ensure!(batch.len() == opts.batch, "the train split has {} samples, fewer than the batch of {}", data.split.train.len(), opts.batch);
+    let augment = |epoch: u64| {
+        for b in epoch_batches(&data.split.train, opts.batch, true, opts.seed, epoch) {
+            for (m, name) in data.modalities.iter().enumerate() {
+                let _ = batch_tensor(&data.clips[m], &b, cmc.augmentation(name), Some((opts.seed, name, epoch)), &eval_device);
+            }
+        }
+    };
+    augment(0);
+    let augment_ms: Vec<f64> = (1..=opts.steps as u64)
+        .map(|e| {
+            let start = Instant::now();
+            augment(e);
+            1e3 * start.elapsed().as_secs_f64()
+        })
+        .collect();
+    let augment_t = Timing::of(augment_ms);
+    timings.insert("augment_epoch_ms".into(), augment_t);
+    timings.insert("data_epoch_ms".into(), Timing { median: prep_ms + augment_t.median, min: prep_ms + augment_t.min, max: prep_ms + augment_t.max });
+    timings.insert("data_preprocess_ms".into(), Timing { median: prep_ms, min: prep_ms, max: prep_ms });
+
+    for (name, m) in [("cmc_step_ms", &cmc), ("cmkm_step_ms", &cmkm)] {
+        progress(name);
+        let ctx = Context { method: m, data: &data, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone() };
+        let options = m.loss.clone().context("contrastive method without loss options")?;
+        let miners = if name == "cmkm_step_ms" { Some([ctx.encoder(0, &eval_device)?, ctx.encoder(1, &eval_device)?]) } else { None };
+        let options = if miners.is_none() { crate::losses::CmkmOptions::cmc(options.temperature) } else { options };
+        let objective = contrastive::Contrastive { ctx: &ctx, options, miners };
+        let model = contrastive::CmcModel::new(&ctx, &train_device)?;
+        timings.insert(name.to_string(), Timing::of(time_steps(&objective, model, &batch, opts.steps)));
+    }
+    for (name, m) in [("simclr_inertial_step_ms", &simclr_inertial), ("simclr_skeleton_step_ms", &simclr_skeleton)] {
+        progress(name);
+        let one = TrainData::new(ds, &m.modalities, &opts.protocol)?;
+        let ctx = Context { method: m, data: &one, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone() };
+        let model = simclr::SimclrModel::new(&ctx, &train_device)?;
+        timings.insert(name.to_string(), Timing::of(time_steps(&simclr::Simclr { ctx: &ctx }, model, &batch, opts.steps)));
+    }
+    let ctx = Context { method: &cmc, data: &data, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone() };
+    let wide: Vec<usize> = (0..opts.forward_batch).map(|i| data.split.train[i % data.split.train.len()]).collect();
+    for (m, modality) in data.modalities.iter().enumerate() {
+        let kind = cmc.encoders[modality].kind_name();
+        let name = format!("{kind}_forward_ms");
+        progress(&name);
+        let encoder = ctx.encoder(m, &eval_device)?;
+        let x = batch_tensor(&data.clips[m], &wide, &[], None, &eval_device);
+        let samples: Vec<f64> = (0..=opts.steps)
+            .map(|_| {
+                let start = Instant::now();
+                let _ = encoder.forward(x.clone()).into_data();
+                1e3 * start.elapsed().as_secs_f64()
+            })
+            .skip(1)
+            .collect();
+        let t = Timing::of(samples);
+        throughput.insert(format!("{kind}_forward_samples_per_s"), opts.forward_batch as f64 / (t.median / 1e3));
+        timings.insert(name, t);
+    }
+    Ok(BenchReport { timings, throughput, batch: opts.batch, steps: opts.steps, threads: rayon::current_num_threads(), hardware: crate::harness::store::Hardware::current() })
+}

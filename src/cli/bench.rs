@@ -1,0 +1,56 @@
+//! `cmkm bench`: step and data timings on this machine.
+
+use crate::bench::{run_bench, BenchOptions};
+use crate::data::{Dataset, DatasetDecl};
+use anyhow::Result;
+use std::path::PathBuf;
+
+/// Options of `cmkm bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Print one JSON object (figures in milliseconds, throughputs in
+    /// samples/s, threads and hardware) instead of a table.
+    #[arg(long)]
+    pub json: bool,
+    /// Training batch size of the step figures.
+    #[arg(long, default_value_t = 64)]
+    pub batch: usize,
+    /// Timed repetitions per figure (after one warm-up).
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// Batch of the forward-throughput figures.
+    #[arg(long, default_value_t = 256)]
+    pub forward_batch: usize,
+    /// Dataset declaration (the synthetic UTD-MHAD by default).
+    #[arg(long, default_value = "experiments/datasets/synthetic-utd.yaml")]
+    pub dataset: PathBuf,
+    #[arg(long, default_value = "cross_subject")]
+    pub protocol: String,
+}
+
+pub fn run(args: BenchArgs) -> Result<i32> {
+    anyhow::ensure!(args.batch >= 2 && args.steps >= 1 && args.forward_batch >= 1, "--batch must be at least 2, --steps and --forward-batch at least 1");
+    let decl = DatasetDecl::from_file(&args.dataset)?;
+    let ds = Dataset::load(&decl, &[])?;
+    let opts = BenchOptions { batch: args.batch, steps: args.steps, forward_batch: args.forward_batch, protocol: args.protocol.clone(), seed: 28 };
+    let quiet = args.json;
+    let report = run_bench(&ds, &opts, |what| {
+        if !quiet {
+            eprintln!("measuring {what} ...");
+        }
+    })?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report.json())?);
+        return Ok(0);
+    }
+    let h = &report.hardware;
+    println!("{} ({} cores, {} threads), {}, cmkm {}; batch {}, {} timed steps after 1 warm-up", h.cpu, h.cores, report.threads, h.os, h.crate_version, report.batch, report.steps);
+    println!("{:<34} {:>10} {:>10} {:>10}", "figure", "median", "min", "max");
+    for (name, t) in &report.timings {
+        println!("{name:<34} {:>10.1} {:>10.1} {:>10.1}", t.median, t.min, t.max);
+    }
+    for (name, v) in &report.throughput {
+        println!("{name:<34} {v:>10.1}");
+    }
+    Ok(0)
+}
