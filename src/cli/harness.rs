@@ -1,7 +1,7 @@
 //! `cmkm plan`, `cmkm run`, `cmkm reproduce`: suites.
 
-use crate::harness::runner::prepare;
-use anyhow::Result;
+use crate::harness::runner::{prepare, Executed};
+use anyhow::{bail, Result};
 use std::path::PathBuf;
 
 /// Options shared by the suite commands.
@@ -16,7 +16,7 @@ pub struct SuiteArgs {
 
 pub fn plan(args: SuiteArgs) -> Result<i32> {
     let p = prepare(&args.suite, &args.results)?;
-    print!("{}", p.describe());
+    out!("{}", p.describe());
     Ok(0)
 }
 
@@ -27,8 +27,11 @@ pub fn run_one(args: SuiteArgs, id: &str, quiet: bool) -> Result<i32> {
         eprintln!("run {} ({}) is already done", run.id, run.label);
         return Ok(0);
     }
-    p.execute(run, quiet)?;
-    eprintln!("run {} ({}) done: {}", run.id, run.label, p.store.dir(&run.id).display());
+    match p.execute(run, quiet)? {
+        Executed::Busy => bail!("run {} ({}) is being run by another process (its lock {} is held); try again when it finishes", run.id, run.label, p.store.root.join("runs").join(format!(".{}.lock", run.id)).display()),
+        Executed::AlreadyDone => eprintln!("run {} ({}) was finished by another process", run.id, run.label),
+        Executed::Ran(_) => eprintln!("run {} ({}) done: {}", run.id, run.label, p.store.dir(&run.id).display()),
+    }
     Ok(0)
 }
 
