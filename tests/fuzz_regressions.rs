@@ -38,3 +38,11 @@ fn npy_header_with_nested_braces() {
     let e = error_of("npy", || cmkm::data::formats::npy::parse_npy(&bytes));
     assert!(e.contains("unsupported .npy header"), "{e}");
 }
+
+#[test]
+fn mat_sub_element_size_near_4_gib() {
+    // matfile rounds a sub-element's size up to 8 in u32: overflow.
+    let bytes = fixture("mat-subelement-size-overflow.mat");
+    let e = error_of("mat", || cmkm::data::formats::mat::parse_mat_variable(&bytes, "d_iner"));
+    assert!(e.contains("sub-element"), "{e}");
+}

@@ -98,6 +98,21 @@ fn check_matrix_dims(element: &[u8]) -> Result<()> {
     if word(0) != Some(MI_MATRIX) {
         return Ok(());
     }
+    // Every sub-element must fit in the matrix: matfile rounds their sizes
+    // up to 8 bytes in u32 and overflows on sizes near 4 GiB.
+    let mut at = 8;
+    while at + 8 <= element.len() {
+        let tag = word(at).unwrap_or(0);
+        if tag >> 16 != 0 {
+            at += 8; // small data element: tag and data in 8 bytes
+            continue;
+        }
+        let size = word(at + 4).unwrap_or(0) as usize;
+        if size > element.len() - at - 8 {
+            bail!("sub-element at byte {at} of a matrix needs {size} bytes, the matrix has {} left", element.len() - at - 8);
+        }
+        at += 8 + size.next_multiple_of(8);
+    }
     // Array flags: an 8-byte tag and 8 bytes of data; then the dimensions.
     let Some(tag) = word(24) else { return Ok(()) };
     let (size, data): (usize, usize) = if tag >> 16 != 0 { ((tag >> 16) as usize, 28) } else { (word(28).unwrap_or(0) as usize, 32) };
