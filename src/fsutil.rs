@@ -18,6 +18,16 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Creates `dir` if needed and checks that a file can be written in it, so
+/// that a read-only or mistyped output folder is reported before any work
+/// is done rather than after an hour of training.
+pub fn ensure_writable_dir(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the output folder", dir.display()))?;
+    let probe = tempfile::Builder::new().prefix(".write-probe").tempfile_in(dir);
+    probe.with_context(|| format!("{}: the output folder is not writable", dir.display()))?;
+    Ok(())
+}
+
 /// Removes `.` and `name/..` pairs without touching the file system, so
 /// paths built from declaration folders read cleanly in messages.
 pub fn normalize(path: &Path) -> PathBuf {

@@ -154,28 +154,114 @@ fn outcomes(results: &Path) -> BTreeMap<String, String> {
     out
 }
 
-#[test]
-fn a_killed_reproduce_resumes_to_identical_results_without_partial_files() {
-    let dir = tempfile::tempdir().unwrap();
-    let suite = write_suite(dir.path(), 0.003);
-    let reference = dir.path().join("reference");
-    prepare(&suite, &reference).unwrap().reproduce(true).unwrap();
-    let results = dir.path().join("killed");
-    for delay_ms in [1500u64, 6000] {
-        let mut child = common::cmkm().args(["reproduce", "--quiet", "--results"]).arg(&results).arg(&suite).stderr(std::process::Stdio::null()).spawn().unwrap();
-        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
-        // Every run folder present is complete.
-        if let Ok(entries) = std::fs::read_dir(results.join("tiny/runs")) {
-            for e in entries.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')) {
-                assert!(e.path().join("record.json").is_file(), "partial run folder {}", e.path().display());
+/// One uninterrupted reproduction of the tiny suite, shared by the tests of
+/// this binary: (suite folder kept alive, outcomes).
+fn reference() -> &'static (tempfile::TempDir, BTreeMap<String, String>) {
+    static REF: std::sync::OnceLock<(tempfile::TempDir, BTreeMap<String, String>)> = std::sync::OnceLock::new();
+    REF.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap();
+        let suite = write_suite(dir.path(), 0.003);
+        let results = dir.path().join("reference");
+        assert_eq!(prepare(&suite, &results).unwrap().reproduce(true).unwrap().1, 0);
+        let out = outcomes(&results);
+        (dir, out)
+    })
+}
+
+fn reproduce_cmd(results: &Path, suite: &Path) -> std::process::Command {
+    let mut cmd = common::cmkm();
+    cmd.args(["reproduce", "--quiet", "--results"]).arg(results).arg(suite);
+    cmd
+}
+
+/// Names in `runs/` starting with a dot: staging folders and locks.
+fn leftovers(results: &Path) -> Vec<String> {
+    std::fs::read_dir(results.join("tiny/runs")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().to_string()).filter(|n| n.starts_with('.')).collect()
+}
+
+/// Every run folder present is complete and its JSON files parse.
+fn assert_no_partial_runs(results: &Path, context: &str) {
+    let Ok(entries) = std::fs::read_dir(results.join("tiny/runs")) else { return };
+    for e in entries.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')) {
+        assert!(e.path().join("record.json").is_file(), "{context}: partial run folder {}", e.path().display());
+        for f in std::fs::read_dir(e.path()).unwrap().flatten() {
+            let name = f.file_name().to_string_lossy().to_string();
+            assert!(!name.starts_with('.'), "{context}: temporary file {name} in {}", e.path().display());
+            if name.ends_with(".json") {
+                let text = std::fs::read_to_string(f.path()).unwrap();
+                serde_json::from_str::<serde_json::Value>(&text).unwrap_or_else(|err| panic!("{context}: corrupt {}: {err}", f.path().display()));
             }
         }
     }
-    let out = common::cmkm().args(["reproduce", "--quiet", "--results"]).arg(&results).arg(&suite).output().unwrap();
+}
+
+#[test]
+fn a_reproduce_killed_at_many_points_resumes_to_identical_results_without_partial_files() {
+    let (_, expected) = reference();
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), 0.003);
+    let results = dir.path().join("killed");
+    // Seeded pseudo-random kill delays (xorshift), 10 kill points.
+    let mut state = 0x9E37_79B9_7F4A_7C15u64;
+    let mut next = move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let kills = 10;
+    for k in 0..kills {
+        let delay_ms = 700 + next() % 2300;
+        let mut child = reproduce_cmd(&results, &suite).stderr(std::process::Stdio::null()).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(delay_ms));
+        child.kill().unwrap(); // SIGKILL
+        child.wait().unwrap();
+        assert_no_partial_runs(&results, &format!("kill {} after {delay_ms} ms", k + 1));
+    }
+    let out = reproduce_cmd(&results, &suite).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let leftovers: Vec<_> = std::fs::read_dir(results.join("tiny/runs")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
-    assert!(leftovers.is_empty(), "staging folders or locks left: {leftovers:?}");
-    assert_eq!(outcomes(&reference), outcomes(&results));
+    assert!(leftovers(&results).is_empty(), "staging folders or locks left: {:?}", leftovers(&results));
+    assert_no_partial_runs(&results, "after the resume");
+    assert_eq!(*expected, outcomes(&results));
+}
+
+#[test]
+fn two_concurrent_reproduces_share_the_work_without_duplicates() {
+    let (_, expected) = reference();
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), 0.003);
+    let results = dir.path().join("shared");
+    let a = reproduce_cmd(&results, &suite).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let b = reproduce_cmd(&results, &suite).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    let logs = format!("{}\n---\n{}", String::from_utf8_lossy(&a.stderr), String::from_utf8_lossy(&b.stderr));
+    assert!(a.status.success() && b.status.success(), "{logs}");
+    assert!(!logs.contains("FAILED") && !logs.contains("panicked"), "{logs}");
+    // Every run executed exactly once across the two processes.
+    let runs = prepare(&suite, &results).unwrap().runs.len();
+    assert_eq!(logs.matches("] done in ").count(), runs, "{logs}");
+    assert!(leftovers(&results).is_empty(), "{:?}", leftovers(&results));
+    assert!(!results.join("tiny/failed").exists(), "{logs}");
+    assert_no_partial_runs(&results, "concurrent");
+    assert_eq!(*expected, outcomes(&results));
+}
+
+#[test]
+fn a_diverging_run_is_recorded_as_failed_with_its_epoch_and_the_suite_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), 1e30); // CMC-CMKM with a learning rate of 1e30
+    let results = dir.path().join("results");
+    let out = reproduce_cmd(&results, &suite).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "failed runs give status 3: {log}");
+    assert!(!log.contains("panicked"), "{log}");
+    let p = prepare(&suite, &results).unwrap();
+    let train = p.runs.iter().find(|r| r.label == "train cmkm seed 3").unwrap();
+    let reason = p.store.failure(&train.id).expect("the diverging run is recorded as failed");
+    assert!(reason.contains("non-finite") && reason.contains("at epoch 1,"), "{reason}");
+    for r in &p.runs {
+        let cmkm = r.label.contains("cmkm");
+        assert_eq!(p.store.is_done(&r.id), !cmkm, "{}: every other run completes", r.label);
+    }
+    assert!(p.describe().contains("FAILED"));
 }

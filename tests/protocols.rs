@@ -16,7 +16,7 @@ use common::{cmkm, dataset, method, run};
 use std::path::Path;
 
 fn schedule(epochs: usize) -> ScheduleConfig {
-    ScheduleConfig { epochs, batch_size: 32, lr: 3e-3, plateau_factor: 0.5, plateau_patience: 10, early_stopping_patience: Some(50) }
+    ScheduleConfig { epochs, batch_size: 32, lr: 3e-3, plateau_factor: 0.5, plateau_patience: 10, early_stopping_patience: Some(50), grad_clip_norm: None }
 }
 
 fn quiet() -> Progress {

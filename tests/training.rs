@@ -166,3 +166,62 @@ fn frozen_encoders_receive_no_updates() {
     assert!(before.0 == after.0, "frozen encoder weights and batch-norm statistics changed");
     assert!(before.1 != after.1, "the head did not train");
 }
+
+/// A toy objective whose loss stays finite (zero) at epoch 2 while its
+/// gradient is infinite: d sqrt(u)/du at u = 0.
+struct SqrtAtZero;
+
+impl cmkm::training::Objective for SqrtAtZero {
+    type Model = Linear;
+    fn step(&self, model: &Linear, _batch: &[usize], epoch: u64) -> cmkm::training::StepOutput {
+        let device = model.weight.val().device();
+        let y = model.forward(Tensor::<2>::random([4, 3], Distribution::Default, &device));
+        let loss = if epoch == 1 { (y.clone() - y.detach()).sqrt().sum() } else { y.square().mean().reshape([1]) };
+        cmkm::training::StepOutput { loss: loss.reshape([1]), stats: vec![] }
+    }
+    fn validate(&self, _model: &Linear) -> cmkm::training::Validation {
+        cmkm::training::Validation { loss: 1.0, metric: None }
+    }
+}
+
+#[test]
+fn a_non_finite_gradient_stops_training_with_epoch_and_batch() {
+    let _rng = cmkm::training::exclusive();
+    let device = Device::flex().autodiff();
+    device.seed(1);
+    let model = LinearConfig::new(3, 2).init(&device);
+    let schedule = method("name: x\nkind: supervised\nmodalities: [skeleton]", &["skeleton"]).schedule;
+    let progress = cmkm::training::Progress { label: "toy".into(), quiet: true };
+    let train: Vec<usize> = (0..64).collect();
+    let err = match cmkm::training::fit(&SqrtAtZero, model, &train, &schedule, true, 0, &progress) {
+        Ok(_) => panic!("an infinite gradient must stop training"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.contains("gradients became non-finite") && err.contains("at epoch 2, batch 1") && err.contains("the loss was 0"), "{err}");
+}
+
+#[test]
+fn gradient_clipping_is_a_schedule_switch_that_changes_training_and_stays_deterministic() {
+    let root = tempfile::tempdir().unwrap();
+    let mut m = method("name: clip\nkind: supervised\nmodalities: [skeleton]", &["skeleton"]);
+    m.schedule.epochs = 2;
+    let yaml = serde_yaml::to_string(&m).unwrap();
+    assert!(!yaml.contains("grad_clip_norm"), "off by default, and absent so run ids do not change");
+    let curves = |dir: &Path| -> Vec<String> {
+        std::fs::read_to_string(dir.join("curves.csv")).unwrap().lines().map(|l| l.split(',').take(5).collect::<Vec<_>>().join(",")).collect()
+    };
+    run(&m, &root.path().join("plain"));
+    let parsed: MethodConfig = cmkm::config::parse_yaml(&yaml.replace("batch_size:", "grad_clip_norm: 0.05\n  batch_size:")).unwrap();
+    assert_eq!(parsed.schedule.grad_clip_norm, Some(0.05));
+    let a = run(&parsed, &root.path().join("clip-a"));
+    let b = run(&parsed, &root.path().join("clip-b"));
+    assert_ne!(curves(&root.path().join("plain")), curves(&root.path().join("clip-a")), "clipping changes training");
+    assert_eq!(curves(&root.path().join("clip-a")), curves(&root.path().join("clip-b")), "same seed, same curves");
+    let metrics = |d: &str| std::fs::read_to_string(root.path().join(d).join("metrics.json")).unwrap();
+    assert_eq!(metrics("clip-a"), metrics("clip-b"), "bit-identical metrics");
+    assert!(a.last_train_loss.is_finite() && a.best_val_loss.is_finite() && b.last_train_loss == a.last_train_loss);
+    let mut bad = parsed.clone();
+    bad.schedule.grad_clip_norm = Some(-1.0);
+    let err = bad.validate(&dataset().decl).unwrap_err().to_string();
+    assert!(err.contains("grad_clip_norm"), "{err}");
+}

@@ -40,17 +40,17 @@ pub fn run(args: BenchArgs) -> Result<i32> {
         }
     })?;
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report.json())?);
+        outln!("{}", serde_json::to_string_pretty(&report.json())?);
         return Ok(0);
     }
     let h = &report.hardware;
-    println!("{} ({} cores, {} threads), {}, cmkm {}; batch {}, {} timed steps after 1 warm-up", h.cpu, h.cores, report.threads, h.os, h.crate_version, report.batch, report.steps);
-    println!("{:<34} {:>10} {:>10} {:>10}", "figure", "median", "min", "max");
+    outln!("{} ({} cores, {} threads), {}, cmkm {}; batch {}, {} timed steps after 1 warm-up", h.cpu, h.cores, report.threads, h.os, h.crate_version, report.batch, report.steps);
+    outln!("{:<34} {:>10} {:>10} {:>10}", "figure", "median", "min", "max");
     for (name, t) in &report.timings {
-        println!("{name:<34} {:>10.1} {:>10.1} {:>10.1}", t.median, t.min, t.max);
+        outln!("{name:<34} {:>10.1} {:>10.1} {:>10.1}", t.median, t.min, t.max);
     }
     for (name, v) in &report.throughput {
-        println!("{name:<34} {v:>10.1}");
+        outln!("{name:<34} {v:>10.1}");
     }
     Ok(0)
 }

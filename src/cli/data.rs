@@ -62,9 +62,9 @@ pub fn run(cmd: DataCommand) -> Result<i32> {
             let ds = Dataset::load(&decl, &[])?;
             let report = InspectReport::new(&ds);
             if json {
-                println!("{}", serde_json::to_string_pretty(&report)?);
+                outln!("{}", serde_json::to_string_pretty(&report)?);
             } else {
-                print!("{}", report.to_text());
+                out!("{}", report.to_text());
             }
             Ok(if report.has_problems() { 2 } else { 0 })
         }
@@ -73,10 +73,10 @@ pub fn run(cmd: DataCommand) -> Result<i32> {
             let ds = Dataset::load(&decl, &[])?;
             let results = cmkm_data::baseline::nearest_neighbour_baseline(&ds, &protocol)?;
             if json {
-                println!("{}", serde_json::to_string_pretty(&results)?);
+                outln!("{}", serde_json::to_string_pretty(&results)?);
             } else {
                 for r in results {
-                    println!(
+                    outln!(
                         "1-NN {:<10} {}: {:.2}% ({} queries, {} gallery)",
                         r.modality,
                         r.protocol,

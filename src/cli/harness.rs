@@ -1,8 +1,8 @@
 //! `cmkm plan`, `cmkm run`, `cmkm reproduce`, `cmkm report`, `cmkm
 //! compare`: suites and their results.
 
-use crate::harness::runner::{prepare_with, Prepared};
-use anyhow::Result;
+use crate::harness::runner::{prepare_with, Executed, Prepared};
+use anyhow::{bail, Result};
 use std::path::PathBuf;
 
 /// Options shared by the suite commands.
@@ -29,7 +29,7 @@ fn prepare(args: &SuiteArgs) -> Result<Prepared> {
 
 pub fn plan(args: SuiteArgs) -> Result<i32> {
     let p = prepare(&args)?;
-    print!("{}", p.describe(&args.reports));
+    out!("{}", p.describe(&args.reports));
     Ok(0)
 }
 
@@ -40,8 +40,11 @@ pub fn run_one(args: SuiteArgs, id: &str, quiet: bool) -> Result<i32> {
         eprintln!("run {} ({}) is already done", run.id, run.label);
         return Ok(0);
     }
-    p.execute(run, quiet)?;
-    eprintln!("run {} ({}) done: {}", run.id, run.label, p.store.dir(&run.id).display());
+    match p.execute(run, quiet)? {
+        Executed::Busy => bail!("run {} ({}) is being run by another process (its lock {} is held); try again when it finishes", run.id, run.label, p.store.root.join("runs").join(format!(".{}.lock", run.id)).display()),
+        Executed::AlreadyDone => eprintln!("run {} ({}) was finished by another process", run.id, run.label),
+        Executed::Ran(_) => eprintln!("run {} ({}) done: {}", run.id, run.label, p.store.dir(&run.id).display()),
+    }
     Ok(0)
 }
 
@@ -56,7 +59,7 @@ pub fn report(args: SuiteArgs) -> Result<i32> {
     let p = prepare(&args)?;
     let r = crate::report::write_report(&p, &args.reports)?;
     for f in &r.files {
-        println!("{}", r.dir.join(f).display());
+        outln!("{}", r.dir.join(f).display());
     }
     if r.missing > 0 {
         eprintln!("note: {} planned run(s) of suite '{}' are not finished; the report covers the finished ones (`cmkm plan` lists them)", r.missing, p.suite.decl.name);
@@ -83,16 +86,16 @@ pub struct CompareArgs {
 pub fn compare(args: CompareArgs) -> Result<i32> {
     use crate::report::compare::{compare, describe_side};
     let c = compare(&args.a, &args.b)?;
-    println!("{}", describe_side("A", &args.a, &c.hardware.0));
-    println!("{}", describe_side("B", &args.b, &c.hardware.1));
-    println!();
-    print!("{}", c.table.markdown());
-    println!();
+    outln!("{}", describe_side("A", &args.a, &c.hardware.0));
+    outln!("{}", describe_side("B", &args.b, &c.hardware.1));
+    outln!("");
+    out!("{}", c.table.markdown());
+    outln!("");
     let (ta, tb) = c.total_seconds;
-    println!("{} run(s) in both; total wall time A {ta:.1} s, B {tb:.1} s (B/A {:.3}); largest metric difference {:.3e}", c.table.rows.iter().map(|r| &r[0]).collect::<std::collections::BTreeSet<_>>().len(), tb / ta.max(1e-9), c.max_abs_diff);
+    outln!("{} run(s) in both; total wall time A {ta:.1} s, B {tb:.1} s (B/A {:.3}); largest metric difference {:.3e}", c.table.rows.iter().map(|r| &r[0]).collect::<std::collections::BTreeSet<_>>().len(), tb / ta.max(1e-9), c.max_abs_diff);
     for (side, runs) in [("A", &c.only_a), ("B", &c.only_b)] {
         if !runs.is_empty() {
-            println!("only in {side}: {}", runs.join(", "));
+            outln!("only in {side}: {}", runs.join(", "));
         }
     }
     if let Some(dir) = &args.out {

@@ -1,6 +1,17 @@
 //! The `cmkm` command line: one subcommand per job, each a thin layer over
 //! the library.
 
+/// `print!` that returns an error instead of panicking when standard output
+/// cannot be written (a closed pipe, a full disk, `> /dev/full`).
+macro_rules! out {
+    ($($arg:tt)*) => { crate::cli::write_stdout(&format!($($arg)*))? };
+}
+
+/// `println!` that returns an error instead of panicking; see [`out!`].
+macro_rules! outln {
+    ($($arg:tt)*) => { crate::cli::write_stdout(&format!("{}\n", format_args!($($arg)*)))? };
+}
+
 mod bench;
 mod data;
 mod evaluate;
@@ -114,4 +125,13 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// Writes `text` to standard output and flushes it; an error (e.g. ENOSPC on
+/// `/dev/full`) is returned with context rather than panicking as `print!` does.
+pub fn write_stdout(text: &str) -> anyhow::Result<()> {
+    use anyhow::Context;
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes()).and_then(|_| out.flush()).context("cannot write to standard output")
 }

@@ -57,6 +57,6 @@ pub fn run(args: TrainArgs) -> Result<i32> {
     if let Some(t) = &summary.test {
         eprintln!("test: accuracy {:.2}%, macro F1 {:.2}%", 100.0 * t.accuracy, 100.0 * t.f1_macro);
     }
-    println!("{}", serde_json::to_string_pretty(&summary)?);
+    outln!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(0)
 }

@@ -42,7 +42,7 @@ pub fn one_nn_accuracy(gallery: &[&[f32]], gallery_labels: &[usize], queries: &[
 /// Runs the baseline for every loaded modality under `protocol`.
 pub fn nearest_neighbour_baseline(ds: &Dataset, protocol: &str) -> Result<Vec<NearestNeighbour>> {
     ds.ensure_clean()?;
-    let split = ds.decl.protocol(protocol)?.split(&ds.meta)?;
+    let split = ds.decl.split(protocol, &ds.meta)?;
     let features = ds.preprocess();
     let labels = |idx: &[usize]| idx.iter().map(|&i| ds.meta[i].label).collect::<Vec<_>>();
     Ok(ds

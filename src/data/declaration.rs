@@ -113,6 +113,9 @@ pub struct DatasetDecl {
     pub main_metric: MainMetric,
     #[serde(default)]
     pub synthetic: Option<SyntheticDecl>,
+    /// The file it was read from (not part of the declaration; for messages).
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
 }
 
 impl DatasetDecl {
@@ -125,6 +128,7 @@ impl DatasetDecl {
             decl.root = crate::fsutil::normalize(&base.join(&decl.root));
         }
         decl.validate().with_context(|| format!("{}", path.display()))?;
+        decl.source = Some(path.to_path_buf());
         Ok(decl)
     }
 
@@ -155,6 +159,17 @@ impl DatasetDecl {
             let names: Vec<&str> = self.modalities.iter().map(|m| m.name.as_str()).collect();
             format!("dataset '{}' has no modality '{name}' (it has {names:?})", self.name)
         })
+    }
+
+    /// The split of `samples` under protocol `name`; errors (an empty split,
+    /// a class missing from the train split...) name the declaration file and
+    /// the protocol.
+    pub fn split(&self, name: &str, samples: &[crate::data::dataset::SampleMeta]) -> Result<crate::data::splits::Split> {
+        let origin = match &self.source {
+            Some(p) => format!("{}", p.display()),
+            None => format!("dataset '{}'", self.name),
+        };
+        self.protocol(name)?.split(samples).with_context(|| format!("{origin}: protocol '{name}'"))
     }
 
     /// The protocol called `name`.

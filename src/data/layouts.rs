@@ -94,8 +94,18 @@ fn discover_by_name(decl: &DatasetDecl, modalities: &[&ModalityDecl]) -> Result<
             slot.1[k] = Some(path);
         }
     }
+    // Two names can denote one sample (`a1_s1_t1` and `a01_s1_t1`): keep the
+    // first, report the other's files, so no sample is counted twice.
+    let mut seen: BTreeMap<(usize, u32, Option<u32>, Option<u32>, Option<u32>), String> = BTreeMap::new();
     for (id, (meta, files)) in found {
         let Some(meta) = meta else { continue };
+        let key = (meta.label, meta.subject, meta.trial, meta.session, meta.scene);
+        if let Some(first) = seen.get(&key) {
+            let reason = format!("duplicate sample: '{id}' names the same action, subject and trial as '{first}'");
+            out.failed.extend(files.into_iter().flatten().map(|file| Failure { file, reason: reason.clone() }));
+            continue;
+        }
+        seen.insert(key, id.clone());
         collect(&mut out, meta, files, modalities, &id);
     }
     sort_entries(&mut out.entries);

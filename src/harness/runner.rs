@@ -5,7 +5,7 @@
 
 use super::plan::{plan, PlannedRun, Step};
 use super::estimate::Timings;
-use super::store::{Hardware, RunRecordFile, RunStore};
+use super::store::{ClaimOutcome, Hardware, RunRecordFile, RunStore};
 use super::suite::Suite;
 use crate::data::{Dataset, DatasetDecl};
 use crate::methods::{devices, train, TrainOptions};
@@ -63,17 +63,22 @@ impl Prepared {
         }
     }
 
-    /// Executes one run whose dependencies are done.
-    pub fn execute(&self, run: &PlannedRun, quiet: bool) -> Result<f64> {
+    /// Executes one run whose dependencies are done, unless another process
+    /// holds its lock ([`Executed::Busy`]) or has finished it meanwhile.
+    pub fn execute(&self, run: &PlannedRun, quiet: bool) -> Result<Executed> {
         if let Some(dep) = run.depends_on.iter().find(|d| !self.store.is_done(d)) {
             bail!("run {} ({}) needs run {dep} first", run.id, run.label);
         }
-        let claim = self.store.claim(&run.id)?;
+        let claim = match self.store.claim(&run.id)? {
+            ClaimOutcome::Claimed(c) => c,
+            ClaimOutcome::Busy => return Ok(Executed::Busy),
+            ClaimOutcome::Done => return Ok(Executed::AlreadyDone),
+        };
         let start = Instant::now();
         self.perform(run, &claim.staging, quiet).with_context(|| format!("run {} ({})", run.id, run.label))?;
         let seconds = start.elapsed().as_secs_f64();
         claim.commit(&RunRecordFile { id: run.id.clone(), label: run.label.clone(), seconds, hardware: Hardware::current() })?;
-        Ok(seconds)
+        Ok(Executed::Ran(seconds))
     }
 
     fn perform(&self, run: &PlannedRun, out: &Path, quiet: bool) -> Result<()> {
@@ -118,31 +123,64 @@ impl Prepared {
     }
 
     /// Runs everything missing, in plan order; failures are recorded and
-    /// skipped along with what depends on them. Returns (done, failed).
+    /// skipped along with what depends on them. Runs locked by another live
+    /// process (a second `cmkm reproduce` on the same results) are left to it
+    /// and revisited, with what depends on them, until they are done or their
+    /// process is gone. Returns (done, failed).
     pub fn reproduce(&self, quiet: bool) -> Result<(usize, usize)> {
+        crate::fsutil::ensure_writable_dir(&self.store.root)?;
         self.store.clean_stale();
         let total = self.runs.len();
         let mut failed: Vec<String> = vec![];
         let start = Instant::now();
-        for (k, run) in self.runs.iter().enumerate() {
-            if self.store.is_done(&run.id) {
-                continue;
-            }
-            if let Some(dep) = run.depends_on.iter().find(|d| failed.contains(d)) {
-                eprintln!("[{}/{total}] skip {} ({}): its dependency {dep} failed", k + 1, run.label, run.id);
-                failed.push(run.id.clone());
-                continue;
-            }
-            eprintln!("[{}/{total}] {} ({}) | elapsed {}", k + 1, run.label, run.id, format_duration(start.elapsed().as_secs_f64()));
-            match self.execute(run, quiet) {
-                Ok(s) => eprintln!("[{}/{total}] done in {}", k + 1, format_duration(s)),
-                Err(e) => {
-                    let reason = format!("{e:#}");
-                    eprintln!("[{}/{total}] FAILED: {reason}", k + 1);
-                    self.store.record_failure(&run.id, &reason)?;
+        let mut pending: Vec<(usize, &PlannedRun)> = self.runs.iter().enumerate().collect();
+        let mut announced_wait = std::collections::BTreeSet::new();
+        while !pending.is_empty() {
+            let mut waiting = vec![];
+            let mut progressed = false;
+            for (k, run) in pending {
+                if self.store.is_done(&run.id) {
+                    continue;
+                }
+                if let Some(dep) = run.depends_on.iter().find(|d| failed.contains(d)) {
+                    eprintln!("[{}/{total}] skip {} ({}): its dependency {dep} failed", k + 1, run.label, run.id);
                     failed.push(run.id.clone());
+                    progressed = true;
+                    continue;
+                }
+                if run.depends_on.iter().any(|d| !self.store.is_done(d)) {
+                    waiting.push((k, run)); // a dependency is being run elsewhere
+                    continue;
+                }
+                eprintln!("[{}/{total}] {} ({}) | elapsed {}", k + 1, run.label, run.id, format_duration(start.elapsed().as_secs_f64()));
+                match self.execute(run, quiet) {
+                    Ok(Executed::Ran(s)) => {
+                        eprintln!("[{}/{total}] done in {}", k + 1, format_duration(s));
+                        progressed = true;
+                    }
+                    Ok(Executed::AlreadyDone) => {
+                        eprintln!("[{}/{total}] finished by another process", k + 1);
+                        progressed = true;
+                    }
+                    Ok(Executed::Busy) => {
+                        if announced_wait.insert(run.id.clone()) {
+                            eprintln!("[{}/{total}] being run by another process; coming back to it", k + 1);
+                        }
+                        waiting.push((k, run));
+                    }
+                    Err(e) => {
+                        let reason = format!("{e:#}");
+                        eprintln!("[{}/{total}] FAILED: {reason}", k + 1);
+                        self.store.record_failure(&run.id, &reason)?;
+                        failed.push(run.id.clone());
+                        progressed = true;
+                    }
                 }
             }
+            if !progressed && !waiting.is_empty() {
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            pending = waiting;
         }
         Ok((self.runs.iter().filter(|r| self.store.is_done(&r.id)).count(), failed.len()))
     }
@@ -185,6 +223,17 @@ impl Prepared {
         out.push('\n');
         out
     }
+}
+
+/// What [`Prepared::execute`] did.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Executed {
+    /// Ran and committed the run, in this many seconds.
+    Ran(f64),
+    /// Another live process holds the run's lock.
+    Busy,
+    /// Another process finished it before this one got the lock.
+    AlreadyDone,
 }
 
 /// Where results go unless told otherwise.

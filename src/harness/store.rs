@@ -1,12 +1,13 @@
 //! The run store: one folder per run under `results/<suite>/runs/<id>/`,
 //! written in a staging folder and renamed into place when complete, so a
 //! run killed at any point leaves either nothing or a complete result. A
-//! lock file keeps two processes from running the same run at once.
+//! lock (an OS file lock, released even when its process is killed) keeps
+//! two processes from running the same run at once.
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// Written last into a run folder: what ran, how long it took, on what.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -51,11 +52,39 @@ pub struct RunStore {
     pub root: PathBuf,
 }
 
+/// A run's lock: an OS file lock (`flock`) on `runs/.<id>.lock`, so a
+/// process killed at any point releases it with its file descriptors. The
+/// file is removed while still locked, on release.
+pub struct RunLock {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl Drop for RunLock {
+    fn drop(&mut self) {
+        // Unlink before unlocking: whoever locks the old inode afterwards
+        // sees that the path no longer leads to it and retries.
+        let _ = std::fs::remove_file(&self.path);
+        let _ = self.file.unlock();
+    }
+}
+
 /// A claimed run: its staging folder and its lock, released on drop.
 pub struct Claim {
     pub staging: PathBuf,
-    lock: PathBuf,
     final_dir: PathBuf,
+    failure: PathBuf,
+    _lock: RunLock,
+}
+
+/// What [`RunStore::claim`] found.
+pub enum ClaimOutcome {
+    /// This process now owns the run.
+    Claimed(Claim),
+    /// A live process holds the run's lock; try again later.
+    Busy,
+    /// The run finished (possibly in another process) before the lock came.
+    Done,
 }
 
 impl RunStore {
@@ -75,60 +104,106 @@ impl RunStore {
 
     /// Why the run failed last time, if it did.
     pub fn failure(&self, id: &str) -> Option<String> {
-        std::fs::read_to_string(self.root.join("failed").join(format!("{id}.txt"))).ok()
+        std::fs::read_to_string(self.failure_path(id)).ok()
     }
 
-    /// Claims a run for this process: takes its lock (or errors if a live
-    /// process holds it) and prepares an empty staging folder.
-    pub fn claim(&self, id: &str) -> Result<Claim> {
+    fn failure_path(&self, id: &str) -> PathBuf {
+        self.root.join("failed").join(format!("{id}.txt"))
+    }
+
+    /// Takes the run's lock without waiting; `None` when a live process holds it.
+    fn try_lock(&self, id: &str) -> Result<Option<RunLock>> {
         let runs = self.root.join("runs");
         std::fs::create_dir_all(&runs).with_context(|| format!("{}: cannot create the results folder", runs.display()))?;
-        let lock = runs.join(format!(".{id}.lock"));
-        if let Ok(text) = std::fs::read_to_string(&lock) {
-            let pid: u32 = text.trim().parse().unwrap_or(0);
-            if pid != 0 && Path::new(&format!("/proc/{pid}")).exists() && pid != std::process::id() {
-                bail!("run {id} is being run by process {pid} (lock {})", lock.display());
+        let path = runs.join(format!(".{id}.lock"));
+        loop {
+            let file = std::fs::OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .with_context(|| format!("run {id}: cannot open the lock {}", path.display()))?;
+            match file.try_lock() {
+                Ok(()) => {}
+                Err(std::fs::TryLockError::WouldBlock) => return Ok(None),
+                Err(std::fs::TryLockError::Error(e)) => return Err(e).with_context(|| format!("run {id}: cannot lock {}", path.display())),
             }
-            let _ = std::fs::remove_file(&lock); // stale: its process is gone
+            // The holder we waited for may have unlinked the file meanwhile.
+            use std::os::unix::fs::MetadataExt;
+            let ours = file.metadata()?;
+            match std::fs::metadata(&path) {
+                Ok(m) if m.ino() == ours.ino() && m.dev() == ours.dev() => {
+                    let mut lock = RunLock { file, path };
+                    lock.file.set_len(0)?;
+                    writeln!(lock.file, "{}", std::process::id())?;
+                    return Ok(Some(lock));
+                }
+                _ => continue,
+            }
         }
-        let mut f = std::fs::OpenOptions::new().write(true).create_new(true).open(&lock).with_context(|| format!("run {id}: cannot take the lock {}", lock.display()))?;
-        writeln!(f, "{}", std::process::id())?;
-        let staging = runs.join(format!(".{id}.staging-{}", std::process::id()));
-        if staging.exists() {
-            std::fs::remove_dir_all(&staging)?;
+    }
+
+    /// Claims a run for this process: takes its lock, removes what killed
+    /// earlier attempts left, and prepares an empty staging folder. A run
+    /// locked by a live process is [`ClaimOutcome::Busy`], one finished
+    /// meanwhile is [`ClaimOutcome::Done`].
+    pub fn claim(&self, id: &str) -> Result<ClaimOutcome> {
+        let Some(lock) = self.try_lock(id)? else { return Ok(ClaimOutcome::Busy) };
+        if self.is_done(id) {
+            return Ok(ClaimOutcome::Done);
         }
-        std::fs::create_dir_all(&staging)?;
-        Ok(Claim { staging, lock, final_dir: self.dir(id) })
+        self.remove_staging(id);
+        let staging = self.root.join("runs").join(format!(".{id}.staging-{}", std::process::id()));
+        std::fs::create_dir_all(&staging).with_context(|| format!("{}: cannot create the staging folder", staging.display()))?;
+        Ok(ClaimOutcome::Claimed(Claim { staging, final_dir: self.dir(id), failure: self.failure_path(id), _lock: lock }))
+    }
+
+    /// Staging folders of run `id` (the caller holds its lock, so whoever
+    /// wrote them is gone).
+    fn remove_staging(&self, id: &str) {
+        let Ok(entries) = std::fs::read_dir(self.root.join("runs")) else { return };
+        let prefix = format!(".{id}.staging-");
+        for e in entries.flatten().filter(|e| e.file_name().to_string_lossy().starts_with(&prefix)) {
+            let _ = std::fs::remove_dir_all(e.path());
+        }
     }
 
     /// Records a failure (the suite goes on; `plan` shows it).
     pub fn record_failure(&self, id: &str, reason: &str) -> Result<()> {
-        crate::fsutil::write_atomic(&self.root.join("failed").join(format!("{id}.txt")), reason.as_bytes())
+        crate::fsutil::write_atomic(&self.failure_path(id), reason.as_bytes())
     }
 
-    /// Removes staging folders and locks left by processes that died.
+    /// Removes the staging folders and lock files of killed processes: those
+    /// of every run whose lock is free (runs of live processes are untouched).
     pub fn clean_stale(&self) {
         let Ok(entries) = std::fs::read_dir(self.root.join("runs")) else { return };
+        let mut ids = std::collections::BTreeSet::new();
         for e in entries.flatten() {
             let name = e.file_name().to_string_lossy().to_string();
-            let pid = name.rsplit_once("staging-").and_then(|(_, p)| p.parse::<u32>().ok());
-            if let Some(pid) = pid {
-                if !Path::new(&format!("/proc/{pid}")).exists() {
-                    let _ = std::fs::remove_dir_all(e.path());
-                }
+            let Some(rest) = name.strip_prefix('.') else { continue };
+            let id = rest.split_once(".staging-").map(|(id, _)| id).or_else(|| rest.strip_suffix(".lock"));
+            if let Some(id) = id {
+                ids.insert(id.to_string());
+            }
+        }
+        for id in ids {
+            if let Ok(Some(_lock)) = self.try_lock(&id) {
+                self.remove_staging(&id);
             }
         }
     }
 }
 
 impl Claim {
-    /// Writes the record and moves the staging folder into place.
+    /// Writes the record and moves the staging folder into place; a failure
+    /// recorded by an earlier attempt is removed.
     pub fn commit(self, record: &RunRecordFile) -> Result<()> {
         crate::fsutil::write_atomic(&self.staging.join("record.json"), serde_json::to_string_pretty(record)?.as_bytes())?;
         if self.final_dir.exists() {
             std::fs::remove_dir_all(&self.final_dir)?; // an unfinished leftover without record
         }
         std::fs::rename(&self.staging, &self.final_dir).with_context(|| format!("{}: cannot move the finished run into place", self.final_dir.display()))?;
+        let _ = std::fs::remove_file(&self.failure);
         Ok(())
     }
 }
@@ -136,6 +211,5 @@ impl Claim {
 impl Drop for Claim {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.staging);
-        let _ = std::fs::remove_file(&self.lock);
     }
 }

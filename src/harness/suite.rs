@@ -102,6 +102,14 @@ impl Suite {
         if decl.seeds.is_empty() {
             bail!("{}: a suite needs at least one seed", path.display());
         }
+        if let Some(lf) = &decl.evaluations.label_fractions {
+            if let Some(f) = lf.fractions.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
+                bail!("{}: evaluations.label_fractions.fractions: {f} is not in (0, 1] (it would leave classes without a labelled sample)", path.display());
+            }
+            if lf.fractions.is_empty() || lf.repetitions == 0 || lf.epochs == 0 {
+                bail!("{}: evaluations.label_fractions needs at least one fraction, one repetition and one epoch", path.display());
+            }
+        }
         let mut methods = BTreeMap::new();
         for (name, m) in &decl.methods {
             let mut method = MethodConfig::from_file(&resolve(&m.file)).with_context(|| format!("{}: method '{name}'", path.display()))?;

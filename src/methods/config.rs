@@ -41,6 +41,10 @@ pub struct ScheduleConfig {
     /// Stop after this many epochs without a lower validation loss.
     #[serde(default)]
     pub early_stopping_patience: Option<usize>,
+    /// Clip each parameter tensor's gradient to this L2 norm before the
+    /// optimizer step (burn's `GradientClippingConfig::Norm`); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_clip_norm: Option<f64>,
 }
 
 fn lr() -> f64 {
@@ -124,6 +128,9 @@ impl MethodConfig {
         let s = &self.schedule;
         if s.epochs == 0 || s.batch_size < 2 || !(s.lr > 0.0) || !(0.0 < s.plateau_factor && s.plateau_factor < 1.0) {
             bail!("method '{}': need epochs >= 1, batch_size >= 2, lr > 0 and 0 < plateau_factor < 1", self.name);
+        }
+        if let Some(c) = s.grad_clip_norm.filter(|c| !(*c > 0.0 && c.is_finite())) {
+            bail!("method '{}': schedule.grad_clip_norm must be a positive number, got {c}", self.name);
         }
         for (m, steps) in &self.augmentations {
             let decl = dataset.modality(m)?;

@@ -99,6 +99,7 @@ pub fn devices() -> (Device, Device) {
 /// Trains `method` on `ds` and writes the run folder `opts.out`.
 pub fn train(method: &MethodConfig, ds: &Dataset, opts: &TrainOptions) -> Result<TrainSummary> {
     method.validate(&ds.decl)?;
+    crate::fsutil::ensure_writable_dir(&opts.out)?;
     let mut data = TrainData::new(ds, &method.modalities, &opts.protocol)?;
     if let Some(subset) = &opts.train_subset {
         data.split.train = subset.clone();

@@ -33,6 +33,7 @@ pub fn paper_schedule(multimodal: bool) -> ScheduleConfig {
         plateau_factor: 0.5,
         plateau_patience: if multimodal { 5 } else { 10 },
         early_stopping_patience: Some(50),
+        grad_clip_norm: None,
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod batches;
 pub mod checkpoint;
+pub mod health;
 pub mod schedule;
 
 use crate::data::clip::Clip;
@@ -13,6 +14,7 @@ use crate::methods::config::ScheduleConfig;
 use crate::models::InputShape;
 use anyhow::{bail, Result};
 use burn::module::Module;
+use burn::optim::grad_clipping::GradientClippingConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use schedule::{BestTracker, EarlyStopping, Mode, ReduceLrOnPlateau};
@@ -47,7 +49,7 @@ impl TrainData {
     /// Preprocesses the dataset once and selects the method's modalities.
     pub fn new(ds: &Dataset, modalities: &[String], protocol: &str) -> Result<Self> {
         ds.ensure_clean()?;
-        let split = ds.decl.protocol(protocol)?.split(&ds.meta)?;
+        let split = ds.decl.split(protocol, &ds.meta)?;
         let all = ds.preprocess();
         let mut clips = vec![];
         let mut shapes = vec![];
@@ -182,7 +184,9 @@ pub fn format_duration(seconds: f64) -> String {
 /// Self-supervised methods drop the last incomplete batch, reduce the rate
 /// on the training loss and keep the epoch with the lowest validation loss;
 /// supervised ones reduce on the validation main metric, keep its best epoch
-/// and stop early on the validation loss. A non-finite loss is an error.
+/// and stop early on the validation loss. A non-finite loss or gradient is
+/// an error naming the epoch and batch; `schedule.grad_clip_norm` clips each
+/// parameter's gradient to that L2 norm before the Adam step.
 pub fn fit<O: Objective>(
     objective: &O,
     mut model: O::Model,
@@ -193,7 +197,8 @@ pub fn fit<O: Objective>(
     progress: &Progress,
 ) -> Result<Fitted<O::Model>> {
     let s = schedule;
-    let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
+    let clipping = s.grad_clip_norm.map(|n| GradientClippingConfig::Norm(n as f32));
+    let mut optimizer = AdamConfig::new().with_epsilon(1e-8).with_grad_clipping(clipping).init();
     let plateau_mode = if ssl { Mode::Min } else { Mode::Max };
     let mut plateau = ReduceLrOnPlateau::new(s.lr, plateau_mode, s.plateau_factor, s.plateau_patience);
     let mut early = s.early_stopping_patience.map(|p| EarlyStopping::new(Mode::Min, p));
@@ -218,6 +223,9 @@ pub fn fit<O: Objective>(
                 bail!("the training loss became non-finite ({value}) at epoch {}, batch {}", epoch + 1, b + 1);
             }
             let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+            if let Some(g) = health::gradient_magnitude(&model, &grads).filter(|g| !g.is_finite()) {
+                bail!("the gradients became non-finite (sum of |g| = {g}) at epoch {}, batch {} (the loss was {value})", epoch + 1, b + 1);
+            }
             model = optimizer.step(lr, model, grads);
             losses.push(value);
             for (k, v) in out.stats {

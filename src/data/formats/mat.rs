@@ -80,10 +80,49 @@ fn check_elements(bytes: &[u8]) -> Result<()> {
             flate2::read::ZlibDecoder::new(&bytes[offset + 8..end])
                 .read_to_end(&mut inflated)
                 .map_err(|e| anyhow!("corrupt compressed element at byte {offset}: {e}"))?;
+            check_matrix_dims(&inflated).with_context(|| format!("compressed element at byte {offset}"))?;
             offset = end;
         } else {
+            check_matrix_dims(&bytes[offset..end]).with_context(|| format!("element at byte {offset}"))?;
             offset = end.next_multiple_of(8);
         }
+    }
+    Ok(())
+}
+
+/// Rejects a matrix whose dimensions are negative or whose element count
+/// overflows: `matfile` multiplies them as `i32` and would panic (debug) or
+/// wrap around (release). Anything else is left to the parser.
+fn check_matrix_dims(element: &[u8]) -> Result<()> {
+    let word = |o: usize| element.get(o..o + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    if word(0) != Some(MI_MATRIX) {
+        return Ok(());
+    }
+    // Every sub-element must fit in the matrix: matfile rounds their sizes
+    // up to 8 bytes in u32 and overflows on sizes near 4 GiB.
+    let mut at = 8;
+    while at + 8 <= element.len() {
+        let tag = word(at).unwrap_or(0);
+        if tag >> 16 != 0 {
+            at += 8; // small data element: tag and data in 8 bytes
+            continue;
+        }
+        let size = word(at + 4).unwrap_or(0) as usize;
+        if size > element.len() - at - 8 {
+            bail!("sub-element at byte {at} of a matrix needs {size} bytes, the matrix has {} left", element.len() - at - 8);
+        }
+        at += 8 + size.next_multiple_of(8);
+    }
+    // Array flags: an 8-byte tag and 8 bytes of data; then the dimensions.
+    let Some(tag) = word(24) else { return Ok(()) };
+    let (size, data): (usize, usize) = if tag >> 16 != 0 { ((tag >> 16) as usize, 28) } else { (word(28).unwrap_or(0) as usize, 32) };
+    let Some(dims) = element.get(data..data.saturating_add(size.min(element.len()))) else { return Ok(()) };
+    let dims: Vec<i32> = dims.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+    if dims.iter().any(|&d| d < 0) {
+        bail!("negative array dimensions {dims:?}");
+    }
+    if dims.iter().try_fold(1i32, |acc, &d| acc.checked_mul(d)).is_none() {
+        bail!("array dimensions {dims:?} hold more elements than a MAT array can");
     }
     Ok(())
 }

@@ -13,6 +13,7 @@ pub fn read_npy(path: &Path) -> Result<ArrayD<f64>> {
 
 /// Parses the bytes of an `.npy` file.
 pub fn parse_npy(bytes: &[u8]) -> Result<ArrayD<f64>> {
+    check_header(bytes)?;
     let npy = NpyFile::new(bytes).map_err(|e| anyhow!("not a valid .npy file: {e}"))?;
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let order = npy.order();
@@ -26,6 +27,38 @@ pub fn parse_npy(bytes: &[u8]) -> Result<ArrayD<f64>> {
         Order::Fortran => ArrayD::from_shape_vec(IxDyn(&shape).f(), values),
     };
     array.map_err(|e| anyhow!("bad shape {shape:?}: {e}"))
+}
+
+/// Checks the header before `npyz` parses it: its header parser takes
+/// exponential time on nested brackets (found by fuzzing: a 383-byte file
+/// ran for minutes) and it multiplies the shape without overflow checks.
+/// Plain numeric arrays, the only ones we read, have one flat dictionary.
+fn check_header(bytes: &[u8]) -> Result<()> {
+    if bytes.len() < 10 || !bytes.starts_with(b"\x93NUMPY") {
+        bail!("not a valid .npy file: missing the \\x93NUMPY magic");
+    }
+    let (len, start): (usize, usize) = match bytes[6] {
+        1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
+        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        v => bail!("not a valid .npy file: unsupported format version {v}"),
+    };
+    let Some(header) = bytes.get(start..start.saturating_add(len)) else {
+        bail!("truncated .npy file: the header needs {len} bytes, the file has {}", bytes.len() - start.min(bytes.len()));
+    };
+    let header = String::from_utf8_lossy(header);
+    let count = |c: char| header.chars().filter(|&x| x == c).count();
+    if count('{') != 1 || count('}') != 1 || count('(') > 1 || count(')') > 1 || count('[') > 0 {
+        bail!("unsupported .npy header (structured dtypes or a malformed dictionary): {:?}", header.trim_end());
+    }
+    if let Some(shape) = header.split_once("'shape'").and_then(|(_, r)| r.split_once('(')).and_then(|(_, r)| r.split_once(')')).map(|(s, _)| s) {
+        let dims: Vec<&str> = shape.split(',').map(str::trim).filter(|d| !d.is_empty()).collect();
+        let mut total: u64 = 1;
+        for d in &dims {
+            let d: u64 = d.parse().map_err(|_| anyhow!("bad .npy shape ({shape})"))?;
+            total = total.checked_mul(d).filter(|&t| t <= isize::MAX as u64).ok_or_else(|| anyhow!("the .npy shape ({shape}) holds more elements than can exist"))?;
+        }
+    }
+    Ok(())
 }
 
 fn read_values(npy: NpyFile<&[u8]>) -> Result<Vec<f64>> {
