@@ -99,7 +99,9 @@ fn broken_npy_and_csv_files_are_named_with_their_reason() {
     let bytes = std::fs::read(skel(1)).unwrap();
     std::fs::write(skel(1), &bytes[..bytes.len() - 10]).unwrap();
     let text = std::fs::read_to_string(iner(2)).unwrap();
-    std::fs::write(iner(2), &text[..text.len() - 20]).unwrap();
+    let cut = &text[..text.len() - 20];
+    let last_line = cut.lines().count();
+    std::fs::write(iner(2), cut).unwrap();
     // Wrong dtypes: complex numbers and strings.
     std::fs::write(skel(3), npy_bytes("<c16", "(17, 2, 2)", &[0u8; 17 * 2 * 2 * 16])).unwrap();
     std::fs::write(skel(4), npy_bytes("<U3", "(2,)", &[0u8; 24])).unwrap();
@@ -119,7 +121,10 @@ fn broken_npy_and_csv_files_are_named_with_their_reason() {
     assert_eq!(report["samples"], 1, "only a10 is usable: {report:#}");
     let r = |f: &str| reason_of(&failed, f).to_string();
     assert!(r("a1_s1_t1_ses1_sc1.npy").contains("truncated") || r("a1_s1_t1_ses1_sc1.npy").contains("does not match"), "{}", r("a1_s1_t1_ses1_sc1.npy"));
-    assert!(r("a2_s1_t1_ses1_sc1.csv").contains("line 47") && r("a2_s1_t1_ses1_sc1.csv").contains("columns"), "{}", r("a2_s1_t1_ses1_sc1.csv"));
+    // The cut row is named by its line (1-based, header included); it ends
+    // in an empty or partial cell.
+    let csv_reason = r("a2_s1_t1_ses1_sc1.csv");
+    assert!(csv_reason.contains(&format!("line {last_line}:")) && (csv_reason.contains("columns") || csv_reason.contains("non-numeric")), "line {last_line}: {csv_reason}");
     assert!(r("a3_s1_t1_ses1_sc1.npy").contains("dtype") || r("a3_s1_t1_ses1_sc1.npy").contains("c16"), "{}", r("a3_s1_t1_ses1_sc1.npy"));
     assert!(r("a4_s1_t1_ses1_sc1.npy").contains("U3") || r("a4_s1_t1_ses1_sc1.npy").contains("dtype"), "{}", r("a4_s1_t1_ses1_sc1.npy"));
     assert!(r("a5_s1_t1_ses1_sc1.npy").contains("2 dimensions"), "{}", r("a5_s1_t1_ses1_sc1.npy"));
@@ -129,8 +134,7 @@ fn broken_npy_and_csv_files_are_named_with_their_reason() {
     assert!(!r("a9_s1_t1_ses1_sc1.npy").is_empty());
 
     // Training on it stops before any work, naming a broken file.
-    let method = dir.path().join("m.yaml");
-    std::fs::write(&method, std::fs::read_to_string(tiny_method(dir.path(), "m")).unwrap().replace("inertial", "skeleton").replace("cnn_transformer", "cnn1d")).unwrap();
+    let method = tiny_method(dir.path(), "m");
     let text = fails(cmkm().args(["train", "--quiet", "--dataset"]).arg(&decl).arg(&method).arg("--out").arg(dir.path().join("run")));
     assert!(text.contains("failed to load") && text.contains("_ses1_sc1."), "{text}");
 }
@@ -199,7 +203,7 @@ fn splits_with_an_empty_class_or_split_and_bad_label_fractions_name_the_file() {
     let decl = declaration_at(dir.path(), "utd-mhad.yaml", &root);
     let yaml = std::fs::read_to_string(&decl).unwrap().replace(
         "protocols:\n",
-        "protocols:\n  no_class_2:\n    train: {subjects: [1]}\n    val: {subjects: [2]}\n    test: {subjects: [3, 4]}\n  empty_val:\n    train: {subjects: [1, 2]}\n    val: {subjects: [9]}\n    test: {subjects: [3, 4]}\n",
+        "protocols:\n  no_class_2:\n    train: {subjects: [1]}\n    val: {subjects: [2]}\n    test: {subjects: [3, 4]}\n  empty_val:\n    train: {subjects: [1, 2]}\n    val: {subjects: [9]}\n    test: {subjects: [3, 4]}\n  usable:\n    train: {subjects: [1, 2]}\n    val: {subjects: [3]}\n    test: {subjects: [4]}\n",
     );
     std::fs::write(&decl, yaml).unwrap();
     for f in ["Inertial/a2_s1_t1_inertial.mat", "Skeleton/a2_s1_t1_skeleton.mat"] {
@@ -216,9 +220,10 @@ fn splits_with_an_empty_class_or_split_and_bad_label_fractions_name_the_file() {
         let suite = dir.path().join("suite.yaml");
         std::fs::write(&suite, format!("name: s\ndataset: data.yaml\nprotocol: cross_subject\nseeds: [1]\nmethods:\n  m: {{file: m.yaml}}\nevaluations:\n  label_fractions: {{fractions: [0.5, {bad}]}}\n")).unwrap();
         let text = fails(cmkm().arg("plan").arg(&suite));
-        assert!(text.contains("suite.yaml") && text.contains("label_fractions.fractions") && text.contains(bad), "{text}");
+        let shown = bad.parse::<f64>().unwrap().to_string(); // 0.0 prints as 0
+        assert!(text.contains("suite.yaml") && text.contains("label_fractions.fractions") && text.contains(&shown), "{text}");
     }
-    let text = fails(cmkm().args(["evaluate", "label-fractions", "--fractions", "0", "--repetitions", "1", "--dataset"]).arg(&decl).arg("--random").arg(dir.path().join("m.yaml")).arg("--out").arg(dir.path().join("lf")));
+    let text = fails(cmkm().args(["evaluate", "label-fractions", "--protocol", "usable", "--fractions", "0", "--repetitions", "1", "--dataset"]).arg(&decl).arg("--random").arg(dir.path().join("m.yaml")).arg("--out").arg(dir.path().join("lf")));
     assert!(text.contains("label fraction must be in (0, 1]"), "{text}");
 }
 

@@ -82,13 +82,27 @@ fn method_declarations_are_checked() {
     assert!(m.validate(decl).unwrap_err().to_string().contains("no modality 'depth'"));
     let err = cmkm::config::parse_yaml::<MethodConfig>(&format!("name: x\nkind: cmc\nmodalities: [a]\nlos: 1\n{ENCODERS}")).unwrap_err().to_string();
     assert!(err.contains("los"), "{err}");
-    for f in std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/methods")).unwrap() {
+    let experiments = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
+    for f in std::fs::read_dir(experiments.join("methods")).unwrap() {
         let f = f.unwrap().path();
+        if f.is_dir() {
+            continue; // dataset-specific variants, checked through their suites below
+        }
         let m = MethodConfig::from_file(&f).unwrap_or_else(|e| panic!("{}: {e:#}", f.display()));
         if m.kind != cmkm::methods::config::MethodKind::Cmkm {
             m.validate(decl).unwrap_or_else(|e| panic!("{}: {e:#}", f.display()));
         }
     }
+    // Every shipped suite reads, with every method file it names.
+    let mut suites = 0;
+    for f in std::fs::read_dir(&experiments).unwrap() {
+        let f = f.unwrap().path();
+        if f.extension().is_some_and(|e| e == "yaml") {
+            cmkm::harness::suite::Suite::from_file(&f).unwrap_or_else(|e| panic!("{}: {e:#}", f.display()));
+            suites += 1;
+        }
+    }
+    assert!(suites >= 4, "paper-utd, two MMAct suites, quick-utd");
 }
 
 fn small_encoder(device: &Device) -> (Encoder, InputShape) {

@@ -18,7 +18,14 @@ pub fn parse_npy(bytes: &[u8]) -> Result<ArrayD<f64>> {
     let shape: Vec<usize> = npy.shape().iter().map(|&d| d as usize).collect();
     let order = npy.order();
     let dtype = npy.dtype().descr();
-    let values = read_values(npy).map_err(|e| anyhow!("cannot read {dtype} data: {e}"))?;
+    let values = read_values(npy).map_err(|e| {
+        let eof = e.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::UnexpectedEof);
+        if eof {
+            anyhow!("truncated file: the header declares shape {shape:?} of {dtype} but the data ends early")
+        } else {
+            anyhow!("cannot read {dtype} data: {e}")
+        }
+    })?;
     if values.len() != shape.iter().product::<usize>() {
         bail!("shape {shape:?} does not match {} values (truncated file?)", values.len());
     }

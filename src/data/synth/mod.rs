@@ -56,7 +56,9 @@ pub fn generate(out: &Path, seed: u64) -> Result<Stamp> {
         std::fs::create_dir_all(tmp.path().join(sub))?;
     }
     let keys = sample_keys();
-    keys.par_iter().try_for_each(|&(a, s, t)| write_trial(tmp.path(), seed, a, s, t))?;
+    keys.par_iter()
+        .try_for_each(|&(a, s, t)| write_trial(tmp.path(), seed, a, s, t))
+        .with_context(|| format!("{}: cannot write the synthetic set (nothing was put in place)", out.display()))?;
     let stamp = Stamp { generator_version: motion::GENERATOR_VERSION, seed, samples: keys.len() };
     crate::fsutil::write_atomic(&tmp.path().join(STAMP), serde_json::to_string_pretty(&stamp)?.as_bytes())?;
     if out.exists() {
