@@ -20,9 +20,9 @@ pub struct FoundRun {
     pub metrics: BTreeMap<String, f64>,
 }
 
-/// Finished runs under `root` (a results folder, a suite's folder or its
-/// `runs` folder), keyed by "suite/label" so that runs match across
-/// versions whose run ids differ.
+/// Finished runs under `root` (a results folder or a suite's folder),
+/// keyed by "suite/label" so that runs match across versions whose run ids
+/// differ.
 pub fn find_runs(root: &Path) -> Result<BTreeMap<String, FoundRun>> {
     if !root.is_dir() {
         bail!("{}: not a folder", root.display());
@@ -33,8 +33,8 @@ pub fn find_runs(root: &Path) -> Result<BTreeMap<String, FoundRun>> {
         let record = dir.join("record.json");
         if record.is_file() {
             let rec: RunRecordFile = serde_json::from_str(&std::fs::read_to_string(&record)?).with_context(|| format!("{}: bad run record", record.display()))?;
-            let suite = suite_name(&dir);
-            out.insert(format!("{suite}/{}", rec.label), FoundRun { id: rec.id, seconds: rec.seconds, hardware: rec.hardware, metrics: headline_metrics(&dir)? });
+            let suite = suite_key(root, &dir);
+            out.insert(format!("{suite}{}", rec.label), FoundRun { id: rec.id, seconds: rec.seconds, hardware: rec.hardware, metrics: headline_metrics(&dir)? });
             continue;
         }
         let entries = std::fs::read_dir(&dir).with_context(|| format!("{}: cannot list", dir.display()))?;
@@ -48,9 +48,17 @@ pub fn find_runs(root: &Path) -> Result<BTreeMap<String, FoundRun>> {
     Ok(out)
 }
 
-/// `results/<suite>/runs/<id>` -> `<suite>`.
-fn suite_name(run_dir: &Path) -> String {
-    run_dir.parent().and_then(Path::parent).and_then(Path::file_name).map(|n| n.to_string_lossy().to_string()).unwrap_or_default()
+/// The suite folder of `<suite>/runs/<id>` relative to the folder given on
+/// the command line (`quick-utd/` under a results folder, nothing when a
+/// suite's own folder was given), so that `results` matches `results` and
+/// `results/quick-utd` matches any copy of it, whatever its name.
+fn suite_key(root: &Path, run_dir: &Path) -> String {
+    let suite = run_dir.parent().and_then(Path::parent).unwrap_or(run_dir);
+    match suite.strip_prefix(root) {
+        Ok(rel) if rel.as_os_str().is_empty() => String::new(),
+        Ok(rel) => format!("{}/", rel.display()),
+        Err(_) => String::new(),
+    }
 }
 
 fn read(path: &Path) -> Result<Option<Value>> {
