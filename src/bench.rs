@@ -92,21 +92,48 @@ fn paper_methods() -> Result<[MethodConfig; 4]> {
     ])
 }
 
-/// Times `steps` optimisation steps (forward, backward, Adam) on one fixed
-/// batch after one warm-up step.
-fn time_steps<O: Objective>(objective: &O, mut model: O::Model, batch: &[usize], steps: usize) -> Vec<f64> {
+/// Step times split into their phases, in milliseconds per step.
+struct StepTimes {
+    total: Vec<f64>,
+    forward: Vec<f64>,
+    backward: Vec<f64>,
+    adam: Vec<f64>,
+}
+
+/// Times `steps` optimisation steps on one fixed batch after one warm-up
+/// step: forward (augmentation, encoders, loss), backward, Adam update.
+/// The CPU backend is eager, so each phase is finished when it returns.
+fn time_steps<O: Objective>(objective: &O, mut model: O::Model, batch: &[usize], steps: usize) -> StepTimes {
     let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
-    let mut out = vec![];
+    let mut t = StepTimes { total: vec![], forward: vec![], backward: vec![], adam: vec![] };
+    let ms = |since: Instant| 1e3 * since.elapsed().as_secs_f64();
     for i in 0..=steps {
         let start = Instant::now();
         let step = objective.step(&model, batch, i as u64);
+        let forward = ms(start);
+        let mark = Instant::now();
         let grads = GradientsParams::from_grads(step.loss.backward(), &model);
+        let backward = ms(mark);
+        let mark = Instant::now();
         model = optimizer.step(1e-3, model, grads);
+        let adam = ms(mark);
         if i > 0 {
-            out.push(1e3 * start.elapsed().as_secs_f64());
+            t.total.push(ms(start));
+            t.forward.push(forward);
+            t.backward.push(backward);
+            t.adam.push(adam);
         }
     }
-    out
+    t
+}
+
+/// Records `<name>_step_ms` and its phases `<name>_forward_ms`,
+/// `<name>_backward_ms`, `<name>_adam_ms`.
+fn record(timings: &mut BTreeMap<String, Timing>, name: &str, t: StepTimes) {
+    timings.insert(format!("{name}_step_ms"), Timing::of(t.total));
+    timings.insert(format!("{name}_step_forward_ms"), Timing::of(t.forward));
+    timings.insert(format!("{name}_step_backward_ms"), Timing::of(t.backward));
+    timings.insert(format!("{name}_step_adam_ms"), Timing::of(t.adam));
 }
 
 /// Runs every figure on `ds` (the synthetic UTD-MHAD by default).
@@ -144,22 +171,22 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
     timings.insert("data_epoch_ms".into(), Timing { median: prep_ms + augment_t.median, min: prep_ms + augment_t.min, max: prep_ms + augment_t.max });
     timings.insert("data_preprocess_ms".into(), Timing { median: prep_ms, min: prep_ms, max: prep_ms });
 
-    for (name, m) in [("cmc_step_ms", &cmc), ("cmkm_step_ms", &cmkm)] {
+    for (name, m) in [("cmc", &cmc), ("cmkm", &cmkm)] {
         progress(name);
         let ctx = Context { method: m, data: &data, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone() };
         let options = m.loss.clone().context("contrastive method without loss options")?;
-        let miners = if name == "cmkm_step_ms" { Some([ctx.encoder(0, &eval_device)?, ctx.encoder(1, &eval_device)?]) } else { None };
+        let miners = if name == "cmkm" { Some([ctx.encoder(0, &eval_device)?, ctx.encoder(1, &eval_device)?]) } else { None };
         let options = if miners.is_none() { crate::losses::CmkmOptions::cmc(options.temperature) } else { options };
         let objective = contrastive::Contrastive { ctx: &ctx, options, miners };
         let model = contrastive::CmcModel::new(&ctx, &train_device)?;
-        timings.insert(name.to_string(), Timing::of(time_steps(&objective, model, &batch, opts.steps)));
+        record(&mut timings, name, time_steps(&objective, model, &batch, opts.steps));
     }
-    for (name, m) in [("simclr_inertial_step_ms", &simclr_inertial), ("simclr_skeleton_step_ms", &simclr_skeleton)] {
+    for (name, m) in [("simclr_inertial", &simclr_inertial), ("simclr_skeleton", &simclr_skeleton)] {
         progress(name);
         let one = TrainData::new(ds, &m.modalities, &opts.protocol)?;
         let ctx = Context { method: m, data: &one, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone() };
         let model = simclr::SimclrModel::new(&ctx, &train_device)?;
-        timings.insert(name.to_string(), Timing::of(time_steps(&simclr::Simclr { ctx: &ctx }, model, &batch, opts.steps)));
+        record(&mut timings, name, time_steps(&simclr::Simclr { ctx: &ctx }, model, &batch, opts.steps));
     }
     let ctx = Context { method: &cmc, data: &data, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone() };
     let wide: Vec<usize> = (0..opts.forward_batch).map(|i| data.split.train[i % data.split.train.len()]).collect();

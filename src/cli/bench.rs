@@ -16,7 +16,7 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 64)]
     pub batch: usize,
     /// Timed repetitions per figure (after one warm-up).
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 3)]
     pub steps: usize,
     /// Batch of the forward-throughput figures.
     #[arg(long, default_value_t = 256)]
