@@ -29,7 +29,7 @@ fn write_suite(dir: &Path, cmc_lr: f64) -> std::path::PathBuf {
     method("si", "kind: simclr\nloss: {temperature: 0.1}", &["inertial"], 0.003);
     method("ss", "kind: simclr\nloss: {temperature: 0.5}", &["skeleton"], 0.003);
     method("cmkm", "kind: cmkm\nloss: {temperature: 0.1, mining_k: 1, intra_lambda: 1.0}", &["inertial", "skeleton"], cmc_lr);
-    let suite = "name: tiny\ndataset: data.yaml\nprotocol: cross_subject\nseeds: [3]\nmethods:\n  sup: {file: sup.yaml}\n  si: {file: si.yaml}\n  ss: {file: ss.yaml}\n  cmkm: {file: cmkm.yaml, pretrained: {inertial: si, skeleton: ss}}\nevaluations:\n  fine_tuning: {epochs: 2}\n  retrieval: true\n  label_fractions: {fractions: [0.5], repetitions: 1, epochs: 2}\n";
+    let suite = "name: tiny\ndataset: data.yaml\nprotocol: cross_subject\nseeds: [3]\nmethods:\n  sup: {file: sup.yaml}\n  si: {file: si.yaml}\n  ss: {file: ss.yaml}\n  cmkm: {file: cmkm.yaml, pretrained: {inertial: si, skeleton: ss}}\nevaluations:\n  fine_tuning: {epochs: 2}\n  retrieval: true\n  label_fractions: {fractions: [0.5], repetitions: 1, epochs: 2, baselines: [random, supervised]}\n";
     std::fs::write(dir.join("suite.yaml"), suite).unwrap();
     dir.join("suite.yaml")
 }
@@ -44,8 +44,9 @@ fn editing_a_method_replans_only_what_depends_on_it() {
     let dir = tempfile::tempdir().unwrap();
     write_suite(dir.path(), 0.003);
     let before = ids(dir.path(), &dir.path().join("results"));
-    // 4 trainings; fine-tuning: si 1, ss 1, cmkm 3; retrieval 4; label fractions 5.
-    assert_eq!(before.len(), 4 + 5 + 4 + 5, "{before:#?}");
+    // 4 trainings; fine-tuning: si 1, ss 1, cmkm 3; retrieval 4; label
+    // fractions 5, plus the random and supervised baselines of sup.
+    assert_eq!(before.len(), 4 + 5 + 4 + 5 + 2, "{before:#?}");
     let order: Vec<String> = prepare(&dir.path().join("suite.yaml"), &dir.path().join("results")).unwrap().runs.iter().map(|r| r.label.clone()).collect();
     let pos = |l: &str| order.iter().position(|x| x == l).unwrap();
     assert!(pos("train si seed 3") < pos("train cmkm seed 3") && pos("train ss seed 3") < pos("train cmkm seed 3"));
@@ -109,6 +110,11 @@ fn check_report(dir: &Path, suite: &Path, results: &Path) {
     let row = table.lines().find(|l| l.starts_with("Skeleton,SimCLR,ss,")).unwrap_or_else(|| panic!("{table}"));
     assert_eq!(row, format!("Skeleton,SimCLR,ss,{acc:.2},1,95.11,{:+.2}", acc - 95.11));
     assert_eq!(table.lines().count(), 1 + 6, "sup, si, ss and cmkm x3: {table}");
+    // The label-fraction table has the SSL rows and both baselines of sup.
+    let fractions = std::fs::read_to_string(r.join("label_fractions.csv")).unwrap();
+    for row in ["Skeleton,Supervised,sup,", "Skeleton,Random init,sup,", "Multimodal,CMC-CMKM,cmkm,"] {
+        assert!(fractions.lines().any(|l| l.starts_with(row)), "{row} in {fractions}");
+    }
     let first = std::fs::read(r.join("main_table.md")).unwrap();
     report();
     assert_eq!(first, std::fs::read(r.join("main_table.md")).unwrap());

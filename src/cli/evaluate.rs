@@ -5,9 +5,9 @@ use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 use cmkm_lib::data::{Dataset, DatasetDecl};
 use cmkm_lib::methods::config::MethodConfig;
-use cmkm_lib::methods::{devices, read_record, train, TrainOptions};
+use cmkm_lib::methods::{devices, read_record};
 use cmkm_lib::protocols::fine_tuning::{fine_tune_cached, fine_tune_encoders, paper_schedule};
-use cmkm_lib::protocols::label_fractions::{cached_label_fractions, run_label_fractions, write_summary, PAPER_FRACTIONS};
+use cmkm_lib::protocols::label_fractions::{cached_label_fractions, random_encoder_features, supervised_label_fractions, PAPER_FRACTIONS};
 use cmkm_lib::protocols::retrieval::{retrieval_settings, write_retrieval};
 use cmkm_lib::protocols::EncoderSet;
 use cmkm_lib::training::{Progress, TrainData};
@@ -165,11 +165,7 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
                     }
                     let data = load_data(&common, &m.modalities)?;
                     let (_, device) = devices();
-                    let features = {
-                        let _exclusive = cmkm_lib::training::exclusive();
-                        device.seed(common.data.seed);
-                        EncoderSet::random(&m, &data.shapes, &device)?.features(&data, &device)
-                    };
+                    let features = random_encoder_features(&m, &data, common.data.seed, &device)?;
                     let s = schedule(&common, m.modalities.len() > 1);
                     let out = common.out.clone().unwrap_or_else(|| PathBuf::from(format!("results/eval/random-{}/label-fractions", m.name)));
                     let (_, summary) = cached_label_fractions(&features, &data, &fractions, repetitions, &s, common.data.seed, &out)?;
@@ -184,11 +180,7 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
                     let ds = Dataset::load(&decl, &m.modalities)?;
                     let data = TrainData::new(&ds, &m.modalities, &common.data.protocol)?;
                     let out = common.out.clone().unwrap_or_else(|| PathBuf::from(format!("results/eval/{}/label-fractions", m.name)));
-                    let (runs, summary) = run_label_fractions(&data, &fractions, repetitions, common.data.seed, |subset, f, r| {
-                        let opts = TrainOptions { protocol: common.data.protocol.clone(), seed: common.data.seed, out: out.join(format!("f{f}-r{r}")), quiet: true, train_subset: Some(subset.to_vec()) };
-                        Ok(train(&m, &ds, &opts)?.test.expect("supervised runs are tested"))
-                    })?;
-                    write_summary(&out, &runs, &summary)?;
+                    let (_, summary) = supervised_label_fractions(&m, &ds, &data, &common.data.protocol, &fractions, repetitions, common.data.seed, &out)?;
                     (summary, out)
                 }
                 _ => bail!("give one of --run DIR, --random METHOD.yaml or --supervised METHOD.yaml"),

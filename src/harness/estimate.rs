@@ -25,6 +25,8 @@ pub fn work(step: &Step) -> (&'static str, &str, f64) {
         Step::FineTune { method, epochs, .. } => ("fine_tune", method, *epochs as f64),
         Step::Retrieval { method, .. } => ("retrieval", method, 1.0),
         Step::LabelFractions { method, epochs, fractions, repetitions, .. } => ("label_fractions", method, (*epochs * fractions.len()) as f64 * *repetitions as f64),
+        Step::SupervisedFractions { method, config, fractions, repetitions } => ("supervised_fractions", method, (config.schedule.epochs * fractions.len()) as f64 * *repetitions as f64),
+        Step::RandomFractions { method, epochs, fractions, repetitions, .. } => ("random_fractions", method, (*epochs * fractions.len()) as f64 * *repetitions as f64),
     }
 }
 
@@ -62,7 +64,8 @@ impl Timings {
             Some("train") => step["config"]["schedule"]["epochs"].as_f64(),
             Some("fine_tune") => step["epochs"].as_f64(),
             Some("retrieval") => Some(1.0),
-            Some("label_fractions") => Some(step["epochs"].as_f64().unwrap_or(0.0) * step["fractions"].as_array().map_or(0, Vec::len) as f64 * step["repetitions"].as_f64().unwrap_or(0.0)),
+            Some("label_fractions") | Some("random_fractions") => Some(step["epochs"].as_f64().unwrap_or(0.0) * step["fractions"].as_array().map_or(0, Vec::len) as f64 * step["repetitions"].as_f64().unwrap_or(0.0)),
+            Some("supervised_fractions") => Some(step["config"]["schedule"]["epochs"].as_f64().unwrap_or(0.0) * step["fractions"].as_array().map_or(0, Vec::len) as f64 * step["repetitions"].as_f64().unwrap_or(0.0)),
             _ => None,
         };
         if let (Some(kind), Some(method), Some(units), Some(seconds)) = (step["step"].as_str(), step["method"].as_str(), units, record["seconds"].as_f64()) {

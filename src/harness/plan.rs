@@ -4,7 +4,7 @@
 //! fully resolved specification, the dataset fingerprint and the crate
 //! version, so editing a method re-plans exactly the runs that depend on it.
 
-use super::suite::Suite;
+use super::suite::{Baseline, Suite};
 use crate::methods::config::{MethodConfig, MethodKind};
 use anyhow::{bail, Result};
 use serde::Serialize;
@@ -24,6 +24,12 @@ pub enum Step {
     Retrieval { method: String, encoders: String },
     /// Label fractions on the encoders of run `encoders`.
     LabelFractions { method: String, encoders: String, modalities: Vec<String>, fractions: Vec<f64>, repetitions: u64, epochs: usize },
+    /// Label-fraction baseline: the supervised `method` trained from scratch
+    /// on each subset.
+    SupervisedFractions { method: String, config: MethodConfig, fractions: Vec<f64>, repetitions: u64 },
+    /// Label-fraction baseline: the encoders of `method` randomly
+    /// initialised and frozen, with the evaluation heads.
+    RandomFractions { method: String, config: MethodConfig, fractions: Vec<f64>, repetitions: u64, epochs: usize },
 }
 
 /// One planned run.
@@ -66,6 +72,21 @@ pub fn plan(suite: &Suite, dataset_fingerprint: &str) -> Result<Vec<PlannedRun>>
             if suite.decl.evaluations.retrieval {
                 let step = Step::Retrieval { method: name.clone(), encoders: encoders.clone() };
                 runs.push(make(suite, dataset_fingerprint, seed, format!("retrieval {name} seed {seed}"), step, vec![encoders.clone()])?);
+            }
+            if let (false, Some(lf)) = (ssl, &suite.decl.evaluations.label_fractions) {
+                for baseline in &lf.baselines {
+                    let (step, label) = match baseline {
+                        Baseline::Supervised => (
+                            Step::SupervisedFractions { method: name.clone(), config: config.clone(), fractions: lf.fractions.clone(), repetitions: lf.repetitions },
+                            format!("label-fractions {name} seed {seed}"),
+                        ),
+                        Baseline::Random => (
+                            Step::RandomFractions { method: name.clone(), config: config.clone(), fractions: lf.fractions.clone(), repetitions: lf.repetitions, epochs: lf.epochs },
+                            format!("label-fractions random-init {name} seed {seed}"),
+                        ),
+                    };
+                    runs.push(make(suite, dataset_fingerprint, seed, label, step, vec![])?);
+                }
             }
             if let (true, Some(lf)) = (ssl, &suite.decl.evaluations.label_fractions) {
                 for modalities in &subsets {

@@ -10,7 +10,7 @@ use super::suite::Suite;
 use crate::data::{Dataset, DatasetDecl};
 use crate::methods::{devices, train, TrainOptions};
 use crate::protocols::fine_tuning::{fine_tune_cached, paper_schedule};
-use crate::protocols::label_fractions::cached_label_fractions;
+use crate::protocols::label_fractions::{cached_label_fractions, random_encoder_features, supervised_label_fractions};
 use crate::protocols::retrieval::{retrieval_settings, write_retrieval};
 use crate::protocols::EncoderSet;
 use crate::training::{format_duration, Progress, TrainData};
@@ -111,6 +111,17 @@ impl Prepared {
                 let mut schedule = paper_schedule(modalities.len() > 1);
                 schedule.epochs = *epochs;
                 cached_label_fractions(&set.features(&data, &device), &data, fractions, *repetitions, &schedule, run.seed, out)?;
+            }
+            Step::SupervisedFractions { config, fractions, repetitions, .. } => {
+                let data = TrainData::new(&self.dataset, &config.modalities, &protocol)?;
+                supervised_label_fractions(config, &self.dataset, &data, &protocol, fractions, *repetitions, run.seed, out)?;
+            }
+            Step::RandomFractions { config, fractions, repetitions, epochs, .. } => {
+                let data = TrainData::new(&self.dataset, &config.modalities, &protocol)?;
+                let features = random_encoder_features(config, &data, run.seed, &device)?;
+                let mut schedule = paper_schedule(config.modalities.len() > 1);
+                schedule.epochs = *epochs;
+                cached_label_fractions(&features, &data, fractions, *repetitions, &schedule, run.seed, out)?;
             }
         }
         Ok(())

@@ -42,6 +42,20 @@ pub struct LabelFractionsDecl {
     pub repetitions: u64,
     #[serde(default = "hundred")]
     pub epochs: usize,
+    /// SPEC 8's baselines, planned for each supervised method of the suite:
+    /// `random` (its encoders randomly initialised, frozen, with the
+    /// evaluation heads) and `supervised` (trained from scratch on each
+    /// subset with its own schedule).
+    #[serde(default)]
+    pub baselines: Vec<Baseline>,
+}
+
+/// A label-fraction baseline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Baseline {
+    Random,
+    Supervised,
 }
 
 fn hundred() -> usize {

@@ -88,6 +88,36 @@ pub fn cached_label_fractions(
     Ok((runs, summary))
 }
 
+/// The supervised baseline (SPEC 8): `method` trained from scratch on each
+/// label subset with its own schedule; each repetition's run folder goes to
+/// `out/f<fraction>-r<repetition>/`, the summary to `out/label_fractions.json`.
+#[allow(clippy::too_many_arguments)]
+pub fn supervised_label_fractions(
+    method: &crate::methods::config::MethodConfig,
+    ds: &crate::data::Dataset,
+    data: &TrainData,
+    protocol: &str,
+    fractions: &[f64],
+    repetitions: u64,
+    seed: u64,
+    out: &std::path::Path,
+) -> Result<(Vec<FractionRun>, Vec<FractionSummary>)> {
+    let (runs, summary) = run_label_fractions(data, fractions, repetitions, seed, |subset, f, r| {
+        let opts = crate::methods::TrainOptions { protocol: protocol.to_string(), seed, out: out.join(format!("f{f}-r{r}")), quiet: true, train_subset: Some(subset.to_vec()) };
+        crate::methods::train(method, ds, &opts)?.test.ok_or_else(|| anyhow::anyhow!("method '{}' is not supervised: it has no test metrics", method.name))
+    })?;
+    write_summary(out, &runs, &summary)?;
+    Ok((runs, summary))
+}
+
+/// Features of randomly initialised encoders of `method` (the random-encoder
+/// baseline of SPEC 8), drawn from `seed`.
+pub fn random_encoder_features(method: &crate::methods::config::MethodConfig, data: &TrainData, seed: u64, device: &burn::prelude::Device) -> Result<Vec<Vec<Vec<f32>>>> {
+    let _exclusive = crate::training::exclusive();
+    device.seed(seed);
+    Ok(crate::protocols::EncoderSet::random(method, &data.shapes, device)?.features(data, device))
+}
+
 /// Writes `label_fractions.json`: the per-fraction summary and every run.
 pub fn write_summary(out: &std::path::Path, runs: &[FractionRun], summary: &[FractionSummary]) -> Result<()> {
     let json = serde_json::json!({ "summary": summary, "runs": runs });

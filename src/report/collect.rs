@@ -194,13 +194,18 @@ fn retrieval(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
 fn fractions(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
     let mut c = Columns::default();
     for f in runs {
-        let Step::LabelFractions { method, modalities, .. } = f.step else { continue };
+        let (method, modalities, approach_name) = match f.step {
+            Step::LabelFractions { method, modalities, .. } => (method, modalities, approach(p, method)),
+            Step::SupervisedFractions { method, config, .. } => (method, &config.modalities, approach(p, method)),
+            Step::RandomFractions { method, config, .. } => (method, &config.modalities, "Random init".to_string()),
+            _ => continue,
+        };
         let path = f.dir.join("label_fractions.json");
         let json = read_json(&path)?;
         let reps = json.get("runs").and_then(Value::as_array).with_context(|| format!("{}: no 'runs' list", path.display()))?;
         for r in reps {
             c.text("method", method.as_str());
-            c.text("approach", approach(p, method));
+            c.text("approach", approach_name.as_str());
             c.text("modality", modality_group(modalities));
             c.number("seed", f.seed as f64);
             c.number("fraction", number(r, "fraction", &path)?);
@@ -239,16 +244,13 @@ fn curves(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
 fn timings(runs: &[Finished]) -> Result<DataFrame> {
     let mut c = Columns::default();
     for f in runs {
-        let (step, method, epochs) = match f.step {
-            Step::Train { method, config, .. } => ("train", method, config.schedule.epochs),
-            Step::FineTune { method, epochs, .. } => ("fine_tune", method, *epochs),
-            Step::Retrieval { method, .. } => ("retrieval", method, 0),
-            Step::LabelFractions { method, epochs, fractions, repetitions, .. } => ("label_fractions", method, epochs * fractions.len() * *repetitions as usize),
-        };
+        // Units of work (epochs; epochs x fractions x repetitions); retrieval has none.
+        let (step, method, units) = crate::harness::estimate::work(f.step);
+        let epochs = if step == "retrieval" { 0 } else { units as usize };
         c.text("run", f.id);
         c.text("label", f.record.label.as_str());
         c.text("step", step);
-        c.text("method", method.as_str());
+        c.text("method", method);
         c.text("cpu", f.record.hardware.cpu.as_str());
         c.number("seed", f.seed as f64);
         c.number("seconds", f.record.seconds);
