@@ -87,10 +87,24 @@ impl Timings {
     }
 
     /// Estimated seconds for a planned run (mean recorded rate x its units).
+    /// A supervised label-fraction baseline never seen before is estimated
+    /// from the method's full training, scaled by the subset sizes.
     pub fn estimate(&self, run: &PlannedRun) -> Option<f64> {
         let (kind, method, units) = work(&run.step);
+        if let Some(rate) = self.rate(kind, method) {
+            return Some(units * rate);
+        }
+        match &run.step {
+            Step::SupervisedFractions { config, fractions, repetitions, .. } => {
+                Some(self.rate("train", method)? * config.schedule.epochs as f64 * *repetitions as f64 * fractions.iter().sum::<f64>())
+            }
+            _ => None,
+        }
+    }
+
+    fn rate(&self, kind: &str, method: &str) -> Option<f64> {
         let rates = self.rates.get(&(kind.to_string(), method.to_string()))?;
-        Some(units * rates.iter().sum::<f64>() / rates.len() as f64)
+        Some(rates.iter().sum::<f64>() / rates.len() as f64)
     }
 }
 
