@@ -207,14 +207,25 @@ impl Figure for ConfusionMatrix {
 /// Label-fraction curves: one line per (modality, method), mean ± std over
 /// seeds and repetitions, x in percent of the train labels.
 pub fn fraction_curves(fractions: &DataFrame, metric: &str, suite: &str) -> Result<Curves> {
-    let groups = summarise(fractions, &["modality", "method"], &["fraction"], &["main"])?;
+    let groups = summarise(fractions, &["modality", "approach", "method"], &["fraction"], &["main"])?;
     Ok(Curves {
         title: format!("{suite}: label fractions"),
         x_desc: "labelled train samples (%)".into(),
         legend: SeriesLabelPosition::UpperLeft,
         y_desc: format!("{metric} (%)"),
-        lines: lines(&groups, |g| format!("{} ({})", g.keys[1], g.keys[0]), |g| 100.0 * g.numeric_keys[0], 100.0),
+        lines: lines(&groups, fraction_legend, |g| 100.0 * g.numeric_keys[0], 100.0),
     })
+}
+
+/// `method (Modality)`, and for the baselines their kind too, e.g.
+/// `supervised-skeleton, Random init (Skeleton)`.
+fn fraction_legend(g: &Group) -> String {
+    let (modality, approach, method) = (&g.keys[0], &g.keys[1], &g.keys[2]);
+    if approach.starts_with("Random") {
+        format!("{method}, {approach} ({modality})")
+    } else {
+        format!("{method} ({modality})")
+    }
 }
 
 /// Retrieval precision@k for each method's headline setting (fused when
