@@ -6,7 +6,7 @@
 //! from a quick suite's timings on the same kind of machine.
 
 use super::plan::{PlannedRun, Step};
-use serde_json::Value;
+use super::store::RunRecordFile;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -56,20 +56,18 @@ impl Timings {
         }
     }
 
+    /// A finished run: its step from `plan.json`, its time from `record.json`.
     fn add_run(&mut self, dir: &Path) {
-        let read = |name: &str| -> Option<Value> { serde_json::from_str(&std::fs::read_to_string(dir.join(name)).ok()?).ok() };
-        let (Some(plan), Some(record)) = (read("plan.json"), read("record.json")) else { return };
-        let step = &plan["step"];
-        let units = match step["step"].as_str() {
-            Some("train") => step["config"]["schedule"]["epochs"].as_f64(),
-            Some("fine_tune") => step["epochs"].as_f64(),
-            Some("retrieval") => Some(1.0),
-            Some("label_fractions") | Some("random_fractions") => Some(step["epochs"].as_f64().unwrap_or(0.0) * step["fractions"].as_array().map_or(0, Vec::len) as f64 * step["repetitions"].as_f64().unwrap_or(0.0)),
-            Some("supervised_fractions") => Some(step["config"]["schedule"]["epochs"].as_f64().unwrap_or(0.0) * step["fractions"].as_array().map_or(0, Vec::len) as f64 * step["repetitions"].as_f64().unwrap_or(0.0)),
-            _ => None,
-        };
-        if let (Some(kind), Some(method), Some(units), Some(seconds)) = (step["step"].as_str(), step["method"].as_str(), units, record["seconds"].as_f64()) {
-            self.add(kind, method, units, seconds, record["hardware"]["cpu"].as_str().unwrap_or("?"));
+        #[derive(serde::Deserialize)]
+        struct PlanFile {
+            step: Step,
+        }
+        let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
+        let plan: Option<PlanFile> = read("plan.json").and_then(|t| serde_json::from_str(&t).ok());
+        let record: Option<RunRecordFile> = read("record.json").and_then(|t| serde_json::from_str(&t).ok());
+        if let (Some(plan), Some(record)) = (plan, record) {
+            let (kind, method, units) = work(&plan.step);
+            self.add(kind, method, units, record.seconds, &record.hardware.cpu);
         }
     }
 

@@ -7,12 +7,12 @@
 use super::suite::{Baseline, Suite};
 use crate::methods::config::{MethodConfig, MethodKind};
 use anyhow::{bail, Result};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
 
 /// What a run does, fully resolved.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "step", rename_all = "snake_case")]
 pub enum Step {
     /// Train a method; `pretrained` maps modalities to the ids of the runs

@@ -57,6 +57,12 @@ pub fn paper_order(modality: &str, approach: &str) -> usize {
     ROWS.iter().position(|r| r.0 == modality && r.1 == approach).unwrap_or(ROWS.len())
 }
 
+/// Sort key of a table row as the paper orders it: modality group, then
+/// the paper's row order, then method name.
+pub fn row_order(modality: &str, approach: &str, method: &str) -> (usize, usize, String) {
+    (modality_order(modality), paper_order(modality, approach), method.to_string())
+}
+
 /// Position of a modality group: Inertial, Skeleton, Multimodal.
 pub fn modality_order(modality: &str) -> usize {
     ["Inertial", "Skeleton", "Multimodal"].iter().position(|m| *m == modality).unwrap_or(3)

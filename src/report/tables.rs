@@ -2,7 +2,7 @@
 //! beside ours, retrieval, label fractions and run timings.
 
 use super::aggregate::{percent, summarise, Group};
-use super::paper::{modality_order, paper_order, paper_value, PaperColumn};
+use super::paper::{paper_value, row_order, PaperColumn};
 use super::table::Table;
 use anyhow::Result;
 use polars::prelude::*;
@@ -12,7 +12,7 @@ use polars::prelude::*;
 pub fn main_groups(classification: &DataFrame) -> Result<Vec<Group>> {
     let mut groups = summarise(classification, &["modality", "approach", "method"], &[], &["main", "accuracy", "f1_macro"])?;
     groups.sort_by(|a, b| {
-        let key = |g: &Group| (modality_order(&g.keys[0]), paper_order(&g.keys[0], &g.keys[1]), g.keys[2].clone());
+        let key = |g: &Group| row_order(&g.keys[0], &g.keys[1], &g.keys[2]);
         key(a).cmp(&key(b))
     });
     Ok(groups)
@@ -71,7 +71,7 @@ pub fn fractions_table(fractions: &DataFrame) -> Result<Table> {
         rows[i].1[j] = percent(g.stats[0]);
     }
     rows.sort_by(|a, b| {
-        let key = |k: &Vec<String>| (modality_order(&k[0]), paper_order(&k[0], &k[1]), k[2].clone());
+        let key = |k: &Vec<String>| row_order(&k[0], &k[1], &k[2]);
         key(&a.0).cmp(&key(&b.0))
     });
     for (mut keys, cells) in rows {
