@@ -26,6 +26,17 @@ pub struct BenchOptions {
     pub forward_batch: usize,
     pub protocol: String,
     pub seed: u64,
+    /// Figure groups to measure ([`GROUPS`]); empty means all.
+    pub only: Vec<String>,
+}
+
+/// The figure groups `--only` selects from.
+pub const GROUPS: [&str; 6] = ["data", "cmc", "cmkm", "simclr_inertial", "simclr_skeleton", "forward"];
+
+impl BenchOptions {
+    fn wants(&self, group: &str) -> bool {
+        self.only.is_empty() || self.only.iter().any(|g| g == group)
+    }
 }
 
 /// Median and spread of one figure, in milliseconds.
@@ -138,6 +149,9 @@ fn record(timings: &mut BTreeMap<String, Timing>, name: &str, t: StepTimes) {
 
 /// Runs every figure on `ds` (the synthetic UTD-MHAD by default).
 pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchReport> {
+    if let Some(unknown) = opts.only.iter().find(|g| !GROUPS.contains(&g.as_str())) {
+        anyhow::bail!("unknown figure group {unknown:?}; the groups are {}", GROUPS.join(", "));
+    }
     let [cmc, cmkm, simclr_inertial, simclr_skeleton] = paper_methods()?;
     let mut timings = BTreeMap::new();
     let mut throughput = BTreeMap::new();
@@ -151,27 +165,10 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
     let prep_ms = 1e3 * start.elapsed().as_secs_f64();
     let batch: Vec<usize> = data.split.train.iter().copied().take(opts.batch).collect();
     anyhow::ensure!(batch.len() == opts.batch, "the train split has {} samples, fewer than the batch of {}", data.split.train.len(), opts.batch);
-    let augment = |epoch: u64| {
-        for b in epoch_batches(&data.split.train, opts.batch, true, opts.seed, epoch) {
-            for (m, name) in data.modalities.iter().enumerate() {
-                let _ = batch_tensor(&data.clips[m], &b, cmc.augmentation(name), Some((opts.seed, name, epoch)), &eval_device);
-            }
-        }
-    };
-    augment(0);
-    let augment_ms: Vec<f64> = (1..=opts.steps as u64)
-        .map(|e| {
-            let start = Instant::now();
-            augment(e);
-            1e3 * start.elapsed().as_secs_f64()
-        })
-        .collect();
-    let augment_t = Timing::of(augment_ms);
-    timings.insert("augment_epoch_ms".into(), augment_t);
-    timings.insert("data_epoch_ms".into(), Timing { median: prep_ms + augment_t.median, min: prep_ms + augment_t.min, max: prep_ms + augment_t.max });
-    timings.insert("data_preprocess_ms".into(), Timing { median: prep_ms, min: prep_ms, max: prep_ms });
-
-    for (name, m) in [("cmc", &cmc), ("cmkm", &cmkm)] {
+    if opts.wants("data") {
+        time_data(&data, &cmc, opts, prep_ms, &eval_device, &mut timings);
+    }
+    for (name, m) in [("cmc", &cmc), ("cmkm", &cmkm)].into_iter().filter(|(name, _)| opts.wants(name)) {
         progress(name);
         let ctx = Context { method: m, data: &data, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone() };
         let options = m.loss.clone().context("contrastive method without loss options")?;
@@ -181,7 +178,7 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
         let model = contrastive::CmcModel::new(&ctx, &train_device)?;
         record(&mut timings, name, time_steps(&objective, model, &batch, opts.steps));
     }
-    for (name, m) in [("simclr_inertial", &simclr_inertial), ("simclr_skeleton", &simclr_skeleton)] {
+    for (name, m) in [("simclr_inertial", &simclr_inertial), ("simclr_skeleton", &simclr_skeleton)].into_iter().filter(|(name, _)| opts.wants(name)) {
         progress(name);
         let one = TrainData::new(ds, &m.modalities, &opts.protocol)?;
         let ctx = Context { method: m, data: &one, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone() };
@@ -190,7 +187,7 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
     }
     let ctx = Context { method: &cmc, data: &data, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone() };
     let wide: Vec<usize> = (0..opts.forward_batch).map(|i| data.split.train[i % data.split.train.len()]).collect();
-    for (m, modality) in data.modalities.iter().enumerate() {
+    for (m, modality) in data.modalities.iter().enumerate().filter(|_| opts.wants("forward")) {
         let kind = cmc.encoders[modality].kind_name();
         let name = format!("{kind}_forward_ms");
         progress(&name);
@@ -209,4 +206,27 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
         timings.insert(name, t);
     }
     Ok(BenchReport { timings, throughput, batch: opts.batch, steps: opts.steps, threads: rayon::current_num_threads(), hardware: crate::harness::store::Hardware::current() })
+}
+
+/// One epoch of batch assembly with augmentation, and the data figures.
+fn time_data(data: &TrainData, method: &MethodConfig, opts: &BenchOptions, prep_ms: f64, device: &burn::prelude::Device, timings: &mut BTreeMap<String, Timing>) {
+    let augment = |epoch: u64| {
+        for b in epoch_batches(&data.split.train, opts.batch, true, opts.seed, epoch) {
+            for (m, name) in data.modalities.iter().enumerate() {
+                let _ = batch_tensor(&data.clips[m], &b, method.augmentation(name), Some((opts.seed, name, epoch)), device);
+            }
+        }
+    };
+    augment(0);
+    let augment_ms: Vec<f64> = (1..=opts.steps as u64)
+        .map(|e| {
+            let start = Instant::now();
+            augment(e);
+            1e3 * start.elapsed().as_secs_f64()
+        })
+        .collect();
+    let augment_t = Timing::of(augment_ms);
+    timings.insert("augment_epoch_ms".into(), augment_t);
+    timings.insert("data_epoch_ms".into(), Timing { median: prep_ms + augment_t.median, min: prep_ms + augment_t.min, max: prep_ms + augment_t.max });
+    timings.insert("data_preprocess_ms".into(), Timing { median: prep_ms, min: prep_ms, max: prep_ms });
 }

@@ -26,13 +26,17 @@ pub struct BenchArgs {
     pub dataset: PathBuf,
     #[arg(long, default_value = "cross_subject")]
     pub protocol: String,
+    /// Measure only these groups (comma-separated): data, cmc, cmkm,
+    /// simclr_inertial, simclr_skeleton, forward. All by default.
+    #[arg(long, value_delimiter = ',')]
+    pub only: Vec<String>,
 }
 
 pub fn run(args: BenchArgs) -> Result<i32> {
     anyhow::ensure!(args.batch >= 2 && args.steps >= 1 && args.forward_batch >= 1, "--batch must be at least 2, --steps and --forward-batch at least 1");
     let decl = DatasetDecl::from_file(&args.dataset)?;
     let ds = Dataset::load(&decl, &[])?;
-    let opts = BenchOptions { batch: args.batch, steps: args.steps, forward_batch: args.forward_batch, protocol: args.protocol.clone(), seed: 28 };
+    let opts = BenchOptions { batch: args.batch, steps: args.steps, forward_batch: args.forward_batch, protocol: args.protocol.clone(), seed: 28, only: args.only.clone() };
     let quiet = args.json;
     let report = run_bench(&ds, &opts, |what| {
         if !quiet {
