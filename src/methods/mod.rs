@@ -89,6 +89,7 @@ pub struct TrainSummary {
 
 /// The compute devices: CPU (flex) unless built with `cuda`.
 pub fn devices() -> (Device, Device) {
+    crate::training::allocator::keep_freed_memory();
     #[cfg(feature = "cuda")]
     let base = Device::cuda(0);
     #[cfg(not(feature = "cuda"))]

@@ -1,6 +1,7 @@
 //! The training loop shared by every method: Adam, ReduceLROnPlateau, early
 //! stopping, best-checkpoint selection, per-epoch logging and progress.
 
+pub mod allocator;
 pub mod batches;
 pub mod checkpoint;
 pub mod health;
