@@ -1,6 +1,7 @@
 //! CNN1D (SPEC section 4): Conv1d -> BatchNorm -> ReLU blocks, flattened.
 
 use super::{conv_len, default_series_channels, series_only, InputShape};
+use crate::models::channels_last;
 use anyhow::{bail, Result};
 use burn::nn::conv::{Conv1d, Conv1dConfig as BurnConv1d};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig1d, Relu};
@@ -49,8 +50,9 @@ impl ConvBlock1d {
         }
     }
 
+    /// Channels last: `(B, T, C_in)` -> `(B, T', C_out)`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.relu.forward(self.norm.forward(self.conv.forward(x)))
+        self.relu.forward(channels_last::batch_norm(&self.norm, channels_last::conv1d(&self.conv, x)))
     }
 }
 
@@ -76,9 +78,9 @@ impl Cnn1dConfig {
 }
 
 impl Cnn1d {
-    /// `(B, C, T)` -> `(B, channels x T')`.
+    /// `(B, C, T)` -> `(B, channels x T')`, channel-major.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<2> {
-        let x = self.blocks.iter().fold(x, |x, b| b.forward(x));
-        x.flatten(1, 2)
+        let x = self.blocks.iter().fold(x.swap_dims(1, 2), |x, b| b.forward(x));
+        x.swap_dims(1, 2).flatten(1, 2)
     }
 }

@@ -9,6 +9,7 @@
 //! 3 x 50 x 20 inputs (time-axis concatenation leaves a zero-width map).
 
 use super::{conv_len, pool_len, InputShape};
+use crate::models::channels_last;
 use anyhow::{bail, Result};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -78,13 +79,15 @@ impl PooledConv {
         }
     }
 
+    /// Channels last: `(B, H, W, C_in)` -> `(B, H', W', C_out)`.
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.norm.forward(self.conv.forward(x));
+        let x = channels_last::batch_norm(&self.norm, channels_last::conv2d(&self.conv, x));
         let x = match &self.relu {
             Some(r) => r.forward(x),
             None => x,
         };
-        self.pool.forward(x)
+        let [pool, _] = self.pool.kernel_size;
+        channels_last::max_pool2d(x, pool)
     }
 }
 
@@ -112,13 +115,13 @@ impl Stream {
         }
     }
 
-    /// `(B, C, T, J)` -> `(B, channels, T'', F'')`.
+    /// Channels last: `(B, T, J, C)` -> `(B, T'', F'', channels)`.
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.relu.forward(self.point_norm.forward(self.point.forward(x)));
-        let x = self.temporal_norm.forward(self.temporal.forward(x));
-        // (B, F, T, J) -> (B, J, T, F): joints become channels, so the next
+        let x = self.relu.forward(channels_last::batch_norm(&self.point_norm, channels_last::conv2d(&self.point, x)));
+        let x = channels_last::batch_norm(&self.temporal_norm, channels_last::conv2d(&self.temporal, x));
+        // (B, T, J, F) -> (B, T, F, J): joints become channels, so the next
         // convolutions see every joint at once (co-occurrence).
-        let x = x.permute([0, 3, 2, 1]);
+        let x = x.swap_dims(2, 3);
         self.cooccurrence.iter().fold(x, |x, c| c.forward(x))
     }
 }
@@ -165,14 +168,15 @@ impl CoOccurrenceConfig {
 }
 
 impl CoOccurrenceEncoder {
-    /// `(B, C, T, J)` -> `(B, features)`.
+    /// `(B, C, T, J)` -> `(B, features)`, the features in channel, time,
+    /// feature order. Computed channels last (see [`channels_last`]).
     pub fn forward(&self, x: Tensor<4>) -> Tensor<2> {
         let m = motion(x.clone());
-        let joints = self.joints.forward(x);
-        let motions = self.motions.forward(m);
-        let x = Tensor::cat(vec![joints, motions], 3);
+        let joints = self.joints.forward(x.permute([0, 2, 3, 1]));
+        let motions = self.motions.forward(m.permute([0, 2, 3, 1]));
+        let x = Tensor::cat(vec![joints, motions], 2);
         let x = self.fused.iter().fold(x, |x, c| c.forward(x));
-        x.flatten(1, 3)
+        x.permute([0, 3, 1, 2]).flatten(1, 3)
     }
 }
 

@@ -1,0 +1,211 @@
+//! Convolution, batch norm and max-pool on channels-last tensors
+//! (`(B, T, C)`, `(B, H, W, C)`), for the encoders' hot path.
+//!
+//! burn's CPU backend lowers a convolution to a small matrix product per
+//! sample and 512-pixel tile, after a single-threaded layout change, and its
+//! backward pass runs transposed convolutions of the same kind. Here a
+//! convolution is one im2col (a row gather) and one large matrix product,
+//! whose backward pass is two large matrix products and a scatter-add: the
+//! work goes to the gemm kernels instead of index arithmetic.
+//!
+//! The layers keep burn's [`Conv1d`], [`Conv2d`] and [`BatchNorm`] modules as
+//! the parameter holders, so initialisation, parameter shapes and saved
+//! records are those of the channels-first layers and the results agree
+//! with theirs up to float rounding (tested against burn's convolution).
+
+use burn::nn::conv::{Conv1d, Conv2d};
+use burn::nn::{BatchNorm, PaddingConfig1d};
+use burn::prelude::*;
+use burn::tensor::TensorData;
+
+/// `(B, T, C_in)` -> `(B, T', C_out)`: a stride-1, undilated, ungrouped
+/// [`Conv1d`], zero-padded as it is configured.
+pub fn conv1d(conv: &Conv1d, x: Tensor<3>) -> Tensor<3> {
+    let [c_out, c_in, kernel] = conv.weight.dims();
+    let (left, right) = match conv.padding {
+        PaddingConfig1d::Valid => (0, 0),
+        PaddingConfig1d::Explicit(left, right) => (left, right),
+        PaddingConfig1d::Same => ((kernel - 1) / 2, kernel / 2),
+    };
+    let x = pad_time(x, left, right);
+    let [b, t, _] = x.dims();
+    let t_out = t + 1 - kernel;
+    // (C_out, C_in, K) -> (K x C_in, C_out), matching the patch order.
+    let weight = conv.weight.val().permute([2, 1, 0]).reshape([kernel * c_in, c_out]);
+    let y = patches(x.unsqueeze_dim(2), kernel, 1).matmul(weight);
+    with_bias(y, conv.bias.as_ref().map(|p| p.val())).reshape([b, t_out, c_out])
+}
+
+/// `(B, H, W, C_in)` -> `(B, H', W', C_out)`: a stride-1, unpadded,
+/// undilated, ungrouped [`Conv2d`].
+pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
+    let [c_out, c_in, kh, kw] = conv.weight.dims();
+    let [b, h, w, _] = x.dims();
+    // (C_out, C_in, KH, KW) -> (KH x KW x C_in, C_out), matching the patch order.
+    let weight = conv.weight.val().permute([2, 3, 1, 0]).reshape([kh * kw * c_in, c_out]);
+    let y = patches(x, kh, kw).matmul(weight);
+    with_bias(y, conv.bias.as_ref().map(|p| p.val())).reshape([b, h + 1 - kh, w + 1 - kw, c_out])
+}
+
+/// im2col: `(B, H, W, C)` -> `(B x H' x W', KH x KW x C)`, one row per
+/// output position holding its window in (row, column, channel) order.
+/// A single row gather, whose gradient is a single scatter-add (shifted
+/// slices would each cost a zero-filled copy of the input backwards).
+fn patches(x: Tensor<4>, kh: usize, kw: usize) -> Tensor<2> {
+    let [b, h, w, c] = x.dims();
+    let (h_out, w_out) = (h + 1 - kh, w + 1 - kw);
+    let mut rows = Vec::with_capacity(b * h_out * w_out * kh * kw);
+    for n in 0..b {
+        for (y, x) in (0..h_out).flat_map(|y| (0..w_out).map(move |x| (y, x))) {
+            for (i, j) in (0..kh).flat_map(|i| (0..kw).map(move |j| (i, j))) {
+                rows.push(((n * h + y + i) * w + x + j) as i64);
+            }
+        }
+    }
+    let index = Tensor::<1, Int>::from_data(TensorData::new(rows, [b * h_out * w_out * kh * kw]), &x.device());
+    x.reshape([b * h * w, c]).select(0, index).reshape([b * h_out * w_out, kh * kw * c])
+}
+
+/// Batch norm over the last axis: every other axis is the batch, as in
+/// burn's channels-first [`BatchNorm`] (same training and inference modes,
+/// same running statistics). The statistics are column reductions of the
+/// `(N, C)` view, where burn's fused operation transposes the activation to
+/// `(C, N)` and back, forwards and backwards.
+pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    let dims = x.dims();
+    let channels = dims[D - 1];
+    let x = x.reshape([dims.iter().product::<usize>() / channels, channels]);
+    let (centered, variance) = if x.device().is_autodiff() && norm.training.is_enabled() {
+        let mean = x.clone().mean_dim(0);
+        let centered = x - mean.clone();
+        let variance = centered.clone().powi_scalar(2).mean_dim(0);
+        update_running(norm, mean.detach(), variance.clone().detach());
+        (centered, variance)
+    } else {
+        let device = x.device();
+        let mean = norm.running_mean.value().to_device(&device).unsqueeze_dim(0);
+        (x - mean, norm.running_var.value().to_device(&device).unsqueeze_dim(0))
+    };
+    let scale = norm.gamma.val().unsqueeze_dim(0) / variance.add_scalar(norm.epsilon).sqrt();
+    (centered * scale + norm.beta.val().unsqueeze_dim(0)).reshape(dims)
+}
+
+/// Moves the running statistics towards the batch's, as burn's
+/// [`BatchNorm`] does (`momentum` is the weight of the new batch).
+fn update_running(norm: &BatchNorm, mean: Tensor<2>, variance: Tensor<2>) {
+    let device = mean.device();
+    let blend = |running: Tensor<1>, batch: Tensor<2>| {
+        running.to_device(&device).mul_scalar(1.0 - norm.momentum).add(batch.squeeze_dim::<1>(0).mul_scalar(norm.momentum)).detach()
+    };
+    norm.running_mean.update(blend(norm.running_mean.value_sync(), mean));
+    norm.running_var.update(blend(norm.running_var.value_sync(), variance));
+}
+
+/// `(B, H, W, C)` -> `(B, H / p, W / p, C)`: max-pool with a `p x p` window
+/// and stride `p`, floor mode (trailing rows and columns dropped).
+pub fn max_pool2d(x: Tensor<4>, pool: usize) -> Tensor<4> {
+    let [b, h, w, c] = x.dims();
+    let (h2, w2) = (h / pool, w / pool);
+    let x = x.narrow(1, 0, h2 * pool).narrow(2, 0, w2 * pool);
+    // Rows: (B x H2, p, W2 x p x C) -> max over the p rows of each window.
+    let x = x.reshape([b * h2, pool, w2 * pool * c]).max_dim(1);
+    // Columns: (B x H2 x W2, p, C) -> max over the p columns.
+    x.reshape([b * h2 * w2, pool, c]).max_dim(1).reshape([b, h2, w2, c])
+}
+
+fn with_bias(y: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> {
+    match bias {
+        Some(bias) => y + bias.unsqueeze_dim(0),
+        None => y,
+    }
+}
+
+fn pad_time(x: Tensor<3>, left: usize, right: usize) -> Tensor<3> {
+    let [b, _, c] = x.dims();
+    let zeros = |n: usize| (n > 0).then(|| Tensor::zeros([b, n, c], &x.device()));
+    let (left, right) = (zeros(left), zeros(right));
+    Tensor::cat(left.into_iter().chain([x]).chain(right).collect(), 1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::conv::{Conv1dConfig, Conv2dConfig};
+    use burn::nn::pool::MaxPool2dConfig;
+    use burn::nn::BatchNormConfig;
+    use burn::tensor::Distribution;
+
+    fn device() -> Device {
+        Device::flex()
+    }
+
+    fn close<const D: usize>(a: Tensor<D>, b: Tensor<D>) {
+        assert_eq!(a.dims(), b.dims());
+        let (a, b) = (a.into_data().try_to_vec::<f32>().unwrap(), b.into_data().try_to_vec::<f32>().unwrap());
+        let worst = a.iter().zip(&b).map(|(x, y)| (x - y).abs() / (1.0 + y.abs())).fold(0.0, f32::max);
+        assert!(worst < 1e-4, "largest relative difference {worst}");
+    }
+
+    #[test]
+    fn conv2d_matches_burns_channels_first_convolution() {
+        let d = device();
+        let conv = Conv2dConfig::new([5, 7], [3, 2]).init(&d);
+        let x = Tensor::<4>::random([2, 5, 9, 6], Distribution::Normal(0.0, 1.0), &d);
+        let expected = conv.forward(x.clone()).permute([0, 2, 3, 1]);
+        close(conv2d(&conv, x.permute([0, 2, 3, 1])), expected);
+    }
+
+    #[test]
+    fn conv1d_with_padding_matches_burns_convolution() {
+        let d = device();
+        let conv = Conv1dConfig::new(4, 6, 5).with_padding(PaddingConfig1d::Explicit(1, 1)).init(&d);
+        let x = Tensor::<3>::random([3, 4, 11], Distribution::Normal(0.0, 1.0), &d);
+        let expected = conv.forward(x.clone()).swap_dims(1, 2);
+        close(conv1d(&conv, x.swap_dims(1, 2)), expected);
+    }
+
+    #[test]
+    fn max_pool_matches_burns_in_floor_mode() {
+        let d = device();
+        let x = Tensor::<4>::random([2, 3, 7, 5], Distribution::Normal(0.0, 1.0), &d);
+        let expected = MaxPool2dConfig::new([2, 2]).init().forward(x.clone()).permute([0, 2, 3, 1]);
+        close(max_pool2d(x.permute([0, 2, 3, 1]), 2), expected);
+    }
+
+    #[test]
+    fn batch_norm_matches_burns_in_training_and_updates_the_same_statistics() {
+        let d = device().autodiff();
+        let (ours, theirs) = (BatchNormConfig::new(3).init(&d), BatchNormConfig::new(3).init(&d));
+        let x = Tensor::<4>::random([4, 3, 5, 2], Distribution::Normal(2.0, 3.0), &d);
+        close(batch_norm(&ours, x.clone().permute([0, 2, 3, 1])), theirs.forward(x).permute([0, 2, 3, 1]));
+        close(ours.running_mean.value(), theirs.running_mean.value());
+        close(ours.running_var.value(), theirs.running_var.value());
+    }
+
+    #[test]
+    fn batch_norm_gradients_and_inference_match_burns() {
+        let d = device().autodiff();
+        let (ours, theirs) = (BatchNormConfig::new(3).init(&d), BatchNormConfig::new(3).init(&d));
+        let x = Tensor::<4>::random([4, 3, 5, 2], Distribution::Normal(1.0, 2.0), &d).require_grad();
+        let weights = Tensor::<4>::random([4, 3, 5, 2], Distribution::Normal(0.0, 1.0), &d);
+        let g_theirs = (theirs.forward(x.clone()) * weights.clone()).sum().backward();
+        let g_ours = (batch_norm(&ours, x.clone().permute([0, 2, 3, 1])).permute([0, 3, 1, 2]) * weights).sum().backward();
+        close(x.grad(&g_ours).unwrap(), x.grad(&g_theirs).unwrap());
+        close(ours.gamma.val().grad(&g_ours).unwrap(), theirs.gamma.val().grad(&g_theirs).unwrap());
+        close(ours.beta.val().grad(&g_ours).unwrap(), theirs.beta.val().grad(&g_theirs).unwrap());
+        let (ours, theirs) = (ours.valid(), theirs.valid());
+        let x = x.inner();
+        close(batch_norm(&ours, x.clone().permute([0, 2, 3, 1])), theirs.forward(x).permute([0, 2, 3, 1]));
+    }
+
+    #[test]
+    fn gradients_match_burns_convolution() {
+        let d = device().autodiff();
+        let conv = Conv2dConfig::new([3, 4], [3, 3]).init(&d);
+        let x = Tensor::<4>::random([2, 3, 6, 5], Distribution::Normal(0.0, 1.0), &d).require_grad();
+        let theirs = conv.forward(x.clone()).powi_scalar(2).sum().backward();
+        let ours = conv2d(&conv, x.clone().permute([0, 2, 3, 1])).powi_scalar(2).sum().backward();
+        close(conv.weight.val().grad(&ours).unwrap(), conv.weight.val().grad(&theirs).unwrap());
+        close(x.grad(&ours).unwrap(), x.grad(&theirs).unwrap());
+    }
+}
