@@ -6,7 +6,9 @@ use super::cnn1d::{blocks_len, ConvBlock1d};
 use super::{default_series_channels, series_only, InputShape};
 use anyhow::{bail, Result};
 use burn::nn::activation::ActivationConfig;
-use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput};
+use crate::models::dropout;
+use crate::models::transformer;
+use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig};
 use burn::nn::{Dropout, DropoutConfig, PositionalEncoding, PositionalEncodingConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
@@ -92,10 +94,10 @@ impl CnnTransformerConfig {
 impl CnnTransformer {
     /// `(B, C, T)` -> `(B, T' x d_model)`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<2> {
-        let x = self.blocks.iter().fold(x, |x, b| b.forward(x));
-        let x = x.swap_dims(1, 2); // (B, T', d_model): time steps are the tokens
-        let x = self.positional_dropout.forward(self.positions.forward(x));
-        let x = self.transformer.forward(TransformerEncoderInput::new(x));
+        // Channels last, (B, T', d_model): time steps are the tokens.
+        let x = self.blocks.iter().fold(x.swap_dims(1, 2), |x, b| b.forward(x));
+        let x = dropout::dropout(&self.positional_dropout, self.positions.forward(x));
+        let x = transformer::encoder_forward(&self.transformer, x);
         x.flatten(1, 2)
     }
 }
