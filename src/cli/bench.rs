@@ -27,7 +27,8 @@ pub struct BenchArgs {
     #[arg(long, default_value = "cross_subject")]
     pub protocol: String,
     /// Measure only these groups (comma-separated): data, cmc, cmkm,
-    /// simclr_inertial, simclr_skeleton, forward. All by default.
+    /// simclr_inertial, simclr_skeleton, forward, kernels (our layers
+    /// against burn's). All by default.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 }

@@ -108,9 +108,16 @@ pub fn max_pool2d(x: Tensor<4>, pool: usize) -> Tensor<4> {
     let (h2, w2) = (h / pool, w / pool);
     let x = x.narrow(1, 0, h2 * pool).narrow(2, 0, w2 * pool);
     // Rows: (B x H2, p, W2 x p x C) -> max over the p rows of each window.
-    let x = x.reshape([b * h2, pool, w2 * pool * c]).max_dim(1);
+    let x = pairwise_max(x.reshape([b * h2, pool, w2 * pool * c]));
     // Columns: (B x H2 x W2, p, C) -> max over the p columns.
-    x.reshape([b * h2 * w2, pool, c]).max_dim(1).reshape([b, h2, w2, c])
+    pairwise_max(x.reshape([b * h2 * w2, pool, c])).reshape([b, h2, w2, c])
+}
+
+/// Max over the middle axis as element-wise maxima of its slices, whose
+/// gradient is a mask (burn's `max_dim` backward scatters by index).
+fn pairwise_max(x: Tensor<3>) -> Tensor<3> {
+    let p = x.dims()[1];
+    (1..p).fold(x.clone().narrow(1, 0, 1), |m, i| m.max_pair(x.clone().narrow(1, i, 1)))
 }
 
 fn with_bias(y: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> {

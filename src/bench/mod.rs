@@ -1,8 +1,11 @@
 //! `cmkm bench`: step times of the paper's architectures on this machine
 //! (CMC, CMC-CMKM, SimCLR per encoder), forward throughput per encoder and
-//! one epoch of data preparation and augmentation, each after warm-up, as
-//! median and spread. Numbers, not assertions: they are compared across
+//! one epoch of data preparation and augmentation, and this crate's own
+//! layers against burn's ([`kernels`]), each after warm-up, as median and
+//! spread. Numbers, not assertions: they are compared across
 //! machines and versions, never checked in tests.
+
+mod kernels;
 
 use crate::data::Dataset;
 use crate::methods::config::MethodConfig;
@@ -31,7 +34,7 @@ pub struct BenchOptions {
 }
 
 /// The figure groups `--only` selects from.
-pub const GROUPS: [&str; 6] = ["data", "cmc", "cmkm", "simclr_inertial", "simclr_skeleton", "forward"];
+pub const GROUPS: [&str; 7] = ["data", "cmc", "cmkm", "simclr_inertial", "simclr_skeleton", "forward", "kernels"];
 
 impl BenchOptions {
     fn wants(&self, group: &str) -> bool {
@@ -96,10 +99,10 @@ fn method(text: &str) -> Result<MethodConfig> {
 /// architectures wherever it runs.
 fn paper_methods() -> Result<[MethodConfig; 4]> {
     Ok([
-        method(include_str!("../experiments/methods/cmc.yaml"))?,
-        method(include_str!("../experiments/methods/cmc-cmkm.yaml"))?,
-        method(include_str!("../experiments/methods/simclr-inertial.yaml"))?,
-        method(include_str!("../experiments/methods/simclr-skeleton.yaml"))?,
+        method(include_str!("../../experiments/methods/cmc.yaml"))?,
+        method(include_str!("../../experiments/methods/cmc-cmkm.yaml"))?,
+        method(include_str!("../../experiments/methods/simclr-inertial.yaml"))?,
+        method(include_str!("../../experiments/methods/simclr-skeleton.yaml"))?,
     ])
 }
 
@@ -204,6 +207,10 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
         let t = Timing::of(samples);
         throughput.insert(format!("{kind}_forward_samples_per_s"), opts.forward_batch as f64 / (t.median / 1e3));
         timings.insert(name, t);
+    }
+    if opts.wants("kernels") {
+        progress("kernels");
+        kernels::time_kernels(opts.steps, &train_device, &mut timings);
     }
     Ok(BenchReport { timings, throughput, batch: opts.batch, steps: opts.steps, threads: rayon::current_num_threads(), hardware: crate::harness::store::Hardware::current() })
 }
