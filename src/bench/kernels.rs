@@ -50,7 +50,7 @@ pub fn time_kernels(steps: usize, device: &Device, timings: &mut BTreeMap<String
     put("batch_norm", time_backward(steps, &act_nhwc, |x| square(channels_last::batch_norm(&norm, x))), time_backward(steps, &act_nchw, |x| square(norm.forward(x))));
 
     let pool = MaxPool2dConfig::new([2, 2]).init();
-    put("max_pool2d", time_backward(steps, &act_nhwc, |x| square(channels_last::max_pool2d(x, 2))), time_backward(steps, &act_nchw, |x| square(pool.forward(x))));
+    put("max_pool2d", time_backward(steps, &act_nhwc, |x| square(channels_last::max_pool2d(&pool, x))), time_backward(steps, &act_nchw, |x| square(pool.forward(x))));
 
     let ff = Tensor::<4>::random([64, 44, 2048, 1], normal, device);
     let drop = DropoutConfig::new(0.1).init();

@@ -14,6 +14,7 @@
 //! with theirs up to float rounding (tested against burn's convolution).
 
 use burn::nn::conv::{Conv1d, Conv2d};
+use burn::nn::pool::MaxPool2d;
 use burn::nn::{BatchNorm, PaddingConfig1d};
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -101,23 +102,13 @@ fn update_running(norm: &BatchNorm, mean: Tensor<2>, variance: Tensor<2>) {
     norm.running_var.update(blend(norm.running_var.value_sync(), variance));
 }
 
-/// `(B, H, W, C)` -> `(B, H / p, W / p, C)`: max-pool with a `p x p` window
-/// and stride `p`, floor mode (trailing rows and columns dropped).
-pub fn max_pool2d(x: Tensor<4>, pool: usize) -> Tensor<4> {
-    let [b, h, w, c] = x.dims();
-    let (h2, w2) = (h / pool, w / pool);
-    let x = x.narrow(1, 0, h2 * pool).narrow(2, 0, w2 * pool);
-    // Rows: (B x H2, p, W2 x p x C) -> max over the p rows of each window.
-    let x = pairwise_max(x.reshape([b * h2, pool, w2 * pool * c]));
-    // Columns: (B x H2 x W2, p, C) -> max over the p columns.
-    pairwise_max(x.reshape([b * h2 * w2, pool, c])).reshape([b, h2, w2, c])
-}
-
-/// Max over the middle axis as element-wise maxima of its slices, whose
-/// gradient is a mask (burn's `max_dim` backward scatters by index).
-fn pairwise_max(x: Tensor<3>) -> Tensor<3> {
-    let p = x.dims()[1];
-    (1..p).fold(x.clone().narrow(1, 0, 1), |m, i| m.max_pair(x.clone().narrow(1, i, 1)))
+/// `(B, H, W, C)` -> `(B, H', W', C)`: burn's [`MaxPool2d`] on a
+/// channels-first view. Its pooling kernel, with an index-based backward,
+/// beats every composition of tensor operations tried here (window slices
+/// with element-wise maxima, `max_dim`) even with the layout changes around
+/// it: see `cmkm bench --only kernels`.
+pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    pool.forward(x.permute([0, 3, 1, 2])).permute([0, 2, 3, 1])
 }
 
 fn with_bias(y: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> {
@@ -175,8 +166,9 @@ mod tests {
     fn max_pool_matches_burns_in_floor_mode() {
         let d = device();
         let x = Tensor::<4>::random([2, 3, 7, 5], Distribution::Normal(0.0, 1.0), &d);
-        let expected = MaxPool2dConfig::new([2, 2]).init().forward(x.clone()).permute([0, 2, 3, 1]);
-        close(max_pool2d(x.permute([0, 2, 3, 1]), 2), expected);
+        let pool = MaxPool2dConfig::new([2, 2]).init();
+        let expected = pool.forward(x.clone()).permute([0, 2, 3, 1]);
+        close(max_pool2d(&pool, x.permute([0, 2, 3, 1])), expected);
     }
 
     #[test]

@@ -86,8 +86,7 @@ impl PooledConv {
             Some(r) => r.forward(x),
             None => x,
         };
-        let [pool, _] = self.pool.kernel_size;
-        channels_last::max_pool2d(x, pool)
+        channels_last::max_pool2d(&self.pool, x)
     }
 }
 
