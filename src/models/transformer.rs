@@ -49,3 +49,22 @@ fn tokens(linear: &Linear, x: Tensor<3>) -> Tensor<3> {
     let out = y.dims()[1];
     y.reshape([b, t, out])
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::nn::activation::ActivationConfig;
+    use burn::nn::transformer::{TransformerEncoderConfig, TransformerEncoderInput};
+    use burn::tensor::Distribution;
+
+    #[test]
+    fn matches_burns_encoder_at_inference() {
+        let device = Device::flex();
+        for norm_first in [false, true] {
+            let encoder = TransformerEncoderConfig::new(16, 32, 2, 2).with_norm_first(norm_first).with_activation(ActivationConfig::Relu).init(&device);
+            let x = Tensor::<3>::random([3, 7, 16], Distribution::Normal(0.0, 1.0), &device);
+            let expected = encoder.forward(TransformerEncoderInput::new(x.clone())).into_data();
+            encoder_forward(&encoder, x).into_data().assert_approx_eq::<f32>(&expected, burn::tensor::Tolerance::default());
+        }
+    }
+}

@@ -186,3 +186,37 @@ pub fn motion(x: Tensor<4>) -> Tensor<4> {
     let zeros = Tensor::zeros([b, c, 1, j], &diff.device());
     Tensor::cat(vec![zeros, diff], 2)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::tensor::{Distribution, Tolerance};
+
+    /// The encoder as burn's channels-first layers compute it.
+    fn channels_first(e: &CoOccurrenceEncoder, x: Tensor<4>) -> Tensor<2> {
+        let pooled = |c: &PooledConv, x: Tensor<4>| {
+            let x = c.norm.forward(c.conv.forward(x));
+            c.pool.forward(if c.relu.is_some() { burn::tensor::activation::relu(x) } else { x })
+        };
+        let stream = |s: &Stream, x: Tensor<4>| {
+            let x = s.relu.forward(s.point_norm.forward(s.point.forward(x)));
+            let x = s.temporal_norm.forward(s.temporal.forward(x)).permute([0, 3, 2, 1]);
+            s.cooccurrence.iter().fold(x, |x, c| pooled(c, x))
+        };
+        let x = Tensor::cat(vec![stream(&e.joints, x.clone()), stream(&e.motions, motion(x))], 3);
+        e.fused.iter().fold(x, |x, c| pooled(c, x)).flatten(1, 3)
+    }
+
+    #[test]
+    fn channels_last_forward_matches_the_channels_first_layers() {
+        let device = Device::flex();
+        let config: CoOccurrenceConfig = serde_yaml::from_str("{}").unwrap();
+        // 64 frames leave a 2 x 1 final map, so the flattening order matters.
+        let shape = InputShape { channels: 3, frames: 64, joints: 20 };
+        assert_eq!(config.output_size(shape).unwrap(), 2 * 256);
+        let encoder = config.init(shape, &device);
+        let x = Tensor::<4>::random([2, 3, 64, 20], Distribution::Normal(0.0, 1.0), &device);
+        let expected = channels_first(&encoder, x.clone()).into_data();
+        encoder.forward(x).into_data().assert_approx_eq::<f32>(&expected, Tolerance::rel_abs(1e-4, 1e-4));
+    }
+}
