@@ -80,8 +80,9 @@ impl Objective for Contrastive<'_> {
             let f = e.forward(x);
             cosine_matrix(f.clone(), f).try_into_vec_as::<f32>().unwrap_or_default()
         };
-        let p1 = similarity(&miners[0], x1.clone());
-        let p2 = similarity(&miners[1], x2.clone());
+        // Forward-only and independent: the two run side by side, filling
+        // the cores that one encoder's serial operations leave idle.
+        let (p1, p2) = rayon::join(|| similarity(&miners[0], x1.clone()), || similarity(&miners[1], x2.clone()));
         let masks = cmkm_masks(&p1, &p2, batch.len(), &self.options);
         let z1 = model.embed(0, x1.autodiff());
         let z2 = model.embed(1, x2.autodiff());
