@@ -351,3 +351,9 @@ fn full_disk_writes_are_errors_naming_the_target() {
         }
     }
 }
+
+#[test]
+fn bench_names_an_unknown_figure_group_before_any_work() {
+    let text = fails(Command::new(env!("CARGO_BIN_EXE_cmkm")).args(["bench", "--only", "cmc,kernel", "--dataset", "/nonexistent.yaml"]));
+    assert!(text.contains("unknown figure group \"kernel\"") && text.contains("kernels"), "{text}");
+}

@@ -36,6 +36,14 @@ pub struct BenchOptions {
 /// The figure groups `--only` selects from.
 pub const GROUPS: [&str; 7] = ["data", "cmc", "cmkm", "simclr_inertial", "simclr_skeleton", "forward", "kernels"];
 
+/// Errors on a `--only` name that is not one of [`GROUPS`].
+pub fn check_groups(only: &[String]) -> Result<()> {
+    match only.iter().find(|g| !GROUPS.contains(&g.as_str())) {
+        Some(unknown) => anyhow::bail!("unknown figure group {unknown:?} in --only; the groups are {}", GROUPS.join(", ")),
+        None => Ok(()),
+    }
+}
+
 impl BenchOptions {
     fn wants(&self, group: &str) -> bool {
         self.only.is_empty() || self.only.iter().any(|g| g == group)
@@ -152,9 +160,7 @@ fn record(timings: &mut BTreeMap<String, Timing>, name: &str, t: StepTimes) {
 
 /// Runs every figure on `ds` (the synthetic UTD-MHAD by default).
 pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchReport> {
-    if let Some(unknown) = opts.only.iter().find(|g| !GROUPS.contains(&g.as_str())) {
-        anyhow::bail!("unknown figure group {unknown:?}; the groups are {}", GROUPS.join(", "));
-    }
+    check_groups(&opts.only)?;
     let [cmc, cmkm, simclr_inertial, simclr_skeleton] = paper_methods()?;
     let mut timings = BTreeMap::new();
     let mut throughput = BTreeMap::new();

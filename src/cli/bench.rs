@@ -35,6 +35,7 @@ pub struct BenchArgs {
 
 pub fn run(args: BenchArgs) -> Result<i32> {
     anyhow::ensure!(args.batch >= 2 && args.steps >= 1 && args.forward_batch >= 1, "--batch must be at least 2, --steps and --forward-batch at least 1");
+    crate::bench::check_groups(&args.only)?;
     let decl = DatasetDecl::from_file(&args.dataset)?;
     let ds = Dataset::load(&decl, &[])?;
     let opts = BenchOptions { batch: args.batch, steps: args.steps, forward_batch: args.forward_batch, protocol: args.protocol.clone(), seed: 28, only: args.only.clone() };
