@@ -20,32 +20,39 @@ use burn::prelude::*;
 use burn::tensor::TensorData;
 
 /// `(B, T, C_in)` -> `(B, T', C_out)`: a stride-1, undilated, ungrouped
-/// [`Conv1d`], zero-padded as it is configured.
+/// [`Conv1d`], zero-padded as it is configured. Computed as a `K x 1`
+/// [`conv2d`]-style convolution over `(B, T, 1, C_in)`.
 pub fn conv1d(conv: &Conv1d, x: Tensor<3>) -> Tensor<3> {
-    let [c_out, c_in, kernel] = conv.weight.dims();
+    let kernel = conv.weight.dims()[2];
     let (left, right) = match conv.padding {
         PaddingConfig1d::Valid => (0, 0),
         PaddingConfig1d::Explicit(left, right) => (left, right),
         PaddingConfig1d::Same => ((kernel - 1) / 2, kernel / 2),
     };
-    let x = pad_time(x, left, right);
-    let [b, t, _] = x.dims();
-    let t_out = t + 1 - kernel;
-    // (C_out, C_in, K) -> (K x C_in, C_out), matching the patch order.
-    let weight = conv.weight.val().permute([2, 1, 0]).reshape([kernel * c_in, c_out]);
-    let y = patches(x.unsqueeze_dim(2), kernel, 1).matmul(weight);
-    with_bias(y, conv.bias.as_ref().map(|p| p.val())).reshape([b, t_out, c_out])
+    let x = pad_time(x, left, right).unsqueeze_dim(2);
+    let y = convolve(conv.weight.val().unsqueeze_dim(3), conv.bias.as_ref().map(|p| p.val()), x);
+    y.squeeze_dim(2)
 }
 
 /// `(B, H, W, C_in)` -> `(B, H', W', C_out)`: a stride-1, unpadded,
 /// undilated, ungrouped [`Conv2d`].
 pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
-    let [c_out, c_in, kh, kw] = conv.weight.dims();
+    convolve(conv.weight.val(), conv.bias.as_ref().map(|p| p.val()), x)
+}
+
+/// The valid convolution of channels-last `x` with a channels-first
+/// `(C_out, C_in, KH, KW)` weight: im2col, one matrix product, bias.
+fn convolve(weight: Tensor<4>, bias: Option<Tensor<1>>, x: Tensor<4>) -> Tensor<4> {
+    let [c_out, c_in, kh, kw] = weight.dims();
     let [b, h, w, _] = x.dims();
     // (C_out, C_in, KH, KW) -> (KH x KW x C_in, C_out), matching the patch order.
-    let weight = conv.weight.val().permute([2, 3, 1, 0]).reshape([kh * kw * c_in, c_out]);
+    let weight = weight.permute([2, 3, 1, 0]).reshape([kh * kw * c_in, c_out]);
     let y = patches(x, kh, kw).matmul(weight);
-    with_bias(y, conv.bias.as_ref().map(|p| p.val())).reshape([b, h + 1 - kh, w + 1 - kw, c_out])
+    let y = match bias {
+        Some(bias) => y + bias.unsqueeze_dim(0),
+        None => y,
+    };
+    y.reshape([b, h + 1 - kh, w + 1 - kw, c_out])
 }
 
 /// im2col: `(B, H, W, C)` -> `(B x H' x W', KH x KW x C)`, one row per
@@ -112,13 +119,6 @@ fn update_running(norm: &BatchNorm, mean: Tensor<2>, variance: Tensor<2>) {
 /// it: see `cmkm bench --only kernels`.
 pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
     pool.forward(x.permute([0, 3, 1, 2])).permute([0, 2, 3, 1])
-}
-
-fn with_bias(y: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> {
-    match bias {
-        Some(bias) => y + bias.unsqueeze_dim(0),
-        None => y,
-    }
 }
 
 fn pad_time(x: Tensor<3>, left: usize, right: usize) -> Tensor<3> {
