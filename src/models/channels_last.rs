@@ -15,7 +15,8 @@
 
 use burn::nn::conv::{Conv1d, Conv2d};
 use burn::nn::pool::MaxPool2d;
-use burn::nn::{BatchNorm, PaddingConfig1d};
+use crate::models::flex_kernels;
+use burn::nn::{BatchNorm, PaddingConfig1d, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::TensorData;
 
@@ -43,6 +44,10 @@ pub fn conv2d(conv: &Conv2d, x: Tensor<4>) -> Tensor<4> {
 /// The valid convolution of channels-last `x` with a channels-first
 /// `(C_out, C_in, KH, KW)` weight: im2col, one matrix product, bias.
 fn convolve(weight: Tensor<4>, bias: Option<Tensor<1>>, x: Tensor<4>) -> Tensor<4> {
+    let bias = match bias {
+        Some(bias) if flex_kernels::available(&x) => return flex_kernels::conv(x, weight, bias),
+        bias => bias,
+    };
     let [c_out, c_in, kh, kw] = weight.dims();
     let [b, h, w, _] = x.dims();
     // (C_out, C_in, KH, KW) -> (KH x KW x C_in, C_out), matching the patch order.
@@ -83,10 +88,26 @@ fn patches(x: Tensor<4>, kh: usize, kw: usize) -> Tensor<2> {
 /// `(N, C)` view, where burn's fused operation transposes the activation to
 /// `(C, N)` and back, forwards and backwards.
 pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    normalize(norm, x, false)
+}
+
+/// [`batch_norm`] followed by a ReLU, fused into one operation where the
+/// flex kernels run.
+pub fn batch_norm_relu<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
+    normalize(norm, x, true)
+}
+
+fn normalize<const D: usize>(norm: &BatchNorm, x: Tensor<D>, relu: bool) -> Tensor<D> {
     let dims = x.dims();
     let channels = dims[D - 1];
     let x = x.reshape([dims.iter().product::<usize>() / channels, channels]);
-    let (centered, variance) = if x.device().is_autodiff() && norm.training.is_enabled() {
+    let training = x.device().is_autodiff() && norm.training.is_enabled();
+    if training && flex_kernels::available(&x) {
+        let moments = flex_kernels::moments(x.clone());
+        update_running(norm, moments.clone().slice([0..1]), moments.clone().slice([1..2]));
+        return flex_kernels::batch_norm(x, moments, norm.gamma.val(), norm.beta.val(), norm.epsilon, relu).reshape(dims);
+    }
+    let (centered, variance) = if training {
         let mean = x.clone().mean_dim(0);
         let centered = x - mean.clone();
         let variance = centered.clone().powi_scalar(2).mean_dim(0);
@@ -98,7 +119,9 @@ pub fn batch_norm<const D: usize>(norm: &BatchNorm, x: Tensor<D>) -> Tensor<D> {
         (x - mean, norm.running_var.value().to_device(&device).unsqueeze_dim(0))
     };
     let scale = norm.gamma.val().unsqueeze_dim(0) / variance.add_scalar(norm.epsilon).sqrt();
-    (centered * scale + norm.beta.val().unsqueeze_dim(0)).reshape(dims)
+    let y = centered * scale + norm.beta.val().unsqueeze_dim(0);
+    let y = if relu { burn::tensor::activation::relu(y) } else { y };
+    y.reshape(dims)
 }
 
 /// Moves the running statistics towards the batch's, as burn's
@@ -118,6 +141,10 @@ fn update_running(norm: &BatchNorm, mean: Tensor<2>, variance: Tensor<2>) {
 /// with element-wise maxima, `max_dim`) even with the layout changes around
 /// it: see `cmkm bench --only kernels`.
 pub fn max_pool2d(pool: &MaxPool2d, x: Tensor<4>) -> Tensor<4> {
+    let plain = pool.stride == pool.kernel_size && pool.dilation == [1, 1] && !pool.ceil_mode && matches!(pool.padding, PaddingConfig2d::Valid);
+    if plain && flex_kernels::available(&x) {
+        return flex_kernels::max_pool(x, pool.kernel_size[0], pool.kernel_size[1]);
+    }
     pool.forward(x.permute([0, 3, 1, 2])).permute([0, 2, 3, 1])
 }
 
@@ -147,67 +174,98 @@ mod tests {
         assert!(worst < 1e-4, "largest relative difference {worst}");
     }
 
+    /// Runs `check` with the flex kernels, then with composed operations.
+    fn both_paths(check: impl Fn()) {
+        check();
+        flex_kernels::composed(check);
+    }
+
     #[test]
     fn conv2d_matches_burns_channels_first_convolution() {
-        let d = device();
-        let conv = Conv2dConfig::new([5, 7], [3, 2]).init(&d);
-        let x = Tensor::<4>::random([2, 5, 9, 6], Distribution::Normal(0.0, 1.0), &d);
-        let expected = conv.forward(x.clone()).permute([0, 2, 3, 1]);
-        close(conv2d(&conv, x.permute([0, 2, 3, 1])), expected);
+        both_paths(|| {
+            let d = device();
+            let conv = Conv2dConfig::new([5, 7], [3, 2]).init(&d);
+            let x = Tensor::<4>::random([2, 5, 9, 6], Distribution::Normal(0.0, 1.0), &d);
+            let expected = conv.forward(x.clone()).permute([0, 2, 3, 1]);
+            close(conv2d(&conv, x.permute([0, 2, 3, 1])), expected);
+        });
     }
 
     #[test]
     fn conv1d_with_padding_matches_burns_convolution() {
-        let d = device();
-        let conv = Conv1dConfig::new(4, 6, 5).with_padding(PaddingConfig1d::Explicit(1, 1)).init(&d);
-        let x = Tensor::<3>::random([3, 4, 11], Distribution::Normal(0.0, 1.0), &d);
-        let expected = conv.forward(x.clone()).swap_dims(1, 2);
-        close(conv1d(&conv, x.swap_dims(1, 2)), expected);
+        both_paths(|| {
+            let d = device();
+            let conv = Conv1dConfig::new(4, 6, 5).with_padding(PaddingConfig1d::Explicit(1, 1)).init(&d);
+            let x = Tensor::<3>::random([3, 4, 11], Distribution::Normal(0.0, 1.0), &d);
+            let expected = conv.forward(x.clone()).swap_dims(1, 2);
+            close(conv1d(&conv, x.swap_dims(1, 2)), expected);
+        });
     }
 
     #[test]
-    fn max_pool_matches_burns_in_floor_mode() {
-        let d = device();
-        let x = Tensor::<4>::random([2, 3, 7, 5], Distribution::Normal(0.0, 1.0), &d);
-        let pool = MaxPool2dConfig::new([2, 2]).init();
-        let expected = pool.forward(x.clone()).permute([0, 2, 3, 1]);
-        close(max_pool2d(&pool, x.permute([0, 2, 3, 1])), expected);
+    fn max_pool_and_its_gradient_match_burns_in_floor_mode() {
+        both_paths(|| {
+            let d = device().autodiff();
+            let x = Tensor::<4>::random([2, 3, 7, 5], Distribution::Normal(0.0, 1.0), &d).require_grad();
+            let pool = MaxPool2dConfig::new([2, 2]).init();
+            let expected = pool.forward(x.clone());
+            let g_theirs = expected.clone().powi_scalar(2).sum().backward();
+            let ours = max_pool2d(&pool, x.clone().permute([0, 2, 3, 1]));
+            close(ours.clone(), expected.permute([0, 2, 3, 1]));
+            let g_ours = ours.powi_scalar(2).sum().backward();
+            close(x.grad(&g_ours).unwrap(), x.grad(&g_theirs).unwrap());
+        });
     }
 
     #[test]
     fn batch_norm_matches_burns_in_training_and_updates_the_same_statistics() {
-        let d = device().autodiff();
-        let (ours, theirs) = (BatchNormConfig::new(3).init(&d), BatchNormConfig::new(3).init(&d));
-        let x = Tensor::<4>::random([4, 3, 5, 2], Distribution::Normal(2.0, 3.0), &d);
-        close(batch_norm(&ours, x.clone().permute([0, 2, 3, 1])), theirs.forward(x).permute([0, 2, 3, 1]));
-        close(ours.running_mean.value(), theirs.running_mean.value());
-        close(ours.running_var.value(), theirs.running_var.value());
+        both_paths(|| {
+            let d = device().autodiff();
+            let (ours, theirs) = (BatchNormConfig::new(3).init(&d), BatchNormConfig::new(3).init(&d));
+            let x = Tensor::<4>::random([4, 3, 5, 2], Distribution::Normal(2.0, 3.0), &d);
+            close(batch_norm(&ours, x.clone().permute([0, 2, 3, 1])), theirs.forward(x).permute([0, 2, 3, 1]));
+            close(ours.running_mean.value(), theirs.running_mean.value());
+            close(ours.running_var.value(), theirs.running_var.value());
+        });
     }
 
     #[test]
-    fn batch_norm_gradients_and_inference_match_burns() {
-        let d = device().autodiff();
-        let (ours, theirs) = (BatchNormConfig::new(3).init(&d), BatchNormConfig::new(3).init(&d));
-        let x = Tensor::<4>::random([4, 3, 5, 2], Distribution::Normal(1.0, 2.0), &d).require_grad();
-        let weights = Tensor::<4>::random([4, 3, 5, 2], Distribution::Normal(0.0, 1.0), &d);
-        let g_theirs = (theirs.forward(x.clone()) * weights.clone()).sum().backward();
-        let g_ours = (batch_norm(&ours, x.clone().permute([0, 2, 3, 1])).permute([0, 3, 1, 2]) * weights).sum().backward();
-        close(x.grad(&g_ours).unwrap(), x.grad(&g_theirs).unwrap());
-        close(ours.gamma.val().grad(&g_ours).unwrap(), theirs.gamma.val().grad(&g_theirs).unwrap());
-        close(ours.beta.val().grad(&g_ours).unwrap(), theirs.beta.val().grad(&g_theirs).unwrap());
-        let (ours, theirs) = (ours.valid(), theirs.valid());
-        let x = x.inner();
-        close(batch_norm(&ours, x.clone().permute([0, 2, 3, 1])), theirs.forward(x).permute([0, 2, 3, 1]));
+    fn batch_norm_with_and_without_relu_has_burns_gradients_and_inference() {
+        both_paths(|| {
+            for relu in [false, true] {
+                let d = device().autodiff();
+                let (ours, theirs) = (BatchNormConfig::new(3).init(&d), BatchNormConfig::new(3).init(&d));
+                let layer = |x| if relu { batch_norm_relu(&ours, x) } else { batch_norm(&ours, x) };
+                let reference = |x| {
+                    let y = theirs.forward(x);
+                    if relu { burn::tensor::activation::relu(y) } else { y }
+                };
+                let x = Tensor::<4>::random([4, 3, 5, 2], Distribution::Normal(1.0, 2.0), &d).require_grad();
+                let weights = Tensor::<4>::random([4, 3, 5, 2], Distribution::Normal(0.0, 1.0), &d);
+                let g_theirs = (reference(x.clone()) * weights.clone()).sum().backward();
+                let g_ours = (layer(x.clone().permute([0, 2, 3, 1])).permute([0, 3, 1, 2]) * weights).sum().backward();
+                close(x.grad(&g_ours).unwrap(), x.grad(&g_theirs).unwrap());
+                close(ours.gamma.val().grad(&g_ours).unwrap(), theirs.gamma.val().grad(&g_theirs).unwrap());
+                close(ours.beta.val().grad(&g_ours).unwrap(), theirs.beta.val().grad(&g_theirs).unwrap());
+                let (ours, theirs) = (ours.valid(), theirs.valid());
+                let x = x.inner();
+                close(batch_norm(&ours, x.clone().permute([0, 2, 3, 1])), theirs.forward(x).permute([0, 2, 3, 1]));
+            }
+        });
     }
 
     #[test]
     fn gradients_match_burns_convolution() {
-        let d = device().autodiff();
-        let conv = Conv2dConfig::new([3, 4], [3, 3]).init(&d);
-        let x = Tensor::<4>::random([2, 3, 6, 5], Distribution::Normal(0.0, 1.0), &d).require_grad();
-        let theirs = conv.forward(x.clone()).powi_scalar(2).sum().backward();
-        let ours = conv2d(&conv, x.clone().permute([0, 2, 3, 1])).powi_scalar(2).sum().backward();
-        close(conv.weight.val().grad(&ours).unwrap(), conv.weight.val().grad(&theirs).unwrap());
-        close(x.grad(&ours).unwrap(), x.grad(&theirs).unwrap());
+        both_paths(|| {
+            let d = device().autodiff();
+            let conv = Conv2dConfig::new([3, 4], [3, 3]).init(&d);
+            let x = Tensor::<4>::random([2, 3, 6, 5], Distribution::Normal(0.0, 1.0), &d).require_grad();
+            let theirs = conv.forward(x.clone()).powi_scalar(2).sum().backward();
+            let ours = conv2d(&conv, x.clone().permute([0, 2, 3, 1])).powi_scalar(2).sum().backward();
+            close(conv.weight.val().grad(&ours).unwrap(), conv.weight.val().grad(&theirs).unwrap());
+            let bias = conv.bias.as_ref().unwrap().val();
+            close(bias.grad(&ours).unwrap(), bias.grad(&theirs).unwrap());
+            close(x.grad(&ours).unwrap(), x.grad(&theirs).unwrap());
+        });
     }
 }

@@ -52,7 +52,7 @@ impl ConvBlock1d {
 
     /// Channels last: `(B, T, C_in)` -> `(B, T', C_out)`.
     pub fn forward(&self, x: Tensor<3>) -> Tensor<3> {
-        self.relu.forward(channels_last::batch_norm(&self.norm, channels_last::conv1d(&self.conv, x)))
+        channels_last::batch_norm_relu(&self.norm, channels_last::conv1d(&self.conv, x))
     }
 }
 

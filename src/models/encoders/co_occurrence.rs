@@ -81,10 +81,10 @@ impl PooledConv {
 
     /// Channels last: `(B, H, W, C_in)` -> `(B, H', W', C_out)`.
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = channels_last::batch_norm(&self.norm, channels_last::conv2d(&self.conv, x));
-        let x = match &self.relu {
-            Some(r) => r.forward(x),
-            None => x,
+        let x = channels_last::conv2d(&self.conv, x);
+        let x = match self.relu {
+            Some(_) => channels_last::batch_norm_relu(&self.norm, x),
+            None => channels_last::batch_norm(&self.norm, x),
         };
         channels_last::max_pool2d(&self.pool, x)
     }
@@ -116,7 +116,7 @@ impl Stream {
 
     /// Channels last: `(B, T, J, C)` -> `(B, T'', F'', channels)`.
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = self.relu.forward(channels_last::batch_norm(&self.point_norm, channels_last::conv2d(&self.point, x)));
+        let x = channels_last::batch_norm_relu(&self.point_norm, channels_last::conv2d(&self.point, x));
         let x = channels_last::batch_norm(&self.temporal_norm, channels_last::conv2d(&self.temporal, x));
         // (B, T, J, F) -> (B, T, F, J): joints become channels, so the next
         // convolutions see every joint at once (co-occurrence).
@@ -218,5 +218,25 @@ mod tests {
         let x = Tensor::<4>::random([2, 3, 64, 20], Distribution::Normal(0.0, 1.0), &device);
         let expected = channels_first(&encoder, x.clone()).into_data();
         encoder.forward(x).into_data().assert_approx_eq::<f32>(&expected, Tolerance::rel_abs(1e-4, 1e-4));
+    }
+
+    /// Training mode, where batch statistics and every backward kernel
+    /// count: the flex kernels give the composed operations' gradients.
+    #[test]
+    fn training_gradients_of_the_flex_kernels_match_the_composed_layers() {
+        let device = Device::flex().autodiff();
+        let config: CoOccurrenceConfig = serde_yaml::from_str("{}").unwrap();
+        let shape = InputShape { channels: 3, frames: 50, joints: 20 };
+        let encoder = config.init(shape, &device);
+        let x = Tensor::<4>::random([6, 3, 50, 20], Distribution::Normal(0.0, 1.0), &device);
+        let weights = Tensor::<2>::random([6, 256], Distribution::Normal(0.0, 1.0), &device);
+        let loss = |e: &CoOccurrenceEncoder| (e.forward(x.clone()) * weights.clone()).sum();
+        let (fused, composed) = (loss(&encoder), crate::models::flex_kernels::composed(|| loss(&encoder)));
+        fused.clone().into_data().assert_approx_eq::<f32>(&composed.clone().into_data(), Tolerance::rel_abs(1e-3, 1e-3));
+        let (g_fused, g_composed) = (fused.backward(), composed.backward());
+        let grad = |p: &burn::module::Param<Tensor<4>>, g| p.val().grad(g).unwrap().into_data();
+        for conv in [&encoder.joints.point, &encoder.motions.temporal, &encoder.joints.cooccurrence[0].conv, &encoder.fused[1].conv] {
+            grad(&conv.weight, &g_fused).assert_approx_eq::<f32>(&grad(&conv.weight, &g_composed), Tolerance::rel_abs(1e-3, 1e-3));
+        }
     }
 }

@@ -1,0 +1,285 @@
+//! The hot layers of the encoders as single operations of burn's CPU
+//! backend (flex), each with a handwritten backward pass: channels-last
+//! convolution, batch norm (+ ReLU) and max-pool.
+//!
+//! Composed from burn's tensor operations, one such layer is ten to twenty
+//! operations, each allocating and streaming a whole activation, and the
+//! convolution's backward pass scatter-adds one value at a time. Here a
+//! layer is one pass of plain Rust over slices (gemm for the products),
+//! registered with burn's autodiff through its backend-extension API, so
+//! models, optimisers and records stay burn's.
+//!
+//! Only the flex backend (with or without autodiff) has these kernels;
+//! [`available`] says whether a tensor can use them, and the layers in
+//! [`crate::models::channels_last`] fall back to composed operations
+//! elsewhere (CUDA).
+
+pub mod conv;
+pub mod norm;
+pub mod pool;
+
+use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
+use burn::backend::autodiff::grads::Gradients;
+use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::flex::FlexTensor;
+use burn::backend::tensor::FloatTensor;
+use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
+use burn::prelude::*;
+use burn::tensor::{DType, TensorData};
+use conv::ConvShape;
+use pool::PoolShape;
+use std::sync::Arc;
+
+/// A `Vec` of `n` values that the caller overwrites before reading.
+pub(crate) fn uninit(n: usize) -> Vec<f32> {
+    let mut v = Vec::with_capacity(n);
+    // SAFETY: f32 has no invalid bit patterns, and every caller writes each
+    // element before it is read (gemm with `accumulate = false`, copies).
+    unsafe { v.set_len(n) };
+    v
+}
+
+/// Samples per work chunk: im2col blocks of about 128 K values, and at
+/// least eight chunks. Depends on the shape only, never on the thread count.
+pub(crate) fn chunks_of(batch: usize, per_sample: usize) -> usize {
+    (131_072 / per_sample.max(1)).clamp(1, batch.div_ceil(8).max(1))
+}
+
+thread_local! {
+    static COMPOSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// Runs `f` with these kernels switched off on this thread, so the layers
+/// take their composed-operation path (the one other backends use): for
+/// tests and benchmarks that compare the two.
+pub fn composed<T>(f: impl FnOnce() -> T) -> T {
+    let before = COMPOSED.with(|c| c.replace(true));
+    let out = f();
+    COMPOSED.with(|c| c.set(before));
+    out
+}
+
+/// Whether `x` lives on the flex backend in f32, where these kernels run
+/// (unless switched off by [`composed`]).
+pub fn available<const D: usize>(x: &Tensor<D>) -> bool {
+    !COMPOSED.with(|c| c.get()) && x.device().inner() == Device::flex() && x.dtype() == DType::F32
+}
+
+#[backend_extension(Flex, Autodiff)]
+pub trait ChannelsLastKernels: Backend {
+    /// Valid stride-1 convolution, `(B, H, W, C_in)` -> `(B, H', W', C_out)`.
+    fn cl_conv(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Batch mean and biased variance of each column of `(N, C)`, as
+    /// `(2, C)`; a constant for autodiff (the batch norm's backward pass
+    /// differentiates through it).
+    fn cl_moments(x: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// Training batch norm over the last axis of `(N, C)`, with the batch
+    /// `moments` (`(2, C)`: mean, biased variance) given, ReLU optional.
+    fn cl_batch_norm(x: FloatTensor<Self>, moments: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64, relu: bool) -> FloatTensor<Self>;
+    /// Non-overlapping `kh x kw` max-pool of `(B, H, W, C)`.
+    fn cl_max_pool(x: FloatTensor<Self>, kh: usize, kw: usize) -> FloatTensor<Self>;
+}
+
+fn values(t: &FlexTensor) -> FlexTensor {
+    t.to_contiguous()
+}
+
+fn slice(t: &FlexTensor) -> &[f32] {
+    t.as_slice::<f32>().expect("flex kernels take contiguous f32 tensors")
+}
+
+fn tensor(v: Vec<f32>, shape: &[usize]) -> FlexTensor {
+    FlexTensor::from_data(TensorData::new(v, shape.to_vec()))
+}
+
+fn dims(t: &FlexTensor) -> Vec<usize> {
+    t.layout().shape().to_vec()
+}
+
+fn conv_shape(x: &FlexTensor, weight: &FlexTensor) -> ConvShape {
+    let (x, w) = (dims(x), dims(weight));
+    ConvShape { batch: x[0], height: x[1], width: x[2], c_in: x[3], c_out: w[0], kh: w[2], kw: w[3] }
+}
+
+fn pool_shape(x: &FlexTensor, kh: usize, kw: usize) -> PoolShape {
+    let x = dims(x);
+    PoolShape { batch: x[0], height: x[1], width: x[2], channels: x[3], kh, kw }
+}
+
+fn split_moments(moments: &FlexTensor) -> (Vec<f32>, Vec<f32>) {
+    let m = slice(moments);
+    let (mean, var) = m.split_at(m.len() / 2);
+    (mean.to_vec(), var.to_vec())
+}
+
+fn conv_forward(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
+    let s = conv_shape(x, weight);
+    let y = conv::forward(slice(x), slice(weight), slice(bias), &s);
+    tensor(y, &[s.batch, s.h_out(), s.w_out(), s.c_out])
+}
+
+fn moments_of(x: &FlexTensor) -> FlexTensor {
+    let channels = dims(x)[1];
+    let (mean, var) = norm::moments(slice(x), channels);
+    tensor([mean, var].concat(), &[2, channels])
+}
+
+fn norm_forward(x: &FlexTensor, moments: &FlexTensor, gamma: &FlexTensor, beta: &FlexTensor, epsilon: f64, relu: bool) -> FlexTensor {
+    let (mean, var) = split_moments(moments);
+    tensor(norm::forward(slice(x), (&mean, &var), slice(gamma), slice(beta), epsilon, relu), &dims(x))
+}
+
+fn pool_forward(x: &FlexTensor, kh: usize, kw: usize) -> (FlexTensor, Vec<u32>) {
+    let s = pool_shape(x, kh, kw);
+    let (y, winner) = pool::forward(slice(x), &s);
+    (tensor(y, &[s.batch, s.h_out(), s.w_out(), s.channels]), winner)
+}
+
+impl ChannelsLastKernels for Flex {
+    fn cl_moments(x: FlexTensor) -> FlexTensor {
+        moments_of(&values(&x))
+    }
+
+    fn cl_conv(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        conv_forward(&values(&x), &values(&weight), &values(&bias))
+    }
+
+    fn cl_batch_norm(x: FlexTensor, moments: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64, relu: bool) -> FlexTensor {
+        norm_forward(&values(&x), &values(&moments), &values(&gamma), &values(&beta), epsilon, relu)
+    }
+
+    fn cl_max_pool(x: FlexTensor, kh: usize, kw: usize) -> FlexTensor {
+        pool_forward(&values(&x), kh, kw).0
+    }
+}
+
+/// Backward of [`ChannelsLastKernels::cl_conv`]; parents: input, weight, bias.
+#[derive(Debug)]
+struct ConvBackward;
+
+impl Backward<Flex, 3> for ConvBackward {
+    type State = (FlexTensor, FlexTensor);
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b] = ops.parents;
+        let dy = values(&grads.consume::<Flex>(&ops.node));
+        let (x, weight) = ops.state;
+        let s = conv_shape(&x, &weight);
+        let (dx, dw, db) = conv::backward(slice(&x), slice(&weight), slice(&dy), &s, node_x.is_some());
+        if let (Some(node), Some(dx)) = (node_x, dx) {
+            grads.register::<Flex>(node.id, tensor(dx, &dims(&x)));
+        }
+        if let Some(node) = node_w {
+            grads.register::<Flex>(node.id, tensor(dw, &dims(&weight)));
+        }
+        if let Some(node) = node_b {
+            grads.register::<Flex>(node.id, tensor(db, &[s.c_out]));
+        }
+    }
+}
+
+/// Backward of [`ChannelsLastKernels::cl_batch_norm`]; parents: input,
+/// gamma, beta (the moments are functions of the input, handled here).
+#[derive(Debug)]
+struct NormBackward;
+
+#[derive(Debug, Clone)]
+struct NormState {
+    x: FlexTensor,
+    y: FlexTensor,
+    moments: FlexTensor,
+    gamma: FlexTensor,
+    epsilon: f64,
+    relu: bool,
+}
+
+impl Backward<Flex, 3> for NormBackward {
+    type State = NormState;
+
+    fn backward(self, ops: Ops<Self::State, 3>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_gamma, node_beta] = ops.parents;
+        let dy = values(&grads.consume::<Flex>(&ops.node));
+        let s = ops.state;
+        let (mean, var) = split_moments(&s.moments);
+        let (dx, d_gamma, d_beta) = norm::backward(slice(&s.x), slice(&s.y), slice(&dy), (&mean, &var), slice(&s.gamma), s.epsilon, s.relu);
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, tensor(dx, &dims(&s.x)));
+        }
+        if let Some(node) = node_gamma {
+            grads.register::<Flex>(node.id, tensor(d_gamma, &[mean.len()]));
+        }
+        if let Some(node) = node_beta {
+            grads.register::<Flex>(node.id, tensor(d_beta, &[mean.len()]));
+        }
+    }
+}
+
+/// Backward of [`ChannelsLastKernels::cl_max_pool`]; parent: input.
+#[derive(Debug)]
+struct PoolBackward;
+
+impl Backward<Flex, 1> for PoolBackward {
+    type State = (Arc<Vec<u32>>, PoolShape);
+
+    fn backward(self, ops: Ops<Self::State, 1>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x] = ops.parents;
+        let dy = values(&grads.consume::<Flex>(&ops.node));
+        let (winner, s) = ops.state;
+        if let Some(node) = node_x {
+            grads.register::<Flex>(node.id, tensor(pool::backward(slice(&dy), &winner, &s), &[s.batch, s.height, s.width, s.channels]));
+        }
+    }
+}
+
+impl<C: CheckpointStrategy> ChannelsLastKernels for Autodiff<Flex, C> {
+    fn cl_moments(x: FloatTensor<Self>) -> FloatTensor<Self> {
+        FloatTensor::<Self>::new(moments_of(&values(x.primitive())))
+    }
+
+    fn cl_conv(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        let (xv, wv, bv) = (values(x.primitive()), values(weight.primitive()), values(bias.primitive()));
+        let y = conv_forward(&xv, &wv, &bv);
+        match ConvBackward.prepare::<C>([x.node(), weight.node(), bias.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((xv, wv), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
+    fn cl_batch_norm(x: FloatTensor<Self>, moments: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64, relu: bool) -> FloatTensor<Self> {
+        let (xv, mv, gv) = (values(x.primitive()), values(moments.primitive()), values(gamma.primitive()));
+        let y = norm_forward(&xv, &mv, &gv, &values(beta.primitive()), epsilon, relu);
+        match NormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(NormState { x: xv, y: y.clone(), moments: mv, gamma: gv, epsilon, relu }, y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+
+    fn cl_max_pool(x: FloatTensor<Self>, kh: usize, kw: usize) -> FloatTensor<Self> {
+        let xv = values(x.primitive());
+        let (y, winner) = pool_forward(&xv, kh, kw);
+        match PoolBackward.prepare::<C>([x.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((Arc::new(winner), pool_shape(&xv, kh, kw)), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
+}
+
+/// [`ChannelsLastKernels::cl_conv`] on tensors; see [`available`].
+pub fn conv(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as ChannelsLastKernels>::cl_conv(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch()))
+}
+
+/// [`ChannelsLastKernels::cl_moments`] on tensors; see [`available`].
+pub fn moments(x: Tensor<2>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as ChannelsLastKernels>::cl_moments(x.into_dispatch()))
+}
+
+/// [`ChannelsLastKernels::cl_batch_norm`] on tensors; see [`available`].
+pub fn batch_norm(x: Tensor<2>, moments: Tensor<2>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64, relu: bool) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as ChannelsLastKernels>::cl_batch_norm(x.into_dispatch(), moments.into_dispatch(), gamma.into_dispatch(), beta.into_dispatch(), epsilon, relu))
+}
+
+/// [`ChannelsLastKernels::cl_max_pool`] on tensors; see [`available`].
+pub fn max_pool(x: Tensor<4>, kh: usize, kw: usize) -> Tensor<4> {
+    Tensor::from_dispatch(<Dispatch as ChannelsLastKernels>::cl_max_pool(x.into_dispatch(), kh, kw))
+}
