@@ -11,18 +11,20 @@ use rayon::prelude::*;
 /// Rows per reduction block.
 const BLOCK: usize = 1024;
 
-/// Per-channel sums of `f(row)` over all rows, in f64.
-fn column_sums(rows: usize, channels: usize, f: impl Fn(usize, &mut [f64]) + Sync) -> Vec<f64> {
-    let blocks: Vec<Vec<f64>> = (0..rows.div_ceil(BLOCK))
+/// Per-column sums over all rows: `f` adds one block of rows (given as a
+/// row range) into an f32 accumulator of `width` columns; blocks are then
+/// added in f64, in block order.
+fn column_sums(rows: usize, width: usize, f: impl Fn(std::ops::Range<usize>, &mut [f32]) + Sync) -> Vec<f64> {
+    let blocks: Vec<Vec<f32>> = (0..rows.div_ceil(BLOCK))
         .into_par_iter()
         .map(|b| {
-            let mut acc = vec![0.0; channels];
-            (b * BLOCK..((b + 1) * BLOCK).min(rows)).for_each(|r| f(r, &mut acc));
+            let mut acc = vec![0.0; width];
+            f(b * BLOCK..((b + 1) * BLOCK).min(rows), &mut acc);
             acc
         })
         .collect();
-    blocks.into_iter().fold(vec![0.0; channels], |mut total, block| {
-        total.iter_mut().zip(block).for_each(|(t, b)| *t += b);
+    blocks.into_iter().fold(vec![0.0; width], |mut total, block| {
+        total.iter_mut().zip(block).for_each(|(t, b)| *t += b as f64);
         total
     })
 }
@@ -30,15 +32,20 @@ fn column_sums(rows: usize, channels: usize, f: impl Fn(usize, &mut [f64]) + Syn
 /// Batch mean and biased variance of every channel (column) of `x`.
 pub fn moments(x: &[f32], channels: usize) -> (Vec<f32>, Vec<f32>) {
     let rows = x.len() / channels;
-    let sums = column_sums(rows, channels, |r, acc| acc.iter_mut().zip(&x[r * channels..(r + 1) * channels]).for_each(|(a, v)| *a += *v as f64));
-    let mean: Vec<f64> = sums.iter().map(|s| s / rows as f64).collect();
-    let squares = column_sums(rows, channels, |r, acc| {
-        for ((a, v), m) in acc.iter_mut().zip(&x[r * channels..(r + 1) * channels]).zip(&mean) {
-            let d = *v as f64 - m;
-            *a += d * d;
+    let sums = column_sums(rows, channels, |range, acc| {
+        for row in x[range.start * channels..range.end * channels].chunks_exact(channels) {
+            acc.iter_mut().zip(row).for_each(|(a, v)| *a += v);
         }
     });
-    (mean.iter().map(|&m| m as f32).collect(), squares.iter().map(|s| (s / rows as f64) as f32).collect())
+    let mean: Vec<f32> = sums.iter().map(|s| (s / rows as f64) as f32).collect();
+    let squares = column_sums(rows, channels, |range, acc| {
+        for row in x[range.start * channels..range.end * channels].chunks_exact(channels) {
+            for ((a, v), m) in acc.iter_mut().zip(row).zip(&mean) {
+                *a += (v - m) * (v - m);
+            }
+        }
+    });
+    (mean, squares.iter().map(|s| (s / rows as f64) as f32).collect())
 }
 
 /// Normalisation constants of one channel: `y = x * scale + shift`.
@@ -52,12 +59,12 @@ fn affine(mean: &[f32], var: &[f32], gamma: &[f32], beta: &[f32], epsilon: f64) 
 pub fn forward(x: &[f32], stats: (&[f32], &[f32]), gamma: &[f32], beta: &[f32], epsilon: f64, relu: bool) -> Vec<f32> {
     let channels = gamma.len();
     let (scale, shift) = affine(stats.0, stats.1, gamma, beta, epsilon);
+    let floor = if relu { 0.0 } else { f32::NEG_INFINITY };
     let mut y = uninit(x.len());
     y.par_chunks_mut(BLOCK * channels).zip(x.par_chunks(BLOCK * channels)).for_each(|(y, x)| {
         for (y, x) in y.chunks_exact_mut(channels).zip(x.chunks_exact(channels)) {
             for (((y, x), s), t) in y.iter_mut().zip(x).zip(&scale).zip(&shift) {
-                let v = x * s + t;
-                *y = if relu { v.max(0.0) } else { v };
+                *y = (x * s + t).max(floor);
             }
         }
     });
@@ -70,15 +77,20 @@ pub fn forward(x: &[f32], stats: (&[f32], &[f32]), gamma: &[f32], beta: &[f32], 
 pub fn backward(x: &[f32], y: &[f32], dy: &[f32], stats: (&[f32], &[f32]), gamma: &[f32], epsilon: f64, relu: bool) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let channels = gamma.len();
     let rows = x.len() / channels;
+    let mean = stats.0;
     let inv_std: Vec<f32> = stats.1.iter().map(|v| (1.0 / (*v as f64 + epsilon).sqrt()) as f32).collect();
-    let grad = |i: usize| if relu && y[i] <= 0.0 { 0.0 } else { dy[i] };
-    let sums = column_sums(rows, 2 * channels, |r, acc| {
+    // The gradient reaching the normalisation: dy, cut where the ReLU was off.
+    let cut = |y: f32, g: f32| if relu && y <= 0.0 { 0.0 } else { g };
+    let sums = column_sums(rows, 2 * channels, |range, acc| {
         let (sum_g, sum_gx) = acc.split_at_mut(channels);
-        for c in 0..channels {
-            let i = r * channels + c;
-            let g = grad(i) as f64;
-            sum_g[c] += g;
-            sum_gx[c] += g * ((x[i] - stats.0[c]) * inv_std[c]) as f64;
+        let span = range.start * channels..range.end * channels;
+        let rows = x[span.clone()].chunks_exact(channels).zip(y[span.clone()].chunks_exact(channels)).zip(dy[span].chunks_exact(channels));
+        for ((x, y), dy) in rows {
+            for (((((sg, sgx), x), y), dy), (m, s)) in sum_g.iter_mut().zip(sum_gx.iter_mut()).zip(x).zip(y).zip(dy).zip(mean.iter().zip(&inv_std)) {
+                let g = cut(*y, *dy);
+                *sg += g;
+                *sgx += g * (x - m) * s;
+            }
         }
     });
     let (sum_g, sum_gx) = sums.split_at(channels);
@@ -86,14 +98,16 @@ pub fn backward(x: &[f32], y: &[f32], dy: &[f32], stats: (&[f32], &[f32]), gamma
     let d_gamma: Vec<f32> = sum_gx.iter().map(|&s| s as f32).collect();
     let mean_g: Vec<f32> = sum_g.iter().map(|s| (s / rows as f64) as f32).collect();
     let mean_gx: Vec<f32> = sum_gx.iter().map(|s| (s / rows as f64) as f32).collect();
+    let scale: Vec<f32> = gamma.iter().zip(&inv_std).map(|(g, s)| g * s).collect();
     let mut dx = uninit(x.len());
     let span = BLOCK * channels;
-    dx.par_chunks_mut(span).enumerate().for_each(|(b, dx)| {
-        for (r, dx) in dx.chunks_exact_mut(channels).enumerate() {
-            let at = b * span + r * channels;
-            for (c, d) in dx.iter_mut().enumerate() {
-                let x_hat = (x[at + c] - stats.0[c]) * inv_std[c];
-                *d = gamma[c] * inv_std[c] * (grad(at + c) - mean_g[c] - x_hat * mean_gx[c]);
+    let blocks = dx.par_chunks_mut(span).zip(x.par_chunks(span)).zip(y.par_chunks(span)).zip(dy.par_chunks(span));
+    blocks.for_each(|(((dx, x), y), dy)| {
+        let rows = dx.chunks_exact_mut(channels).zip(x.chunks_exact(channels)).zip(y.chunks_exact(channels)).zip(dy.chunks_exact(channels));
+        for (((dx, x), y), dy) in rows {
+            let per_channel = mean.iter().zip(&inv_std).zip(&scale).zip(mean_g.iter().zip(&mean_gx));
+            for ((((d, x), y), dy), (((m, s), k), (mg, mgx))) in dx.iter_mut().zip(x).zip(y).zip(dy).zip(per_channel) {
+                *d = k * (cut(*y, *dy) - mg - (x - m) * s * mgx);
             }
         }
     });

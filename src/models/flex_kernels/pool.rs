@@ -47,10 +47,10 @@ pub fn forward(x: &[f32], s: &PoolShape) -> (Vec<f32>, Vec<u32>) {
                 for i in 0..s.kh {
                     for j in 0..s.kw {
                         let at = ((oy * s.kh + i) * s.width + ox * s.kw + j) * c;
-                        for k in 0..c {
-                            if x[at + k] > y[k] {
-                                y[k] = x[at + k];
-                                winner[k] = (at + k) as u32;
+                        for (k, ((y, w), v)) in y.iter_mut().zip(winner.iter_mut()).zip(&x[at..at + c]).enumerate() {
+                            if *v > *y {
+                                *y = *v;
+                                *w = (at + k) as u32;
                             }
                         }
                     }
