@@ -16,13 +16,47 @@ use rayon::prelude::*;
 /// Applies `layer` as burn's [`Dropout`] would (training only, on the
 /// autodiff device), with a counter-based mask.
 pub fn dropout<const D: usize>(layer: &Dropout, x: Tensor<D>) -> Tensor<D> {
-    if !layer.training.is_enabled() || !x.device().is_autodiff() || layer.prob == 0.0 {
-        return x;
+    match Mask::draw(layer, &x.device()) {
+        Some(mask) => apply_mask(x, mask),
+        None => x,
     }
-    let device = x.device();
-    let dims = x.dims();
-    let mask = keep_mask(dims.iter().product(), 1.0 - layer.prob, draw_seed(&device));
-    x * Tensor::<D>::from_data(TensorData::new(mask, dims), &device)
+}
+
+/// `x` times the 0 or `1 / keep` of `mask` at each (flattened) position.
+pub fn apply_mask<const D: usize>(x: Tensor<D>, mask: Mask) -> Tensor<D> {
+    let (device, dims) = (x.device(), x.dims());
+    x * Tensor::<D>::from_data(TensorData::new(keep_mask(dims.iter().product(), mask), dims), &device)
+}
+
+/// One call's dropout mask, as a seed: element `i` of the (flattened)
+/// activation is kept, and scaled by `1 / keep`, where [`Mask::kept`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Mask {
+    pub seed: u64,
+    pub keep: f64,
+    threshold: u64,
+    pub scale: f32,
+}
+
+impl Mask {
+    /// The mask `layer` applies now, drawing its seed from burn's
+    /// generator; `None` where it applies none (inference, probability 0).
+    pub fn draw(layer: &Dropout, device: &Device) -> Option<Mask> {
+        if !layer.training.is_enabled() || !device.is_autodiff() || layer.prob == 0.0 {
+            return None;
+        }
+        Some(Mask::new(draw_seed(device), 1.0 - layer.prob))
+    }
+
+    /// Keeps each element with probability `keep` (1 keeps all).
+    pub fn new(seed: u64, keep: f64) -> Mask {
+        Mask { seed, keep, threshold: (keep * 2f64.powi(32)) as u64, scale: (1.0 / keep) as f32 }
+    }
+
+    /// Whether element `i` survives.
+    pub fn kept(&self, i: usize) -> bool {
+        (splitmix64(self.seed.wrapping_add(i as u64)) >> 32) < self.threshold
+    }
 }
 
 /// 48 random bits from burn's seeded generator.
@@ -33,18 +67,15 @@ fn draw_seed(device: &Device) -> u64 {
 }
 
 /// `1 / keep` where element `i` is kept, else 0.
-fn keep_mask(len: usize, keep: f64, seed: u64) -> Vec<f32> {
-    let threshold = (keep * 2f64.powi(32)) as u64;
-    let scale = (1.0 / keep) as f32;
-    let mut mask = vec![0.0f32; len];
-    mask.par_chunks_mut(1 << 16).enumerate().for_each(|(chunk, values)| {
-        let start = (chunk << 16) as u64;
+fn keep_mask(len: usize, mask: Mask) -> Vec<f32> {
+    let mut values = vec![0.0f32; len];
+    values.par_chunks_mut(1 << 16).enumerate().for_each(|(chunk, values)| {
+        let start = chunk << 16;
         for (i, v) in values.iter_mut().enumerate() {
-            let kept = (splitmix64(seed.wrapping_add(start + i as u64)) >> 32) < threshold;
-            *v = if kept { scale } else { 0.0 };
+            *v = if mask.kept(start + i) { mask.scale } else { 0.0 };
         }
     });
-    mask
+    values
 }
 
 /// SplitMix64 (Steele, Lea and Flood 2014) of the counter `x`.
@@ -61,12 +92,12 @@ mod tests {
 
     #[test]
     fn keeps_the_configured_share_scaled_up() {
-        let mask = keep_mask(200_000, 0.9, 7);
+        let mask = keep_mask(200_000, Mask::new(7, 0.9));
         let kept = mask.iter().filter(|&&v| v > 0.0).count() as f64 / mask.len() as f64;
         assert!((kept - 0.9).abs() < 0.005, "kept {kept}");
         assert!(mask.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.9).abs() < 1e-6));
-        assert_eq!(keep_mask(200_000, 0.9, 7), mask);
-        assert_ne!(keep_mask(200_000, 0.9, 8), mask);
+        assert_eq!(keep_mask(200_000, Mask::new(7, 0.9)), mask);
+        assert_ne!(keep_mask(200_000, Mask::new(8, 0.9)), mask);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! layer applied to all tokens of the batch as one matrix product. The
 //! modules, their parameters and their initialisation stay burn's.
 
-use super::dropout::dropout;
+use super::dropout::{dropout, Mask};
+use super::flex_kernels;
+use burn::nn::activation::Activation;
 use burn::nn::attention::MultiHeadAttention;
 use burn::nn::transformer::{PositionWiseFeedForward, TransformerEncoder, TransformerEncoderLayer};
 use burn::nn::Linear;
@@ -37,9 +39,19 @@ fn self_attention(mha: &MultiHeadAttention, x: Tensor<3>) -> Tensor<3> {
     tokens(&mha.output, context)
 }
 
+/// ReLU feed-forward blocks (the paper's) run as one flex kernel where
+/// they can; the others as composed operations.
 fn feed_forward(pwff: &PositionWiseFeedForward, x: Tensor<3>) -> Tensor<3> {
-    let x = pwff.activation.forward(tokens(&pwff.linear_inner, x));
-    tokens(&pwff.linear_outer, dropout(&pwff.dropout, x))
+    let (inner, outer) = (&pwff.linear_inner, &pwff.linear_outer);
+    if let (Activation::Relu(_), Some(b1), Some(b2)) = (&pwff.activation, &inner.bias, &outer.bias) {
+        if flex_kernels::available(&x) {
+            let [b, t, d] = x.dims();
+            let mask = Mask::draw(&pwff.dropout, &x.device());
+            return flex_kernels::feed_forward(x.reshape([b * t, d]), inner.weight.val(), b1.val(), outer.weight.val(), b2.val(), mask).reshape([b, t, d]);
+        }
+    }
+    let x = pwff.activation.forward(tokens(inner, x));
+    tokens(outer, dropout(&pwff.dropout, x))
 }
 
 /// `linear` on every token: `(B, T, in)` as one `(B x T, in)` product.
@@ -66,5 +78,29 @@ mod tests {
             let expected = encoder.forward(TransformerEncoderInput::new(x.clone())).into_data();
             encoder_forward(&encoder, x).into_data().assert_approx_eq::<f32>(&expected, burn::tensor::Tolerance::default());
         }
+    }
+
+    /// With a dropout mask, the fused feed-forward kernel gives the
+    /// composed operations' outputs and gradients. (The mask is explicit:
+    /// burn's generator is shared with tests running alongside.)
+    #[test]
+    fn fused_feed_forward_trains_as_the_composed_operations() {
+        let device = Device::flex().autodiff();
+        let encoder = TransformerEncoderConfig::new(16, 64, 2, 1).with_activation(ActivationConfig::Relu).init(&device);
+        let pwff = &encoder.layers[0].pwff;
+        let (inner, outer) = (&pwff.linear_inner, &pwff.linear_outer);
+        let x = Tensor::<2>::random([21, 16], Distribution::Normal(0.0, 1.0), &device).require_grad();
+        let mask = Mask::new(7, 0.7);
+        let fused = flex_kernels::feed_forward(x.clone(), inner.weight.val(), inner.bias.as_ref().unwrap().val(), outer.weight.val(), outer.bias.as_ref().unwrap().val(), Some(mask));
+        let composed = outer.forward(crate::models::dropout::apply_mask(burn::tensor::activation::relu(inner.forward(x.clone())), mask));
+        let tolerance = burn::tensor::Tolerance::rel_abs(1e-4, 1e-4);
+        fused.clone().into_data().assert_approx_eq::<f32>(&composed.clone().into_data(), tolerance);
+        let (g_fused, g_composed) = ((fused.clone() * fused).sum().backward(), (composed.clone() * composed).sum().backward());
+        x.grad(&g_fused).unwrap().into_data().assert_approx_eq::<f32>(&x.grad(&g_composed).unwrap().into_data(), tolerance);
+        for w in [&inner.weight, &outer.weight] {
+            w.val().grad(&g_fused).unwrap().into_data().assert_approx_eq::<f32>(&w.val().grad(&g_composed).unwrap().into_data(), tolerance);
+        }
+        let b1 = inner.bias.as_ref().unwrap().val();
+        b1.grad(&g_fused).unwrap().into_data().assert_approx_eq::<f32>(&b1.grad(&g_composed).unwrap().into_data(), tolerance);
     }
 }

@@ -109,9 +109,14 @@ fn col2im_add(d_patches: &[f32], s: &ConvShape, d_images: &mut [f32]) {
 
 /// Row-major `dst (m, n) = [dst +] lhs (m, k) @ rhs (k, n)`, each operand
 /// given as (values, row stride, column stride).
-#[allow(clippy::too_many_arguments)]
 fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: (&[f32], isize, isize), rhs: (&[f32], isize, isize)) {
-    assert!(dst.len() >= m * n);
+    gemm_with(m, n, k, dst, accumulate, lhs, rhs, gemm::Parallelism::None);
+}
+
+/// [`gemm`] with the given parallelism.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn gemm_with(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: (&[f32], isize, isize), rhs: (&[f32], isize, isize), parallelism: gemm::Parallelism) {
+    assert!(dst.len() >= m * n && lhs.0.len() >= m * k && rhs.0.len() >= k * n);
     // SAFETY: the strides address only elements inside each slice: callers
     // pass the (rows, columns) strides of row-major or transposed row-major
     // matrices whose slices hold exactly m x k, k x n and m x n values.
@@ -135,7 +140,7 @@ fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: (&
             false,
             false,
             false,
-            gemm::Parallelism::None,
+            parallelism,
         )
     }
 }

@@ -15,18 +15,22 @@
 //! elsewhere (CUDA).
 
 pub mod conv;
+pub mod feed_forward;
 pub mod norm;
 pub mod pool;
 
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
+use burn::backend::autodiff::NodeId;
 use burn::backend::flex::FlexTensor;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
 use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
+use crate::models::dropout::Mask;
 use conv::ConvShape;
+use feed_forward::FeedForwardShape;
 use pool::PoolShape;
 use std::sync::Arc;
 
@@ -78,6 +82,10 @@ pub trait ChannelsLastKernels: Backend {
     fn cl_batch_norm(x: FloatTensor<Self>, moments: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64, relu: bool) -> FloatTensor<Self>;
     /// Non-overlapping `kh x kw` max-pool of `(B, H, W, C)`.
     fn cl_max_pool(x: FloatTensor<Self>, kh: usize, kw: usize) -> FloatTensor<Self>;
+    /// `dropout(relu(x W1 + b1)) W2 + b2` on `(N, d)`, the dropout mask
+    /// given by its seed and keep probability (1 keeps everything).
+    #[allow(clippy::too_many_arguments)]
+    fn cl_feed_forward(x: FloatTensor<Self>, w1: FloatTensor<Self>, b1: FloatTensor<Self>, w2: FloatTensor<Self>, b2: FloatTensor<Self>, seed: u64, keep: f64) -> FloatTensor<Self>;
 }
 
 fn values(t: &FlexTensor) -> FlexTensor {
@@ -135,6 +143,19 @@ fn pool_forward(x: &FlexTensor, kh: usize, kw: usize) -> (FlexTensor, Vec<u32>) 
     (tensor(y, &[s.batch, s.h_out(), s.w_out(), s.channels]), winner)
 }
 
+fn feed_forward_shape(x: &FlexTensor, w1: &FlexTensor) -> FeedForwardShape {
+    let (x, w1) = (dims(x), dims(w1));
+    FeedForwardShape { rows: x[0], d: x[1], hidden: w1[1] }
+}
+
+/// The hidden activation and the output of the feed-forward block.
+fn feed_forward_forward(inputs: [&FlexTensor; 5], mask: Mask) -> (FlexTensor, FlexTensor) {
+    let [x, w1, b1, w2, b2] = inputs;
+    let s = feed_forward_shape(x, w1);
+    let (h, y) = feed_forward::forward(slice(x), slice(w1), slice(b1), slice(w2), slice(b2), &s, mask);
+    (tensor(h, &[s.rows, s.hidden]), tensor(y, &[s.rows, s.d]))
+}
+
 impl ChannelsLastKernels for Flex {
     fn cl_moments(x: FlexTensor) -> FlexTensor {
         moments_of(&values(&x))
@@ -150,6 +171,49 @@ impl ChannelsLastKernels for Flex {
 
     fn cl_max_pool(x: FlexTensor, kh: usize, kw: usize) -> FlexTensor {
         pool_forward(&values(&x), kh, kw).0
+    }
+
+    fn cl_feed_forward(x: FlexTensor, w1: FlexTensor, b1: FlexTensor, w2: FlexTensor, b2: FlexTensor, seed: u64, keep: f64) -> FlexTensor {
+        let inputs = [x, w1, b1, w2, b2].map(|t| values(&t));
+        feed_forward_forward(inputs.each_ref(), Mask::new(seed, keep)).1
+    }
+}
+
+/// Backward of [`ChannelsLastKernels::cl_feed_forward`]; parents: input,
+/// W1, b1, W2, b2.
+#[derive(Debug)]
+struct FeedForwardBackward;
+
+#[derive(Debug, Clone)]
+struct FeedForwardState {
+    x: FlexTensor,
+    hidden: FlexTensor,
+    w1: FlexTensor,
+    w2: FlexTensor,
+    scale: f32,
+}
+
+impl Backward<Flex, 5> for FeedForwardBackward {
+    type State = FeedForwardState;
+
+    fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w1, node_b1, node_w2, node_b2] = ops.parents;
+        let dy = values(&grads.consume::<Flex>(&ops.node));
+        let st = ops.state;
+        let s = feed_forward_shape(&st.x, &st.w1);
+        let (dx, dw1, db1, dw2, db2) = feed_forward::backward(slice(&st.x), slice(&st.hidden), slice(&st.w1), slice(&st.w2), slice(&dy), &s, st.scale, node_x.is_some());
+        let mut register = |node: Option<NodeId>, grad: Vec<f32>, shape: &[usize]| {
+            if let Some(id) = node {
+                grads.register::<Flex>(id, tensor(grad, shape));
+            }
+        };
+        if let Some(dx) = dx {
+            register(node_x.map(|n| n.id), dx, &[s.rows, s.d]);
+        }
+        register(node_w1.map(|n| n.id), dw1, &[s.d, s.hidden]);
+        register(node_b1.map(|n| n.id), db1, &[s.hidden]);
+        register(node_w2.map(|n| n.id), dw2, &[s.hidden, s.d]);
+        register(node_b2.map(|n| n.id), db2, &[s.d]);
     }
 }
 
@@ -262,6 +326,17 @@ impl<C: CheckpointStrategy> ChannelsLastKernels for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
     }
+
+    fn cl_feed_forward(x: FloatTensor<Self>, w1: FloatTensor<Self>, b1: FloatTensor<Self>, w2: FloatTensor<Self>, b2: FloatTensor<Self>, seed: u64, keep: f64) -> FloatTensor<Self> {
+        let inputs = [&x, &w1, &b1, &w2, &b2].map(|t| values(t.primitive()));
+        let mask = Mask::new(seed, keep);
+        let (hidden, y) = feed_forward_forward(inputs.each_ref(), mask);
+        let [xv, w1v, _, w2v, _] = inputs;
+        match FeedForwardBackward.prepare::<C>([x.node(), w1.node(), b1.node(), w2.node(), b2.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(FeedForwardState { x: xv, hidden, w1: w1v, w2: w2v, scale: mask.scale }, y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
 }
 
 /// [`ChannelsLastKernels::cl_conv`] on tensors; see [`available`].
@@ -282,4 +357,12 @@ pub fn batch_norm(x: Tensor<2>, moments: Tensor<2>, gamma: Tensor<1>, beta: Tens
 /// [`ChannelsLastKernels::cl_max_pool`] on tensors; see [`available`].
 pub fn max_pool(x: Tensor<4>, kh: usize, kw: usize) -> Tensor<4> {
     Tensor::from_dispatch(<Dispatch as ChannelsLastKernels>::cl_max_pool(x.into_dispatch(), kh, kw))
+}
+
+/// [`ChannelsLastKernels::cl_feed_forward`] on tensors, with `mask` the
+/// dropout after the ReLU (`None`: no dropout); see [`available`].
+pub fn feed_forward(x: Tensor<2>, w1: Tensor<2>, b1: Tensor<1>, w2: Tensor<2>, b2: Tensor<1>, mask: Option<Mask>) -> Tensor<2> {
+    let mask = mask.unwrap_or(Mask::new(0, 1.0));
+    let [x, w1, w2] = [x, w1, w2].map(|t| t.into_dispatch());
+    Tensor::from_dispatch(<Dispatch as ChannelsLastKernels>::cl_feed_forward(x, w1, b1.into_dispatch(), w2, b2.into_dispatch(), mask.seed, mask.keep))
 }

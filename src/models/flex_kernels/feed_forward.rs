@@ -1,0 +1,143 @@
+//! The Transformer's position-wise feed-forward block as one operation:
+//! `y = dropout(relu(x W1 + b1)) W2 + b2` over all tokens `(N, d)`.
+//!
+//! Its hidden activation is the largest tensor of the inertial encoder
+//! (`N x 2048`). Composed, it is written and read again by the bias, the
+//! ReLU, the mask and its product, forwards and backwards; here the biases
+//! ride in the products and ReLU with dropout is one in-place pass. The
+//! backward pass needs only the hidden output `h`: the gradient flows where
+//! `h > 0`, scaled as dropout scaled it.
+
+use super::norm::column_sums;
+use crate::models::dropout::Mask;
+use rayon::prelude::*;
+
+/// Elements per parallel work block (the dropout mask's block, too).
+const BLOCK: usize = 1 << 16;
+
+/// Sizes of one block: `rows` tokens of width `d`, hidden width `hidden`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FeedForwardShape {
+    pub rows: usize,
+    pub d: usize,
+    pub hidden: usize,
+}
+
+/// Row-major `dst (m, n) = [dst +] lhs (m, k) @ rhs (k, n)` on all threads.
+fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: (&[f32], isize, isize), rhs: (&[f32], isize, isize)) {
+    super::conv::gemm_with(m, n, k, dst, accumulate, lhs, rhs, gemm::Parallelism::Rayon(0));
+}
+
+/// `rows` copies of `bias`.
+fn rows_of(bias: &[f32], rows: usize) -> Vec<f32> {
+    let mut out = super::uninit(rows * bias.len());
+    out.par_chunks_mut(bias.len() * 256).for_each(|block| block.chunks_exact_mut(bias.len()).for_each(|row| row.copy_from_slice(bias)));
+    out
+}
+
+/// The hidden activation `h` and the output `y`.
+pub fn forward(x: &[f32], w1: &[f32], b1: &[f32], w2: &[f32], b2: &[f32], s: &FeedForwardShape, mask: Mask) -> (Vec<f32>, Vec<f32>) {
+    let (d, hidden) = (s.d as isize, s.hidden as isize);
+    let mut h = rows_of(b1, s.rows);
+    gemm(s.rows, s.hidden, s.d, &mut h, true, (x, d, 1), (w1, hidden, 1));
+    h.par_chunks_mut(BLOCK).enumerate().for_each(|(block, values)| {
+        for (i, v) in values.iter_mut().enumerate() {
+            *v = if mask.kept(block * BLOCK + i) { v.max(0.0) * mask.scale } else { 0.0 };
+        }
+    });
+    let mut y = rows_of(b2, s.rows);
+    gemm(s.rows, s.d, s.hidden, &mut y, true, (&h, hidden, 1), (w2, d, 1));
+    (h, y)
+}
+
+/// Column sums of a `(rows, width)` matrix, as f32.
+fn bias_grad(g: &[f32], width: usize) -> Vec<f32> {
+    let sums = column_sums(g.len() / width, width, |range, acc| {
+        for row in g[range.start * width..range.end * width].chunks_exact(width) {
+            acc.iter_mut().zip(row).for_each(|(a, v)| *a += *v as f64);
+        }
+    });
+    sums.into_iter().map(|v| v as f32).collect()
+}
+
+/// Gradients of [`forward`] given `dy`: `x` (when `input_grad`), `W1`,
+/// `b1`, `W2`, `b2`.
+#[allow(clippy::type_complexity)]
+pub fn backward(x: &[f32], h: &[f32], w1: &[f32], w2: &[f32], dy: &[f32], s: &FeedForwardShape, scale: f32, input_grad: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+    let (d, hidden) = (s.d as isize, s.hidden as isize);
+    let mut dw2 = super::uninit(s.hidden * s.d);
+    gemm(s.hidden, s.d, s.rows, &mut dw2, false, (h, 1, hidden), (dy, d, 1));
+    let mut dz = super::uninit(s.rows * s.hidden);
+    gemm(s.rows, s.hidden, s.d, &mut dz, false, (dy, d, 1), (w2, 1, d));
+    dz.par_chunks_mut(BLOCK).zip(h.par_chunks(BLOCK)).for_each(|(dz, h)| {
+        dz.iter_mut().zip(h).for_each(|(g, h)| *g = if *h > 0.0 { *g * scale } else { 0.0 });
+    });
+    let mut dw1 = super::uninit(s.d * s.hidden);
+    gemm(s.d, s.hidden, s.rows, &mut dw1, false, (x, 1, d), (&dz, hidden, 1));
+    let dx = input_grad.then(|| {
+        let mut dx = super::uninit(s.rows * s.d);
+        gemm(s.rows, s.d, s.hidden, &mut dx, false, (&dz, hidden, 1), (w1, 1, hidden));
+        dx
+    });
+    (dx, dw1, bias_grad(&dz, s.hidden), dw2, bias_grad(dy, s.d))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(n: usize, seed: u32) -> Vec<f32> {
+        (0..n).map(|i| (((i as u32).wrapping_mul(2654435761).wrapping_add(seed) >> 8) % 1000) as f32 / 500.0 - 1.0).collect()
+    }
+
+    /// Row by row, the definition.
+    fn reference(x: &[f32], w1: &[f32], b1: &[f32], w2: &[f32], b2: &[f32], s: &FeedForwardShape, mask: Mask) -> Vec<f32> {
+        let mut y = Vec::new();
+        for r in 0..s.rows {
+            let h: Vec<f32> = (0..s.hidden)
+                .map(|j| {
+                    let z = b1[j] + (0..s.d).map(|k| x[r * s.d + k] * w1[k * s.hidden + j]).sum::<f32>();
+                    if mask.kept(r * s.hidden + j) { z.max(0.0) * mask.scale } else { 0.0 }
+                })
+                .collect();
+            y.extend((0..s.d).map(|k| b2[k] + (0..s.hidden).map(|j| h[j] * w2[j * s.d + k]).sum::<f32>()));
+        }
+        y
+    }
+
+    #[test]
+    fn forward_and_backward_match_the_definition_and_its_finite_differences() {
+        let s = FeedForwardShape { rows: 7, d: 4, hidden: 9 };
+        let mask = Mask::new(11, 0.7);
+        let (x, w1, b1) = (values(s.rows * s.d, 1), values(s.d * s.hidden, 2), values(s.hidden, 3));
+        let (w2, b2, dy) = (values(s.hidden * s.d, 4), values(s.d, 5), values(s.rows * s.d, 6));
+        let (h, y) = forward(&x, &w1, &b1, &w2, &b2, &s, mask);
+        let expected = reference(&x, &w1, &b1, &w2, &b2, &s, mask);
+        y.iter().zip(&expected).for_each(|(a, b)| assert!((a - b).abs() < 1e-4, "{a} vs {b}"));
+        assert!(h.iter().any(|&v| v == 0.0) && h.iter().any(|&v| v > 0.0));
+        let (dx, dw1, db1, dw2, db2) = backward(&x, &h, &w1, &w2, &dy, &s, mask.scale, true);
+        let loss = |x: &[f32], w1: &[f32], b1: &[f32], w2: &[f32], b2: &[f32]| -> f64 {
+            reference(x, w1, b1, w2, b2, &s, mask).iter().zip(&dy).map(|(y, g)| *y as f64 * *g as f64).sum()
+        };
+        let eps = 1e-3;
+        let numeric = |v: &[f32], i: usize, f: &dyn Fn(&[f32]) -> f64| {
+            let (mut up, mut down) = (v.to_vec(), v.to_vec());
+            up[i] += eps;
+            down[i] -= eps;
+            ((f(&up) - f(&down)) / (2.0 * eps as f64)) as f32
+        };
+        let check = |analytic: f32, numeric: f32| assert!((analytic - numeric).abs() < 1e-2 * (1.0 + numeric.abs()), "{analytic} vs {numeric}");
+        let dx = dx.unwrap();
+        for i in [0, 13, s.rows * s.d - 1] {
+            check(dx[i], numeric(&x, i, &|v| loss(v, &w1, &b1, &w2, &b2)));
+        }
+        for i in [0, 17, s.d * s.hidden - 1] {
+            check(dw1[i], numeric(&w1, i, &|v| loss(&x, v, &b1, &w2, &b2)));
+            check(dw2[i], numeric(&w2, i, &|v| loss(&x, &w1, &b1, v, &b2)));
+        }
+        for i in 0..s.hidden {
+            check(db1[i], numeric(&b1, i, &|v| loss(&x, &w1, v, &w2, &b2)));
+        }
+        check(db2[2], numeric(&b2, 2, &|v| loss(&x, &w1, &b1, &w2, v)));
+    }
+}
