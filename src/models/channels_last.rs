@@ -104,7 +104,7 @@ fn normalize<const D: usize>(norm: &BatchNorm, x: Tensor<D>, relu: bool) -> Tens
     let training = x.device().is_autodiff() && norm.training.is_enabled();
     if training && flex_kernels::available(&x) {
         let moments = flex_kernels::moments(x.clone());
-        update_running(norm, moments.clone().slice([0..1]), moments.clone().slice([1..2]));
+        update_running(norm, moments.clone().narrow(0, 0, 1), moments.clone().narrow(0, 1, 1));
         return flex_kernels::batch_norm(x, moments, norm.gamma.val(), norm.beta.val(), norm.epsilon, relu).reshape(dims);
     }
     let (centered, variance) = if training {

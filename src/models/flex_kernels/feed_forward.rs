@@ -30,7 +30,7 @@ fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: (&
 
 /// `rows` copies of `bias`.
 fn rows_of(bias: &[f32], rows: usize) -> Vec<f32> {
-    let mut out = super::uninit(rows * bias.len());
+    let mut out = super::zeroed(rows * bias.len());
     out.par_chunks_mut(bias.len() * 256).for_each(|block| block.chunks_exact_mut(bias.len()).for_each(|row| row.copy_from_slice(bias)));
     out
 }
@@ -52,9 +52,9 @@ pub fn forward(x: &[f32], w1: &[f32], b1: &[f32], w2: &[f32], b2: &[f32], s: &Fe
 
 /// Column sums of a `(rows, width)` matrix, as f32.
 fn bias_grad(g: &[f32], width: usize) -> Vec<f32> {
-    let sums = column_sums(g.len() / width, width, |range, acc| {
+    let sums = column_sums(g.len() / width, width, |range, part| {
         for row in g[range.start * width..range.end * width].chunks_exact(width) {
-            acc.iter_mut().zip(row).for_each(|(a, v)| *a += *v as f64);
+            part.iter_mut().zip(row).for_each(|(p, v)| *p += v);
         }
     });
     sums.into_iter().map(|v| v as f32).collect()
@@ -63,19 +63,19 @@ fn bias_grad(g: &[f32], width: usize) -> Vec<f32> {
 /// Gradients of [`forward`] given `dy`: `x` (when `input_grad`), `W1`,
 /// `b1`, `W2`, `b2`.
 #[allow(clippy::type_complexity)]
-pub fn backward(x: &[f32], h: &[f32], w1: &[f32], w2: &[f32], dy: &[f32], s: &FeedForwardShape, scale: f32, input_grad: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+pub fn backward(x: &[f32], h: &[f32], (w1, w2): (&[f32], &[f32]), dy: &[f32], s: &FeedForwardShape, scale: f32, input_grad: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let (d, hidden) = (s.d as isize, s.hidden as isize);
-    let mut dw2 = super::uninit(s.hidden * s.d);
+    let mut dw2 = super::zeroed(s.hidden * s.d);
     gemm(s.hidden, s.d, s.rows, &mut dw2, false, (h, 1, hidden), (dy, d, 1));
-    let mut dz = super::uninit(s.rows * s.hidden);
+    let mut dz = super::zeroed(s.rows * s.hidden);
     gemm(s.rows, s.hidden, s.d, &mut dz, false, (dy, d, 1), (w2, 1, d));
     dz.par_chunks_mut(BLOCK).zip(h.par_chunks(BLOCK)).for_each(|(dz, h)| {
         dz.iter_mut().zip(h).for_each(|(g, h)| *g = if *h > 0.0 { *g * scale } else { 0.0 });
     });
-    let mut dw1 = super::uninit(s.d * s.hidden);
+    let mut dw1 = super::zeroed(s.d * s.hidden);
     gemm(s.d, s.hidden, s.rows, &mut dw1, false, (x, 1, d), (&dz, hidden, 1));
     let dx = input_grad.then(|| {
-        let mut dx = super::uninit(s.rows * s.d);
+        let mut dx = super::zeroed(s.rows * s.d);
         gemm(s.rows, s.d, s.hidden, &mut dx, false, (&dz, hidden, 1), (w1, 1, hidden));
         dx
     });
@@ -114,8 +114,8 @@ mod tests {
         let (h, y) = forward(&x, &w1, &b1, &w2, &b2, &s, mask);
         let expected = reference(&x, &w1, &b1, &w2, &b2, &s, mask);
         y.iter().zip(&expected).for_each(|(a, b)| assert!((a - b).abs() < 1e-4, "{a} vs {b}"));
-        assert!(h.iter().any(|&v| v == 0.0) && h.iter().any(|&v| v > 0.0));
-        let (dx, dw1, db1, dw2, db2) = backward(&x, &h, &w1, &w2, &dy, &s, mask.scale, true);
+        assert!(h.contains(&0.0) && h.iter().any(|&v| v > 0.0));
+        let (dx, dw1, db1, dw2, db2) = backward(&x, &h, (&w1, &w2), &dy, &s, mask.scale, true);
         let loss = |x: &[f32], w1: &[f32], b1: &[f32], w2: &[f32], b2: &[f32]| -> f64 {
             reference(x, w1, b1, w2, b2, &s, mask).iter().zip(&dy).map(|(y, g)| *y as f64 * *g as f64).sum()
         };
@@ -135,8 +135,8 @@ mod tests {
             check(dw1[i], numeric(&w1, i, &|v| loss(&x, v, &b1, &w2, &b2)));
             check(dw2[i], numeric(&w2, i, &|v| loss(&x, &w1, &b1, v, &b2)));
         }
-        for i in 0..s.hidden {
-            check(db1[i], numeric(&b1, i, &|v| loss(&x, &w1, v, &w2, &b2)));
+        for (i, &analytic) in db1.iter().enumerate() {
+            check(analytic, numeric(&b1, i, &|v| loss(&x, &w1, v, &w2, &b2)));
         }
         check(db2[2], numeric(&b2, 2, &|v| loss(&x, &w1, &b1, &w2, v)));
     }
