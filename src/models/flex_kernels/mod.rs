@@ -177,6 +177,14 @@ impl ChannelsLastKernels for Flex {
     }
 }
 
+/// Hands `grad`, of `shape`, to the gradient of `node` where the graph
+/// tracks one.
+fn register(grads: &mut Gradients, node: Option<NodeId>, grad: Vec<f32>, shape: &[usize]) {
+    if let Some(id) = node {
+        grads.register::<Flex>(id, tensor(grad, shape));
+    }
+}
+
 /// Backward of [`ChannelsLastKernels::cl_feed_forward`]; parents: input,
 /// W1, b1, W2, b2.
 #[derive(Debug)]
@@ -200,18 +208,13 @@ impl Backward<Flex, 5> for FeedForwardBackward {
         let st = ops.state;
         let s = feed_forward_shape(&st.x, &st.w1);
         let (dx, dw1, db1, dw2, db2) = feed_forward::backward(slice(&st.x), slice(&st.hidden), (slice(&st.w1), slice(&st.w2)), slice(&dy), &s, st.scale, node_x.is_some());
-        let mut register = |node: Option<NodeId>, grad: Vec<f32>, shape: &[usize]| {
-            if let Some(id) = node {
-                grads.register::<Flex>(id, tensor(grad, shape));
-            }
-        };
         if let Some(dx) = dx {
-            register(node_x.map(|n| n.id), dx, &[s.rows, s.d]);
+            register(grads, node_x.map(|n| n.id), dx, &[s.rows, s.d]);
         }
-        register(node_w1.map(|n| n.id), dw1, &[s.d, s.hidden]);
-        register(node_b1.map(|n| n.id), db1, &[s.hidden]);
-        register(node_w2.map(|n| n.id), dw2, &[s.hidden, s.d]);
-        register(node_b2.map(|n| n.id), db2, &[s.d]);
+        register(grads, node_w1.map(|n| n.id), dw1, &[s.d, s.hidden]);
+        register(grads, node_b1.map(|n| n.id), db1, &[s.hidden]);
+        register(grads, node_w2.map(|n| n.id), dw2, &[s.hidden, s.d]);
+        register(grads, node_b2.map(|n| n.id), db2, &[s.d]);
     }
 }
 
@@ -228,15 +231,11 @@ impl Backward<Flex, 3> for ConvBackward {
         let (x, weight) = ops.state;
         let s = conv_shape(&x, &weight);
         let (dx, dw, db) = conv::backward(slice(&x), slice(&weight), slice(&dy), &s, node_x.is_some());
-        if let (Some(node), Some(dx)) = (node_x, dx) {
-            grads.register::<Flex>(node.id, tensor(dx, &dims(&x)));
+        if let Some(dx) = dx {
+            register(grads, node_x.map(|n| n.id), dx, &dims(&x));
         }
-        if let Some(node) = node_w {
-            grads.register::<Flex>(node.id, tensor(dw, &dims(&weight)));
-        }
-        if let Some(node) = node_b {
-            grads.register::<Flex>(node.id, tensor(db, &[s.c_out]));
-        }
+        register(grads, node_w.map(|n| n.id), dw, &dims(&weight));
+        register(grads, node_b.map(|n| n.id), db, &[s.c_out]);
     }
 }
 
@@ -264,15 +263,9 @@ impl Backward<Flex, 3> for NormBackward {
         let s = ops.state;
         let (mean, var) = split_moments(&s.moments);
         let (dx, d_gamma, d_beta) = norm::backward(slice(&s.x), slice(&s.y), slice(&dy), (&mean, &var), slice(&s.gamma), s.epsilon, s.relu);
-        if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, tensor(dx, &dims(&s.x)));
-        }
-        if let Some(node) = node_gamma {
-            grads.register::<Flex>(node.id, tensor(d_gamma, &[mean.len()]));
-        }
-        if let Some(node) = node_beta {
-            grads.register::<Flex>(node.id, tensor(d_beta, &[mean.len()]));
-        }
+        register(grads, node_x.map(|n| n.id), dx, &dims(&s.x));
+        register(grads, node_gamma.map(|n| n.id), d_gamma, &[mean.len()]);
+        register(grads, node_beta.map(|n| n.id), d_beta, &[mean.len()]);
     }
 }
 
@@ -287,8 +280,8 @@ impl Backward<Flex, 1> for PoolBackward {
         let [node_x] = ops.parents;
         let dy = values(&grads.consume::<Flex>(&ops.node));
         let (winner, s) = ops.state;
-        if let Some(node) = node_x {
-            grads.register::<Flex>(node.id, tensor(pool::backward(slice(&dy), &winner, &s), &[s.batch, s.height, s.width, s.channels]));
+        if node_x.is_some() {
+            register(grads, node_x.map(|n| n.id), pool::backward(slice(&dy), &winner, &s), &[s.batch, s.height, s.width, s.channels]);
         }
     }
 }
