@@ -222,6 +222,11 @@ mod tests {
 
     /// Training mode, where batch statistics and every backward kernel
     /// count: the flex kernels give the composed operations' gradients.
+    /// Compared as a relative L2 error: usually about 1e-5, but where one of
+    /// the ~400 K batch-norm outputs lies within rounding of the ReLU's kink
+    /// the two paths cut it differently, and one layer's error jumps to about
+    /// 1e-2 (seen in 3 of 10 draws). A wrongly wired gradient is off by O(1);
+    /// each kernel's formulas are checked exactly against finite differences.
     #[test]
     fn training_gradients_of_the_flex_kernels_match_the_composed_layers() {
         let device = Device::flex().autodiff();
@@ -234,9 +239,12 @@ mod tests {
         let (fused, composed) = (loss(&encoder), crate::models::flex_kernels::composed(|| loss(&encoder)));
         fused.clone().into_data().assert_approx_eq::<f32>(&composed.clone().into_data(), Tolerance::rel_abs(1e-3, 1e-3));
         let (g_fused, g_composed) = (fused.backward(), composed.backward());
-        let grad = |p: &burn::module::Param<Tensor<4>>, g| p.val().grad(g).unwrap().into_data();
+        let grad = |p: &burn::module::Param<Tensor<4>>, g| p.val().grad(g).unwrap().try_into_vec_as::<f32>().unwrap();
         for conv in [&encoder.joints.point, &encoder.motions.temporal, &encoder.joints.cooccurrence[0].conv, &encoder.fused[1].conv] {
-            grad(&conv.weight, &g_fused).assert_approx_eq::<f32>(&grad(&conv.weight, &g_composed), Tolerance::rel_abs(1e-3, 1e-3));
+            let (fused, composed) = (grad(&conv.weight, &g_fused), grad(&conv.weight, &g_composed));
+            let error = fused.iter().zip(&composed).map(|(a, b)| ((a - b) as f64).powi(2)).sum::<f64>().sqrt();
+            let norm = composed.iter().map(|b| (*b as f64).powi(2)).sum::<f64>().sqrt();
+            assert!(error / norm < 5e-2, "relative gradient error {}", error / norm);
         }
     }
 }

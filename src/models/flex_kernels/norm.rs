@@ -109,19 +109,20 @@ pub fn backward(x: &[f32], y: &[f32], dy: &[f32], stats: (&[f32], &[f32]), gamma
     let d_gamma: Vec<f32> = sum_gx.iter().map(|&s| s as f32).collect();
     let mean_g: Vec<f32> = sum_g.iter().map(|s| (s / rows as f64) as f32).collect();
     let mean_gx: Vec<f32> = sum_gx.iter().map(|s| (s / rows as f64) as f32).collect();
-    // dx = k * (g - mean_g - (x - mean) * inv_std * mean_gx) = k * g + slope * x + offset.
+    // dx = k * (g - mean_g - (x - mean) * inv_std * mean_gx), with x - mean
+    // taken first: folding the mean into one offset cancels badly where a
+    // channel's mean is large against its spread.
     let k: Vec<f32> = gamma.iter().zip(&inv_std).map(|(g, s)| g * s).collect();
-    let slope: Vec<f32> = (0..channels).map(|c| -k[c] * inv_std[c] * mean_gx[c]).collect();
-    let offset: Vec<f32> = (0..channels).map(|c| -k[c] * mean_g[c] - slope[c] * mean[c]).collect();
+    let slope: Vec<f32> = (0..channels).map(|c| inv_std[c] * mean_gx[c]).collect();
     let mut dx = zeroed(x.len());
     let span = BLOCK * channels;
     let blocks = dx.par_chunks_mut(span).zip(x.par_chunks(span)).zip(y.par_chunks(span)).zip(dy.par_chunks(span));
     blocks.for_each(|(((dx, x), y), dy)| {
-        let (k, slope, offset) = (&k[..channels], &slope[..channels], &offset[..channels]);
+        let (k, slope, mean, mean_g) = (&k[..channels], &slope[..channels], &mean[..channels], &mean_g[..channels]);
         let rows = dx.chunks_exact_mut(channels).zip(x.chunks_exact(channels)).zip(y.chunks_exact(channels)).zip(dy.chunks_exact(channels));
         for (((dx, x), y), dy) in rows {
             for c in 0..channels {
-                dx[c] = k[c] * cut(y[c], dy[c]) + slope[c] * x[c] + offset[c];
+                dx[c] = k[c] * (cut(y[c], dy[c]) - mean_g[c] - (x[c] - mean[c]) * slope[c]);
             }
         }
     });
