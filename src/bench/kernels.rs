@@ -1,12 +1,16 @@
 //! `cmkm bench --only kernels`: the layers this crate computes itself
-//! ([`crate::models::channels_last`], [`crate::models::dropout`]) against
-//! burn's own, forward and backward on the paper's largest shapes, so that a
+//! ([`crate::models::channels_last`], [`crate::models::dropout`], on the
+//! flex backend through [`crate::models::flex_kernels`]) against burn's own
+//! modules, forward and backward on the paper's largest shapes, so that a
 //! regression in either shows as a ratio.
 
 use super::Timing;
-use crate::models::{channels_last, dropout};
+use crate::models::dropout::Mask;
+use crate::models::{channels_last, dropout, flex_kernels};
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::pool::MaxPool2dConfig;
+use burn::nn::activation::ActivationConfig;
+use burn::nn::transformer::PositionWiseFeedForwardConfig;
 use burn::nn::{BatchNormConfig, DropoutConfig};
 use burn::prelude::*;
 use burn::tensor::Distribution;
@@ -30,8 +34,9 @@ fn time_backward(steps: usize, input: &Tensor<4>, f: impl Fn(Tensor<4>) -> Tenso
 }
 
 /// `kernel_<name>_ms` (ours) and `kernel_<name>_burn_ms` for convolution,
-/// batch norm, max-pool (co-occurrence layer 1, batch 64) and dropout (the
-/// CNN-Transformer's feed-forward activation, batch 64).
+/// batch norm, max-pool (co-occurrence layer 1, batch 64), dropout (the
+/// CNN-Transformer's feed-forward activation, batch 64) and the whole ReLU
+/// feed-forward block (linear, ReLU, dropout, linear; 64 x 44 tokens).
 pub fn time_kernels(steps: usize, device: &Device, timings: &mut BTreeMap<String, Timing>) {
     let normal = Distribution::Normal(0.0, 1.0);
     let nchw = Tensor::<4>::random([64, 20, 48, 32], normal, device);
@@ -55,6 +60,16 @@ pub fn time_kernels(steps: usize, device: &Device, timings: &mut BTreeMap<String
     let ff = Tensor::<4>::random([64, 44, 2048, 1], normal, device);
     let drop = DropoutConfig::new(0.1).init();
     put("dropout", time_backward(steps, &ff, |x| square(dropout::dropout(&drop, x))), time_backward(steps, &ff, |x| square(drop.forward(x))));
+
+    let pwff = PositionWiseFeedForwardConfig::new(128, 2048).with_dropout(0.1).with_activation(ActivationConfig::Relu).init(device);
+    let tokens = Tensor::<4>::random([64, 44, 128, 1], normal, device);
+    let (inner, outer) = (&pwff.linear_inner, &pwff.linear_outer);
+    let (b1, b2) = (inner.bias.as_ref().expect("burn's default has biases"), outer.bias.as_ref().expect("burn's default has biases"));
+    let fused = |x: Tensor<4>| {
+        let mask = Mask::draw(&pwff.dropout, &x.device());
+        square(flex_kernels::feed_forward(x.reshape([64 * 44, 128]), inner.weight.val(), b1.val(), outer.weight.val(), b2.val(), mask).reshape([64, 44, 128, 1]))
+    };
+    put("feed_forward", time_backward(steps, &tokens, fused), time_backward(steps, &tokens, |x| square(pwff.forward(x.reshape([64, 44, 128])).reshape([64, 44, 128, 1]))));
 }
 
 /// A contiguous `(B, H, W, C)` copy of `(B, C, H, W)`, as the encoders hold
