@@ -7,7 +7,7 @@
 //! one gemm call; the backward pass rebuilds the block instead of keeping
 //! every layer's patches alive between the passes.
 
-use super::{chunks_of, zeroed};
+use super::chunks_of;
 use rayon::prelude::*;
 
 /// Sizes of one convolution.
@@ -150,7 +150,7 @@ pub(super) fn gemm_with(m: usize, n: usize, k: usize, dst: &mut [f32], accumulat
 pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], s: &ConvShape) -> Vec<f32> {
     let wm = weight_matrix(weight, s);
     let (per_sample, depth) = (s.positions() * s.c_out, s.depth());
-    let mut out = zeroed(s.output_len());
+    let mut out = vec![0.0; s.output_len()];
     let chunk = chunks_of(s.batch, s.positions() * depth);
     out.par_chunks_mut(chunk * per_sample).zip(x.par_chunks(chunk * s.image())).for_each(|(out, images)| {
         let rows = out.len() / s.c_out;
@@ -162,7 +162,7 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], s: &ConvShape) -> Vec<f3
             images
         } else {
             patches = {
-                let mut p = zeroed(rows * depth);
+                let mut p = vec![0.0; rows * depth];
                 im2col(images, s, &mut p);
                 p
             };
@@ -184,12 +184,12 @@ pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], s: &ConvShape, input_grad
     let work = |images: &[f32], dy: &[f32], dx: Option<&mut [f32]>| {
         let rows = dy.len() / c_out;
         let patches = (!s.pointwise()).then(|| {
-            let mut p = zeroed(rows * depth);
+            let mut p = vec![0.0; rows * depth];
             im2col(images, s, &mut p);
             p
         });
         let lhs = patches.as_deref().unwrap_or(images);
-        let mut dw = zeroed(depth * c_out);
+        let mut dw = vec![0.0; depth * c_out];
         gemm(depth, c_out, rows, &mut dw, false, (lhs, 1, depth as isize), (dy, c_out as isize, 1));
         let mut db = vec![0.0f32; c_out];
         for row in dy.chunks_exact(c_out) {
@@ -199,7 +199,7 @@ pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], s: &ConvShape, input_grad
             if s.pointwise() {
                 gemm(rows, depth, c_out, dx, false, (dy, c_out as isize, 1), (&wm, 1, c_out as isize));
             } else {
-                let mut dp = zeroed(rows * depth);
+                let mut dp = vec![0.0; rows * depth];
                 gemm(rows, depth, c_out, &mut dp, false, (dy, c_out as isize, 1), (&wm, 1, c_out as isize));
                 col2im_add(&dp, s, dx);
             }

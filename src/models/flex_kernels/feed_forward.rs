@@ -30,7 +30,7 @@ fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: (&
 
 /// `rows` copies of `bias`.
 fn rows_of(bias: &[f32], rows: usize) -> Vec<f32> {
-    let mut out = super::zeroed(rows * bias.len());
+    let mut out = vec![0.0; rows * bias.len()];
     out.par_chunks_mut(bias.len() * 256).for_each(|block| block.chunks_exact_mut(bias.len()).for_each(|row| row.copy_from_slice(bias)));
     out
 }
@@ -65,17 +65,17 @@ fn bias_grad(g: &[f32], width: usize) -> Vec<f32> {
 #[allow(clippy::type_complexity)]
 pub fn backward(x: &[f32], h: &[f32], (w1, w2): (&[f32], &[f32]), dy: &[f32], s: &FeedForwardShape, scale: f32, input_grad: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let (d, hidden) = (s.d as isize, s.hidden as isize);
-    let mut dw2 = super::zeroed(s.hidden * s.d);
+    let mut dw2 = vec![0.0; s.hidden * s.d];
     gemm(s.hidden, s.d, s.rows, &mut dw2, false, (h, 1, hidden), (dy, d, 1));
-    let mut dz = super::zeroed(s.rows * s.hidden);
+    let mut dz = vec![0.0; s.rows * s.hidden];
     gemm(s.rows, s.hidden, s.d, &mut dz, false, (dy, d, 1), (w2, 1, d));
     dz.par_chunks_mut(BLOCK).zip(h.par_chunks(BLOCK)).for_each(|(dz, h)| {
         dz.iter_mut().zip(h).for_each(|(g, h)| *g = if *h > 0.0 { *g * scale } else { 0.0 });
     });
-    let mut dw1 = super::zeroed(s.d * s.hidden);
+    let mut dw1 = vec![0.0; s.d * s.hidden];
     gemm(s.d, s.hidden, s.rows, &mut dw1, false, (x, 1, d), (&dz, hidden, 1));
     let dx = input_grad.then(|| {
-        let mut dx = super::zeroed(s.rows * s.d);
+        let mut dx = vec![0.0; s.rows * s.d];
         gemm(s.rows, s.d, s.hidden, &mut dx, false, (&dz, hidden, 1), (w1, 1, hidden));
         dx
     });

@@ -34,13 +34,6 @@ use feed_forward::FeedForwardShape;
 use pool::PoolShape;
 use std::sync::Arc;
 
-/// An output buffer of `n` zeros. (Skipping the zeroing with `set_len`
-/// would save a memset of about 1% of a step, at the price of reading
-/// uninitialised memory wherever a kernel forgot a write.)
-pub(crate) fn zeroed(n: usize) -> Vec<f32> {
-    vec![0.0; n]
-}
-
 /// Samples per work chunk: im2col blocks of about 128 K values, and at
 /// least eight chunks. Depends on the shape only, never on the thread count.
 pub(crate) fn chunks_of(batch: usize, per_sample: usize) -> usize {

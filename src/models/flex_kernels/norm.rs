@@ -5,7 +5,6 @@
 //! Rows are reduced in fixed blocks whose partial sums are added in block
 //! order, so results do not depend on the thread count.
 
-use super::zeroed;
 use rayon::prelude::*;
 
 /// Rows per reduction block.
@@ -70,7 +69,7 @@ pub fn forward(x: &[f32], stats: (&[f32], &[f32]), gamma: &[f32], beta: &[f32], 
     let channels = gamma.len();
     let (scale, shift) = affine(stats.0, stats.1, gamma, beta, epsilon);
     let floor = if relu { 0.0 } else { f32::NEG_INFINITY };
-    let mut y = zeroed(x.len());
+    let mut y = vec![0.0; x.len()];
     y.par_chunks_mut(BLOCK * channels).zip(x.par_chunks(BLOCK * channels)).for_each(|(y, x)| {
         for (y, x) in y.chunks_exact_mut(channels).zip(x.chunks_exact(channels)) {
             for (((y, x), s), t) in y.iter_mut().zip(x).zip(&scale).zip(&shift) {
@@ -114,7 +113,7 @@ pub fn backward(x: &[f32], y: &[f32], dy: &[f32], stats: (&[f32], &[f32]), gamma
     // channel's mean is large against its spread.
     let k: Vec<f32> = gamma.iter().zip(&inv_std).map(|(g, s)| g * s).collect();
     let slope: Vec<f32> = (0..channels).map(|c| inv_std[c] * mean_gx[c]).collect();
-    let mut dx = zeroed(x.len());
+    let mut dx = vec![0.0; x.len()];
     let span = BLOCK * channels;
     let blocks = dx.par_chunks_mut(span).zip(x.par_chunks(span)).zip(y.par_chunks(span)).zip(dy.par_chunks(span));
     blocks.for_each(|(((dx, x), y), dy)| {

@@ -2,7 +2,6 @@
 //! `KH x KW` windows (stride = kernel, no padding, floor mode), remembering
 //! which input won each window so the backward pass is a scatter.
 
-use super::zeroed;
 use rayon::prelude::*;
 
 /// Sizes of one pooling.
@@ -34,7 +33,7 @@ impl PoolShape {
 /// The pooled images and, for every output value, the index (within its
 /// sample) of the input value it came from; the first maximum wins ties.
 pub fn forward(x: &[f32], s: &PoolShape) -> (Vec<f32>, Vec<u32>) {
-    let (mut y, mut winner) = (zeroed(s.batch * s.pooled()), vec![0u32; s.batch * s.pooled()]);
+    let (mut y, mut winner) = (vec![0.0; s.batch * s.pooled()], vec![0u32; s.batch * s.pooled()]);
     let c = s.channels;
     y.par_chunks_mut(s.pooled()).zip(winner.par_chunks_mut(s.pooled())).zip(x.par_chunks(s.image())).for_each(|((y, winner), x)| {
         for oy in 0..s.h_out() {
@@ -47,7 +46,7 @@ pub fn forward(x: &[f32], s: &PoolShape) -> (Vec<f32>, Vec<u32>) {
                 for i in 0..s.kh {
                     for j in 0..s.kw {
                         let at = ((oy * s.kh + i) * s.width + ox * s.kw + j) * c;
-                        // Branch-free, so the channel loop vectorises.
+                        // Branch-free, so the channel loop can vectorise.
                         for (k, ((y, w), v)) in y.iter_mut().zip(winner.iter_mut()).zip(&x[at..at + c]).enumerate() {
                             let better = *v > *y;
                             *y = if better { *v } else { *y };
