@@ -126,13 +126,21 @@ fn normalize<const D: usize>(norm: &BatchNorm, x: Tensor<D>, relu: bool) -> Tens
 
 /// Moves the running statistics towards the batch's, as burn's
 /// [`BatchNorm`] does (`momentum` is the weight of the new batch).
+///
+/// burn's running state keeps one pending value per thread (for
+/// data-parallel training) and averages them when synced; a layer that runs
+/// on whichever thread is free (side-by-side branches) would average
+/// unrelated updates. Each update is folded in at once instead, so the
+/// statistics follow the batches in order, whatever thread ran them.
 fn update_running(norm: &BatchNorm, mean: Tensor<2>, variance: Tensor<2>) {
     let device = mean.device();
     let blend = |running: Tensor<1>, batch: Tensor<2>| {
         running.to_device(&device).mul_scalar(1.0 - norm.momentum).add(batch.squeeze_dim::<1>(0).mul_scalar(norm.momentum)).detach()
     };
-    norm.running_mean.update(blend(norm.running_mean.value_sync(), mean));
-    norm.running_var.update(blend(norm.running_var.value_sync(), variance));
+    for (state, batch) in [(&norm.running_mean, mean), (&norm.running_var, variance)] {
+        state.update(blend(state.value_sync(), batch));
+        let _folded_in = state.value_sync();
+    }
 }
 
 /// `(B, H, W, C)` -> `(B, H', W', C)`: burn's [`MaxPool2d`] on a
@@ -224,9 +232,30 @@ mod tests {
             let (ours, theirs) = (BatchNormConfig::new(3).init(&d), BatchNormConfig::new(3).init(&d));
             let x = Tensor::<4>::random([4, 3, 5, 2], Distribution::Normal(2.0, 3.0), &d);
             close(batch_norm(&ours, x.clone().permute([0, 2, 3, 1])), theirs.forward(x).permute([0, 2, 3, 1]));
-            close(ours.running_mean.value(), theirs.running_mean.value());
-            close(ours.running_var.value(), theirs.running_var.value());
+            // burn's layer leaves its update pending for this thread until synced.
+            close(ours.running_mean.value(), theirs.running_mean.value_sync());
+            close(ours.running_var.value(), theirs.running_var.value_sync());
         });
+    }
+
+    /// Batches normalised one after the other on different threads (as
+    /// side-by-side branches do) move the running statistics exactly as on
+    /// one thread.
+    #[test]
+    fn running_statistics_follow_the_batches_whatever_thread_runs_them() {
+        for composed in [false, true] {
+            let on_path = |f: &dyn Fn()| if composed { flex_kernels::composed(f) } else { f() };
+            let d = device().autodiff();
+            let (here, threads) = (BatchNormConfig::new(3).init(&d), BatchNormConfig::new(3).init(&d));
+            for seed in 0..3 {
+                let x = Tensor::<2>::random([8, 3], Distribution::Normal(seed as f64, 2.0), &d);
+                on_path(&|| drop(batch_norm(&here, x.clone())));
+                std::thread::scope(|s| s.spawn(|| on_path(&|| drop(batch_norm(&threads, x.clone())))).join().unwrap());
+            }
+            for (a, b) in [(&here.running_mean, &threads.running_mean), (&here.running_var, &threads.running_var)] {
+                assert_eq!(a.value().into_data(), b.value().into_data(), "composed: {composed}");
+            }
+        }
     }
 
     #[test]

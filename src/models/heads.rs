@@ -2,6 +2,7 @@
 //! encoders for supervised training and evaluation.
 
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, Relu};
+use crate::models::channels_last;
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +34,6 @@ impl Default for ProjectionConfig {
 pub struct ProjectionHead {
     first: Linear,
     norm: BatchNorm,
-    relu: Relu,
     second: Linear,
 }
 
@@ -42,13 +42,14 @@ impl ProjectionHead {
         ProjectionHead {
             first: LinearConfig::new(input, c.hidden).init(device),
             norm: BatchNormConfig::new(c.hidden).init(device),
-            relu: Relu::new(),
             second: LinearConfig::new(c.hidden, c.out).init(device),
         }
     }
 
     pub fn forward(&self, x: Tensor<2>) -> Tensor<2> {
-        self.second.forward(self.relu.forward(self.norm.forward(self.first.forward(x))))
+        // Batch norm + ReLU as one operation (and running statistics that
+        // do not depend on the thread, see `channels_last`).
+        self.second.forward(channels_last::batch_norm_relu(&self.norm, self.first.forward(x)))
     }
 }
 
