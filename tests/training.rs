@@ -191,7 +191,7 @@ impl cmkm::training::Objective for SqrtAtZero {
         let device = model.weight.val().device();
         let y = model.forward(Tensor::<2>::random([4, 3], Distribution::Default, &device));
         let loss = if epoch == 1 { (y.clone() - y.detach()).sqrt().sum() } else { y.square().mean().reshape([1]) };
-        cmkm::training::StepOutput { loss: loss.reshape([1]), stats: vec![] }
+        cmkm::training::StepOutput::new(loss.reshape([1]), vec![])
     }
     fn validate(&self, _model: &Linear) -> cmkm::training::Validation {
         cmkm::training::Validation { loss: 1.0, metric: None }

@@ -13,7 +13,7 @@ use crate::methods::{contrastive, devices, simclr, Context};
 use crate::training::batches::{batch_tensor, epoch_batches};
 use crate::training::{Objective, TrainData};
 use anyhow::{Context as _, Result};
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::AdamConfig;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -134,7 +134,7 @@ fn time_steps<O: Objective>(objective: &O, mut model: O::Model, batch: &[usize],
         let step = objective.step(&model, batch, i as u64);
         let forward = ms(start);
         let mark = Instant::now();
-        let grads = GradientsParams::from_grads(step.loss.backward(), &model);
+        let grads = step.gradients(&model);
         let backward = ms(mark);
         let mark = Instant::now();
         model = optimizer.step(1e-3, model, grads);

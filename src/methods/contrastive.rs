@@ -8,6 +8,7 @@ use super::Context;
 use crate::losses::{cmc_loss, cmkm_loss, cmkm_masks, cosine_matrix, mean_pair_similarity, CmkmOptions};
 use crate::models::{Encoder, ProjectionHead};
 use crate::training::batches::{batch_tensor, eval_batches};
+use crate::training::branches::{forward_pair, initialise_parameters};
 use crate::training::{Objective, StepOutput, Validation};
 use anyhow::Result;
 use burn::prelude::*;
@@ -27,7 +28,10 @@ impl CmcModel {
             encoders.push(ctx.encoder(m, device)?);
             projections.push(ProjectionHead::new(ctx.encoder_output(m)?, &ctx.method.projection, device));
         }
-        Ok(CmcModel { encoders, projections })
+        let model = CmcModel { encoders, projections };
+        // Now, in a fixed order: the two modalities' branches run side by side.
+        initialise_parameters(&model);
+        Ok(model)
     }
 
     fn embed(&self, m: usize, x: Tensor<4>) -> Tensor<2> {
@@ -69,26 +73,30 @@ impl Objective for Contrastive<'_> {
 
     fn step(&self, model: &CmcModel, batch: &[usize], epoch: u64) -> StepOutput {
         let [x1, x2] = self.inputs(batch, "train", epoch);
-        let Some(miners) = &self.miners else {
-            let z1 = model.embed(0, x1.autodiff());
-            let z2 = model.embed(1, x2.autodiff());
-            return StepOutput { loss: cmc_loss(z1, z2, self.options.temperature), stats: vec![] };
+        let masks = self.miners.as_ref().map(|miners| {
+            // P1, P2: similarities under the frozen encoders, on the very
+            // batch the trained encoders see, side by side.
+            let similarity = |e: &Encoder, x: Tensor<4>| {
+                let f = e.forward(x);
+                cosine_matrix(f.clone(), f).try_into_vec_as::<f32>().unwrap_or_default()
+            };
+            let (p1, p2) = rayon::join(|| similarity(&miners[0], x1.clone()), || similarity(&miners[1], x2.clone()));
+            cmkm_masks(&p1, &p2, batch.len(), &self.options)
+        });
+        // The two modalities' encoders share nothing: they run, forward and
+        // backward, side by side.
+        let (x1, x2) = (x1.autodiff(), x2.autodiff());
+        let branches = forward_pair(&self.ctx.train_device, || model.embed(0, x1), || model.embed(1, x2));
+        let (z1, z2) = (branches[0].leaf(), branches[1].leaf());
+        let (loss, stats) = match masks {
+            None => (cmc_loss(z1, z2, self.options.temperature), vec![]),
+            Some(masks) => {
+                let (pos, neg) = mean_pair_similarity(z1.clone(), z2.clone(), &masks);
+                let stats = vec![("positive_similarity", pos as f64), ("negative_similarity", neg as f64)];
+                (cmkm_loss(z1, z2, &masks, &self.options), stats)
+            }
         };
-        // P1, P2: similarities under the frozen encoders, on the very batch
-        // the trained encoders see.
-        let similarity = |e: &Encoder, x: Tensor<4>| {
-            let f = e.forward(x);
-            cosine_matrix(f.clone(), f).try_into_vec_as::<f32>().unwrap_or_default()
-        };
-        // Forward-only and independent: the two run side by side, filling
-        // the cores that one encoder's serial operations leave idle.
-        let (p1, p2) = rayon::join(|| similarity(&miners[0], x1.clone()), || similarity(&miners[1], x2.clone()));
-        let masks = cmkm_masks(&p1, &p2, batch.len(), &self.options);
-        let z1 = model.embed(0, x1.autodiff());
-        let z2 = model.embed(1, x2.autodiff());
-        let (pos, neg) = mean_pair_similarity(z1.clone(), z2.clone(), &masks);
-        let loss = cmkm_loss(z1, z2, &masks, &self.options);
-        StepOutput { loss, stats: vec![("positive_similarity", pos as f64), ("negative_similarity", neg as f64)] }
+        StepOutput { loss, stats, branches: Some(branches) }
     }
 
     /// Validation uses the plain CMC loss (SPEC: mining is training-only).

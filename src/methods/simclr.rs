@@ -48,7 +48,7 @@ impl Objective for Simclr<'_> {
     type Model = SimclrModel;
 
     fn step(&self, model: &SimclrModel, batch: &[usize], epoch: u64) -> StepOutput {
-        StepOutput { loss: self.views(model, batch, ["view_a", "view_b"], epoch, &self.ctx.train_device), stats: vec![] }
+        StepOutput::new(self.views(model, batch, ["view_a", "view_b"], epoch, &self.ctx.train_device), vec![])
     }
 
     fn validate(&self, model: &SimclrModel) -> Validation {

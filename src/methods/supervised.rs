@@ -110,7 +110,7 @@ impl Objective for Supervised<'_> {
         let c = self.ctx;
         let logits = model.forward(self.inputs(batch, Some(epoch), &c.train_device));
         let loss = CrossEntropyLossConfig::new().init(&c.train_device).forward(logits, label_tensor(&c.data.labels, batch, &c.train_device));
-        StepOutput { loss, stats: vec![] }
+        StepOutput::new(loss, vec![])
     }
 
     fn validate(&self, model: &SupervisedModel) -> Validation {

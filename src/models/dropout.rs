@@ -7,11 +7,16 @@
 //! every mask) and element `i` is kept when SplitMix64 of `seed + i` falls
 //! under the keep probability: independent of thread count, parallel, and
 //! one multiplication.
+//!
+//! Sub-networks that run side by side take their seeds from streams of
+//! their own ([`with_seed_stream`]) instead, so that the order in which two
+//! threads reach their dropout layers cannot change any mask.
 
 use burn::nn::Dropout;
 use burn::prelude::*;
 use burn::tensor::{Distribution, TensorData};
 use rayon::prelude::*;
+use std::cell::Cell;
 
 /// Applies `layer` as burn's [`Dropout`] would (training only, on the
 /// autodiff device), with a counter-based mask.
@@ -59,8 +64,44 @@ impl Mask {
     }
 }
 
-/// 48 random bits from burn's seeded generator.
+thread_local! {
+    /// The current thread's seed stream: its base and the next counter.
+    static STREAM: Cell<Option<(u64, u64)>> = const { Cell::new(None) };
+}
+
+/// Runs `f` with every dropout seed it draws on this thread taken, in
+/// order, from the stream that `seed` starts, not from burn's generator.
+/// Streams nest: a task that rayon runs on this thread while `f` waits
+/// sets its own stream and restores this one when it returns.
+pub fn with_seed_stream<T>(seed: u64, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<(u64, u64)>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            STREAM.set(self.0);
+        }
+    }
+    let _restore = Restore(STREAM.replace(Some((seed, 0))));
+    f()
+}
+
+/// A seed for a [`with_seed_stream`] stream, from burn's seeded generator.
+pub fn stream_seed(device: &Device) -> u64 {
+    generator_seed(device)
+}
+
+/// The next seed of this thread's stream, or else from burn's generator.
 fn draw_seed(device: &Device) -> u64 {
+    match STREAM.get() {
+        Some((base, next)) => {
+            STREAM.set(Some((base, next + 1)));
+            splitmix64(base ^ splitmix64(next))
+        }
+        None => generator_seed(device),
+    }
+}
+
+/// 48 random bits from burn's seeded generator.
+fn generator_seed(device: &Device) -> u64 {
     let draws = Tensor::<1>::random([2], Distribution::Uniform(0.0, 1.0), device).into_data();
     let draws = draws.try_to_vec::<f32>().unwrap_or_default();
     draws.iter().fold(0u64, |seed, &u| (seed << 24) | (u * (1 << 24) as f32) as u64)
@@ -114,5 +155,32 @@ mod tests {
         assert_ne!(run(3), run(4));
         let plain = Tensor::<2>::ones([8, 64], &Device::flex());
         assert_eq!(dropout(&layer, plain.clone()).into_data(), plain.into_data());
+    }
+
+    /// A stream gives the same seeds whatever burn's generator did before,
+    /// distinct seeds for distinct streams, and nests.
+    #[test]
+    fn seed_streams_are_independent_of_the_generator_and_nest() {
+        let _exclusive = crate::training::exclusive();
+        let device = Device::flex().autodiff();
+        let draws = |n: usize| (0..n).map(|_| draw_seed(&device)).collect::<Vec<_>>();
+        device.seed(1);
+        let first = with_seed_stream(5, || draws(3));
+        device.seed(2);
+        let _ = draws(4);
+        assert_eq!(with_seed_stream(5, || draws(3)), first);
+        assert_ne!(with_seed_stream(6, || draws(3)), first);
+        let nested = with_seed_stream(5, || {
+            let a = draws(1);
+            let inner = with_seed_stream(6, || draws(1));
+            (a, inner, draws(2))
+        });
+        assert_eq!(nested.0, first[..1]);
+        assert_eq!(nested.1, with_seed_stream(6, || draws(1)));
+        assert_eq!(nested.2, first[1..]);
+        device.seed(3);
+        let outside = draws(2);
+        device.seed(3);
+        assert_eq!(draws(2), outside, "outside a stream, seeds come from burn's generator");
     }
 }

@@ -77,7 +77,7 @@ impl Objective for CachedHead<'_> {
     fn step(&self, head: &ClassifierHead, batch: &[usize], _epoch: u64) -> StepOutput {
         let logits = head.forward(self.inputs(batch, &self.train_device));
         let loss = CrossEntropyLossConfig::new().init(&self.train_device).forward(logits, label_tensor(&self.data.labels, batch, &self.train_device));
-        StepOutput { loss, stats: vec![] }
+        StepOutput::new(loss, vec![])
     }
 
     fn validate(&self, head: &ClassifierHead) -> Validation {

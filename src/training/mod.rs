@@ -3,6 +3,7 @@
 
 pub mod allocator;
 pub mod batches;
+pub mod branches;
 pub mod checkpoint;
 pub mod health;
 pub mod schedule;
@@ -104,6 +105,24 @@ pub struct StepOutput {
     pub loss: Tensor<1>,
     /// Extra per-step figures averaged per epoch (e.g. CMKM's pair similarities).
     pub stats: Vec<(&'static str, f64)>,
+    /// Where the loss was computed from two independent branches' leaves
+    /// ([`branches`]), the branches, differentiated side by side.
+    pub branches: Option<[branches::Branch; 2]>,
+}
+
+impl StepOutput {
+    /// A loss differentiated in one backward pass.
+    pub fn new(loss: Tensor<1>, stats: Vec<(&'static str, f64)>) -> Self {
+        StepOutput { loss, stats, branches: None }
+    }
+
+    /// The loss's gradients for every parameter of `model`.
+    pub fn gradients<M: Module>(self, model: &M) -> GradientsParams {
+        match self.branches {
+            Some(pair) => branches::gradients(self.loss, pair, model),
+            None => GradientsParams::from_grads(self.loss.backward(), model),
+        }
+    }
 }
 
 /// A validation pass: the loss and, for classifiers, the main metric.
@@ -218,18 +237,19 @@ pub fn fit<O: Objective>(
         let mut losses = Vec::with_capacity(batches.len());
         let mut stats: BTreeMap<String, f64> = BTreeMap::new();
         for (b, batch) in batches.iter().enumerate() {
-            let out = objective.step(&model, batch, epoch as u64);
+            let mut out = objective.step(&model, batch, epoch as u64);
             let value = out.loss.clone().into_scalar::<f32>() as f64;
             if !value.is_finite() {
                 bail!("the training loss became non-finite ({value}) at epoch {}, batch {}", epoch + 1, b + 1);
             }
-            let grads = GradientsParams::from_grads(out.loss.backward(), &model);
+            let step_stats = std::mem::take(&mut out.stats);
+            let grads = out.gradients(&model);
             if let Some(g) = health::gradient_magnitude(&model, &grads).filter(|g| !g.is_finite()) {
                 bail!("the gradients became non-finite (sum of |g| = {g}) at epoch {}, batch {} (the loss was {value})", epoch + 1, b + 1);
             }
             model = optimizer.step(lr, model, grads);
             losses.push(value);
-            for (k, v) in out.stats {
+            for (k, v) in step_stats {
                 *stats.entry(k.to_string()).or_default() += v / batches.len() as f64;
             }
         }
