@@ -80,17 +80,22 @@ fn weight_from_matrix(m: &[f32], s: &ConvShape) -> Vec<f32> {
 }
 
 /// im2col of `images` (whole samples): one row per output position, each
-/// window row a contiguous copy of `KW x C_in` values.
-fn im2col(images: &[f32], s: &ConvShape, out: &mut [f32]) {
-    let (w_out, depth, run) = (s.w_out(), s.depth(), s.kw * s.c_in);
-    let rows = out.chunks_exact_mut(depth);
-    let positions = (0..images.len() / s.image()).flat_map(|n| (0..s.h_out()).flat_map(move |y| (0..w_out).map(move |x| (n, y, x))));
-    for (row, (n, y, x)) in rows.zip(positions) {
-        for i in 0..s.kh {
-            let start = n * s.image() + ((y + i) * s.width + x) * s.c_in;
-            row[i * run..(i + 1) * run].copy_from_slice(&images[start..start + run]);
+/// window row a contiguous copy of `KW x C_in` values. Built by appending,
+/// so the block is written once (no zeroing first).
+fn im2col(images: &[f32], s: &ConvShape) -> Vec<f32> {
+    let (samples, run) = (images.len() / s.image(), s.kw * s.c_in);
+    let mut out = Vec::with_capacity(samples * s.positions() * s.depth());
+    for n in 0..samples {
+        for y in 0..s.h_out() {
+            for x in 0..s.w_out() {
+                for i in 0..s.kh {
+                    let start = n * s.image() + ((y + i) * s.width + x) * s.c_in;
+                    out.extend_from_slice(&images[start..start + run]);
+                }
+            }
         }
     }
+    out
 }
 
 /// Adds every patch row of `d_patches` back onto the window it came from.
@@ -111,6 +116,23 @@ fn col2im_add(d_patches: &[f32], s: &ConvShape, d_images: &mut [f32]) {
 /// given as (values, row stride, column stride).
 fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: (&[f32], isize, isize), rhs: (&[f32], isize, isize)) {
     gemm_with(m, n, k, dst, accumulate, lhs, rhs, gemm::Parallelism::None);
+}
+
+/// `lhs (m, k) @ rhs (k, n)` into a new row-major buffer, on this thread.
+pub(super) fn product(m: usize, n: usize, k: usize, lhs: (&[f32], isize, isize), rhs: (&[f32], isize, isize), parallelism: gemm::Parallelism) -> Vec<f32> {
+    if k == 0 {
+        return vec![0.0; m * n];
+    }
+    assert!(lhs.0.len() >= m * k && rhs.0.len() >= k * n);
+    let mut dst = Vec::with_capacity(m * n);
+    // SAFETY: with `read_dst` false and k > 0, gemm writes every one of the
+    // m x n elements (row stride n, column stride 1) without reading them;
+    // only then is the length set. Operand strides as in `gemm_with`.
+    unsafe {
+        gemm::gemm(m, n, k, dst.as_mut_ptr(), 1, n as isize, false, lhs.0.as_ptr(), lhs.2, lhs.1, rhs.0.as_ptr(), rhs.2, rhs.1, 1.0, 1.0, false, false, false, parallelism);
+        dst.set_len(m * n);
+    }
+    dst
 }
 
 /// [`gemm`] with the given parallelism.
@@ -161,11 +183,7 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], s: &ConvShape) -> Vec<f3
         let lhs = if s.pointwise() {
             images
         } else {
-            patches = {
-                let mut p = vec![0.0; rows * depth];
-                im2col(images, s, &mut p);
-                p
-            };
+            patches = im2col(images, s);
             &patches
         };
         gemm(rows, s.c_out, depth, out, true, (lhs, depth as isize, 1), (&wm, s.c_out as isize, 1));
@@ -183,14 +201,9 @@ pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], s: &ConvShape, input_grad
     // One (weight, bias) gradient per chunk, summed in chunk order below.
     let work = |images: &[f32], dy: &[f32], dx: Option<&mut [f32]>| {
         let rows = dy.len() / c_out;
-        let patches = (!s.pointwise()).then(|| {
-            let mut p = vec![0.0; rows * depth];
-            im2col(images, s, &mut p);
-            p
-        });
+        let patches = (!s.pointwise()).then(|| im2col(images, s));
         let lhs = patches.as_deref().unwrap_or(images);
-        let mut dw = vec![0.0; depth * c_out];
-        gemm(depth, c_out, rows, &mut dw, false, (lhs, 1, depth as isize), (dy, c_out as isize, 1));
+        let dw = product(depth, c_out, rows, (lhs, 1, depth as isize), (dy, c_out as isize, 1), gemm::Parallelism::None);
         let mut db = vec![0.0f32; c_out];
         for row in dy.chunks_exact(c_out) {
             db.iter_mut().zip(row).for_each(|(b, g)| *b += g);
@@ -199,8 +212,7 @@ pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], s: &ConvShape, input_grad
             if s.pointwise() {
                 gemm(rows, depth, c_out, dx, false, (dy, c_out as isize, 1), (&wm, 1, c_out as isize));
             } else {
-                let mut dp = vec![0.0; rows * depth];
-                gemm(rows, depth, c_out, &mut dp, false, (dy, c_out as isize, 1), (&wm, 1, c_out as isize));
+                let dp = product(rows, depth, c_out, (dy, c_out as isize, 1), (&wm, 1, c_out as isize), gemm::Parallelism::None);
                 col2im_add(&dp, s, dx);
             }
         }

@@ -35,14 +35,24 @@ fn rows_of(bias: &[f32], rows: usize) -> Vec<f32> {
     out
 }
 
+/// `lhs @ rhs` into a new buffer, on all threads.
+fn product(m: usize, n: usize, k: usize, lhs: (&[f32], isize, isize), rhs: (&[f32], isize, isize)) -> Vec<f32> {
+    super::conv::product(m, n, k, lhs, rhs, gemm::Parallelism::Rayon(0))
+}
+
 /// The hidden activation `h` and the output `y`.
 pub fn forward(x: &[f32], w1: &[f32], b1: &[f32], w2: &[f32], b2: &[f32], s: &FeedForwardShape, mask: Mask) -> (Vec<f32>, Vec<f32>) {
     let (d, hidden) = (s.d as isize, s.hidden as isize);
-    let mut h = rows_of(b1, s.rows);
-    gemm(s.rows, s.hidden, s.d, &mut h, true, (x, d, 1), (w1, hidden, 1));
-    h.par_chunks_mut(BLOCK).enumerate().for_each(|(block, values)| {
-        for (i, v) in values.iter_mut().enumerate() {
-            *v = if mask.kept(block * BLOCK + i) { v.max(0.0) * mask.scale } else { 0.0 };
+    // Bias, ReLU and dropout in one pass over the product, row by row.
+    let mut h = product(s.rows, s.hidden, s.d, (x, d, 1), (w1, hidden, 1));
+    let rows_per_block = (BLOCK / s.hidden).max(1);
+    h.par_chunks_mut(rows_per_block * s.hidden).enumerate().for_each(|(block, values)| {
+        let start = block * rows_per_block * s.hidden;
+        for (r, row) in values.chunks_exact_mut(s.hidden).enumerate() {
+            let first = start + r * s.hidden;
+            for (j, (v, b)) in row.iter_mut().zip(b1).enumerate() {
+                *v = if mask.kept(first + j) { (*v + b).max(0.0) * mask.scale } else { 0.0 };
+            }
         }
     });
     let mut y = rows_of(b2, s.rows);
@@ -65,20 +75,13 @@ fn bias_grad(g: &[f32], width: usize) -> Vec<f32> {
 #[allow(clippy::type_complexity)]
 pub fn backward(x: &[f32], h: &[f32], (w1, w2): (&[f32], &[f32]), dy: &[f32], s: &FeedForwardShape, scale: f32, input_grad: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let (d, hidden) = (s.d as isize, s.hidden as isize);
-    let mut dw2 = vec![0.0; s.hidden * s.d];
-    gemm(s.hidden, s.d, s.rows, &mut dw2, false, (h, 1, hidden), (dy, d, 1));
-    let mut dz = vec![0.0; s.rows * s.hidden];
-    gemm(s.rows, s.hidden, s.d, &mut dz, false, (dy, d, 1), (w2, 1, d));
+    let dw2 = product(s.hidden, s.d, s.rows, (h, 1, hidden), (dy, d, 1));
+    let mut dz = product(s.rows, s.hidden, s.d, (dy, d, 1), (w2, 1, d));
     dz.par_chunks_mut(BLOCK).zip(h.par_chunks(BLOCK)).for_each(|(dz, h)| {
         dz.iter_mut().zip(h).for_each(|(g, h)| *g = if *h > 0.0 { *g * scale } else { 0.0 });
     });
-    let mut dw1 = vec![0.0; s.d * s.hidden];
-    gemm(s.d, s.hidden, s.rows, &mut dw1, false, (x, 1, d), (&dz, hidden, 1));
-    let dx = input_grad.then(|| {
-        let mut dx = vec![0.0; s.rows * s.d];
-        gemm(s.rows, s.d, s.hidden, &mut dx, false, (&dz, hidden, 1), (w1, 1, hidden));
-        dx
-    });
+    let dw1 = product(s.d, s.hidden, s.rows, (x, 1, d), (&dz, hidden, 1));
+    let dx = input_grad.then(|| product(s.rows, s.d, s.hidden, (&dz, hidden, 1), (w1, 1, hidden)));
     (dx, dw1, bias_grad(&dz, s.hidden), dw2, bias_grad(dy, s.d))
 }
 
