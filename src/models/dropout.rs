@@ -4,9 +4,9 @@
 //! process-wide generator, one element at a time, and multiplies twice; in
 //! the CNN-Transformer that was a tenth of a training step. Here one seed is
 //! drawn from the same generator per call (so `Device::seed` still fixes
-//! every mask) and element `i` is kept when SplitMix64 of `seed + i` falls
-//! under the keep probability: independent of thread count, parallel, and
-//! one multiplication.
+//! every mask) and element `i` is kept when its half of SplitMix64 of
+//! `seed + i / 2` falls under the keep probability: independent of thread
+//! count, parallel, one hash per two elements and one multiplication.
 //!
 //! Sub-networks that run side by side take their seeds from streams of
 //! their own ([`with_seed_stream`]) instead, so that the order in which two
@@ -58,9 +58,33 @@ impl Mask {
         Mask { seed, keep, threshold: (keep * 2f64.powi(32)) as u64, scale: (1.0 / keep) as f32 }
     }
 
-    /// Whether element `i` survives.
+    /// Whether element `i` survives: the high 32 bits of the pair's hash
+    /// decide for even `i`, the low 32 bits for odd.
     pub fn kept(&self, i: usize) -> bool {
-        (splitmix64(self.seed.wrapping_add(i as u64)) >> 32) < self.threshold
+        let hash = splitmix64(self.seed.wrapping_add((i / 2) as u64));
+        let bits = if i % 2 == 0 { hash >> 32 } else { hash & 0xFFFF_FFFF };
+        bits < self.threshold
+    }
+
+    /// Calls `f(j, value, kept)` for each `values[j]`, element `start + j`
+    /// of the mask: [`Mask::kept`], hashing once per pair of elements.
+    pub fn apply(&self, start: usize, values: &mut [f32], mut f: impl FnMut(usize, &mut f32, bool)) {
+        let len = values.len();
+        let skip = (start % 2).min(len);
+        let (head, rest) = values.split_at_mut(skip);
+        if let Some(v) = head.first_mut() {
+            f(0, v, self.kept(start));
+        }
+        let mut pairs = rest.chunks_exact_mut(2);
+        for (p, pair) in (&mut pairs).enumerate() {
+            let hash = splitmix64(self.seed.wrapping_add(((start + skip) / 2 + p) as u64));
+            let j = skip + 2 * p;
+            f(j, &mut pair[0], (hash >> 32) < self.threshold);
+            f(j + 1, &mut pair[1], (hash & 0xFFFF_FFFF) < self.threshold);
+        }
+        if let [v] = pairs.into_remainder() {
+            f(len - 1, v, self.kept(start + len - 1));
+        }
     }
 }
 
@@ -111,10 +135,7 @@ fn generator_seed(device: &Device) -> u64 {
 fn keep_mask(len: usize, mask: Mask) -> Vec<f32> {
     let mut values = vec![0.0f32; len];
     values.par_chunks_mut(1 << 16).enumerate().for_each(|(chunk, values)| {
-        let start = chunk << 16;
-        for (i, v) in values.iter_mut().enumerate() {
-            *v = if mask.kept(start + i) { mask.scale } else { 0.0 };
-        }
+        mask.apply(chunk << 16, values, |_, v, kept| *v = if kept { mask.scale } else { 0.0 });
     });
     values
 }
@@ -139,6 +160,16 @@ mod tests {
         assert!(mask.iter().all(|&v| v == 0.0 || (v - 1.0 / 0.9).abs() < 1e-6));
         assert_eq!(keep_mask(200_000, Mask::new(7, 0.9)), mask);
         assert_ne!(keep_mask(200_000, Mask::new(8, 0.9)), mask);
+        // Pairwise hashing gives the per-element definition, from any start.
+        let m = Mask::new(9, 0.5);
+        for (start, len) in [(0, 9), (3, 8), (5, 1), (6, 0), (7, 2)] {
+            let mut seen = vec![0.0f32; len];
+            m.apply(start, &mut seen, |j, v, kept| *v = if kept { 1.0 + j as f32 } else { -1.0 - j as f32 });
+            let expected: Vec<f32> = (0..len).map(|j| if m.kept(start + j) { 1.0 + j as f32 } else { -1.0 - j as f32 }).collect();
+            assert_eq!(seen, expected, "start {start}, len {len}");
+        }
+        let halves: Vec<bool> = (0..2000).map(|i| m.kept(i)).collect();
+        assert!(halves.chunks(2).any(|p| p[0] != p[1]), "the two halves of a hash decide apart");
     }
 
     #[test]

@@ -50,9 +50,7 @@ pub fn forward(x: &[f32], w1: &[f32], b1: &[f32], w2: &[f32], b2: &[f32], s: &Fe
         let start = block * rows_per_block * s.hidden;
         for (r, row) in values.chunks_exact_mut(s.hidden).enumerate() {
             let first = start + r * s.hidden;
-            for (j, (v, b)) in row.iter_mut().zip(b1).enumerate() {
-                *v = if mask.kept(first + j) { (*v + b).max(0.0) * mask.scale } else { 0.0 };
-            }
+            mask.apply(first, row, |j, v, kept| *v = if kept { (*v + b1[j]).max(0.0) * mask.scale } else { 0.0 });
         }
     });
     let mut y = rows_of(b2, s.rows);
