@@ -62,7 +62,7 @@ impl Mask {
     /// decide for even `i`, the low 32 bits for odd.
     pub fn kept(&self, i: usize) -> bool {
         let hash = splitmix64(self.seed.wrapping_add((i / 2) as u64));
-        let bits = if i % 2 == 0 { hash >> 32 } else { hash & 0xFFFF_FFFF };
+        let bits = if i.is_multiple_of(2) { hash >> 32 } else { hash & 0xFFFF_FFFF };
         bits < self.threshold
     }
 
