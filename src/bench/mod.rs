@@ -184,7 +184,7 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
         let miners = if name == "cmkm" { Some([ctx.encoder(0, &eval_device)?, ctx.encoder(1, &eval_device)?]) } else { None };
         let options = if miners.is_none() { crate::losses::CmkmOptions::cmc(options.temperature) } else { options };
         let objective = contrastive::Contrastive { ctx: &ctx, options, miners };
-        let model = contrastive::CmcModel::new(&ctx, &train_device)?;
+        let model = contrastive::CmcModel::for_training(&ctx, &train_device)?;
         record(&mut timings, name, time_steps(&objective, model, &batch, opts.steps));
     }
     for (name, m) in [("simclr_inertial", &simclr_inertial), ("simclr_skeleton", &simclr_skeleton)].into_iter().filter(|(name, _)| opts.wants(name)) {

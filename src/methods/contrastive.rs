@@ -21,6 +21,8 @@ pub struct CmcModel {
 }
 
 impl CmcModel {
+    /// The two encoders and projection heads; burn initialises each
+    /// parameter when it is first used (or a checkpoint replaces it).
     pub fn new(ctx: &Context, device: &Device) -> Result<Self> {
         let mut encoders = vec![];
         let mut projections = vec![];
@@ -28,8 +30,15 @@ impl CmcModel {
             encoders.push(ctx.encoder(m, device)?);
             projections.push(ProjectionHead::new(ctx.encoder_output(m)?, &ctx.method.projection, device));
         }
-        let model = CmcModel { encoders, projections };
-        // Now, in a fixed order: the two modalities' branches run side by side.
+        Ok(CmcModel { encoders, projections })
+    }
+
+    /// [`CmcModel::new`] with every parameter initialised now, in a fixed
+    /// order, for training: the two modalities' branches run side by side
+    /// and must not race for burn's generator. Call it under the training
+    /// lock; a model built to load a checkpoint draws nothing.
+    pub fn for_training(ctx: &Context, device: &Device) -> Result<Self> {
+        let model = Self::new(ctx, device)?;
         initialise_parameters(&model);
         Ok(model)
     }

@@ -140,7 +140,7 @@ pub fn train(method: &MethodConfig, ds: &Dataset, opts: &TrainOptions) -> Result
             let options = if method.kind == MethodKind::Cmc { crate::losses::CmkmOptions::cmc(options.temperature) } else { options };
             let miners = if method.kind == MethodKind::Cmkm { Some(contrastive::Contrastive::load_miners(&ctx)?) } else { None };
             let objective = contrastive::Contrastive { ctx: &ctx, options, miners };
-            let fitted = fit(&objective, contrastive::CmcModel::new(&ctx, &ctx.train_device)?, train, &method.schedule, method.is_self_supervised(), opts.seed, &progress)?;
+            let fitted = fit(&objective, contrastive::CmcModel::for_training(&ctx, &ctx.train_device)?, train, &method.schedule, method.is_self_supervised(), opts.seed, &progress)?;
             finish(&opts.out, &fitted)?;
             (fitted.log, fitted.best_epoch, fitted.stopped_early, None)
         }
