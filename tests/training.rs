@@ -56,7 +56,20 @@ fn self_supervised_methods_train_and_repeat() {
     let si = trains_and_repeats(&method("name: simclr-i\nkind: simclr\nmodalities: [inertial]\nloss: {temperature: 0.1}", &["inertial"]), root.path());
     let ss = trains_and_repeats(&method("name: simclr-s\nkind: simclr\nmodalities: [skeleton]\nloss: {temperature: 0.5}", &["skeleton"]), root.path());
     let both = ["inertial", "skeleton"];
-    trains_and_repeats(&method("name: cmc\nkind: cmc\nmodalities: [inertial, skeleton]\nloss: {temperature: 0.1}", &both), root.path());
+    let cmc = trains_and_repeats(&method("name: cmc\nkind: cmc\nmodalities: [inertial, skeleton]\nloss: {temperature: 0.1}", &both), root.path());
+    // Loading a run draws nothing from burn's process-wide generator (a
+    // load outside the training lock would shift a training running
+    // alongside in the same process).
+    {
+        let _exclusive = cmkm::training::exclusive();
+        let device = Device::flex();
+        let draw = || Tensor::<1>::random([4], Distribution::Uniform(0.0, 1.0), &device).into_data();
+        device.seed(9);
+        let expected = draw();
+        device.seed(9);
+        cmkm::methods::load_run(&cmc, dataset().decl.classes.len(), &device).unwrap();
+        assert_eq!(draw(), expected, "loading the CMC run drew from the generator");
+    }
     let mut cmkm = method("name: cmkm\nkind: cmkm\nmodalities: [inertial, skeleton]\nloss: {temperature: 0.1, mining_k: 1, intra_lambda: 1.0}", &both);
     cmkm.pretrained.insert("inertial".into(), si.clone());
     cmkm.pretrained.insert("skeleton".into(), ss.clone());
