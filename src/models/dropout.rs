@@ -61,9 +61,13 @@ impl Mask {
     /// Whether element `i` survives: the high 32 bits of the pair's hash
     /// decide for even `i`, the low 32 bits for odd.
     pub fn kept(&self, i: usize) -> bool {
-        let hash = splitmix64(self.seed.wrapping_add((i / 2) as u64));
-        let bits = if i.is_multiple_of(2) { hash >> 32 } else { hash & 0xFFFF_FFFF };
-        bits < self.threshold
+        self.pair(i / 2)[i % 2]
+    }
+
+    /// Whether elements `2 p` and `2 p + 1` survive, from one hash.
+    fn pair(&self, p: usize) -> [bool; 2] {
+        let hash = splitmix64(self.seed.wrapping_add(p as u64));
+        [(hash >> 32) < self.threshold, (hash & 0xFFFF_FFFF) < self.threshold]
     }
 
     /// Calls `f(j, value, kept)` for each `values[j]`, element `start + j`
@@ -77,10 +81,10 @@ impl Mask {
         }
         let mut pairs = rest.chunks_exact_mut(2);
         for (p, pair) in (&mut pairs).enumerate() {
-            let hash = splitmix64(self.seed.wrapping_add(((start + skip) / 2 + p) as u64));
+            let [first, second] = self.pair((start + skip) / 2 + p);
             let j = skip + 2 * p;
-            f(j, &mut pair[0], (hash >> 32) < self.threshold);
-            f(j + 1, &mut pair[1], (hash & 0xFFFF_FFFF) < self.threshold);
+            f(j, &mut pair[0], first);
+            f(j + 1, &mut pair[1], second);
         }
         if let [v] = pairs.into_remainder() {
             f(len - 1, v, self.kept(start + len - 1));
@@ -108,11 +112,6 @@ pub fn with_seed_stream<T>(seed: u64, f: impl FnOnce() -> T) -> T {
     f()
 }
 
-/// A seed for a [`with_seed_stream`] stream, from burn's seeded generator.
-pub fn stream_seed(device: &Device) -> u64 {
-    generator_seed(device)
-}
-
 /// The next seed of this thread's stream, or else from burn's generator.
 fn draw_seed(device: &Device) -> u64 {
     match STREAM.get() {
@@ -124,8 +123,9 @@ fn draw_seed(device: &Device) -> u64 {
     }
 }
 
-/// 48 random bits from burn's seeded generator.
-fn generator_seed(device: &Device) -> u64 {
+/// 48 random bits from burn's seeded generator: a dropout seed, or the
+/// start of a [`with_seed_stream`] stream.
+pub fn generator_seed(device: &Device) -> u64 {
     let draws = Tensor::<1>::random([2], Distribution::Uniform(0.0, 1.0), device).into_data();
     let draws = draws.try_to_vec::<f32>().unwrap_or_default();
     draws.iter().fold(0u64, |seed, &u| (seed << 24) | (u * (1 << 24) as f32) as u64)

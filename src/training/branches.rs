@@ -14,7 +14,7 @@
 //! any branch runs ([`initialise_parameters`]); nothing else in a forward
 //! pass draws random numbers, so which thread runs first changes nothing.
 
-use crate::models::dropout::{stream_seed, with_seed_stream};
+use crate::models::dropout::{generator_seed, with_seed_stream};
 use burn::module::{Module, ModuleVisitor, Param};
 use burn::optim::GradientsParams;
 use burn::prelude::*;
@@ -37,7 +37,7 @@ impl Branch {
 /// Runs the two branches' forward passes side by side, each with a dropout
 /// seed stream drawn from burn's generator on this thread (in order).
 pub fn forward_pair(device: &Device, first: impl FnOnce() -> Tensor<2> + Send, second: impl FnOnce() -> Tensor<2> + Send) -> [Branch; 2] {
-    let seeds = [stream_seed(device), stream_seed(device)];
+    let seeds = [generator_seed(device), generator_seed(device)];
     let (a, b) = rayon::join(|| with_seed_stream(seeds[0], first), || with_seed_stream(seeds[1], second));
     [a, b].map(|output| Branch { leaf: output.clone().detach().require_grad(), output })
 }

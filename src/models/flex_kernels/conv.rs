@@ -118,7 +118,8 @@ fn gemm(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: (&
     gemm_with(m, n, k, dst, accumulate, lhs, rhs, gemm::Parallelism::None);
 }
 
-/// `lhs (m, k) @ rhs (k, n)` into a new row-major buffer, on this thread.
+/// `lhs (m, k) @ rhs (k, n)` into a new row-major buffer, written once
+/// (never zeroed first).
 pub(super) fn product(m: usize, n: usize, k: usize, lhs: (&[f32], isize, isize), rhs: (&[f32], isize, isize), parallelism: gemm::Parallelism) -> Vec<f32> {
     if k == 0 {
         return vec![0.0; m * n];
