@@ -240,9 +240,9 @@ struct NormBackward;
 #[derive(Debug, Clone)]
 struct NormState {
     x: FlexTensor,
-    y: FlexTensor,
     moments: FlexTensor,
     gamma: FlexTensor,
+    beta: FlexTensor,
     epsilon: f64,
     relu: bool,
 }
@@ -255,7 +255,7 @@ impl Backward<Flex, 3> for NormBackward {
         let dy = values(&grads.consume::<Flex>(&ops.node));
         let s = ops.state;
         let (mean, var) = split_moments(&s.moments);
-        let (dx, d_gamma, d_beta) = norm::backward(slice(&s.x), slice(&s.y), slice(&dy), (&mean, &var), slice(&s.gamma), s.epsilon, s.relu);
+        let (dx, d_gamma, d_beta) = norm::backward(slice(&s.x), slice(&dy), (&mean, &var), slice(&s.gamma), slice(&s.beta), s.epsilon, s.relu);
         register(grads, node_x.map(|n| n.id), dx, &dims(&s.x));
         register(grads, node_gamma.map(|n| n.id), d_gamma, &[mean.len()]);
         register(grads, node_beta.map(|n| n.id), d_beta, &[mean.len()]);
@@ -294,10 +294,10 @@ impl<C: CheckpointStrategy> ChannelsLastKernels for Autodiff<Flex, C> {
     }
 
     fn cl_batch_norm(x: FloatTensor<Self>, moments: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64, relu: bool) -> FloatTensor<Self> {
-        let (xv, mv, gv) = (values(x.primitive()), values(moments.primitive()), values(gamma.primitive()));
-        let y = norm_forward(&xv, &mv, &gv, &values(beta.primitive()), epsilon, relu);
+        let (xv, mv, gv, bv) = (values(x.primitive()), values(moments.primitive()), values(gamma.primitive()), values(beta.primitive()));
+        let y = norm_forward(&xv, &mv, &gv, &bv, epsilon, relu);
         match NormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish(NormState { x: xv, y: y.clone(), moments: mv, gamma: gv, epsilon, relu }, y),
+            OpsKind::Tracked(prep) => prep.finish(NormState { x: xv, moments: mv, gamma: gv, beta: bv, epsilon, relu }, y),
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
     }

@@ -81,25 +81,39 @@ pub fn forward(x: &[f32], stats: (&[f32], &[f32]), gamma: &[f32], beta: &[f32], 
 }
 
 /// Gradients of [`forward`] with respect to `x`, `gamma` and `beta`, the
-/// batch statistics being functions of `x`. `y` is the forward output (its
-/// zeros mark where the ReLU cut the gradient).
-pub fn backward(x: &[f32], y: &[f32], dy: &[f32], stats: (&[f32], &[f32]), gamma: &[f32], epsilon: f64, relu: bool) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+/// batch statistics being functions of `x`. Where the ReLU cut the output
+/// is recomputed from `x` exactly as [`forward`] computed it, so the output
+/// itself is not read again: these passes are bound by memory traffic.
+#[allow(clippy::too_many_arguments)]
+pub fn backward(x: &[f32], dy: &[f32], stats: (&[f32], &[f32]), gamma: &[f32], beta: &[f32], epsilon: f64, relu: bool) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+    match relu {
+        true => backward_cut::<true>(x, dy, stats, gamma, beta, epsilon),
+        false => backward_cut::<false>(x, dy, stats, gamma, beta, epsilon),
+    }
+}
+
+/// [`backward`], compiled apart with and without the ReLU so neither
+/// channel loop carries the other's work.
+fn backward_cut<const RELU: bool>(x: &[f32], dy: &[f32], stats: (&[f32], &[f32]), gamma: &[f32], beta: &[f32], epsilon: f64) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let channels = gamma.len();
     let rows = x.len() / channels;
     let mean = stats.0;
     let inv_std: Vec<f32> = stats.1.iter().map(|v| (1.0 / (*v as f64 + epsilon).sqrt()) as f32).collect();
-    // The gradient reaching the normalisation: dy, cut where the ReLU was off.
-    let cut = |y: f32, g: f32| if relu && y <= 0.0 { 0.0 } else { g };
+    let (scale, shift) = affine(stats.0, stats.1, gamma, beta, epsilon);
+    // The gradient reaching the normalisation: dy, cut where the ReLU gave
+    // 0 (the forward pass's `max(x * scale + shift, 0)` was not positive).
+    let cut = |x: f32, scale: f32, shift: f32, g: f32| if RELU && !(x * scale + shift > 0.0) { 0.0 } else { g };
     let sums = column_sums(rows, 2 * channels, |range, part| {
         let (sum_g, sum_gx) = part.split_at_mut(channels);
-        let (mean, inv_std) = (&mean[..channels], &inv_std[..channels]);
+        let (mean, inv_std, scale, shift) = (&mean[..channels], &inv_std[..channels], &scale[..channels], &shift[..channels]);
         for row in range {
             let at = row * channels..(row + 1) * channels;
-            let (x, y, dy) = (&x[at.clone()], &y[at.clone()], &dy[at]);
-            for c in 0..channels {
-                let g = cut(y[c], dy[c]);
-                sum_g[c] += g;
-                sum_gx[c] += g * (x[c] - mean[c]) * inv_std[c];
+            // Zipped, not indexed, so the channel loop vectorises.
+            let lanes = sum_g.iter_mut().zip(sum_gx.iter_mut()).zip(&x[at.clone()]).zip(&dy[at]).zip(mean).zip(inv_std).zip(scale).zip(shift);
+            for (((((((sum_g, sum_gx), &x), &dy), &mean), &inv_std), &scale), &shift) in lanes {
+                let g = cut(x, scale, shift, dy);
+                *sum_g += g;
+                *sum_gx += g * (x - mean) * inv_std;
             }
         }
     });
@@ -115,13 +129,13 @@ pub fn backward(x: &[f32], y: &[f32], dy: &[f32], stats: (&[f32], &[f32]), gamma
     let slope: Vec<f32> = (0..channels).map(|c| inv_std[c] * mean_gx[c]).collect();
     let mut dx = vec![0.0; x.len()];
     let span = BLOCK * channels;
-    let blocks = dx.par_chunks_mut(span).zip(x.par_chunks(span)).zip(y.par_chunks(span)).zip(dy.par_chunks(span));
-    blocks.for_each(|(((dx, x), y), dy)| {
+    dx.par_chunks_mut(span).zip(x.par_chunks(span)).zip(dy.par_chunks(span)).for_each(|((dx, x), dy)| {
         let (k, slope, mean, mean_g) = (&k[..channels], &slope[..channels], &mean[..channels], &mean_g[..channels]);
-        let rows = dx.chunks_exact_mut(channels).zip(x.chunks_exact(channels)).zip(y.chunks_exact(channels)).zip(dy.chunks_exact(channels));
-        for (((dx, x), y), dy) in rows {
-            for c in 0..channels {
-                dx[c] = k[c] * (cut(y[c], dy[c]) - mean_g[c] - (x[c] - mean[c]) * slope[c]);
+        let (scale, shift) = (&scale[..channels], &shift[..channels]);
+        for ((dx, x), dy) in dx.chunks_exact_mut(channels).zip(x.chunks_exact(channels)).zip(dy.chunks_exact(channels)) {
+            let lanes = dx.iter_mut().zip(x).zip(dy).zip(k).zip(slope).zip(mean).zip(mean_g).zip(scale.iter().zip(shift));
+            for (((((((dx, &x), &dy), &k), &slope), &mean), &mean_g), (&scale, &shift)) in lanes {
+                *dx = k * (cut(x, scale, shift, dy) - mean_g - (x - mean) * slope);
             }
         }
     });
@@ -161,7 +175,7 @@ mod tests {
         for relu in [false, true] {
             let (m, v) = moments(&x, channels);
             let y = forward(&x, (&m, &v), &gamma, &beta, 1e-5, relu);
-            let (dx, dg, db) = backward(&x, &y, &dy, (&m, &v), &gamma, 1e-5, relu);
+            let (dx, dg, db) = backward(&x, &dy, (&m, &v), &gamma, &beta, 1e-5, relu);
             let h = 2e-2;
             let diff = |f: &dyn Fn(f32) -> f64| ((f(h) - f(-h)) / (2.0 * h as f64)) as f32;
             // Points away from the ReLU's kink, where differences are exact.
