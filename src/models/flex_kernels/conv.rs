@@ -7,7 +7,7 @@
 //! one gemm call; the backward pass rebuilds the block instead of keeping
 //! every layer's patches alive between the passes.
 
-use super::chunks_of;
+use super::{chunks_of, direct};
 use rayon::prelude::*;
 
 /// Sizes of one convolution.
@@ -171,6 +171,33 @@ pub(super) fn gemm_with(m: usize, n: usize, k: usize, dst: &mut [f32], accumulat
 /// Forward pass: `(B, H', W', C_out)` output of `x` (contiguous
 /// channels-last) with `weight` (channels-first) and `bias`.
 pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], s: &ConvShape) -> Vec<f32> {
+    forward_by(Lowering::best(s), x, weight, bias, s)
+}
+
+/// How a convolution becomes products: [`direct`] windows, or im2col
+/// blocks multiplied by gemm. Both give the same values up to rounding.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lowering {
+    Direct,
+    Im2col,
+}
+
+impl Lowering {
+    /// Direct where this CPU and shape allow it.
+    pub fn best(s: &ConvShape) -> Self {
+        if direct::available(s) {
+            Lowering::Direct
+        } else {
+            Lowering::Im2col
+        }
+    }
+}
+
+/// [`forward`] by the given lowering (direct must be available).
+pub fn forward_by(lowering: Lowering, x: &[f32], weight: &[f32], bias: &[f32], s: &ConvShape) -> Vec<f32> {
+    if lowering == Lowering::Direct {
+        return direct_forward(x, weight, bias, s);
+    }
     let wm = weight_matrix(weight, s);
     let (per_sample, depth) = (s.positions() * s.c_out, s.depth());
     let mut out = vec![0.0; s.output_len()];
@@ -192,19 +219,46 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], s: &ConvShape) -> Vec<f3
     out
 }
 
+/// [`forward`] by [`direct`] convolution, in the same sample chunks.
+fn direct_forward(x: &[f32], weight: &[f32], bias: &[f32], s: &ConvShape) -> Vec<f32> {
+    let (windows, panels) = (direct::Windows::new(s), direct::panels(weight, s));
+    let per_sample = s.positions() * s.c_out;
+    let chunk = chunks_of(s.batch, s.positions() * s.depth());
+    let mut out = Vec::with_capacity(s.output_len());
+    let spare = &mut out.spare_capacity_mut()[..s.output_len()];
+    spare.par_chunks_mut(chunk * per_sample).zip(x.par_chunks(chunk * s.image())).for_each(|(out, images)| {
+        direct::forward(images, &windows, &panels, bias, s, out);
+    });
+    // SAFETY: `direct::forward` wrote every value of every chunk.
+    unsafe { out.set_len(s.output_len()) };
+    out
+}
+
 /// Gradients of [`forward`] given the output gradient `dy`: the input's
 /// (when `input_grad`), the weight's (channels-first) and the bias's.
 pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], s: &ConvShape, input_grad: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    backward_by(Lowering::best(s), x, weight, dy, s, input_grad)
+}
+
+/// [`backward`] by the given lowering for the weight gradient (the input
+/// gradient is always a gemm product spread back by col2im).
+pub fn backward_by(lowering: Lowering, x: &[f32], weight: &[f32], dy: &[f32], s: &ConvShape, input_grad: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
     let wm = weight_matrix(weight, s);
     let (per_sample, depth, c_out) = (s.positions() * s.c_out, s.depth(), s.c_out);
     let chunk = chunks_of(s.batch, s.positions() * depth);
     let mut dx = input_grad.then(|| vec![0.0f32; s.batch * s.image()]);
     // One (weight, bias) gradient per chunk, summed in chunk order below.
+    let windows = (lowering == Lowering::Direct).then(|| direct::Windows::new(s));
     let work = |images: &[f32], dy: &[f32], dx: Option<&mut [f32]>| {
         let rows = dy.len() / c_out;
-        let patches = (!s.pointwise()).then(|| im2col(images, s));
-        let lhs = patches.as_deref().unwrap_or(images);
-        let dw = product(depth, c_out, rows, (lhs, 1, depth as isize), (dy, c_out as isize, 1), gemm::Parallelism::None);
+        let dw = match &windows {
+            Some(windows) => direct::weight_grad(images, windows, dy, s),
+            None => {
+                let patches = (!s.pointwise()).then(|| im2col(images, s));
+                let lhs = patches.as_deref().unwrap_or(images);
+                product(depth, c_out, rows, (lhs, 1, depth as isize), (dy, c_out as isize, 1), gemm::Parallelism::None)
+            }
+        };
         let mut db = vec![0.0f32; c_out];
         for row in dy.chunks_exact(c_out) {
             db.iter_mut().zip(row).for_each(|(b, g)| *b += g);
@@ -274,16 +328,46 @@ mod tests {
         }
     }
 
-    const SHAPES: [ConvShape; 2] = [
+    /// im2col + gemm shapes, then direct ones (outputs a multiple of 16
+    /// channels; positions and patch lengths that are and are not
+    /// multiples of the six-row tile).
+    const SHAPES: [ConvShape; 5] = [
         ConvShape { batch: 5, height: 6, width: 7, c_in: 3, c_out: 4, kh: 3, kw: 2 },
         ConvShape { batch: 3, height: 4, width: 5, c_in: 6, c_out: 2, kh: 1, kw: 1 },
+        ConvShape { batch: 3, height: 7, width: 6, c_in: 5, c_out: 32, kh: 3, kw: 1 },
+        ConvShape { batch: 2, height: 6, width: 5, c_in: 3, c_out: 16, kh: 2, kw: 2 },
+        ConvShape { batch: 2, height: 3, width: 4, c_in: 3, c_out: 16, kh: 1, kw: 1 },
     ];
+
+    /// The direct shapes above do take the direct path wherever the CPU
+    /// allows it (so the tests below cover it on CI's x86-64 machines).
+    #[test]
+    fn outputs_of_sixteen_channels_take_the_direct_path_on_avx2_cpus() {
+        #[cfg(target_arch = "x86_64")]
+        let cpu = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
+        #[cfg(not(target_arch = "x86_64"))]
+        let cpu = false;
+        for s in SHAPES {
+            assert_eq!(direct::available(&s), cpu && s.c_out % 16 == 0, "{s:?}");
+        }
+    }
 
     #[test]
     fn forward_is_the_direct_convolution() {
         for s in SHAPES {
             let (x, w, b) = (values(s.batch * s.image(), 1), values(s.c_out * s.depth(), 2), values(s.c_out, 3));
             close(&forward(&x, &w, &b, &s), &reference(&x, &w, &b, &s));
+            close(&forward_by(Lowering::Im2col, &x, &w, &b, &s), &reference(&x, &w, &b, &s));
+        }
+    }
+
+    #[test]
+    fn both_lowerings_give_the_same_weight_gradient() {
+        for s in SHAPES.into_iter().filter(direct::available) {
+            let (x, w, dy) = (values(s.batch * s.image(), 1), values(s.c_out * s.depth(), 2), values(s.output_len(), 4));
+            let (direct, im2col) = (backward_by(Lowering::Direct, &x, &w, &dy, &s, true), backward_by(Lowering::Im2col, &x, &w, &dy, &s, true));
+            close(&direct.1, &im2col.1);
+            assert_eq!((direct.0, direct.2), (im2col.0, im2col.2));
         }
     }
 

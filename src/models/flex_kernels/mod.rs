@@ -15,6 +15,7 @@
 //! elsewhere (CUDA).
 
 pub mod conv;
+pub mod direct;
 pub mod feed_forward;
 pub mod norm;
 pub mod pool;

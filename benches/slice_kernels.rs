@@ -1,0 +1,67 @@
+//! `cargo bench --bench slice_kernels`: the flex kernels on plain slices,
+//! at the CMC step's shapes (batch 64), without burn around them. Both
+//! convolution lowerings run side by side in one process, round after
+//! round, so a regression or a gain shows despite a noisy machine.
+//! Timings only: medians and minimums of 15 runs after one warm-up.
+
+use cmkm::models::flex_kernels::conv::{self, ConvShape, Lowering};
+use cmkm::models::flex_kernels::{direct, norm, pool};
+use std::time::Instant;
+
+fn time(name: &str, mut f: impl FnMut()) {
+    f();
+    let mut ms: Vec<f64> = (0..15)
+        .map(|_| {
+            let start = Instant::now();
+            f();
+            start.elapsed().as_secs_f64() * 1e3
+        })
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    println!("{name:36} median {:7.2} ms   min {:7.2} ms", ms[7], ms[0]);
+}
+
+fn values(n: usize, seed: usize) -> Vec<f32> {
+    (0..n).map(|i| ((i.wrapping_mul(2654435761).wrapping_add(seed)) % 1000) as f32 / 500.0 - 1.0).collect()
+}
+
+/// The co-occurrence encoder's convolutions (one stream, then the fused
+/// ones) and the CNN-Transformer's widest, all channels last.
+const CONVS: [(&str, ConvShape); 7] = [
+    ("point", ConvShape { batch: 64, height: 50, width: 20, c_in: 3, c_out: 64, kh: 1, kw: 1 }),
+    ("temporal", ConvShape { batch: 64, height: 50, width: 20, c_in: 64, c_out: 32, kh: 3, kw: 1 }),
+    ("cooccurrence 1", ConvShape { batch: 64, height: 48, width: 32, c_in: 20, c_out: 32, kh: 3, kw: 3 }),
+    ("cooccurrence 2", ConvShape { batch: 64, height: 23, width: 15, c_in: 32, c_out: 64, kh: 3, kw: 3 }),
+    ("fused 1", ConvShape { batch: 64, height: 10, width: 12, c_in: 64, c_out: 128, kh: 3, kw: 3 }),
+    ("fused 2", ConvShape { batch: 64, height: 4, width: 5, c_in: 128, c_out: 256, kh: 3, kw: 3 }),
+    ("inertial conv 3", ConvShape { batch: 64, height: 1, width: 48, c_in: 64, c_out: 128, kh: 1, kw: 5 }),
+];
+
+fn main() {
+    for round in 1..=2 {
+        println!("round {round}");
+        for (name, s) in CONVS {
+            let (x, w, b) = (values(s.batch * s.height * s.width * s.c_in, 1), values(s.c_out * s.c_in * s.kh * s.kw, 2), values(s.c_out, 3));
+            let dy = values(s.output_len(), 4);
+            let lowerings = if direct::available(&s) { vec![Lowering::Im2col, Lowering::Direct] } else { vec![Lowering::Im2col] };
+            for l in lowerings {
+                time(&format!("conv {name} forward {l:?}"), || drop(std::hint::black_box(conv::forward_by(l, &x, &w, &b, &s))));
+                time(&format!("conv {name} weight grad {l:?}"), || drop(std::hint::black_box(conv::backward_by(l, &x, &w, &dy, &s, false))));
+                time(&format!("conv {name} all grads {l:?}"), || drop(std::hint::black_box(conv::backward_by(l, &x, &w, &dy, &s, true))));
+            }
+        }
+        for (rows, c, relu) in [(64_000, 64, true), (61_440, 32, false), (88_320, 32, false)] {
+            let (x, dy) = (values(rows * c, 5), values(rows * c, 6));
+            let (gamma, beta) = (vec![1.0; c], vec![0.1; c]);
+            let (mean, var) = norm::moments(&x, c);
+            time(&format!("batch norm {rows}x{c} moments"), || drop(std::hint::black_box(norm::moments(&x, c))));
+            time(&format!("batch norm {rows}x{c} forward"), || drop(std::hint::black_box(norm::forward(&x, (&mean, &var), &gamma, &beta, 1e-5, relu))));
+            time(&format!("batch norm {rows}x{c} backward"), || drop(std::hint::black_box(norm::backward(&x, &dy, (&mean, &var), &gamma, &beta, 1e-5, relu))));
+        }
+        let s = pool::PoolShape { batch: 64, height: 46, width: 30, channels: 32, kh: 2, kw: 2 };
+        let x = values(s.batch * s.height * s.width * s.channels, 7);
+        time("max-pool 64x46x30x32 forward", || drop(std::hint::black_box(pool::forward(&x, &s))));
+        let (y, winner) = pool::forward(&x, &s);
+        time("max-pool 64x46x30x32 backward", || drop(std::hint::black_box(pool::backward(&y, &winner, &s))));
+    }
+}
