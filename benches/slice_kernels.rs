@@ -27,7 +27,7 @@ fn values(n: usize, seed: usize) -> Vec<f32> {
 
 /// The co-occurrence encoder's convolutions (one stream, then the fused
 /// ones) and the CNN-Transformer's widest, all channels last.
-const CONVS: [(&str, ConvShape); 7] = [
+const CONVS: [(&str, ConvShape); 9] = [
     ("point", ConvShape { batch: 64, height: 50, width: 20, c_in: 3, c_out: 64, kh: 1, kw: 1 }),
     ("temporal", ConvShape { batch: 64, height: 50, width: 20, c_in: 64, c_out: 32, kh: 3, kw: 1 }),
     ("cooccurrence 1", ConvShape { batch: 64, height: 48, width: 32, c_in: 20, c_out: 32, kh: 3, kw: 3 }),
@@ -35,6 +35,8 @@ const CONVS: [(&str, ConvShape); 7] = [
     ("fused 1", ConvShape { batch: 64, height: 10, width: 12, c_in: 64, c_out: 128, kh: 3, kw: 3 }),
     ("fused 2", ConvShape { batch: 64, height: 4, width: 5, c_in: 128, c_out: 256, kh: 3, kw: 3 }),
     ("inertial conv 3", ConvShape { batch: 64, height: 1, width: 48, c_in: 64, c_out: 128, kh: 1, kw: 5 }),
+    ("feed-forward in (as 1x1)", ConvShape { batch: 64, height: 44, width: 1, c_in: 128, c_out: 2048, kh: 1, kw: 1 }),
+    ("feed-forward out (as 1x1)", ConvShape { batch: 64, height: 44, width: 1, c_in: 2048, c_out: 128, kh: 1, kw: 1 }),
 ];
 
 fn main() {

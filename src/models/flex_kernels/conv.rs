@@ -221,17 +221,7 @@ pub fn forward_by(lowering: Lowering, x: &[f32], weight: &[f32], bias: &[f32], s
 
 /// [`forward`] by [`direct`] convolution, in the same sample chunks.
 fn direct_forward(x: &[f32], weight: &[f32], bias: &[f32], s: &ConvShape) -> Vec<f32> {
-    let (windows, panels) = (direct::Windows::new(s), direct::panels(weight, s));
-    let per_sample = s.positions() * s.c_out;
-    let chunk = chunks_of(s.batch, s.positions() * s.depth());
-    let mut out = Vec::with_capacity(s.output_len());
-    let spare = &mut out.spare_capacity_mut()[..s.output_len()];
-    spare.par_chunks_mut(chunk * per_sample).zip(x.par_chunks(chunk * s.image())).for_each(|(out, images)| {
-        direct::forward(images, &windows, &panels, bias, s, out);
-    });
-    // SAFETY: `direct::forward` wrote every value of every chunk.
-    unsafe { out.set_len(s.output_len()) };
-    out
+    direct::forward_all(x, &direct::panels(weight, s), bias, s)
 }
 
 /// Gradients of [`forward`] given the output gradient `dy`: the input's

@@ -12,7 +12,9 @@
 //! multiple of 16 channels. [`super::conv`] uses im2col + gemm otherwise,
 //! and for the input gradient always.
 
+use super::chunks_of;
 use super::conv::ConvShape;
+use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 /// Output positions (forward) or patch elements (weight gradient) per tile.
@@ -82,6 +84,47 @@ pub fn panels(weight: &[f32], s: &ConvShape) -> Vec<f32> {
         }
     }
     out
+}
+
+/// A `(depth, C_out)` matrix, value `(k, co)` at `k * rows + co * columns`
+/// of `m`, as the panels [`forward`] multiplies by.
+pub fn matrix_panels(m: &[f32], depth: usize, c_out: usize, (rows, columns): (usize, usize)) -> Vec<f32> {
+    let mut out = vec![0.0; depth * c_out];
+    for (p, panel) in out.chunks_exact_mut(depth * LANES).enumerate() {
+        for (k, row) in panel.chunks_exact_mut(LANES).enumerate() {
+            row.iter_mut().enumerate().for_each(|(lane, v)| *v = m[k * rows + (p * LANES + lane) * columns]);
+        }
+    }
+    out
+}
+
+/// The whole `(B, H', W', C_out)` output of `x` (channels last), samples
+/// in parallel chunks fixed by the shape ([`chunks_of`]).
+pub fn forward_all(x: &[f32], panels: &[f32], bias: &[f32], s: &ConvShape) -> Vec<f32> {
+    let windows = Windows::new(s);
+    let per_sample = windows.starts.len() * s.c_out;
+    let chunk = chunks_of(s.batch, windows.starts.len() * windows.offsets.len());
+    let mut out = Vec::with_capacity(s.output_len());
+    let spare = &mut out.spare_capacity_mut()[..s.output_len()];
+    spare.par_chunks_mut(chunk * per_sample).zip(x.par_chunks(chunk * windows.image)).for_each(|(out, images)| {
+        forward(images, &windows, panels, bias, s, out);
+    });
+    // SAFETY: `forward` wrote every value of every chunk.
+    unsafe { out.set_len(s.output_len()) };
+    out
+}
+
+/// `x (rows, depth) @ m + bias` for a `(depth, C_out)` matrix `m` given
+/// with its (row, column) strides: a 1 x 1 convolution, rows in chunks of
+/// 64. Used by the feed-forward block where its products are narrow.
+pub fn product(x: &[f32], depth: usize, m: (&[f32], usize, usize), c_out: usize, bias: &[f32]) -> Vec<f32> {
+    let s = pointwise(x.len() / depth.max(1), depth, c_out);
+    forward_all(x, &matrix_panels(m.0, depth, c_out, (m.1, m.2)), bias, &s)
+}
+
+/// The shape of `x (rows, depth) @ (depth, c_out)` as a 1 x 1 convolution.
+pub fn pointwise(rows: usize, depth: usize, c_out: usize) -> ConvShape {
+    ConvShape { batch: rows, height: 1, width: 1, c_in: depth, c_out, kh: 1, kw: 1 }
 }
 
 /// `(samples, H', W', C_out)` outputs of whole `images` into `out`: each
