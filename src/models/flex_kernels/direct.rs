@@ -12,9 +12,8 @@
 //! multiple of 16 channels. [`super::conv`] uses im2col + gemm otherwise,
 //! and for the input gradient always.
 
-use super::chunks_of;
+use super::{chunks_of, written};
 use super::conv::ConvShape;
-use rayon::prelude::*;
 use std::mem::MaybeUninit;
 
 /// Output positions (forward) or patch elements (weight gradient) per tile.
@@ -104,14 +103,13 @@ pub fn forward_all(x: &[f32], panels: &[f32], bias: &[f32], s: &ConvShape) -> Ve
     let windows = Windows::new(s);
     let per_sample = windows.starts.len() * s.c_out;
     let chunk = chunks_of(s.batch, windows.starts.len() * windows.offsets.len());
-    let mut out = Vec::with_capacity(s.output_len());
-    let spare = &mut out.spare_capacity_mut()[..s.output_len()];
-    spare.par_chunks_mut(chunk * per_sample).zip(x.par_chunks(chunk * windows.image)).for_each(|(out, images)| {
-        forward(images, &windows, panels, bias, s, out);
-    });
-    // SAFETY: `forward` wrote every value of every chunk.
-    unsafe { out.set_len(s.output_len()) };
-    out
+    // SAFETY: `forward` writes every value of its chunk.
+    unsafe {
+        written(s.output_len(), chunk * per_sample, |c, out| {
+            let images = &x[c * chunk * windows.image..][..out.len() / per_sample * windows.image];
+            forward(images, &windows, panels, bias, s, out);
+        })
+    }
 }
 
 /// `x (rows, depth) @ m + bias` for a `(depth, C_out)` matrix `m` given

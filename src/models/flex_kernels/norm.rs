@@ -5,6 +5,7 @@
 //! Rows are reduced in fixed blocks whose partial sums are added in block
 //! order, so results do not depend on the thread count.
 
+use super::written;
 use rayon::prelude::*;
 
 /// Rows per reduction block.
@@ -69,15 +70,19 @@ pub fn forward(x: &[f32], stats: (&[f32], &[f32]), gamma: &[f32], beta: &[f32], 
     let channels = gamma.len();
     let (scale, shift) = affine(stats.0, stats.1, gamma, beta, epsilon);
     let floor = if relu { 0.0 } else { f32::NEG_INFINITY };
-    let mut y = vec![0.0; x.len()];
-    y.par_chunks_mut(BLOCK * channels).zip(x.par_chunks(BLOCK * channels)).for_each(|(y, x)| {
-        for (y, x) in y.chunks_exact_mut(channels).zip(x.chunks_exact(channels)) {
-            for (((y, x), s), t) in y.iter_mut().zip(x).zip(&scale).zip(&shift) {
-                *y = (x * s + t).max(floor);
+    let span = BLOCK * channels;
+    // SAFETY: each block's rows are whole (x holds whole rows) and every
+    // value of every row is written.
+    unsafe {
+        written(x.len(), span, |block, y| {
+            let x = &x[block * span..][..y.len()];
+            for (y, x) in y.chunks_exact_mut(channels).zip(x.chunks_exact(channels)) {
+                for (((y, x), s), t) in y.iter_mut().zip(x).zip(&scale).zip(&shift) {
+                    y.write((x * s + t).max(floor));
+                }
             }
-        }
-    });
-    y
+        })
+    }
 }
 
 /// Gradients of [`forward`] with respect to `x`, `gamma` and `beta`, the
@@ -127,18 +132,21 @@ fn backward_cut<const RELU: bool>(x: &[f32], dy: &[f32], stats: (&[f32], &[f32])
     // channel's mean is large against its spread.
     let k: Vec<f32> = gamma.iter().zip(&inv_std).map(|(g, s)| g * s).collect();
     let slope: Vec<f32> = (0..channels).map(|c| inv_std[c] * mean_gx[c]).collect();
-    let mut dx = vec![0.0; x.len()];
     let span = BLOCK * channels;
-    dx.par_chunks_mut(span).zip(x.par_chunks(span)).zip(dy.par_chunks(span)).for_each(|((dx, x), dy)| {
-        let (k, slope, mean, mean_g) = (&k[..channels], &slope[..channels], &mean[..channels], &mean_g[..channels]);
-        let (scale, shift) = (&scale[..channels], &shift[..channels]);
-        for ((dx, x), dy) in dx.chunks_exact_mut(channels).zip(x.chunks_exact(channels)).zip(dy.chunks_exact(channels)) {
-            let lanes = dx.iter_mut().zip(x).zip(dy).zip(k).zip(slope).zip(mean).zip(mean_g).zip(scale.iter().zip(shift));
-            for (((((((dx, &x), &dy), &k), &slope), &mean), &mean_g), (&scale, &shift)) in lanes {
-                *dx = k * (cut(x, scale, shift, dy) - mean_g - (x - mean) * slope);
+    // SAFETY: as in `forward`, every value of every (whole) row is written.
+    let dx = unsafe {
+        written(x.len(), span, |block, dx| {
+            let (x, dy) = (&x[block * span..][..dx.len()], &dy[block * span..][..dx.len()]);
+            let (k, slope, mean, mean_g) = (&k[..channels], &slope[..channels], &mean[..channels], &mean_g[..channels]);
+            let (scale, shift) = (&scale[..channels], &shift[..channels]);
+            for ((dx, x), dy) in dx.chunks_exact_mut(channels).zip(x.chunks_exact(channels)).zip(dy.chunks_exact(channels)) {
+                let lanes = dx.iter_mut().zip(x).zip(dy).zip(k).zip(slope).zip(mean).zip(mean_g).zip(scale.iter().zip(shift));
+                for (((((((dx, &x), &dy), &k), &slope), &mean), &mean_g), (&scale, &shift)) in lanes {
+                    dx.write(k * (cut(x, scale, shift, dy) - mean_g - (x - mean) * slope));
+                }
             }
-        }
-    });
+        })
+    };
     (dx, d_gamma, d_beta)
 }
 

@@ -30,10 +30,13 @@ impl PoolShape {
     }
 }
 
-/// The pooled images and, for every output value, the index (within its
-/// sample) of the input value it came from; the first maximum wins ties.
-pub fn forward(x: &[f32], s: &PoolShape) -> (Vec<f32>, Vec<u32>) {
-    let (mut y, mut winner) = (vec![0.0; s.batch * s.pooled()], vec![0u32; s.batch * s.pooled()]);
+/// The pooled images and, for every output value, which element of its
+/// window (`i * KW + j`) it came from; the first maximum wins ties. A
+/// window element, not an input index: two bytes written per value, and
+/// no index arithmetic in the channel loop.
+pub fn forward(x: &[f32], s: &PoolShape) -> (Vec<f32>, Vec<u16>) {
+    assert!(s.kh * s.kw <= usize::from(u16::MAX), "pooling windows of {} x {} are too large", s.kh, s.kw);
+    let (mut y, mut winner) = (vec![0.0; s.batch * s.pooled()], vec![0u16; s.batch * s.pooled()]);
     let c = s.channels;
     y.par_chunks_mut(s.pooled()).zip(winner.par_chunks_mut(s.pooled())).zip(x.par_chunks(s.image())).for_each(|((y, winner), x)| {
         for oy in 0..s.h_out() {
@@ -42,16 +45,14 @@ pub fn forward(x: &[f32], s: &PoolShape) -> (Vec<f32>, Vec<u32>) {
                 let (y, winner) = (&mut y[out..out + c], &mut winner[out..out + c]);
                 let first = (oy * s.kh * s.width + ox * s.kw) * c;
                 y.copy_from_slice(&x[first..first + c]);
-                winner.iter_mut().enumerate().for_each(|(k, w)| *w = (first + k) as u32);
-                for i in 0..s.kh {
-                    for j in 0..s.kw {
-                        let at = ((oy * s.kh + i) * s.width + ox * s.kw + j) * c;
-                        // Branch-free, so the channel loop can vectorise.
-                        for (k, ((y, w), v)) in y.iter_mut().zip(winner.iter_mut()).zip(&x[at..at + c]).enumerate() {
-                            let better = *v > *y;
-                            *y = if better { *v } else { *y };
-                            *w = if better { (at + k) as u32 } else { *w };
-                        }
+                for element in 1..s.kh * s.kw {
+                    let (i, j) = (element / s.kw, element % s.kw);
+                    let at = ((oy * s.kh + i) * s.width + ox * s.kw + j) * c;
+                    // Branch-free, so the channel loop can vectorise.
+                    for ((y, w), v) in y.iter_mut().zip(winner.iter_mut()).zip(&x[at..at + c]) {
+                        let better = *v > *y;
+                        *y = if better { *v } else { *y };
+                        *w = if better { element as u16 } else { *w };
                     }
                 }
             }
@@ -61,11 +62,16 @@ pub fn forward(x: &[f32], s: &PoolShape) -> (Vec<f32>, Vec<u32>) {
 }
 
 /// The input gradient: each output gradient goes to its window's winner.
-pub fn backward(dy: &[f32], winner: &[u32], s: &PoolShape) -> Vec<f32> {
+pub fn backward(dy: &[f32], winner: &[u16], s: &PoolShape) -> Vec<f32> {
     let mut dx = vec![0.0f32; s.batch * s.image()];
+    let c = s.channels;
     dx.par_chunks_mut(s.image()).zip(dy.par_chunks(s.pooled())).zip(winner.par_chunks(s.pooled())).for_each(|((dx, dy), winner)| {
-        for (g, &w) in dy.iter().zip(winner) {
-            dx[w as usize] += g;
+        for (o, (dy, winner)) in dy.chunks_exact(c).zip(winner.chunks_exact(c)).enumerate() {
+            let (oy, ox) = (o / s.w_out(), o % s.w_out());
+            for (k, (g, &w)) in dy.iter().zip(winner).enumerate() {
+                let (i, j) = (usize::from(w) / s.kw, usize::from(w) % s.kw);
+                dx[((oy * s.kh + i) * s.width + ox * s.kw + j) * c + k] += g;
+            }
         }
     });
     dx
@@ -91,9 +97,11 @@ mod tests {
         assert_eq!(y, expected);
         let dx = backward(&[1.0, 2.0, 3.0, 4.0], &winner, &s);
         assert_eq!(dx.iter().sum::<f32>(), 10.0);
-        for (k, w) in winner.iter().enumerate() {
-            assert_eq!(x[*w as usize], y[k]);
-            assert_eq!(dx[*w as usize], (k + 1) as f32);
+        for (k, &w) in winner.iter().enumerate() {
+            let (i, j, ox, c) = (usize::from(w) / 2, usize::from(w) % 2, k / 2, k % 2);
+            let input = (i * 5 + 2 * ox + j) * 2 + c;
+            assert_eq!(x[input], y[k]);
+            assert_eq!(dx[input], (k + 1) as f32);
         }
     }
 }
