@@ -5,6 +5,7 @@
 //! Timings only: medians and minimums of 15 runs after one warm-up.
 
 use cmkm::models::flex_kernels::conv::{self, ConvShape, Lowering};
+use cmkm::models::dropout::Mask;
 use cmkm::models::flex_kernels::{direct, norm, pool};
 use std::time::Instant;
 
@@ -60,6 +61,12 @@ fn main() {
             time(&format!("batch norm {rows}x{c} forward"), || drop(std::hint::black_box(norm::forward(&x, (&mean, &var), &gamma, &beta, 1e-5, relu))));
             time(&format!("batch norm {rows}x{c} backward"), || drop(std::hint::black_box(norm::backward(&x, &dy, (&mean, &var), &gamma, &beta, 1e-5, relu))));
         }
+        let mask = Mask::new(7, 0.9);
+        let mut hidden = values(64 * 44 * 2048, 8);
+        time("dropout mask 64x44x2048 (feed-forward)", || {
+            mask.apply(0, &mut hidden, |_, v, kept| *v = if kept { v.max(0.0) * mask.scale } else { 0.0 });
+            std::hint::black_box(&hidden);
+        });
         let s = pool::PoolShape { batch: 64, height: 46, width: 30, channels: 32, kh: 2, kw: 2 };
         let x = values(s.batch * s.height * s.width * s.channels, 7);
         time("max-pool 64x46x30x32 forward", || drop(std::hint::black_box(pool::forward(&x, &s))));
