@@ -4,9 +4,10 @@
 //! process-wide generator, one element at a time, and multiplies twice; in
 //! the CNN-Transformer that was a tenth of a training step. Here one seed is
 //! drawn from the same generator per call (so `Device::seed` still fixes
-//! every mask) and element `i` is kept when its half of SplitMix64 of
-//! `seed + i / 2` falls under the keep probability: independent of thread
-//! count, parallel, one hash per two elements and one multiplication.
+//! every mask) and element `i` is kept when a 32-bit hash of `i` keyed by
+//! the seed ([`Mask::kept`]) falls under the keep probability: independent
+//! of thread count, parallel, hashed 64 elements at a time in vector lanes,
+//! and one multiplication.
 //!
 //! Sub-networks that run side by side take their seeds from streams of
 //! their own ([`with_seed_stream`]) instead, so that the order in which two

@@ -221,7 +221,8 @@ pub fn forward_by(lowering: Lowering, x: &[f32], weight: &[f32], bias: &[f32], s
 
 /// [`forward`] by [`direct`] convolution, in the same sample chunks.
 fn direct_forward(x: &[f32], weight: &[f32], bias: &[f32], s: &ConvShape) -> Vec<f32> {
-    direct::forward_all(x, &direct::panels(weight, s), bias, s)
+    let panels = direct::matrix_panels(&weight_matrix(weight, s), s.depth(), s.c_out, (s.c_out, 1));
+    direct::forward_all(x, &panels, bias, s)
 }
 
 /// Gradients of [`forward`] given the output gradient `dy`: the input's

@@ -66,27 +66,9 @@ impl Windows {
     }
 }
 
-/// The channels-first `(C_out, C_in, KH, KW)` weight as panels of 16
-/// output channels, each a row-major `(KH x KW x C_in, 16)` block.
-pub fn panels(weight: &[f32], s: &ConvShape) -> Vec<f32> {
-    let depth = s.kh * s.kw * s.c_in;
-    let mut out = vec![0.0; depth * s.c_out];
-    for co in 0..s.c_out {
-        let (panel, lane) = (co / LANES, co % LANES);
-        for ci in 0..s.c_in {
-            for i in 0..s.kh {
-                for j in 0..s.kw {
-                    let k = (i * s.kw + j) * s.c_in + ci;
-                    out[(panel * depth + k) * LANES + lane] = weight[((co * s.c_in + ci) * s.kh + i) * s.kw + j];
-                }
-            }
-        }
-    }
-    out
-}
-
 /// A `(depth, C_out)` matrix, value `(k, co)` at `k * rows + co * columns`
-/// of `m`, as the panels [`forward`] multiplies by.
+/// of `m`, as the panels [`forward`] multiplies by: 16 output channels
+/// each, a row-major `(depth, 16)` block.
 pub fn matrix_panels(m: &[f32], depth: usize, c_out: usize, (rows, columns): (usize, usize)) -> Vec<f32> {
     let mut out = vec![0.0; depth * c_out];
     for (p, panel) in out.chunks_exact_mut(depth * LANES).enumerate() {

@@ -41,6 +41,12 @@ fn product(m: usize, n: usize, k: usize, lhs: (&[f32], isize, isize), rhs: (&[f3
     super::conv::product(m, n, k, lhs, rhs, gemm::Parallelism::Rayon(0))
 }
 
+/// Whether the products onto `d` columns (the output, the input
+/// gradient) run as [`direct`] tiles: faster than gemm where d is narrow.
+fn narrow_products_direct(s: &FeedForwardShape) -> bool {
+    direct::available(&direct::pointwise(s.rows, s.hidden, s.d))
+}
+
 /// The hidden activation `h` and the output `y`.
 pub fn forward(x: &[f32], w1: &[f32], b1: &[f32], w2: &[f32], b2: &[f32], s: &FeedForwardShape, mask: Mask) -> (Vec<f32>, Vec<f32>) {
     let (d, hidden) = (s.d as isize, s.hidden as isize);
@@ -54,9 +60,8 @@ pub fn forward(x: &[f32], w1: &[f32], b1: &[f32], w2: &[f32], b2: &[f32], s: &Fe
             mask.apply(first, row, |j, v, kept| *v = if kept { (*v + b1[j]).max(0.0) * mask.scale } else { 0.0 });
         }
     });
-    // The narrow output product (d = 128 of 2048) runs faster as direct
-    // tiles than through gemm's packing, where the CPU allows.
-    let y = if direct::available(&direct::pointwise(s.rows, s.hidden, s.d)) {
+    // The narrow output product (d = 128 of 2048).
+    let y = if narrow_products_direct(s) {
         direct::product(&h, s.hidden, (w2, s.d, 1), s.d, b2)
     } else {
         let mut y = rows_of(b2, s.rows);
@@ -87,7 +92,7 @@ pub fn backward(x: &[f32], h: &[f32], (w1, w2): (&[f32], &[f32]), dy: &[f32], s:
         dz.iter_mut().zip(h).for_each(|(g, h)| *g = if *h > 0.0 { *g * scale } else { 0.0 });
     });
     let dw1 = product(s.d, s.hidden, s.rows, (x, 1, d), (&dz, hidden, 1));
-    let dx = input_grad.then(|| match direct::available(&direct::pointwise(s.rows, s.hidden, s.d)) {
+    let dx = input_grad.then(|| match narrow_products_direct(s) {
         true => direct::product(&dz, s.hidden, (w1, 1, s.hidden), s.d, &vec![0.0; s.d]),
         false => product(s.rows, s.d, s.hidden, (&dz, hidden, 1), (w1, 1, hidden)),
     });

@@ -28,6 +28,12 @@ impl PoolShape {
     fn pooled(&self) -> usize {
         self.h_out() * self.w_out() * self.channels
     }
+    /// Where window element `i * KW + j` of output `(oy, ox)` starts in
+    /// its sample (channel 0).
+    fn input_at(&self, oy: usize, ox: usize, element: usize) -> usize {
+        let (i, j) = (element / self.kw, element % self.kw);
+        ((oy * self.kh + i) * self.width + ox * self.kw + j) * self.channels
+    }
 }
 
 /// The pooled images and, for every output value, which element of its
@@ -43,11 +49,10 @@ pub fn forward(x: &[f32], s: &PoolShape) -> (Vec<f32>, Vec<u16>) {
             for ox in 0..s.w_out() {
                 let out = (oy * s.w_out() + ox) * c;
                 let (y, winner) = (&mut y[out..out + c], &mut winner[out..out + c]);
-                let first = (oy * s.kh * s.width + ox * s.kw) * c;
+                let first = s.input_at(oy, ox, 0);
                 y.copy_from_slice(&x[first..first + c]);
                 for element in 1..s.kh * s.kw {
-                    let (i, j) = (element / s.kw, element % s.kw);
-                    let at = ((oy * s.kh + i) * s.width + ox * s.kw + j) * c;
+                    let at = s.input_at(oy, ox, element);
                     // Branch-free, so the channel loop can vectorise.
                     for ((y, w), v) in y.iter_mut().zip(winner.iter_mut()).zip(&x[at..at + c]) {
                         let better = *v > *y;
@@ -69,8 +74,7 @@ pub fn backward(dy: &[f32], winner: &[u16], s: &PoolShape) -> Vec<f32> {
         for (o, (dy, winner)) in dy.chunks_exact(c).zip(winner.chunks_exact(c)).enumerate() {
             let (oy, ox) = (o / s.w_out(), o % s.w_out());
             for (k, (g, &w)) in dy.iter().zip(winner).enumerate() {
-                let (i, j) = (usize::from(w) / s.kw, usize::from(w) % s.kw);
-                dx[((oy * s.kh + i) * s.width + ox * s.kw + j) * c + k] += g;
+                dx[s.input_at(oy, ox, usize::from(w)) + k] += g;
             }
         }
     });
