@@ -53,6 +53,10 @@ fn main() {
                 time(&format!("conv {name} all grads {l:?}"), || drop(std::hint::black_box(conv::backward_by(l, &x, &w, &dy, &s, true))));
             }
         }
+        let (rows, d, hidden) = (64 * 44, 128, 2048);
+        let (x, w1, b1) = (values(rows * d, 9), values(d * hidden, 10), values(hidden, 11));
+        time("feed-forward in, direct panel-outer", || drop(std::hint::black_box(direct::product(&x, d, (&w1, hidden, 1), hidden, &b1))));
+        time("feed-forward in, direct blocked", || drop(std::hint::black_box(direct::product_blocked(&x, d, (&w1, hidden, 1), hidden, &b1, |_, _| ()))));
         for (rows, c, relu) in [(64_000, 64, true), (61_440, 32, false), (88_320, 32, false)] {
             let (x, dy) = (values(rows * c, 5), values(rows * c, 6));
             let (gamma, beta) = (vec![1.0; c], vec![0.1; c]);
