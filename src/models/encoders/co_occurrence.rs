@@ -138,6 +138,9 @@ impl CoOccurrenceConfig {
         if self.cooccurrence_channels.is_empty() || self.fused_channels.is_empty() || self.pool == 0 {
             bail!("co_occurrence: needs co-occurrence and fused channel lists and a positive pool size");
         }
+        if self.pool * self.pool > usize::from(u16::MAX) {
+            bail!("co_occurrence: pool {} is too large (the max-pool kernel keeps each window's winner in 16 bits: at most 255)", self.pool);
+        }
         let mut h = conv_len(shape.frames, self.temporal_kernel, 0)?; // time
         let mut w = self.temporal_channels; // features, after the joint-to-channel move
         for _ in &self.cooccurrence_channels {
@@ -205,6 +208,19 @@ mod tests {
         };
         let x = Tensor::cat(vec![stream(&e.joints, x.clone()), stream(&e.motions, motion(x))], 3);
         e.fused.iter().fold(x, |x, c| pooled(c, x)).flatten(1, 3)
+    }
+
+    /// A pool too large for the kernel's 16-bit winners is a config error,
+    /// not a panic in the first training step.
+    #[test]
+    fn pools_beyond_255_are_config_errors() {
+        let shape = InputShape { channels: 3, frames: 4000, joints: 20 };
+        let config: CoOccurrenceConfig = serde_yaml::from_str("{temporal_channels: 600, cooccurrence_channels: [8], fused_channels: [8], pool: 256}").unwrap();
+        let err = config.output_size(shape).unwrap_err().to_string();
+        assert!(err.contains("pool 256 is too large"), "{err}");
+        let config: CoOccurrenceConfig = serde_yaml::from_str("{temporal_channels: 600, cooccurrence_channels: [8], fused_channels: [8], pool: 255}").unwrap();
+        // 255 passes this check (here the maps then pool to nothing).
+        assert!(!config.output_size(shape).unwrap_err().to_string().contains("too large"));
     }
 
     #[test]
