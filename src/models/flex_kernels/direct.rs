@@ -62,6 +62,7 @@ struct ElementGroup {
     first: usize,
     /// Where it starts, from the window's first value.
     offset: usize,
+    /// Leading lanes with zero weights (the overlap with the group before).
     idle: usize,
 }
 
@@ -170,9 +171,9 @@ const PRODUCT_BLOCK: usize = 24;
 /// blocks of 24 rows, each given to `finish(first row, block)` while still
 /// in cache: the feed-forward's ReLU and dropout pass rides along instead
 /// of reading the whole hidden activation back from memory. Panel-outer
-/// over a whole chunk, as [`product`] runs, stores each 64-byte piece of a
-/// 8 KB row apart and was slower than gemm here (11-13 ms against 9-10
-/// blocked, for 2816 x 128 @ 128 x 2048).
+/// over a whole chunk, as [`product`] runs, stores each row's 64-byte
+/// pieces 8 KB apart: for 2816 x 128 @ 128 x 2048 on the AMD VM it took
+/// 10-13 ms, gemm 10-14 ms, blocked 9-10 ms.
 pub fn product_blocked(x: &[f32], depth: usize, m: (&[f32], usize, usize), c_out: usize, bias: &[f32], finish: impl Fn(usize, &mut [f32]) + Sync) -> Vec<f32> {
     let rows = x.len() / depth.max(1);
     let panels = matrix_panels(m.0, depth, c_out, (m.1, m.2));
@@ -231,7 +232,7 @@ pub fn weight_grad(images: &[f32], windows: &Windows, dy: &[f32], s: &ConvShape)
 
 /// Adds to `dx` (whole samples, channels last) the input gradient of
 /// their outputs' gradient `dy`: every window receives its position's
-/// gradient times the weight. Group by group, six positions at a time,
+/// gradient times the weight. Six positions at a time, group by group,
 /// each tile summed over the output channels in order, then added.
 pub fn input_grad(dy: &[f32], windows: &Windows, weights: &InputGradPanels, s: &ConvShape, dx: &mut [f32]) {
     windows.check();
