@@ -51,6 +51,7 @@ pub fn discover(decl: &DatasetDecl, modalities: &[&ModalityDecl]) -> Result<Disc
     }
 }
 
+
 /// Parses a UTD-MHAD (`a1_s2_t3`) or MMAct (`a1_s2_t3_ses4_sc5`) sample id.
 pub fn parse_sample_id(format: Format, id: &str, classes: usize) -> Result<SampleMeta> {
     let parts: Vec<&str> = id.split('_').collect();
@@ -72,6 +73,9 @@ pub fn parse_sample_id(format: Format, id: &str, classes: usize) -> Result<Sampl
     let (session, scene) = if format == Format::Mmact { (Some(field(3, "ses")?), Some(field(4, "sc")?)) } else { (None, None) };
     Ok(SampleMeta { id: id.to_string(), label: action - 1, subject: field(1, "s")?, trial: Some(field(2, "t")?), scene, session })
 }
+
+/// What makes a sample one sample: label, subject, trial, session, scene.
+type SampleKey = (usize, u32, Option<u32>, Option<u32>, Option<u32>);
 
 fn discover_by_name(decl: &DatasetDecl, modalities: &[&ModalityDecl]) -> Result<Discovery> {
     let mut found: BTreeMap<String, (Option<SampleMeta>, Vec<Option<PathBuf>>)> = BTreeMap::new();
@@ -96,7 +100,7 @@ fn discover_by_name(decl: &DatasetDecl, modalities: &[&ModalityDecl]) -> Result<
     }
     // Two names can denote one sample (`a1_s1_t1` and `a01_s1_t1`): keep the
     // first, report the other's files, so no sample is counted twice.
-    let mut seen: BTreeMap<(usize, u32, Option<u32>, Option<u32>, Option<u32>), String> = BTreeMap::new();
+    let mut seen: BTreeMap<SampleKey, String> = BTreeMap::new();
     for (id, (meta, files)) in found {
         let Some(meta) = meta else { continue };
         let key = (meta.label, meta.subject, meta.trial, meta.session, meta.scene);

@@ -7,7 +7,7 @@ use crate::harness::store::{Hardware, RunRecordFile};
 use anyhow::{bail, Context, Result};
 use serde_json::Value;
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// One finished run found under a results folder.
 #[derive(Debug, Clone)]
@@ -145,7 +145,7 @@ pub fn compare(a: &Path, b: &Path) -> Result<Comparison> {
 }
 
 /// A results folder as given on the command line, for messages.
-pub fn describe_side(label: &str, path: &PathBuf, hw: &Option<Hardware>) -> String {
+pub fn describe_side(label: &str, path: &Path, hw: &Option<Hardware>) -> String {
     match hw {
         Some(h) => format!("{label}: {} — {} ({} cores, {} threads), {}, cmkm {}", path.display(), h.cpu, h.cores, h.threads, h.gpu.clone().unwrap_or_else(|| "no GPU".into()), h.crate_version),
         None => format!("{label}: {} — no finished runs", path.display()),

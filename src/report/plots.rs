@@ -100,13 +100,16 @@ impl Figure for MainBars {
     }
 }
 
+/// One curve: its legend and its points (x, mean, std).
+pub type Line = (String, Vec<(f64, f64, f64)>);
+
 /// Lines with a shaded ±std band: label-fraction curves.
 pub struct Curves {
     pub title: String,
     pub x_desc: String,
     pub y_desc: String,
     /// (legend, points (x, mean, std)).
-    pub lines: Vec<(String, Vec<(f64, f64, f64)>)>,
+    pub lines: Vec<Line>,
     /// Where the legend goes (the corner the curves leave empty).
     pub legend: SeriesLabelPosition,
 }
@@ -232,7 +235,7 @@ fn fraction_legend(g: &Group) -> String {
 /// the method has several modalities, else its one modality).
 pub fn retrieval_curves(retrieval: &DataFrame, suite: &str) -> Result<Curves> {
     let groups = summarise(retrieval, &["method", "setting"], &[], &["p_at_1", "p_at_5", "p_at_10"])?;
-    let mut out: Vec<(String, Vec<(f64, f64, f64)>)> = vec![];
+    let mut out: Vec<Line> = vec![];
     let methods: Vec<String> = groups.iter().map(|g| g.keys[0].clone()).fold(vec![], |mut v, m| {
         if !v.contains(&m) {
             v.push(m);
@@ -263,8 +266,8 @@ pub fn loss_curves(curves: &DataFrame, suite: &str) -> Result<Curves> {
 }
 
 /// Groups -> lines keyed by `name`, points (x, mean·scale, std·scale) sorted by x.
-fn lines(groups: &[Group], name: impl Fn(&Group) -> String, x: impl Fn(&Group) -> f64, scale: f64) -> Vec<(String, Vec<(f64, f64, f64)>)> {
-    let mut out: Vec<(String, Vec<(f64, f64, f64)>)> = vec![];
+fn lines(groups: &[Group], name: impl Fn(&Group) -> String, x: impl Fn(&Group) -> f64, scale: f64) -> Vec<Line> {
+    let mut out: Vec<Line> = vec![];
     for g in groups {
         let key = name(g);
         let point = (x(g), scale * g.stats[0].mean, scale * g.stats[0].std);
