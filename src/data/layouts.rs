@@ -51,7 +51,6 @@ pub fn discover(decl: &DatasetDecl, modalities: &[&ModalityDecl]) -> Result<Disc
     }
 }
 
-
 /// Parses a UTD-MHAD (`a1_s2_t3`) or MMAct (`a1_s2_t3_ses4_sc5`) sample id.
 pub fn parse_sample_id(format: Format, id: &str, classes: usize) -> Result<SampleMeta> {
     let parts: Vec<&str> = id.split('_').collect();

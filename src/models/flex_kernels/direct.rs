@@ -369,3 +369,35 @@ mod avx {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::Mutex;
+
+    /// 200 rows of depth 16 make chunks of 48 rows (two blocks each) and a
+    /// short last chunk: every block is finished once, at its own rows,
+    /// and the values are [`product`]'s.
+    #[test]
+    fn blocked_product_is_the_product_and_finishes_each_block_at_its_rows() {
+        let (rows, depth, c_out) = (200, 16, 32);
+        if !available(&pointwise(rows, depth, c_out)) {
+            return; // no AVX2 + FMA: callers take gemm instead
+        }
+        let values = |n: usize, seed: usize| (0..n).map(|i| ((i * 7919 + seed) % 997) as f32 / 498.5 - 1.0).collect::<Vec<f32>>();
+        let (x, m, bias) = (values(rows * depth, 1), values(depth * c_out, 2), values(c_out, 3));
+        let expected = product(&x, depth, (&m, c_out, 1), c_out, &bias);
+        let finished = Mutex::new(Vec::new());
+        let blocked = product_blocked(&x, depth, (&m, c_out, 1), c_out, &bias, |first, block| {
+            assert_eq!(block, &expected[first * c_out..][..block.len()], "block at row {first}");
+            finished.lock().unwrap().push((first, block.len() / c_out));
+        });
+        assert_eq!(blocked, expected);
+        let mut finished = finished.into_inner().unwrap();
+        finished.sort();
+        let firsts: Vec<usize> = (0..rows).step_by(PRODUCT_BLOCK).collect();
+        assert_eq!(finished.iter().map(|b| b.0).collect::<Vec<_>>(), firsts);
+        assert_eq!(finished.iter().map(|b| b.1).sum::<usize>(), rows);
+        assert_eq!(chunks_of(rows, depth).next_multiple_of(PRODUCT_BLOCK), 2 * PRODUCT_BLOCK);
+    }
+}
