@@ -1,15 +1,21 @@
 //! `cargo bench --bench slice_kernels`: the flex kernels on plain slices,
 //! at the CMC step's shapes (batch 64), without burn around them. Both
-//! convolution lowerings run side by side in one process, round after
-//! round, so a regression or a gain shows despite a noisy machine.
+//! convolution lowerings run interleaved in one process, round after round, so a regression or a
+//! gain shows despite a noisy machine.
 //! Timings only: medians and minimums of 15 runs after one warm-up.
+//! `cargo bench --bench slice_kernels -- TEXT` runs only the lines whose
+//! name contains TEXT.
 
 use cmkm::models::flex_kernels::conv::{self, ConvShape, Lowering};
 use cmkm::models::dropout::Mask;
-use cmkm::models::flex_kernels::{direct, norm, pool};
+use cmkm::models::flex_kernels::{direct, feed_forward, norm, pool};
 use std::time::Instant;
 
 fn time(name: &str, mut f: impl FnMut()) {
+    // `cargo bench --bench slice_kernels -- TEXT` times only the lines naming TEXT.
+    if std::env::args().skip(1).find(|a| !a.starts_with('-')).is_some_and(|only| !name.contains(&only)) {
+        return;
+    }
     f();
     let mut ms: Vec<f64> = (0..15)
         .map(|_| {
@@ -20,6 +26,31 @@ fn time(name: &str, mut f: impl FnMut()) {
         .collect();
     ms.sort_by(f64::total_cmp);
     println!("{name:36} median {:7.2} ms   min {:7.2} ms", ms[7], ms[0]);
+}
+
+/// Times `a` and `b` alternately, 21 runs each after a warm-up, and prints
+/// their medians and the median of the paired ratios `b / a`: the VM's
+/// speed drifts by tens of percent within seconds, so only interleaved
+/// runs compare two ways of doing the same work.
+fn compare(name: &str, (a_name, mut a): (&str, impl FnMut()), (b_name, mut b): (&str, impl FnMut())) {
+    if std::env::args().skip(1).find(|a| !a.starts_with('-')).is_some_and(|only| !name.contains(&only)) {
+        return;
+    }
+    let once = |f: &mut dyn FnMut()| {
+        let start = Instant::now();
+        f();
+        start.elapsed().as_secs_f64() * 1e3
+    };
+    once(&mut a);
+    once(&mut b);
+    let mut runs: Vec<(f64, f64)> = (0..21).map(|_| (once(&mut a), once(&mut b))).collect();
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    let ratio = median(runs.iter().map(|(a, b)| b / a).collect());
+    runs.sort_by(|x, y| x.0.total_cmp(&y.0));
+    println!("{name:36} {a_name} {:7.2} ms   {b_name} {:7.2} ms   {b_name}/{a_name} {ratio:.3}", runs[10].0, median(runs.iter().map(|r| r.1).collect()));
 }
 
 fn values(n: usize, seed: usize) -> Vec<f32> {
@@ -46,17 +77,27 @@ fn main() {
         for (name, s) in CONVS {
             let (x, w, b) = (values(s.batch * s.height * s.width * s.c_in, 1), values(s.c_out * s.c_in * s.kh * s.kw, 2), values(s.c_out, 3));
             let dy = values(s.output_len(), 4);
-            let lowerings = if direct::available(&s) { vec![Lowering::Im2col, Lowering::Direct] } else { vec![Lowering::Im2col] };
-            for l in lowerings {
-                time(&format!("conv {name} forward {l:?}"), || drop(std::hint::black_box(conv::forward_by(l, &x, &w, &b, &s))));
-                time(&format!("conv {name} weight grad {l:?}"), || drop(std::hint::black_box(conv::backward_by(l, &x, &w, &dy, &s, false))));
-                time(&format!("conv {name} all grads {l:?}"), || drop(std::hint::black_box(conv::backward_by(l, &x, &w, &dy, &s, true))));
+            if !direct::available(&s) {
+                time(&format!("conv {name} forward"), || drop(std::hint::black_box(conv::forward_by(Lowering::Im2col, &x, &w, &b, &s))));
+                time(&format!("conv {name} all grads"), || drop(std::hint::black_box(conv::backward_by(Lowering::Im2col, &x, &w, &dy, &s, true))));
+                continue;
             }
+            let (x, w, b, dy) = (&x, &w, &b, &dy);
+            let forward = |l| move || drop(std::hint::black_box(conv::forward_by(l, x, w, b, &s)));
+            let backward = |l, input_grad| move || drop(std::hint::black_box(conv::backward_by(l, x, w, dy, &s, input_grad)));
+            compare(&format!("conv {name} forward"), ("im2col", forward(Lowering::Im2col)), ("direct", forward(Lowering::Direct)));
+            compare(&format!("conv {name} weight grad"), ("im2col", backward(Lowering::Im2col, false)), ("direct", backward(Lowering::Direct, false)));
+            compare(&format!("conv {name} all grads"), ("im2col", backward(Lowering::Im2col, true)), ("direct", backward(Lowering::Direct, true)));
         }
         let (rows, d, hidden) = (64 * 44, 128, 2048);
         let (x, w1, b1) = (values(rows * d, 9), values(d * hidden, 10), values(hidden, 11));
         time("feed-forward in, direct panel-outer", || drop(std::hint::black_box(direct::product(&x, d, (&w1, hidden, 1), hidden, &b1))));
         time("feed-forward in, direct blocked", || drop(std::hint::black_box(direct::product_blocked(&x, d, (&w1, hidden, 1), hidden, &b1, |_, _| ()))));
+        let ff = feed_forward::FeedForwardShape { rows, d, hidden };
+        let (w2, b2, mask) = (values(hidden * d, 12), values(d, 13), Mask::new(3, 0.9));
+        let (h, y) = feed_forward::forward(&x, &w1, &b1, &w2, &b2, &ff, mask);
+        time("feed-forward forward", || drop(std::hint::black_box(feed_forward::forward(&x, &w1, &b1, &w2, &b2, &ff, mask))));
+        time("feed-forward backward", || drop(std::hint::black_box(feed_forward::backward(&x, &h, (&w1, &w2), &y, &ff, mask.scale, true))));
         for (rows, c, relu) in [(64_000, 64, true), (61_440, 32, false), (88_320, 32, false)] {
             let (x, dy) = (values(rows * c, 5), values(rows * c, 6));
             let (gamma, beta) = (vec![1.0; c], vec![0.1; c]);
