@@ -325,10 +325,11 @@ mod tests {
 
     /// im2col + gemm shapes, then direct ones (outputs a multiple of 16
     /// channels; positions and patch lengths that are and are not
-    /// multiples of the six-row tile), the last two with direct input
-    /// gradients (kernel-row runs of 32 values, and of 60: groups of 16
-    /// at 0, 16, 32 and 44, the last overlapping the one before).
-    const SHAPES: [ConvShape; 7] = [
+    /// multiples of the six-row tile), the last three with direct input
+    /// gradients (kernel-row runs of 32 values; of 60: groups of 16 at 0,
+    /// 16, 32 and 44, the last overlapping the one before; and of 480,
+    /// in panels of 1440 patch elements, deeper than L1 holds).
+    const SHAPES: [ConvShape; 8] = [
         ConvShape { batch: 5, height: 6, width: 7, c_in: 3, c_out: 4, kh: 3, kw: 2 },
         ConvShape { batch: 3, height: 4, width: 5, c_in: 6, c_out: 2, kh: 1, kw: 1 },
         ConvShape { batch: 3, height: 7, width: 6, c_in: 5, c_out: 32, kh: 3, kw: 1 },
@@ -336,6 +337,7 @@ mod tests {
         ConvShape { batch: 2, height: 3, width: 4, c_in: 3, c_out: 16, kh: 1, kw: 1 },
         ConvShape { batch: 3, height: 4, width: 9, c_in: 16, c_out: 32, kh: 2, kw: 2 },
         ConvShape { batch: 2, height: 5, width: 6, c_in: 20, c_out: 16, kh: 3, kw: 3 },
+        ConvShape { batch: 8, height: 3, width: 4, c_in: 160, c_out: 48, kh: 3, kw: 3 },
     ];
 
     /// The direct shapes above do take the direct path wherever the CPU
