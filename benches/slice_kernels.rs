@@ -1,8 +1,9 @@
 //! `cargo bench --bench slice_kernels`: the flex kernels on plain slices,
-//! at the CMC step's shapes (batch 64), without burn around them. Both
-//! convolution lowerings run interleaved in one process, round after round, so a regression or a
-//! gain shows despite a noisy machine.
-//! Timings only: medians and minimums of 15 runs after one warm-up.
+//! at the CMC step's shapes (batch 64), without burn around them.
+//! Timings only. Each convolution's two lowerings run interleaved, 21
+//! pairs after a warm-up, with both medians and the median of the paired
+//! ratios, so a regression or a gain shows despite a noisy machine; the
+//! other lines give the median and minimum of 15 runs after a warm-up.
 //! `cargo bench --bench slice_kernels -- TEXT` runs only the lines whose
 //! name contains TEXT.
 
@@ -11,9 +12,14 @@ use cmkm::models::dropout::Mask;
 use cmkm::models::flex_kernels::{direct, feed_forward, norm, pool};
 use std::time::Instant;
 
+/// Whether the line `name` runs: every line, or those naming the first
+/// argument that is not a flag (cargo passes `--bench`).
+fn selected(name: &str) -> bool {
+    std::env::args().skip(1).find(|a| !a.starts_with('-')).is_none_or(|only| name.contains(&only))
+}
+
 fn time(name: &str, mut f: impl FnMut()) {
-    // `cargo bench --bench slice_kernels -- TEXT` times only the lines naming TEXT.
-    if std::env::args().skip(1).find(|a| !a.starts_with('-')).is_some_and(|only| !name.contains(&only)) {
+    if !selected(name) {
         return;
     }
     f();
@@ -33,7 +39,7 @@ fn time(name: &str, mut f: impl FnMut()) {
 /// speed drifts by tens of percent within seconds, so only interleaved
 /// runs compare two ways of doing the same work.
 fn compare(name: &str, (a_name, mut a): (&str, impl FnMut()), (b_name, mut b): (&str, impl FnMut())) {
-    if std::env::args().skip(1).find(|a| !a.starts_with('-')).is_some_and(|only| !name.contains(&only)) {
+    if !selected(name) {
         return;
     }
     let once = |f: &mut dyn FnMut()| {
@@ -43,14 +49,14 @@ fn compare(name: &str, (a_name, mut a): (&str, impl FnMut()), (b_name, mut b): (
     };
     once(&mut a);
     once(&mut b);
-    let mut runs: Vec<(f64, f64)> = (0..21).map(|_| (once(&mut a), once(&mut b))).collect();
-    let median = |mut v: Vec<f64>| {
+    let runs: Vec<(f64, f64)> = (0..21).map(|_| (once(&mut a), once(&mut b))).collect();
+    let median = |f: &dyn Fn(&(f64, f64)) -> f64| {
+        let mut v: Vec<f64> = runs.iter().map(f).collect();
         v.sort_by(f64::total_cmp);
         v[v.len() / 2]
     };
-    let ratio = median(runs.iter().map(|(a, b)| b / a).collect());
-    runs.sort_by(|x, y| x.0.total_cmp(&y.0));
-    println!("{name:36} {a_name} {:7.2} ms   {b_name} {:7.2} ms   {b_name}/{a_name} {ratio:.3}", runs[10].0, median(runs.iter().map(|r| r.1).collect()));
+    let (a_ms, b_ms, ratio) = (median(&|r| r.0), median(&|r| r.1), median(&|r| r.1 / r.0));
+    println!("{name:36} {a_name} {a_ms:7.2} ms   {b_name} {b_ms:7.2} ms   {b_name}/{a_name} {ratio:.3}");
 }
 
 fn values(n: usize, seed: usize) -> Vec<f32> {
