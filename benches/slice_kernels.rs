@@ -9,7 +9,7 @@
 
 use cmkm::models::flex_kernels::conv::{self, ConvShape, Lowering};
 use cmkm::models::dropout::Mask;
-use cmkm::models::flex_kernels::{direct, feed_forward, norm, pool};
+use cmkm::models::flex_kernels::{direct, feed_forward, norm, pool, winograd};
 use std::time::Instant;
 
 /// Whether the line `name` runs: every line, or those naming the first
@@ -94,6 +94,11 @@ fn main() {
             compare(&format!("conv {name} forward"), ("im2col", forward(Lowering::Im2col)), ("direct", forward(Lowering::Direct)));
             compare(&format!("conv {name} weight grad"), ("im2col", backward(Lowering::Im2col, false)), ("direct", backward(Lowering::Direct, false)));
             compare(&format!("conv {name} all grads"), ("im2col", backward(Lowering::Im2col, true)), ("direct", backward(Lowering::Direct, true)));
+            if winograd::available(&s) {
+                compare(&format!("winograd {name} forward"), ("direct", forward(Lowering::Direct)), ("winograd", forward(Lowering::Winograd)));
+                compare(&format!("winograd {name} weight grad"), ("direct", backward(Lowering::Direct, false)), ("winograd", backward(Lowering::Winograd, false)));
+                compare(&format!("winograd {name} all grads"), ("direct", backward(Lowering::Direct, true)), ("winograd", backward(Lowering::Winograd, true)));
+            }
         }
         let (rows, d, hidden) = (64 * 44, 128, 2048);
         let (x, w1, b1) = (values(rows * d, 9), values(d * hidden, 10), values(hidden, 11));

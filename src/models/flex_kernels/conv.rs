@@ -7,7 +7,7 @@
 //! one gemm call; the backward pass rebuilds the block instead of keeping
 //! every layer's patches alive between the passes.
 
-use super::{chunks_of, direct};
+use super::{chunks_of, direct, winograd};
 use rayon::prelude::*;
 
 /// Sizes of one convolution.
@@ -174,18 +174,22 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], s: &ConvShape) -> Vec<f3
     forward_by(Lowering::best(s), x, weight, bias, s)
 }
 
-/// How a convolution becomes products: [`direct`] windows, or im2col
-/// blocks multiplied by gemm. Both give the same values up to rounding.
+/// How a convolution becomes products: [`winograd`] tiles, [`direct`]
+/// windows, or im2col blocks multiplied by gemm. All give the same values
+/// up to rounding.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Lowering {
+    Winograd,
     Direct,
     Im2col,
 }
 
 impl Lowering {
-    /// Direct where this CPU and shape allow it.
+    /// Winograd, else direct, where this CPU and shape allow it.
     pub fn best(s: &ConvShape) -> Self {
-        if direct::available(s) {
+        if winograd::available(s) {
+            Lowering::Winograd
+        } else if direct::available(s) {
             Lowering::Direct
         } else {
             Lowering::Im2col
@@ -195,8 +199,10 @@ impl Lowering {
 
 /// [`forward`] by the given lowering (direct must be available).
 pub fn forward_by(lowering: Lowering, x: &[f32], weight: &[f32], bias: &[f32], s: &ConvShape) -> Vec<f32> {
-    if lowering == Lowering::Direct {
-        return direct_forward(x, weight, bias, s);
+    match lowering {
+        Lowering::Winograd => return winograd::forward(x, weight, bias, s),
+        Lowering::Direct => return direct_forward(x, weight, bias, s),
+        Lowering::Im2col => {}
     }
     let wm = weight_matrix(weight, s);
     let (per_sample, depth) = (s.positions() * s.c_out, s.depth());
@@ -235,6 +241,9 @@ pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], s: &ConvShape, input_grad
 /// direct too where [`direct::input_grad_available`], else (and by
 /// im2col) a gemm product spread back by col2im.
 pub fn backward_by(lowering: Lowering, x: &[f32], weight: &[f32], dy: &[f32], s: &ConvShape, input_grad: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
+    if lowering == Lowering::Winograd {
+        return winograd::backward(x, weight, dy, s, input_grad);
+    }
     let wm = weight_matrix(weight, s);
     let (per_sample, depth, c_out) = (s.positions() * s.c_out, s.depth(), s.c_out);
     let chunk = chunks_of(s.batch, s.positions() * depth);
@@ -328,8 +337,10 @@ mod tests {
     /// multiples of the six-row tile), the last three with direct input
     /// gradients (kernel-row runs of 32 values; of 60: groups of 16 at 0,
     /// 16, 32 and 44, the last overlapping the one before; and of 480,
-    /// in panels of 1440 patch elements, deeper than L1 holds).
-    const SHAPES: [ConvShape; 8] = [
+    /// in panels of 1440 patch elements, deeper than L1 holds). The last
+    /// two run by Winograd too: a single output row, and an odd output
+    /// height (tiles over the edge).
+    const SHAPES: [ConvShape; 9] = [
         ConvShape { batch: 5, height: 6, width: 7, c_in: 3, c_out: 4, kh: 3, kw: 2 },
         ConvShape { batch: 3, height: 4, width: 5, c_in: 6, c_out: 2, kh: 1, kw: 1 },
         ConvShape { batch: 3, height: 7, width: 6, c_in: 5, c_out: 32, kh: 3, kw: 1 },
@@ -338,6 +349,7 @@ mod tests {
         ConvShape { batch: 3, height: 4, width: 9, c_in: 16, c_out: 32, kh: 2, kw: 2 },
         ConvShape { batch: 2, height: 5, width: 6, c_in: 20, c_out: 16, kh: 3, kw: 3 },
         ConvShape { batch: 8, height: 3, width: 4, c_in: 160, c_out: 48, kh: 3, kw: 3 },
+        ConvShape { batch: 3, height: 9, width: 8, c_in: 32, c_out: 32, kh: 3, kw: 3 },
     ];
 
     /// The direct shapes above do take the direct path wherever the CPU
@@ -358,19 +370,38 @@ mod tests {
     fn forward_is_the_direct_convolution() {
         for s in SHAPES {
             let (x, w, b) = (values(s.batch * s.image(), 1), values(s.c_out * s.depth(), 2), values(s.c_out, 3));
-            close(&forward(&x, &w, &b, &s), &reference(&x, &w, &b, &s));
-            close(&forward_by(Lowering::Im2col, &x, &w, &b, &s), &reference(&x, &w, &b, &s));
+            let expected = reference(&x, &w, &b, &s);
+            close(&forward(&x, &w, &b, &s), &expected);
+            close(&forward_by(Lowering::Im2col, &x, &w, &b, &s), &expected);
+            if direct::available(&s) {
+                close(&forward_by(Lowering::Direct, &x, &w, &b, &s), &expected);
+            }
         }
     }
 
     #[test]
-    fn both_lowerings_give_the_same_gradients() {
+    fn every_lowering_gives_the_same_gradients() {
         for s in SHAPES.into_iter().filter(direct::available) {
             let (x, w, dy) = (values(s.batch * s.image(), 1), values(s.c_out * s.depth(), 2), values(s.output_len(), 4));
-            let (direct, im2col) = (backward_by(Lowering::Direct, &x, &w, &dy, &s, true), backward_by(Lowering::Im2col, &x, &w, &dy, &s, true));
-            close(&direct.1, &im2col.1);
-            close(&direct.0.unwrap(), &im2col.0.unwrap());
-            assert_eq!(direct.2, im2col.2);
+            let im2col = backward_by(Lowering::Im2col, &x, &w, &dy, &s, true);
+            let others = [Lowering::Direct, Lowering::Winograd].into_iter().filter(|&l| l != Lowering::Winograd || winograd::available(&s));
+            for lowering in others {
+                let (dx, dw, db) = backward_by(lowering, &x, &w, &dy, &s, true);
+                close(&dw, &im2col.1);
+                close(&dx.unwrap(), im2col.0.as_ref().unwrap());
+                close(&db, &im2col.2);
+                assert!(backward_by(lowering, &x, &w, &dy, &s, false).0.is_none());
+            }
+        }
+    }
+
+    /// 3 x 3 kernels on whole groups of 16 input channels take the
+    /// Winograd path where direct runs (the 20-channel shape does not).
+    #[test]
+    fn three_by_three_kernels_on_sixteens_of_channels_take_winograd() {
+        for s in SHAPES {
+            let expected = s.kh == 3 && s.kw == 3 && s.c_in % 16 == 0 && direct::available(&s);
+            assert_eq!(Lowering::best(&s) == Lowering::Winograd, expected, "{s:?}");
         }
     }
 

@@ -217,17 +217,23 @@ pub fn forward(images: &[f32], windows: &Windows, panels: &[f32], bias: &[f32], 
 /// element, the sum over every output position of `images` (in order) of
 /// its window value times the output gradient `dy`.
 pub fn weight_grad(images: &[f32], windows: &Windows, dy: &[f32], s: &ConvShape) -> Vec<f32> {
+    let mut dw = vec![0.0; windows.offsets.len() * s.c_out];
+    weight_grad_add(images, windows, dy, s, &mut dw);
+    dw
+}
+
+/// [`weight_grad`] added onto `dw`: each value's running sum starts from
+/// what `dw` holds (the Winograd weight gradient sums block by block).
+pub fn weight_grad_add(images: &[f32], windows: &Windows, dy: &[f32], s: &ConvShape, dw: &mut [f32]) {
     windows.check();
     let samples = images.len() / windows.image;
     assert!(available(s) && images.len() == samples * windows.image && dy.len() == samples * windows.starts.len() * s.c_out);
-    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
-    let mut dw = vec![0.0; windows.offsets.len() * s.c_out];
+    assert!(dw.len() == windows.offsets.len() * s.c_out);
     // SAFETY: as in `forward`; `dw` holds every (element, channel) pair.
     #[cfg(target_arch = "x86_64")]
     unsafe {
-        avx::weight_grad(images, &windows.all(samples), &windows.offsets, dy, s.c_out, &mut dw)
+        avx::weight_grad(images, &windows.all(samples), &windows.offsets, dy, s.c_out, dw)
     }
-    dw
 }
 
 /// Adds to `dx` (whole samples, channels last) the input gradient of
@@ -345,7 +351,7 @@ mod avx {
 
     /// Block by block of output positions (`starts`: every window of
     /// every sample), each tile (six patch elements x one panel) loaded
-    /// from `dw` (zeroed by the caller), adding the block's products
+    /// from `dw` (where the sums start), adding the block's products
     /// position by position and stored back: every value is one running
     /// sum in position order. A short last group of elements repeats its
     /// last one and stores only the real ones.

@@ -19,6 +19,7 @@ pub mod direct;
 pub mod feed_forward;
 pub mod norm;
 pub mod pool;
+pub mod winograd;
 
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
