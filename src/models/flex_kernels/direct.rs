@@ -192,6 +192,53 @@ pub fn product_blocked(x: &[f32], depth: usize, m: (&[f32], usize, usize), c_out
     }
 }
 
+/// The windows of `rows` consecutive rows of `depth` values, each its own
+/// 1 x 1 window: for products of plain row-major matrices, built once and
+/// used for many (the Winograd products: 16 per chunk of tiles).
+pub struct Rows {
+    starts: Vec<usize>,
+    offsets: Vec<usize>,
+}
+
+impl Rows {
+    pub fn new(rows: usize, depth: usize) -> Self {
+        Rows { starts: (0..rows).map(|r| r * depth).collect(), offsets: (0..depth).collect() }
+    }
+
+    /// Whether `x` holds exactly these rows: the bound that makes the
+    /// kernels' unchecked reads safe.
+    fn fits(&self, x: &[f32]) -> bool {
+        x.len() == self.starts.len() * self.offsets.len()
+    }
+}
+
+/// `x @ panels + bias` into `out` for the rows `x` (as [`Rows`]), the
+/// panels as [`matrix_panels`] lays them out, `C_out = bias.len()`.
+pub fn rows_product(x: &[f32], rows: &Rows, panels: &[f32], bias: &[f32], out: &mut [MaybeUninit<f32>]) {
+    let c_out = bias.len();
+    assert!(available(&pointwise(rows.starts.len(), rows.offsets.len(), c_out)) && rows.fits(x));
+    assert!(panels.len() == rows.offsets.len() * c_out && out.len() == rows.starts.len() * c_out);
+    // SAFETY: the CPU has AVX2 and FMA (`available`); the rows lie inside
+    // `x` and the outputs inside `out` (the lengths above).
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        avx::forward(x, &rows.starts, &rows.offsets, panels, bias, c_out, out.as_mut_ptr().cast())
+    }
+}
+
+/// `dw += x^T dy` for the rows `x` (as [`Rows`]) and their `(rows, C_out)`
+/// gradient `dy`, `dw` a row-major `(depth, C_out)` matrix: each value's
+/// running sum in row order.
+pub fn rows_weight_grad_add(x: &[f32], rows: &Rows, dy: &[f32], c_out: usize, dw: &mut [f32]) {
+    assert!(available(&pointwise(rows.starts.len(), rows.offsets.len(), c_out)) && rows.fits(x));
+    assert!(dy.len() == rows.starts.len() * c_out && dw.len() == rows.offsets.len() * c_out);
+    // SAFETY: as in `rows_product`; `dw` holds every (element, channel) pair.
+    #[cfg(target_arch = "x86_64")]
+    unsafe {
+        avx::weight_grad(x, &rows.starts, &rows.offsets, dy, c_out, dw)
+    }
+}
+
 /// The shape of `x (rows, depth) @ (depth, c_out)` as a 1 x 1 convolution.
 pub fn pointwise(rows: usize, depth: usize, c_out: usize) -> ConvShape {
     ConvShape { batch: rows, height: 1, width: 1, c_in: depth, c_out, kh: 1, kw: 1 }
@@ -217,23 +264,17 @@ pub fn forward(images: &[f32], windows: &Windows, panels: &[f32], bias: &[f32], 
 /// element, the sum over every output position of `images` (in order) of
 /// its window value times the output gradient `dy`.
 pub fn weight_grad(images: &[f32], windows: &Windows, dy: &[f32], s: &ConvShape) -> Vec<f32> {
-    let mut dw = vec![0.0; windows.offsets.len() * s.c_out];
-    weight_grad_add(images, windows, dy, s, &mut dw);
-    dw
-}
-
-/// [`weight_grad`] added onto `dw`: each value's running sum starts from
-/// what `dw` holds (the Winograd weight gradient sums block by block).
-pub fn weight_grad_add(images: &[f32], windows: &Windows, dy: &[f32], s: &ConvShape, dw: &mut [f32]) {
     windows.check();
     let samples = images.len() / windows.image;
     assert!(available(s) && images.len() == samples * windows.image && dy.len() == samples * windows.starts.len() * s.c_out);
-    assert!(dw.len() == windows.offsets.len() * s.c_out);
+    #[cfg_attr(not(target_arch = "x86_64"), allow(unused_mut))]
+    let mut dw = vec![0.0; windows.offsets.len() * s.c_out];
     // SAFETY: as in `forward`; `dw` holds every (element, channel) pair.
     #[cfg(target_arch = "x86_64")]
     unsafe {
-        avx::weight_grad(images, &windows.all(samples), &windows.offsets, dy, s.c_out, dw)
+        avx::weight_grad(images, &windows.all(samples), &windows.offsets, dy, s.c_out, &mut dw)
     }
+    dw
 }
 
 /// Adds to `dx` (whole samples, channels last) the input gradient of

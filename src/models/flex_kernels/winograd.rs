@@ -14,7 +14,7 @@
 //! over an odd-sized output's edge read zeros and write nothing there.
 
 use super::conv::ConvShape;
-use super::direct::{self, Windows};
+use super::direct::{self, Rows};
 use super::written;
 use rayon::prelude::*;
 use std::array::from_fn;
@@ -31,8 +31,9 @@ const PANEL: usize = 16;
 /// widths where [`direct`]'s kernel runs the products, and input channels
 /// in whole groups of 16. The products here are only `C_in` deep (the
 /// direct kernel's are `9 x C_in`); on the co-occurrence encoder's first
-/// 3 x 3 layer (20 input channels, the joints) they took 1.12-1.19 times
-/// the direct kernel's time, on the second (32) 0.85-0.96.
+/// 3 x 3 layer (20 input channels, the joints; the input gradient's
+/// products padded to 32) the whole layer took 1.02-1.09 times the direct
+/// kernel's time, on the second (32) 0.85-0.96.
 pub fn available(s: &ConvShape) -> bool {
     s.kh == 3 && s.kw == 3 && s.height >= 3 && s.width >= 3 && s.c_in > 0 && s.c_in.is_multiple_of(PANEL) && direct::available(s)
 }
@@ -321,14 +322,13 @@ impl Kernels {
 /// `x (rows, depth) @ panels` into `out`, by the direct kernel, for each
 /// of the 16 planes of `x`, `panels` and `out`.
 fn products(x: &[f32], depth: usize, panels: &[f32], width: usize, out: &mut [f32]) {
-    let s = direct::pointwise(x.len() / TILE / depth, depth, width);
-    let (windows, bias) = (Windows::new(&s), vec![0.0; width]);
+    let (rows, bias) = (Rows::new(x.len() / TILE / depth, depth), vec![0.0; width]);
     let planes = x.chunks_exact(x.len() / TILE).zip(panels.chunks_exact(panels.len() / TILE));
     for ((x, panels), out) in planes.zip(out.chunks_exact_mut(out.len() / TILE)) {
         // SAFETY: the same memory seen as possibly uninitialised values,
         // which initialised ones are; the kernel only writes it.
         let out: &mut [MaybeUninit<f32>] = unsafe { &mut *(out as *mut [f32] as *mut [MaybeUninit<f32>]) };
-        direct::forward(x, &windows, panels, &bias, &s, out);
+        direct::rows_product(x, &rows, panels, &bias, out);
     }
 }
 
@@ -436,10 +436,9 @@ fn backward_chunk(images: &[f32], dy: &[f32], kernels: &Kernels, t: &Tiles, dx: 
     with_scratch([TILE * count * s.c_in, TILE * count * s.c_out, dv_len], |[v, m, dv]| {
         // SAFETY (target features, here and below): `available` found AVX2 and FMA.
         unsafe { (input_planes(images, t, count, v), output_grad_planes(dy, t, count, m)) };
-        let plane = direct::pointwise(count, s.c_in, s.c_out);
-        let windows = Windows::new(&plane);
+        let rows = Rows::new(count, s.c_in);
         for ((v, m), du) in v.chunks_exact(count * s.c_in).zip(m.chunks_exact(count * s.c_out)).zip(du.chunks_exact_mut(s.c_in * s.c_out)) {
-            direct::weight_grad_add(v, &windows, m, &plane, du);
+            direct::rows_weight_grad_add(v, &rows, m, s.c_out, du);
         }
         if let Some(dx) = dx {
             products(m, s.c_out, &kernels.transposed, s.c_in, dv);
