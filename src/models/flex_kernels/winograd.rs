@@ -38,9 +38,9 @@ pub fn available(s: &ConvShape) -> bool {
     s.kh == 3 && s.kw == 3 && s.height >= 3 && s.width >= 3 && s.c_in > 0 && s.c_in.is_multiple_of(PANEL) && direct::available(s)
 }
 
-/// A value the transforms combine: one channel, or eight side by side.
+/// A value the transforms combine (eight channels side by side; the
+/// transforms are written once for any such value).
 trait Value: Copy + Add<Output = Self> + Sub<Output = Self> + Neg<Output = Self> {}
-impl Value for f32 {}
 
 /// Eight channels, added lane by lane (vectorised inside the transforms'
 /// AVX functions).
@@ -152,29 +152,14 @@ impl Transform<4, TILE> for OutputTileGrad {
     }
 }
 
-/// Applies `P` channel by channel: `dst[k][c]` from every `src[j][c]`,
-/// eight channels at a time. Where the channels are not a multiple of
-/// eight, the last eight overlap the ones before and write the same
-/// values again.
+/// Applies `P` channel by channel, eight at a time: `dst[k][c]` from
+/// every `src[j][c]`. The channels are a multiple of 16 ([`available`]).
 #[inline(always)]
 fn transform<P: Transform<II, OO>, const II: usize, const OO: usize>(src: [&[f32]; II], dst: [&mut [f32]; OO]) {
     let channels = src[0].len();
-    if channels < LANES {
-        for c in 0..channels {
-            let mut d = [0.0; II];
-            for j in 0..II {
-                d[j] = src[j][c];
-            }
-            for (k, v) in P::apply::<f32>(d).into_iter().enumerate() {
-                dst[k][c] = v;
-            }
-        }
-        return;
-    }
-    assert!(src.iter().all(|s| s.len() == channels) && dst.iter().all(|d| d.len() == channels));
+    assert!(channels.is_multiple_of(LANES) && src.iter().all(|s| s.len() == channels) && dst.iter().all(|d| d.len() == channels));
     let (src, dst) = (src.map(<[f32]>::as_ptr), dst.map(<[f32]>::as_mut_ptr));
     for c in (0..channels).step_by(LANES) {
-        let c = c.min(channels - LANES);
         // SAFETY: `c + LANES <= channels`, the length of every piece
         // (asserted above); the pieces of `dst` are disjoint borrows.
         unsafe {
@@ -234,9 +219,10 @@ impl Tiles {
         self.rows * self.columns
     }
 
-    /// Samples per chunk: about 16 K values per tile plane across the
-    /// products' inputs and outputs, and at least two chunks. Fixed by the
-    /// shape, never the threads.
+    /// Samples per chunk: about 16 K values in one plane of the products'
+    /// inputs, outputs and input gradients together (about 1 MB for all
+    /// 16 planes), and at least two chunks. Fixed by the shape, never the
+    /// threads.
     fn chunk(&self) -> usize {
         let tiles = 16_384 / (2 * self.s.c_in + self.s.c_out);
         (tiles / self.per_sample()).clamp(1, self.s.batch.div_ceil(2).max(1))
