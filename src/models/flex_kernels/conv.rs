@@ -339,7 +339,7 @@ mod tests {
     /// 16, 32 and 44, the last overlapping the one before; and of 480,
     /// in panels of 1440 patch elements, deeper than L1 holds). The last
     /// two run by Winograd too: a single output row, and an odd output
-    /// height (tiles over the edge).
+    /// height and width (tiles over both edges).
     const SHAPES: [ConvShape; 9] = [
         ConvShape { batch: 5, height: 6, width: 7, c_in: 3, c_out: 4, kh: 3, kw: 2 },
         ConvShape { batch: 3, height: 4, width: 5, c_in: 6, c_out: 2, kh: 1, kw: 1 },
@@ -349,7 +349,7 @@ mod tests {
         ConvShape { batch: 3, height: 4, width: 9, c_in: 16, c_out: 32, kh: 2, kw: 2 },
         ConvShape { batch: 2, height: 5, width: 6, c_in: 20, c_out: 16, kh: 3, kw: 3 },
         ConvShape { batch: 8, height: 3, width: 4, c_in: 160, c_out: 48, kh: 3, kw: 3 },
-        ConvShape { batch: 3, height: 9, width: 8, c_in: 32, c_out: 32, kh: 3, kw: 3 },
+        ConvShape { batch: 3, height: 9, width: 9, c_in: 32, c_out: 32, kh: 3, kw: 3 },
     ];
 
     /// The direct shapes above do take the direct path wherever the CPU

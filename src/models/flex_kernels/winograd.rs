@@ -23,17 +23,19 @@ use std::ops::{Add, Neg, Sub};
 
 /// Values of one transformed tile.
 const TILE: usize = 16;
-/// Lanes of the transforms' vectors, and the direct kernel's panel width.
+/// Channels per vector in the transforms.
 const LANES: usize = 8;
+/// Channels per group that the products run best on: the direct kernel's
+/// panel width.
 const PANEL: usize = 16;
 
 /// Whether F(2x2, 3x3) runs for `s`: 3 x 3 kernels, on CPUs and output
-/// widths where [`direct`]'s kernel runs the products, and input channels
-/// in whole groups of 16. The products here are only `C_in` deep (the
-/// direct kernel's are `9 x C_in`); on the co-occurrence encoder's first
-/// 3 x 3 layer (20 input channels, the joints; the input gradient's
-/// products padded to 32) the whole layer took 1.02-1.09 times the direct
-/// kernel's time, on the second (32) 0.85-0.96.
+/// channel counts where [`direct`]'s kernel runs the products, and input
+/// channels in whole groups of 16. The products here are only `C_in` deep
+/// (the direct kernel's are `9 x C_in`): on the co-occurrence encoder's
+/// first 3 x 3 layer (20 input channels, the joints) a version that padded
+/// the input gradient's products to 32 took 1.02-1.09 times the direct
+/// kernel's time, on the second (32) this one takes 0.81-0.95.
 pub fn available(s: &ConvShape) -> bool {
     s.kh == 3 && s.kw == 3 && s.height >= 3 && s.width >= 3 && s.c_in > 0 && s.c_in.is_multiple_of(PANEL) && direct::available(s)
 }
@@ -153,7 +155,8 @@ impl Transform<4, TILE> for OutputTileGrad {
 }
 
 /// Applies `P` channel by channel, eight at a time: `dst[k][c]` from
-/// every `src[j][c]`. The channels are a multiple of 16 ([`available`]).
+/// every `src[j][c]`. The channels come in 16s ([`available`]); the
+/// assertion checks what the loop needs, a multiple of eight.
 #[inline(always)]
 fn transform<P: Transform<II, OO>, const II: usize, const OO: usize>(src: [&[f32]; II], dst: [&mut [f32]; OO]) {
     let channels = src[0].len();
@@ -283,24 +286,13 @@ impl Kernels {
     fn new(weight: &[f32], t: &Tiles, input_grad: bool) -> Self {
         let s = &t.s;
         let u = transformed_weights(weight, s);
-        // Value k of the kernel from input channel ci to output channel co.
-        let at = |k: usize, ci: usize, co: usize| u[(co * s.c_in + ci) * TILE + k];
-        let mut forward = vec![0.0; TILE * s.c_in * s.c_out];
-        forward.par_chunks_mut(s.c_in * s.c_out).enumerate().for_each(|(k, plane)| {
-            for (p, panel) in plane.chunks_exact_mut(s.c_in * PANEL).enumerate() {
-                for (ci, row) in panel.chunks_exact_mut(PANEL).enumerate() {
-                    row.iter_mut().enumerate().for_each(|(lane, v)| *v = at(k, ci, p * PANEL + lane));
-                }
-            }
-        });
-        let mut transposed = vec![0.0; if input_grad { TILE * s.c_in * s.c_out } else { 0 }];
-        transposed.par_chunks_mut(s.c_in * s.c_out).enumerate().for_each(|(k, plane)| {
-            for (p, panel) in plane.chunks_exact_mut(s.c_out * PANEL).enumerate() {
-                for (co, row) in panel.chunks_exact_mut(PANEL).enumerate() {
-                    row.iter_mut().enumerate().for_each(|(lane, v)| *v = at(k, p * PANEL + lane, co));
-                }
-            }
-        });
+        // Plane k of `u` seen as a matrix: (C_in, C_out) with strides
+        // (16, 16 x C_in), or transposed.
+        let planes = |depth: usize, width: usize, strides: (usize, usize)| -> Vec<f32> {
+            (0..TILE).into_par_iter().map(|k| direct::matrix_panels(&u[k..], depth, width, strides)).collect::<Vec<_>>().concat()
+        };
+        let forward = planes(s.c_in, s.c_out, (TILE, s.c_in * TILE));
+        let transposed = if input_grad { planes(s.c_out, s.c_in, (s.c_in * TILE, TILE)) } else { Vec::new() };
         Kernels { forward, transposed }
     }
 }
@@ -385,6 +377,7 @@ fn outputs(m: &[f32], bias: &[f32], t: &Tiles, tiles: usize, block: &mut [f32], 
 /// The forward pass of one chunk of whole samples into `out`. (Cutting
 /// chunks into blocks of tiles small enough for L2 was slower: more calls,
 /// shallower weight gradient sums.)
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_unsafe))]
 fn forward_chunk(images: &[f32], kernels: &Kernels, bias: &[f32], t: &Tiles, out: &mut [MaybeUninit<f32>]) {
     let s = &t.s;
     let tiles = images.len() / (s.height * s.width * s.c_in) * t.per_sample();
@@ -398,10 +391,10 @@ fn forward_chunk(images: &[f32], kernels: &Kernels, bias: &[f32], t: &Tiles, out
 
 /// Forward pass, as [`super::conv::forward`] (which [`available`] allows).
 pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], s: &ConvShape) -> Vec<f32> {
-    assert!(available(s) && x.len() == s.batch * s.height * s.width * s.c_in && bias.len() == s.c_out);
+    assert!(available(s) && x.len() == s.batch * s.height * s.width * s.c_in && bias.len() == s.c_out && weight.len() == s.c_out * s.c_in * 9);
     let t = Tiles::new(s);
     let kernels = Kernels::new(weight, &t, false);
-    let (chunk, image, per_sample) = (t.chunk(), s.height * s.width * s.c_in, s_out(s));
+    let (chunk, image, per_sample) = (t.chunk(), s.height * s.width * s.c_in, outputs_per_sample(s));
     // SAFETY: the tiles of a chunk cover each of its output positions, and
     // `outputs` writes every position a tile covers.
     unsafe {
@@ -414,21 +407,22 @@ pub fn forward(x: &[f32], weight: &[f32], bias: &[f32], s: &ConvShape) -> Vec<f3
 
 /// One chunk's weight gradient in the product domain (16 `(C_in, C_out)`
 /// planes) and bias gradient, and its input gradient added onto `dx`.
+#[cfg_attr(not(target_arch = "x86_64"), allow(unused_unsafe))]
 fn backward_chunk(images: &[f32], dy: &[f32], kernels: &Kernels, t: &Tiles, dx: Option<&mut [f32]>) -> (Vec<f32>, Vec<f32>) {
     let s = &t.s;
-    let count = dy.len() / s_out(s) * t.per_sample();
+    let tiles = dy.len() / outputs_per_sample(s) * t.per_sample();
     let mut du = vec![0.0; TILE * s.c_in * s.c_out];
-    let dv_len = if dx.is_some() { TILE * count * s.c_in } else { 0 };
-    with_scratch([TILE * count * s.c_in, TILE * count * s.c_out, dv_len], |[v, m, dv]| {
+    let dv_len = if dx.is_some() { TILE * tiles * s.c_in } else { 0 };
+    with_scratch([TILE * tiles * s.c_in, TILE * tiles * s.c_out, dv_len], |[v, m, dv]| {
         // SAFETY (target features, here and below): `available` found AVX2 and FMA.
-        unsafe { (input_planes(images, t, count, v), output_grad_planes(dy, t, count, m)) };
-        let rows = Rows::new(count, s.c_in);
-        for ((v, m), du) in v.chunks_exact(count * s.c_in).zip(m.chunks_exact(count * s.c_out)).zip(du.chunks_exact_mut(s.c_in * s.c_out)) {
+        unsafe { (input_planes(images, t, tiles, v), output_grad_planes(dy, t, tiles, m)) };
+        let rows = Rows::new(tiles, s.c_in);
+        for ((v, m), du) in v.chunks_exact(tiles * s.c_in).zip(m.chunks_exact(tiles * s.c_out)).zip(du.chunks_exact_mut(s.c_in * s.c_out)) {
             direct::rows_weight_grad_add(v, &rows, m, s.c_out, du);
         }
         if let Some(dx) = dx {
             products(m, s.c_out, &kernels.transposed, s.c_in, dv);
-            unsafe { spread_input_grad(dv, t, count, dx) };
+            unsafe { spread_input_grad(dv, t, tiles, dx) };
         }
     });
     let mut db = vec![0.0f32; s.c_out];
@@ -439,7 +433,7 @@ fn backward_chunk(images: &[f32], dy: &[f32], kernels: &Kernels, t: &Tiles, dx: 
 }
 
 /// Output values per sample.
-fn s_out(s: &ConvShape) -> usize {
+fn outputs_per_sample(s: &ConvShape) -> usize {
     s.h_out() * s.w_out() * s.c_out
 }
 
@@ -466,12 +460,12 @@ fn spread_input_grad(dv: &[f32], t: &Tiles, tiles: usize, dx: &mut [f32]) {
 /// Gradients, as [`super::conv::backward`] (which [`available`] allows):
 /// the input's (when `input_grad`), the weight's and the bias's.
 pub fn backward(x: &[f32], weight: &[f32], dy: &[f32], s: &ConvShape, input_grad: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>) {
-    assert!(available(s) && x.len() == s.batch * s.height * s.width * s.c_in && dy.len() == s.output_len());
+    assert!(available(s) && x.len() == s.batch * s.height * s.width * s.c_in && dy.len() == s.output_len() && weight.len() == s.c_out * s.c_in * 9);
     let t = Tiles::new(s);
     let kernels = Kernels::new(weight, &t, input_grad);
     let (chunk, image) = (t.chunk(), s.height * s.width * s.c_in);
     let mut dx = input_grad.then(|| vec![0.0f32; s.batch * image]);
-    let images = x.par_chunks(chunk * image).zip(dy.par_chunks(chunk * s_out(s)));
+    let images = x.par_chunks(chunk * image).zip(dy.par_chunks(chunk * outputs_per_sample(s)));
     let partial: Vec<(Vec<f32>, Vec<f32>)> = match dx.as_mut() {
         Some(dx) => images.zip(dx.par_chunks_mut(chunk * image)).map(|((x, dy), dx)| backward_chunk(x, dy, &kernels, &t, Some(dx))).collect(),
         None => images.map(|(x, dy)| backward_chunk(x, dy, &kernels, &t, None)).collect(),
