@@ -261,10 +261,7 @@ pub fn backward_by(lowering: Lowering, x: &[f32], weight: &[f32], dy: &[f32], s:
                 product(depth, c_out, rows, (lhs, 1, depth as isize), (dy, c_out as isize, 1), gemm::Parallelism::None)
             }
         };
-        let mut db = vec![0.0f32; c_out];
-        for row in dy.chunks_exact(c_out) {
-            db.iter_mut().zip(row).for_each(|(b, g)| *b += g);
-        }
+        let db = bias_grad(dy, c_out);
         if let Some(dx) = dx {
             if let (Some(windows), Some(weights)) = (&windows, &direct_input) {
                 direct::input_grad(dy, windows, weights, s, dx);
@@ -292,6 +289,16 @@ pub fn backward_by(lowering: Lowering, x: &[f32], weight: &[f32], dy: &[f32], s:
         db.iter_mut().zip(db_c).for_each(|(a, b)| *a += b);
     }
     (dx, weight_from_matrix(&dwm, s), db)
+}
+
+/// The bias gradient of the output gradient rows `dy`: their column sums,
+/// row by row in order (one chunk's share; chunks are summed in order).
+pub(super) fn bias_grad(dy: &[f32], c_out: usize) -> Vec<f32> {
+    let mut db = vec![0.0f32; c_out];
+    for row in dy.chunks_exact(c_out) {
+        db.iter_mut().zip(row).for_each(|(b, g)| *b += g);
+    }
+    db
 }
 
 #[cfg(test)]

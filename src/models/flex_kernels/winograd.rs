@@ -13,7 +13,7 @@
 //! back onto the overlapping input tiles by `B dV B^T`). Tiles that hang
 //! over an odd-sized output's edge read zeros and write nothing there.
 
-use super::conv::ConvShape;
+use super::conv::{self, ConvShape};
 use super::direct::{self, Rows};
 use super::written;
 use rayon::prelude::*;
@@ -40,16 +40,11 @@ pub fn available(s: &ConvShape) -> bool {
     s.kh == 3 && s.kw == 3 && s.height >= 3 && s.width >= 3 && s.c_in > 0 && s.c_in.is_multiple_of(PANEL) && direct::available(s)
 }
 
-/// A value the transforms combine (eight channels side by side; the
-/// transforms are written once for any such value).
-trait Value: Copy + Add<Output = Self> + Sub<Output = Self> + Neg<Output = Self> {}
-
 /// Eight channels, added lane by lane (vectorised inside the transforms'
 /// AVX functions).
 #[derive(Clone, Copy)]
 struct Lanes([f32; LANES]);
 
-impl Value for Lanes {}
 impl Add for Lanes {
     type Output = Self;
     #[inline(always)]
@@ -79,7 +74,7 @@ impl Neg for Lanes {
 /// applies to one column. Written out index by index so that the tile
 /// stays in registers.
 #[inline(always)]
-fn square<T: Value>(d: [T; 16], f: impl Fn(T, T, T, T) -> [T; 4]) -> [T; 16] {
+fn square(d: [Lanes; 16], f: impl Fn(Lanes, Lanes, Lanes, Lanes) -> [Lanes; 4]) -> [Lanes; 16] {
     let [c0, c1, c2, c3] = [f(d[0], d[4], d[8], d[12]), f(d[1], d[5], d[9], d[13]), f(d[2], d[6], d[10], d[14]), f(d[3], d[7], d[11], d[15])];
     let [r0, r1, r2, r3] = [f(c0[0], c1[0], c2[0], c3[0]), f(c0[1], c1[1], c2[1], c3[1]), f(c0[2], c1[2], c2[2], c3[2]), f(c0[3], c1[3], c2[3], c3[3])];
     [r0[0], r0[1], r0[2], r0[3], r1[0], r1[1], r1[2], r1[3], r2[0], r2[1], r2[2], r2[3], r3[0], r3[1], r3[2], r3[3]]
@@ -88,7 +83,7 @@ fn square<T: Value>(d: [T; 16], f: impl Fn(T, T, T, T) -> [T; 4]) -> [T; 16] {
 /// `A^T m A` for a 4 x 4 tile `m` and the 2 x 4 `A^T`, which `f` applies
 /// to one column.
 #[inline(always)]
-fn shrink<T: Value>(m: [T; 16], f: impl Fn(T, T, T, T) -> [T; 2]) -> [T; 4] {
+fn shrink(m: [Lanes; 16], f: impl Fn(Lanes, Lanes, Lanes, Lanes) -> [Lanes; 2]) -> [Lanes; 4] {
     let [c0, c1, c2, c3] = [f(m[0], m[4], m[8], m[12]), f(m[1], m[5], m[9], m[13]), f(m[2], m[6], m[10], m[14]), f(m[3], m[7], m[11], m[15])];
     let [r0, r1] = [f(c0[0], c1[0], c2[0], c3[0]), f(c0[1], c1[1], c2[1], c3[1])];
     [r0[0], r0[1], r1[0], r1[1]]
@@ -97,7 +92,7 @@ fn shrink<T: Value>(m: [T; 16], f: impl Fn(T, T, T, T) -> [T; 2]) -> [T; 4] {
 /// `A g A^T` for a 2 x 2 tile `g` and the 4 x 2 `A`, which `f` applies to
 /// one column.
 #[inline(always)]
-fn grow<T: Value>(g: [T; 4], f: impl Fn(T, T) -> [T; 4]) -> [T; 16] {
+fn grow(g: [Lanes; 4], f: impl Fn(Lanes, Lanes) -> [Lanes; 4]) -> [Lanes; 16] {
     let [c0, c1] = [f(g[0], g[2]), f(g[1], g[3])];
     let [r0, r1, r2, r3] = [f(c0[0], c1[0]), f(c0[1], c1[1]), f(c0[2], c1[2]), f(c0[3], c1[3])];
     [r0[0], r0[1], r0[2], r0[3], r1[0], r1[1], r1[2], r1[3], r2[0], r2[1], r2[2], r2[3], r3[0], r3[1], r3[2], r3[3]]
@@ -113,14 +108,14 @@ fn separable<const I: usize, const O: usize, const II: usize, const OO: usize>(d
 
 /// One of the tile transforms, `II` values to `OO`.
 trait Transform<const II: usize, const OO: usize> {
-    fn apply<T: Value>(d: [T; II]) -> [T; OO];
+    fn apply(d: [Lanes; II]) -> [Lanes; OO];
 }
 
 /// `B^T d B`: an input tile into the product domain.
 struct InputTile;
 impl Transform<TILE, TILE> for InputTile {
     #[inline(always)]
-    fn apply<T: Value>(d: [T; TILE]) -> [T; TILE] {
+    fn apply(d: [Lanes; TILE]) -> [Lanes; TILE] {
         square(d, |c0, c1, c2, c3| [c0 - c2, c1 + c2, c2 - c1, c1 - c3])
     }
 }
@@ -130,7 +125,7 @@ impl Transform<TILE, TILE> for InputTile {
 struct InputTileGrad;
 impl Transform<TILE, TILE> for InputTileGrad {
     #[inline(always)]
-    fn apply<T: Value>(v: [T; TILE]) -> [T; TILE] {
+    fn apply(v: [Lanes; TILE]) -> [Lanes; TILE] {
         square(v, |c0, c1, c2, c3| [c0, c1 - c2 + c3, c2 + c1 - c0, -c3])
     }
 }
@@ -139,7 +134,7 @@ impl Transform<TILE, TILE> for InputTileGrad {
 struct OutputTile;
 impl Transform<TILE, 4> for OutputTile {
     #[inline(always)]
-    fn apply<T: Value>(m: [T; TILE]) -> [T; 4] {
+    fn apply(m: [Lanes; TILE]) -> [Lanes; 4] {
         shrink(m, |c0, c1, c2, c3| [c0 + c1 + c2, c1 - c2 - c3])
     }
 }
@@ -149,7 +144,7 @@ impl Transform<TILE, 4> for OutputTile {
 struct OutputTileGrad;
 impl Transform<4, TILE> for OutputTileGrad {
     #[inline(always)]
-    fn apply<T: Value>(g: [T; 4]) -> [T; TILE] {
+    fn apply(g: [Lanes; 4]) -> [Lanes; TILE] {
         grow(g, |c0, c1| [c0, c0 + c1, c0 - c1, -c1])
     }
 }
@@ -166,7 +161,7 @@ fn transform<P: Transform<II, OO>, const II: usize, const OO: usize>(src: [&[f32
         // SAFETY: `c + LANES <= channels`, the length of every piece
         // (asserted above); the pieces of `dst` are disjoint borrows.
         unsafe {
-            let out = P::apply::<Lanes>(from_fn(|j| Lanes(src[j].add(c).cast::<[f32; LANES]>().read_unaligned())));
+            let out = P::apply(from_fn(|j| Lanes(src[j].add(c).cast::<[f32; LANES]>().read_unaligned())));
             for k in 0..OO {
                 dst[k].add(c).cast::<[f32; LANES]>().write_unaligned(out[k].0);
             }
@@ -356,15 +351,15 @@ fn output_grad_planes(dy: &[f32], t: &Tiles, tiles: usize, m: &mut [f32]) {
 
 /// A chunk's outputs from their product-domain planes `m`, plus `bias`.
 #[cfg_attr(target_arch = "x86_64", target_feature(enable = "avx2,fma"))]
-fn outputs(m: &[f32], bias: &[f32], t: &Tiles, tiles: usize, block: &mut [f32], out: &mut [MaybeUninit<f32>]) {
+fn outputs(m: &[f32], bias: &[f32], t: &Tiles, tiles: usize, scratch: &mut [f32], out: &mut [MaybeUninit<f32>]) {
     let c = t.s.c_out;
     for_each_tile(t, tiles, |r, n, y, x| {
         let mut src = [&m[..0]; TILE];
         for (k, src) in src.iter_mut().enumerate() {
             *src = &m[(k * tiles + r) * c..][..c];
         }
-        transform::<OutputTile, TILE, 4>(src, pieces(block, 0, c));
-        for (k, values) in block.chunks_exact(c).enumerate() {
+        transform::<OutputTile, TILE, 4>(src, pieces(scratch, 0, c));
+        for (k, values) in scratch.chunks_exact(c).enumerate() {
             if let Some(at) = t.output_at(n, y + k / 2, x + k % 2) {
                 for ((o, v), b) in out[at..at + c].iter_mut().zip(values).zip(bias) {
                     o.write(v + b);
@@ -425,11 +420,7 @@ fn backward_chunk(images: &[f32], dy: &[f32], kernels: &Kernels, t: &Tiles, dx: 
             unsafe { spread_input_grad(dv, t, tiles, dx) };
         }
     });
-    let mut db = vec![0.0f32; s.c_out];
-    for row in dy.chunks_exact(s.c_out) {
-        db.iter_mut().zip(row).for_each(|(b, g)| *b += g);
-    }
-    (du, db)
+    (du, conv::bias_grad(dy, s.c_out))
 }
 
 /// Output values per sample.
