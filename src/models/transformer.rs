@@ -3,7 +3,7 @@
 //! layer applied to all tokens of the batch as one matrix product. The
 //! modules, their parameters and their initialisation stay burn's.
 
-use super::dropout::{dropout, Mask};
+use super::dropout::{apply_mask, dropout, Mask};
 use super::flex_kernels;
 use burn::nn::activation::Activation;
 use burn::nn::attention::MultiHeadAttention;
@@ -28,13 +28,34 @@ fn layer_forward(x: Tensor<3>, layer: &TransformerEncoderLayer) -> Tensor<3> {
     layer.norm_2.forward(x.clone() + dropout(&layer.dropout, feed_forward(&layer.pwff, x)))
 }
 
-/// Scaled dot-product self-attention over all heads, dropout on the weights.
+/// Scaled dot-product self-attention over all heads, dropout on the
+/// weights: one flex kernel up to the output projection where it runs.
 fn self_attention(mha: &MultiHeadAttention, x: Tensor<3>) -> Tensor<3> {
+    let [b, t, d_model] = x.dims();
+    if let (Some(bq), Some(bk), Some(bv)) = (&mha.query.bias, &mha.key.bias, &mha.value.bias) {
+        if flex_kernels::available(&x) && !mha.quiet_softmax {
+            let mask = Mask::draw(&mha.dropout, &x.device());
+            let projections = [(&mha.query, bq), (&mha.key, bk), (&mha.value, bv)].map(|(linear, bias)| (linear.weight.val(), bias.val()));
+            let context = flex_kernels::attention(x.reshape([b * t, d_model]), projections, mha.n_heads, t, mask);
+            return tokens(&mha.output, context.reshape([b, t, d_model]));
+        }
+    }
+    let mask = Mask::draw(&mha.dropout, &x.device());
+    composed_attention(mha, x, mask)
+}
+
+/// [`self_attention`] as burn's operations, `mask` the dropout on the
+/// attention weights.
+fn composed_attention(mha: &MultiHeadAttention, x: Tensor<3>, mask: Option<Mask>) -> Tensor<3> {
     let [b, t, d_model] = x.dims();
     let heads = |linear: &Linear| tokens(linear, x.clone()).reshape([b, t, mha.n_heads, mha.d_k]).swap_dims(1, 2);
     let (query, key, value) = (heads(&mha.query), heads(&mha.key), heads(&mha.value));
     let scores = query.matmul(key.transpose()).div_scalar((mha.d_k as f32).sqrt());
-    let weights = dropout(&mha.dropout, softmax(scores, 3));
+    let weights = softmax(scores, 3);
+    let weights = match mask {
+        Some(mask) => apply_mask(weights, mask),
+        None => weights,
+    };
     let context = weights.matmul(value).swap_dims(1, 2).reshape([b, t, d_model]);
     tokens(&mha.output, context)
 }
@@ -77,6 +98,35 @@ mod tests {
             let x = Tensor::<3>::random([3, 7, 16], Distribution::Normal(0.0, 1.0), &device);
             let expected = encoder.forward(TransformerEncoderInput::new(x.clone())).into_data();
             encoder_forward(&encoder, x).into_data().assert_approx_eq::<f32>(&expected, burn::tensor::Tolerance::default());
+        }
+    }
+
+    /// With a dropout mask on the attention weights, the attention kernel
+    /// gives the composed operations' outputs and gradients (input, every
+    /// projection weight and bias), for head widths of 8 and of 10 (not a
+    /// whole vector) and 7 tokens (the per-head matrices padded).
+    #[test]
+    fn attention_kernel_trains_as_the_composed_operations() {
+        let device = Device::flex().autodiff();
+        for (d_model, heads) in [(16, 2), (30, 3)] {
+            let encoder = TransformerEncoderConfig::new(d_model, 32, heads, 1).init(&device);
+            let mha = &encoder.layers[0].mha;
+            let x = Tensor::<3>::random([3, 7, d_model], Distribution::Normal(0.0, 1.0), &device).require_grad();
+            let mask = Mask::new(5, 0.7);
+            let [b, t, d] = x.dims();
+            let projections = [&mha.query, &mha.key, &mha.value].map(|l| (l.weight.val(), l.bias.as_ref().unwrap().val()));
+            let fused = tokens(&mha.output, flex_kernels::attention(x.clone().reshape([b * t, d]), projections, heads, t, Some(mask)).reshape([b, t, d]));
+            let composed = composed_attention(mha, x.clone(), Some(mask));
+            let tolerance = burn::tensor::Tolerance::rel_abs(1e-4, 1e-4);
+            fused.clone().into_data().assert_approx_eq::<f32>(&composed.clone().into_data(), tolerance);
+            let weights = Tensor::<3>::random([b, t, d], Distribution::Normal(0.0, 1.0), &device);
+            let (g_fused, g_composed) = ((fused * weights.clone()).sum().backward(), (composed * weights).sum().backward());
+            x.grad(&g_fused).unwrap().into_data().assert_approx_eq::<f32>(&x.grad(&g_composed).unwrap().into_data(), tolerance);
+            for l in [&mha.query, &mha.key, &mha.value] {
+                l.weight.val().grad(&g_fused).unwrap().into_data().assert_approx_eq::<f32>(&l.weight.val().grad(&g_composed).unwrap().into_data(), tolerance);
+                let bias = l.bias.as_ref().unwrap().val();
+                bias.grad(&g_fused).unwrap().into_data().assert_approx_eq::<f32>(&bias.grad(&g_composed).unwrap().into_data(), tolerance);
+            }
         }
     }
 

@@ -90,7 +90,7 @@ pub fn forward(x: &[f32], w1: &[f32], b1: &[f32], w2: &[f32], b2: &[f32], s: &Fe
 }
 
 /// Column sums of a `(rows, width)` matrix, as f32.
-fn bias_grad(g: &[f32], width: usize) -> Vec<f32> {
+pub(super) fn bias_grad(g: &[f32], width: usize) -> Vec<f32> {
     let sums = column_sums(g.len() / width, width, |range, part| {
         for row in g[range.start * width..range.end * width].chunks_exact(width) {
             part.iter_mut().zip(row).for_each(|(p, v)| *p += v);

@@ -14,6 +14,7 @@
 //! [`crate::models::channels_last`] fall back to composed operations
 //! elsewhere (CUDA).
 
+pub mod attention;
 pub mod conv;
 pub mod direct;
 pub mod feed_forward;
@@ -31,6 +32,7 @@ use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
 use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
 use crate::models::dropout::Mask;
+use attention::AttentionShape;
 use conv::ConvShape;
 use feed_forward::FeedForwardShape;
 use pool::PoolShape;
@@ -95,6 +97,12 @@ pub trait ChannelsLastKernels: Backend {
     /// given by its seed and keep probability (1 keeps everything).
     #[allow(clippy::too_many_arguments)]
     fn cl_feed_forward(x: FloatTensor<Self>, w1: FloatTensor<Self>, b1: FloatTensor<Self>, w2: FloatTensor<Self>, b2: FloatTensor<Self>, seed: u64, keep: f64) -> FloatTensor<Self>;
+    /// Multi-head self-attention of `(batch x tokens, d)` rows up to its
+    /// output projection, `(wq, bq, wk, bk, wv, bv)` the three projections
+    /// and the dropout on the attention weights given by its seed and keep
+    /// probability.
+    #[allow(clippy::too_many_arguments)]
+    fn cl_attention(x: FloatTensor<Self>, wq: FloatTensor<Self>, bq: FloatTensor<Self>, wk: FloatTensor<Self>, bk: FloatTensor<Self>, wv: FloatTensor<Self>, bv: FloatTensor<Self>, heads: usize, tokens: usize, seed: u64, keep: f64) -> FloatTensor<Self>;
 }
 
 fn values(t: &FlexTensor) -> FlexTensor {
@@ -165,6 +173,17 @@ fn feed_forward_forward(inputs: [&FlexTensor; 5], mask: Mask) -> (FlexTensor, Fl
     (tensor(h, &[s.rows, s.hidden]), tensor(y, &[s.rows, s.d]))
 }
 
+fn attention_shape(x: &FlexTensor, heads: usize, tokens: usize) -> AttentionShape {
+    let x = dims(x);
+    AttentionShape { batch: x[0] / tokens.max(1), tokens, d_model: x[1], heads }
+}
+
+/// The joined projection matrix and biases of `(wq, bq, wk, bk, wv, bv)`.
+fn joined_projections(p: &[FlexTensor; 6]) -> (Vec<f32>, Vec<f32>) {
+    let d = dims(&p[1])[0];
+    (attention::joined([0, 2, 4].map(|i| slice(&p[i])), d), attention::joined([1, 3, 5].map(|i| slice(&p[i])), d))
+}
+
 impl ChannelsLastKernels for Flex {
     fn cl_moments(x: FlexTensor) -> FlexTensor {
         moments_of(&values(&x))
@@ -185,6 +204,14 @@ impl ChannelsLastKernels for Flex {
     fn cl_feed_forward(x: FlexTensor, w1: FlexTensor, b1: FlexTensor, w2: FlexTensor, b2: FlexTensor, seed: u64, keep: f64) -> FlexTensor {
         let inputs = [x, w1, b1, w2, b2].map(|t| values(&t));
         feed_forward_forward(inputs.each_ref(), Mask::new(seed, keep)).1
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn cl_attention(x: FlexTensor, wq: FlexTensor, bq: FlexTensor, wk: FlexTensor, bk: FlexTensor, wv: FlexTensor, bv: FlexTensor, heads: usize, tokens: usize, seed: u64, keep: f64) -> FlexTensor {
+        let (x, p) = (values(&x), [wq, bq, wk, bk, wv, bv].map(|t| values(&t)));
+        let s = attention_shape(&x, heads, tokens);
+        let (w, b) = joined_projections(&p);
+        tensor(attention::forward(slice(&x), &w, &b, &s, Mask::new(seed, keep)).0, &[s.rows(), s.d_model])
     }
 }
 
@@ -226,6 +253,41 @@ impl Backward<Flex, 5> for FeedForwardBackward {
         register(grads, node_b1.map(|n| n.id), db1, &[s.hidden]);
         register(grads, node_w2.map(|n| n.id), dw2, &[s.hidden, s.d]);
         register(grads, node_b2.map(|n| n.id), db2, &[s.d]);
+    }
+}
+
+/// Backward of [`ChannelsLastKernels::cl_attention`]; parents: input,
+/// wq, bq, wk, bk, wv, bv.
+#[derive(Debug)]
+struct AttentionBackward;
+
+#[derive(Debug)]
+struct AttentionState {
+    x: FlexTensor,
+    w: Vec<f32>,
+    saved: attention::Saved,
+    shape: AttentionShape,
+    mask: Mask,
+}
+
+impl Backward<Flex, 7> for AttentionBackward {
+    type State = Arc<AttentionState>;
+
+    fn backward(self, ops: Ops<Self::State, 7>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, wq, bq, wk, bk, wv, bv] = ops.parents;
+        let dc = values(&grads.consume::<Flex>(&ops.node));
+        let st = ops.state;
+        let d = st.shape.d_model;
+        let (dx, dw, db) = attention::backward(slice(&st.x), &st.w, slice(&dc), &st.saved, &st.shape, st.mask, node_x.is_some());
+        if let Some(dx) = dx {
+            register(grads, node_x.map(|n| n.id), dx, &[st.shape.rows(), d]);
+        }
+        for (node, grad) in [wq, wk, wv].into_iter().zip(attention::split(&dw, d)) {
+            register(grads, node.map(|n| n.id), grad, &[d, d]);
+        }
+        for (node, grad) in [bq, bk, bv].into_iter().zip(attention::split(&db, d)) {
+            register(grads, node.map(|n| n.id), grad, &[d]);
+        }
     }
 }
 
@@ -339,6 +401,22 @@ impl<C: CheckpointStrategy> ChannelsLastKernels for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
     }
+
+    #[allow(clippy::too_many_arguments)]
+    fn cl_attention(x: FloatTensor<Self>, wq: FloatTensor<Self>, bq: FloatTensor<Self>, wk: FloatTensor<Self>, bk: FloatTensor<Self>, wv: FloatTensor<Self>, bv: FloatTensor<Self>, heads: usize, tokens: usize, seed: u64, keep: f64) -> FloatTensor<Self> {
+        let projections = [wq, bq, wk, bk, wv, bv];
+        let (xv, p) = (values(x.primitive()), projections.each_ref().map(|t| values(t.primitive())));
+        let shape = attention_shape(&xv, heads, tokens);
+        let (w, b) = joined_projections(&p);
+        let mask = Mask::new(seed, keep);
+        let (context, saved) = attention::forward(slice(&xv), &w, &b, &shape, mask);
+        let y = tensor(context, &[shape.rows(), shape.d_model]);
+        let [wq, bq, wk, bk, wv, bv] = projections.each_ref().map(|t| t.node());
+        match AttentionBackward.prepare::<C>([x.node(), wq, bq, wk, bk, wv, bv]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish(Arc::new(AttentionState { x: xv, w, saved, shape, mask }), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
 }
 
 /// [`ChannelsLastKernels::cl_conv`] on tensors; see [`available`].
@@ -367,4 +445,16 @@ pub fn feed_forward(x: Tensor<2>, w1: Tensor<2>, b1: Tensor<1>, w2: Tensor<2>, b
     let mask = mask.unwrap_or(Mask::new(0, 1.0));
     let [x, w1, w2] = [x, w1, w2].map(|t| t.into_dispatch());
     Tensor::from_dispatch(<Dispatch as ChannelsLastKernels>::cl_feed_forward(x, w1, b1.into_dispatch(), w2, b2.into_dispatch(), mask.seed, mask.keep))
+}
+
+/// [`ChannelsLastKernels::cl_attention`] on tensors: `x` is `(batch x
+/// tokens, d)`, `projections` the query, key and value layers' (weight,
+/// bias) pairs, `mask` the dropout on the attention weights (`None`: no
+/// dropout); see [`available`].
+pub fn attention(x: Tensor<2>, projections: [(Tensor<2>, Tensor<1>); 3], heads: usize, tokens: usize, mask: Option<Mask>) -> Tensor<2> {
+    let mask = mask.unwrap_or(Mask::new(0, 1.0));
+    let [(wq, bq), (wk, bk), (wv, bv)] = projections;
+    let (wq, wk, wv) = (wq.into_dispatch(), wk.into_dispatch(), wv.into_dispatch());
+    let (bq, bk, bv) = (bq.into_dispatch(), bk.into_dispatch(), bv.into_dispatch());
+    Tensor::from_dispatch(<Dispatch as ChannelsLastKernels>::cl_attention(x.into_dispatch(), wq, bq, wk, bk, wv, bv, heads, tokens, mask.seed, mask.keep))
 }
