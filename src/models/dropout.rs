@@ -89,8 +89,11 @@ impl Mask {
                 continue;
             }
             hash_run(self.key(high), first as u32, &mut hashes[..block.len()]);
-            for (k, v) in block.iter_mut().enumerate() {
-                f(b * RUN + k, v, self.survives(hashes[k]));
+            // One lane width (u32 against u32), so the loop vectorises
+            // instead of branching on coin tosses.
+            let (limit, all) = (self.threshold.min(u64::from(u32::MAX)) as u32, self.threshold > u64::from(u32::MAX));
+            for (k, (v, &hash)) in block.iter_mut().zip(&hashes).enumerate() {
+                f(b * RUN + k, v, all | (hash < limit));
             }
         }
     }
