@@ -3,6 +3,7 @@
 //! which input won each window so the backward pass is a scatter.
 
 use rayon::prelude::*;
+use std::mem::MaybeUninit;
 
 /// Sizes of one pooling.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,35 +101,45 @@ pub fn forward(x: &[f32], s: &PoolShape) -> (Vec<f32>, Vec<u16>) {
 /// every other input (and the rows and columns no window covers) gets 0;
 /// each window element written once, by masks (see [`pick`]).
 pub fn backward(dy: &[f32], winner: &[u16], s: &PoolShape) -> Vec<f32> {
-    let mut dx = vec![0.0f32; s.batch * s.image()];
-    dx.par_chunks_mut(s.image()).zip(dy.par_chunks(s.pooled())).zip(winner.par_chunks(s.pooled())).for_each(|((dx, dy), winner)| {
-        #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2.
-            unsafe { backward_sample_avx2(dy, winner, s, dx) };
-            return;
-        }
-        backward_sample(dy, winner, s, dx);
-    });
-    dx
+    // SAFETY: `backward_sample` writes every value of its sample (each
+    // window element once, the rows and columns no window covers with 0).
+    unsafe {
+        super::written(s.batch * s.image(), s.image(), |n, dx| {
+            let (dy, winner) = (&dy[n * s.pooled()..][..s.pooled()], &winner[n * s.pooled()..][..s.pooled()]);
+            #[cfg(target_arch = "x86_64")]
+            if is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2.
+                return backward_sample_avx2(dy, winner, s, dx);
+            }
+            backward_sample(dy, winner, s, dx);
+        })
+    }
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn backward_sample_avx2(dy: &[f32], winner: &[u16], s: &PoolShape, dx: &mut [f32]) {
+unsafe fn backward_sample_avx2(dy: &[f32], winner: &[u16], s: &PoolShape, dx: &mut [MaybeUninit<f32>]) {
     backward_sample(dy, winner, s, dx)
 }
 
-/// One sample's input gradient: every window element written once.
+/// One sample's input gradient, every value written once: each window
+/// element its gradient or 0 (by masks, see [`pick`]), the remainder rows
+/// and columns that no window covers 0. No zeroed buffer first: that was
+/// a pass over every pooled activation's gradient.
 #[inline(always)]
-fn backward_sample(dy: &[f32], winner: &[u16], s: &PoolShape, dx: &mut [f32]) {
+fn backward_sample(dy: &[f32], winner: &[u16], s: &PoolShape, dx: &mut [MaybeUninit<f32>]) {
     let c = s.channels;
+    let (covered_h, covered_w) = (s.h_out() * s.kh, s.w_out() * s.kw);
+    for (r, row) in dx.chunks_exact_mut(s.width * c).enumerate() {
+        let uncovered = if r < covered_h { &mut row[covered_w * c..] } else { row };
+        uncovered.iter_mut().for_each(|v| _ = v.write(0.0));
+    }
     for (o, (dy, winner)) in dy.chunks_exact(c).zip(winner.chunks_exact(c)).enumerate() {
         let (oy, ox) = (o / s.w_out(), o % s.w_out());
         for element in 0..s.kh * s.kw {
             let at = s.input_at(oy, ox, element);
             for ((dx, g), &w) in dx[at..at + c].iter_mut().zip(dy).zip(winner) {
-                *dx = f32::from_bits(pick(u32::from(w) == element as u32, g.to_bits(), 0));
+                dx.write(f32::from_bits(pick(u32::from(w) == element as u32, g.to_bits(), 0)));
             }
         }
     }
@@ -154,6 +165,8 @@ mod tests {
         assert_eq!(y, expected);
         let dx = backward(&[1.0, 2.0, 3.0, 4.0], &winner, &s);
         assert_eq!(dx.iter().sum::<f32>(), 10.0);
+        // Every other input, the uncovered last row and column included, is 0.
+        assert_eq!(dx.iter().filter(|&&g| g != 0.0).count(), 4);
         for (k, &w) in winner.iter().enumerate() {
             let (i, j, ox, c) = (usize::from(w) / 2, usize::from(w) % 2, k / 2, k % 2);
             let input = (i * 5 + 2 * ox + j) * 2 + c;
