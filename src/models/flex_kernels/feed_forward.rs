@@ -107,19 +107,38 @@ pub fn backward(x: &[f32], h: &[f32], (w1, w2): (&[f32], &[f32]), dy: &[f32], s:
     let dw2 = product(s.hidden, s.d, s.rows, (h, 1, hidden), (dy, d, 1));
     // The gradient flows where h > 0, scaled as dropout scaled it.
     let flow = |dz: &mut [f32], h: &[f32]| dz.iter_mut().zip(h).for_each(|(g, h)| *g = if *h > 0.0 { *g * scale } else { 0.0 });
-    let dz = if wide_products_direct(s) {
-        direct::product_blocked(dy, s.d, (w2, 1, s.d), s.hidden, &vec![0.0; s.hidden], |first, rows| flow(rows, &h[first * s.hidden..]))
+    let (dz, db1) = if wide_products_direct(s) {
+        // b1's gradient, the column sums of dz, taken from each block while
+        // it is in cache (a separate pass read all of dz again): per block
+        // in f32, then in block order in f64.
+        let blocks = std::sync::Mutex::new(Vec::new());
+        let dz = direct::product_blocked(dy, s.d, (w2, 1, s.d), s.hidden, &vec![0.0; s.hidden], |first, rows| {
+            flow(rows, &h[first * s.hidden..]);
+            let mut sums = vec![0.0f32; s.hidden];
+            for row in rows.chunks_exact(s.hidden) {
+                sums.iter_mut().zip(row).for_each(|(s, g)| *s += g);
+            }
+            blocks.lock().expect("no block panics while holding the lock").push((first, sums));
+        });
+        let mut blocks = blocks.into_inner().expect("no block panicked");
+        blocks.sort_by_key(|b| b.0);
+        let mut db1 = vec![0.0f64; s.hidden];
+        for (_, sums) in &blocks {
+            db1.iter_mut().zip(sums).for_each(|(t, s)| *t += *s as f64);
+        }
+        (dz, db1.into_iter().map(|v| v as f32).collect())
     } else {
         let mut dz = product(s.rows, s.hidden, s.d, (dy, d, 1), (w2, 1, d));
         dz.par_chunks_mut(BLOCK).zip(h.par_chunks(BLOCK)).for_each(|(dz, h)| flow(dz, h));
-        dz
+        let db1 = bias_grad(&dz, s.hidden);
+        (dz, db1)
     };
     let dw1 = product(s.d, s.hidden, s.rows, (x, 1, d), (&dz, hidden, 1));
     let dx = input_grad.then(|| match narrow_products_direct(s) {
         true => direct::product(&dz, s.hidden, (w1, 1, s.hidden), s.d, &vec![0.0; s.d]),
         false => product(s.rows, s.d, s.hidden, (&dz, hidden, 1), (w1, 1, hidden)),
     });
-    (dx, dw1, bias_grad(&dz, s.hidden), dw2, bias_grad(dy, s.d))
+    (dx, dw1, db1, dw2, bias_grad(dy, s.d))
 }
 
 #[cfg(test)]
