@@ -124,6 +124,24 @@ fn normalize<const D: usize>(norm: &BatchNorm, x: Tensor<D>, relu: bool) -> Tens
     y.reshape(dims)
 }
 
+/// `relu(batch_norm(conv(x)))` for a 1 x 1 [`Conv2d`] with a bias: one
+/// flex operation in training (see [`flex_kernels::point`]), else
+/// [`conv2d`] then [`batch_norm_relu`].
+pub fn point_norm_relu(conv: &Conv2d, norm: &BatchNorm, x: Tensor<4>) -> Tensor<4> {
+    let [b, h, w, c_in] = x.dims();
+    let fused = conv.weight.dims()[2..] == [1, 1] && x.device().is_autodiff() && norm.training.is_enabled() && flex_kernels::available(&x);
+    match &conv.bias {
+        Some(bias) if fused => {
+            let c_out = conv.weight.dims()[0];
+            let rows = x.reshape([b * h * w, c_in]);
+            let moments = flex_kernels::point_moments(rows.clone(), conv.weight.val(), bias.val());
+            update_running(norm, moments.clone().narrow(0, 0, 1), moments.clone().narrow(0, 1, 1));
+            flex_kernels::point_norm_relu(rows, conv.weight.val(), bias.val(), moments, norm.gamma.val(), norm.beta.val(), norm.epsilon).reshape([b, h, w, c_out])
+        }
+        _ => batch_norm_relu(norm, conv2d(conv, x)),
+    }
+}
+
 /// Moves the running statistics towards the batch's, as burn's
 /// [`BatchNorm`] does (`momentum` is the weight of the new batch).
 ///
@@ -186,6 +204,30 @@ mod tests {
     fn both_paths(check: impl Fn()) {
         check();
         flex_kernels::composed(check);
+    }
+
+    /// The fused first layer gives the composed layers' output, running
+    /// statistics and gradients (input, weight, bias, gamma, beta), with a
+    /// channel mean far from zero and the ReLU cutting about half.
+    #[test]
+    fn point_layer_trains_as_conv_then_batch_norm_relu() {
+        let d = device().autodiff();
+        let conv = Conv2dConfig::new([3, 16], [1, 1]).init(&d);
+        let (fused_norm, composed_norm) = (BatchNormConfig::new(16).init(&d), BatchNormConfig::new(16).init(&d));
+        let x = (Tensor::<4>::random([4, 9, 5, 3], Distribution::Normal(0.0, 1.0), &d) + 3.0).require_grad();
+        let weights = Tensor::<4>::random([4, 9, 5, 16], Distribution::Normal(0.0, 1.0), &d);
+        let fused = point_norm_relu(&conv, &fused_norm, x.clone());
+        let composed = flex_kernels::composed(|| point_norm_relu(&conv, &composed_norm, x.clone()));
+        close(fused.clone(), composed.clone());
+        close(fused_norm.running_var.value(), composed_norm.running_var.value());
+        close(fused_norm.running_mean.value(), composed_norm.running_mean.value());
+        let (g_fused, g_composed) = ((fused * weights.clone()).sum().backward(), (composed * weights).sum().backward());
+        close(x.grad(&g_fused).unwrap(), x.grad(&g_composed).unwrap());
+        close(conv.weight.val().grad(&g_fused).unwrap(), conv.weight.val().grad(&g_composed).unwrap());
+        let bias = conv.bias.as_ref().unwrap().val();
+        close(bias.grad(&g_fused).unwrap(), bias.grad(&g_composed).unwrap());
+        close(fused_norm.gamma.val().grad(&g_fused).unwrap(), composed_norm.gamma.val().grad(&g_composed).unwrap());
+        close(fused_norm.beta.val().grad(&g_fused).unwrap(), composed_norm.beta.val().grad(&g_composed).unwrap());
     }
 
     #[test]

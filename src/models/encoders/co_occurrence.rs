@@ -116,7 +116,7 @@ impl Stream {
 
     /// Channels last: `(B, T, J, C)` -> `(B, T'', F'', channels)`.
     fn forward(&self, x: Tensor<4>) -> Tensor<4> {
-        let x = channels_last::batch_norm_relu(&self.point_norm, channels_last::conv2d(&self.point, x));
+        let x = channels_last::point_norm_relu(&self.point, &self.point_norm, x);
         let x = channels_last::batch_norm(&self.temporal_norm, channels_last::conv2d(&self.temporal, x));
         // (B, T, J, F) -> (B, T, F, J): joints become channels, so the next
         // convolutions see every joint at once (co-occurrence).

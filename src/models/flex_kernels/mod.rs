@@ -19,6 +19,7 @@ pub mod conv;
 pub mod direct;
 pub mod feed_forward;
 pub mod norm;
+pub mod point;
 pub mod pool;
 pub mod winograd;
 
@@ -103,6 +104,14 @@ pub trait ChannelsLastKernels: Backend {
     /// probability.
     #[allow(clippy::too_many_arguments)]
     fn cl_attention(x: FloatTensor<Self>, wq: FloatTensor<Self>, bq: FloatTensor<Self>, wk: FloatTensor<Self>, bk: FloatTensor<Self>, wv: FloatTensor<Self>, bv: FloatTensor<Self>, heads: usize, tokens: usize, seed: u64, keep: f64) -> FloatTensor<Self>;
+    /// Batch mean and biased variance, `(2, C_out)`, of the 1 x 1
+    /// convolution of `(N, C_in)` rows by a `(C_out, C_in, 1, 1)` weight
+    /// and bias, from the input's moments; a constant for autodiff.
+    fn cl_point_moments(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
+    /// `relu(batch_norm(conv_1x1(x)))` on `(N, C_in)` rows, the batch
+    /// `moments` given (see [`point`]).
+    #[allow(clippy::too_many_arguments)]
+    fn cl_point_norm_relu(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, moments: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self>;
 }
 
 fn values(t: &FlexTensor) -> FlexTensor {
@@ -184,6 +193,24 @@ fn joined_projections(p: &[FlexTensor; 6]) -> (Vec<f32>, Vec<f32>) {
     (attention::joined([0, 2, 4].map(|i| slice(&p[i])), d), attention::joined([1, 3, 5].map(|i| slice(&p[i])), d))
 }
 
+fn point_shape(x: &FlexTensor, weight: &FlexTensor) -> point::PointShape {
+    let (x, w) = (dims(x), dims(weight));
+    point::PointShape { rows: x[0], c_in: x[1], c_out: w[0] }
+}
+
+fn point_moments_of(x: &FlexTensor, weight: &FlexTensor, bias: &FlexTensor) -> FlexTensor {
+    let s = point_shape(x, weight);
+    let (mean, var) = point::moments(slice(x), slice(weight), slice(bias), &s);
+    tensor([mean, var].concat(), &[2, s.c_out])
+}
+
+fn point_forward(t: [&FlexTensor; 6], epsilon: f64) -> FlexTensor {
+    let [x, w, b, moments, gamma, beta] = t;
+    let s = point_shape(x, w);
+    let (mean, var) = split_moments(moments);
+    tensor(point::forward(slice(x), slice(w), slice(b), (&mean, &var), slice(gamma), slice(beta), epsilon, &s), &[s.rows, s.c_out])
+}
+
 impl ChannelsLastKernels for Flex {
     fn cl_moments(x: FlexTensor) -> FlexTensor {
         moments_of(&values(&x))
@@ -212,6 +239,15 @@ impl ChannelsLastKernels for Flex {
         let s = attention_shape(&x, heads, tokens);
         let (w, b) = joined_projections(&p);
         tensor(attention::forward(slice(&x), &w, &b, &s, Mask::new(seed, keep)).0, &[s.rows(), s.d_model])
+    }
+    fn cl_point_moments(x: FlexTensor, weight: FlexTensor, bias: FlexTensor) -> FlexTensor {
+        point_moments_of(&values(&x), &values(&weight), &values(&bias))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn cl_point_norm_relu(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, moments: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> FlexTensor {
+        let t = [x, weight, bias, moments, gamma, beta].map(|t| values(&t));
+        point_forward(t.each_ref(), epsilon)
     }
 }
 
@@ -288,6 +324,31 @@ impl Backward<Flex, 7> for AttentionBackward {
         for (node, grad) in [bq, bk, bv].into_iter().zip(attention::split(&db, d)) {
             register(grads, node.map(|n| n.id), grad, &[d]);
         }
+    }
+}
+
+/// Backward of [`ChannelsLastKernels::cl_point_norm_relu`]; parents:
+/// input, weight, bias, gamma, beta.
+#[derive(Debug)]
+struct PointBackward;
+
+impl Backward<Flex, 5> for PointBackward {
+    type State = ([FlexTensor; 6], f64);
+
+    fn backward(self, ops: Ops<Self::State, 5>, grads: &mut Gradients, _: &mut Checkpointer) {
+        let [node_x, node_w, node_b, node_gamma, node_beta] = ops.parents;
+        let dy = values(&grads.consume::<Flex>(&ops.node));
+        let ([x, w, b, moments, gamma, beta], epsilon) = ops.state;
+        let s = point_shape(&x, &w);
+        let (mean, var) = split_moments(&moments);
+        let (dx, dw, db, d_gamma, d_beta) = point::backward(slice(&x), slice(&dy), slice(&w), slice(&b), (&mean, &var), slice(&gamma), slice(&beta), epsilon, &s, node_x.is_some());
+        if let Some(dx) = dx {
+            register(grads, node_x.map(|n| n.id), dx, &[s.rows, s.c_in]);
+        }
+        register(grads, node_w.map(|n| n.id), dw, &dims(&w));
+        register(grads, node_b.map(|n| n.id), db, &[s.c_out]);
+        register(grads, node_gamma.map(|n| n.id), d_gamma, &[s.c_out]);
+        register(grads, node_beta.map(|n| n.id), d_beta, &[s.c_out]);
     }
 }
 
@@ -417,6 +478,19 @@ impl<C: CheckpointStrategy> ChannelsLastKernels for Autodiff<Flex, C> {
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
     }
+    fn cl_point_moments(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self> {
+        FloatTensor::<Self>::new(point_moments_of(&values(x.primitive()), &values(weight.primitive()), &values(bias.primitive())))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn cl_point_norm_relu(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, moments: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
+        let t = [&x, &weight, &bias, &moments, &gamma, &beta].map(|t| values(t.primitive()));
+        let y = point_forward(t.each_ref(), epsilon);
+        match PointBackward.prepare::<C>([x.node(), weight.node(), bias.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
+            OpsKind::Tracked(prep) => prep.finish((t, epsilon), y),
+            OpsKind::UnTracked(prep) => prep.finish(y),
+        }
+    }
 }
 
 /// [`ChannelsLastKernels::cl_conv`] on tensors; see [`available`].
@@ -457,4 +531,15 @@ pub fn attention(x: Tensor<2>, projections: [(Tensor<2>, Tensor<1>); 3], heads: 
     let (wq, wk, wv) = (wq.into_dispatch(), wk.into_dispatch(), wv.into_dispatch());
     let (bq, bk, bv) = (bq.into_dispatch(), bk.into_dispatch(), bv.into_dispatch());
     Tensor::from_dispatch(<Dispatch as ChannelsLastKernels>::cl_attention(x.into_dispatch(), wq, bq, wk, bk, wv, bv, heads, tokens, mask.seed, mask.keep))
+}
+
+/// [`ChannelsLastKernels::cl_point_moments`] on tensors; see [`available`].
+pub fn point_moments(x: Tensor<2>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<2> {
+    Tensor::from_dispatch(<Dispatch as ChannelsLastKernels>::cl_point_moments(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch()))
+}
+
+/// [`ChannelsLastKernels::cl_point_norm_relu`] on tensors; see [`available`].
+pub fn point_norm_relu(x: Tensor<2>, weight: Tensor<4>, bias: Tensor<1>, moments: Tensor<2>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64) -> Tensor<2> {
+    let (x, weight, bias, moments) = (x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), moments.into_dispatch());
+    Tensor::from_dispatch(<Dispatch as ChannelsLastKernels>::cl_point_norm_relu(x, weight, bias, moments, gamma.into_dispatch(), beta.into_dispatch(), epsilon))
 }
