@@ -84,13 +84,13 @@ pub fn forward(x: &[f32], w: &[f32], bias: &[f32], s: &AttentionShape, mask: Mas
     let per_sample = s.weights_per_sample();
     let (mut weights, mut dropped) = (vec![0.0; s.batch * per_sample], vec![0.0; s.batch * per_sample]);
     let mut context = vec![0.0; s.rows() * d];
-    let fma = fma_supported();
+    let fma = direct::cpu_supported();
     context.par_chunks_mut(s.tokens * d).zip(weights.par_chunks_mut(per_sample)).zip(dropped.par_chunks_mut(per_sample)).enumerate().for_each(|(b, ((context, weights), dropped))| {
         let qkv = &qkv[b * s.tokens * 3 * d..][..s.tokens * 3 * d];
         let sample = Sample { s, qkv, first: b * per_sample, mask };
         #[cfg(target_arch = "x86_64")]
         if fma {
-            // SAFETY: the CPU has AVX2 and FMA (`fma_supported`).
+            // SAFETY: the CPU has AVX2 and FMA (`direct::cpu_supported`).
             unsafe { forward_fma(&sample, weights, dropped, context) };
             return;
         }
@@ -107,7 +107,7 @@ pub fn backward(x: &[f32], w: &[f32], dc: &[f32], saved: &Saved, s: &AttentionSh
     let d = s.d_model;
     let per_sample = s.weights_per_sample();
     let mut dqkv = vec![0.0; s.rows() * 3 * d];
-    let fma = fma_supported();
+    let fma = direct::cpu_supported();
     dqkv.par_chunks_mut(s.tokens * 3 * d).enumerate().for_each(|(b, dqkv)| {
         let qkv = &saved.qkv[b * s.tokens * 3 * d..][..s.tokens * 3 * d];
         let (weights, dropped) = (&saved.weights[b * per_sample..][..per_sample], &saved.dropped[b * per_sample..][..per_sample]);
@@ -115,7 +115,7 @@ pub fn backward(x: &[f32], w: &[f32], dc: &[f32], saved: &Saved, s: &AttentionSh
         let sample = Sample { s, qkv, first: b * per_sample, mask };
         #[cfg(target_arch = "x86_64")]
         if fma {
-            // SAFETY: the CPU has AVX2 and FMA (`fma_supported`).
+            // SAFETY: the CPU has AVX2 and FMA (`direct::cpu_supported`).
             unsafe { backward_fma(&sample, weights, dropped, dc, dqkv) };
             return;
         }
@@ -145,16 +145,6 @@ unsafe fn backward_fma(sample: &Sample, weights: &[f32], dropped: &[f32], dc: &[
     sample.backward::<true>(weights, dropped, dc, dqkv)
 }
 
-fn fma_supported() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
 
 /// Values per vector lane group; every per-head matrix below has its
 /// rows padded to a multiple of this, with zeros.

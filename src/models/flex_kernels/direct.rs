@@ -33,13 +33,14 @@ pub fn available(s: &ConvShape) -> bool {
     s.c_out > 0 && s.c_out.is_multiple_of(LANES) && cpu_supported()
 }
 
+/// Whether this CPU has AVX2 and FMA, which every kernel here needs.
 #[cfg(target_arch = "x86_64")]
-fn cpu_supported() -> bool {
+pub(super) fn cpu_supported() -> bool {
     is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn cpu_supported() -> bool {
+pub(super) fn cpu_supported() -> bool {
     false
 }
 

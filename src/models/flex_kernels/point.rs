@@ -210,15 +210,15 @@ pub fn backward(x: &[f32], dy: &[f32], w: &[f32], bias: &[f32], stats: (&[f32], 
     let dx = input_grad.then(|| {
         let mut dx = vec![0.0f32; s.rows * k_in];
         let (mean_g, mean_gxhat): (Vec<f32>, Vec<f32>) = (mean_g.iter().map(|v| *v as f32).collect(), mean_gxhat.iter().map(|v| *v as f32).collect());
-        let mean: Vec<f32> = stats.0.to_vec();
+        let mean = stats.0;
         dx.par_chunks_mut(BLOCK * k_in).zip(dy.par_chunks(BLOCK * c)).zip(x.par_chunks(BLOCK * k_in)).for_each(|((dx, dy), x)| {
-            let (mut z, mut conv) = (vec![0.0f32; c], vec![0.0f32; c]);
+            let mut z = vec![0.0f32; c];
             for ((dx, g), x) in dx.chunks_exact_mut(k_in).zip(dy.chunks_exact(c)).zip(x.chunks_exact(k_in)) {
                 affine(&f, x, &mut z);
                 for ch in 0..c {
-                    conv[ch] = bias[ch] + (0..k_in).map(|i| w[ch * k_in + i] * x[i]).sum::<f32>();
+                    let conv = bias[ch] + (0..k_in).map(|i| w[ch * k_in + i] * x[i]).sum::<f32>();
                     let g = if z[ch] > 0.0 { g[ch] } else { 0.0 };
-                    let xhat = (conv[ch] - mean[ch]) * f.inv_std[ch];
+                    let xhat = (conv - mean[ch]) * f.inv_std[ch];
                     let dz = f.k[ch] * (g - mean_g[ch] - xhat * mean_gxhat[ch]);
                     for i in 0..k_in {
                         dx[i] += dz * w[ch * k_in + i];
