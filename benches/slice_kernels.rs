@@ -9,7 +9,7 @@
 
 use cmkm::models::flex_kernels::conv::{self, ConvShape, Lowering};
 use cmkm::models::dropout::Mask;
-use cmkm::models::flex_kernels::{direct, feed_forward, norm, pool, winograd};
+use cmkm::models::flex_kernels::{direct, feed_forward, norm, pool, sparse, winograd};
 use std::time::Instant;
 
 /// Whether the line `name` runs: every line, or those naming the first
@@ -120,9 +120,19 @@ fn main() {
         time("feed-forward in, direct blocked", || drop(std::hint::black_box(direct::product_blocked(&x, d, (&w1, hidden, 1), hidden, &b1, |_, _| ()))));
         let ff = feed_forward::FeedForwardShape { rows, d, hidden };
         let (w2, b2, mask) = (values(hidden * d, 12), values(d, 13), Mask::new(3, 0.9));
-        let (h, y) = feed_forward::forward(&x, &w1, &b1, &w2, &b2, &ff, mask);
+        let (h, y, pattern) = feed_forward::forward(&x, &w1, &b1, &w2, &b2, &ff, mask);
         time("feed-forward forward", || drop(std::hint::black_box(feed_forward::forward(&x, &w1, &b1, &w2, &b2, &ff, mask))));
-        time("feed-forward backward", || drop(std::hint::black_box(feed_forward::backward(&x, &h, (&w1, &w2), &y, &ff, mask.scale, true))));
+        let (xr, hr, w1r, w2r, yr) = (&x, &h, &w1, &w2, &y);
+        let backward = |pattern| move || drop(std::hint::black_box(feed_forward::backward(xr, hr, (w1r, w2r), yr, &ff, mask.scale, true, pattern)));
+        compare("feed-forward backward", ("dense", backward(None)), ("sparse", backward(pattern.as_ref())));
+        if let Some(pattern) = &pattern {
+            let out = || drop(std::hint::black_box(direct::product(&h, hidden, (&w2, d, 1), d, &b2)));
+            compare("feed-forward out", ("dense", out), ("sparse", || drop(std::hint::black_box(sparse::rows_product(&h, pattern, &w2, &b2)))));
+            println!("feed-forward hidden density {:.3} (non-zero share of h)", pattern.density());
+            let columns = pattern.transposed();
+            time("feed-forward h^T dy, sparse", || drop(std::hint::black_box(sparse::columns_product(&h, &columns, &y, d))));
+            time("feed-forward pattern transposed", || drop(std::hint::black_box(pattern.transposed())));
+        }
         for (rows, c, relu) in [(64_000, 64, true), (61_440, 32, false), (88_320, 32, false)] {
             let (x, dy) = (values(rows * c, 5), values(rows * c, 6));
             let (gamma, beta) = (vec![1.0; c], vec![0.1; c]);

@@ -7,9 +7,16 @@
 //! ride in the products and ReLU with dropout is one in-place pass. The
 //! backward pass needs only the hidden output `h`: the gradient flows where
 //! `h > 0`, scaled as dropout scaled it.
+//!
+//! About half of `h` is zero, and its gradient is zero at the same places:
+//! where [`sparse`] runs, the four products that broadcast `h` or its
+//! gradient skip those zeros, found from `h`'s bit pattern (taken while
+//! each block of `h` is in cache). Only `x W1` and the hidden gradient
+//! `dy W2^T` stay dense.
 
 use super::direct;
 use super::norm::column_sums;
+use super::sparse::{self, Pattern};
 use crate::models::dropout::Mask;
 use rayon::prelude::*;
 
@@ -66,27 +73,49 @@ fn relu_dropout(rows: &mut [f32], first: usize, hidden: usize, bias: Option<&[f3
     }
 }
 
-/// The hidden activation `h` and the output `y`.
-pub fn forward(x: &[f32], w1: &[f32], b1: &[f32], w2: &[f32], b2: &[f32], s: &FeedForwardShape, mask: Mask) -> (Vec<f32>, Vec<f32>) {
+/// Whether the products with `h` or its gradient as the broadcast factor
+/// skip their zeros ([`sparse`]).
+fn sparse_products(s: &FeedForwardShape) -> bool {
+    sparse::available(s.d)
+}
+
+/// The hidden activation `h`, the output `y`, and where `h` is non-zero
+/// when the backward pass will skip its zeros ([`sparse_products`]).
+pub fn forward(x: &[f32], w1: &[f32], b1: &[f32], w2: &[f32], b2: &[f32], s: &FeedForwardShape, mask: Mask) -> (Vec<f32>, Vec<f32>, Option<Pattern>) {
     let (d, hidden) = (s.d as isize, s.hidden as isize);
-    // Bias, ReLU and dropout in one pass over the product.
+    let mut pattern = sparse_products(s).then(|| Pattern::empty(s.rows, s.hidden));
+    let shared = pattern.as_mut().map(Pattern::shared);
+    // Bias, ReLU and dropout in one pass over the product, and the
+    // pattern of each block while it is in cache.
     let h = if wide_products_direct(s) {
-        direct::product_blocked(x, s.d, (w1, s.hidden, 1), s.hidden, b1, |first, rows| relu_dropout(rows, first, s.hidden, None, mask))
+        direct::product_blocked(x, s.d, (w1, s.hidden, 1), s.hidden, b1, |first, rows| {
+            relu_dropout(rows, first, s.hidden, None, mask);
+            if let Some(shared) = &shared {
+                // SAFETY: the blocks are disjoint rows of `pattern`, which
+                // outlives the product.
+                unsafe { Pattern::set_rows(shared, first, rows) };
+            }
+        })
     } else {
         let mut h = product(s.rows, s.hidden, s.d, (x, d, 1), (w1, hidden, 1));
         let rows_per_block = (BLOCK / s.hidden).max(1);
         h.par_chunks_mut(rows_per_block * s.hidden).enumerate().for_each(|(block, rows)| relu_dropout(rows, block * rows_per_block, s.hidden, Some(b1), mask));
+        if pattern.is_some() {
+            pattern = Some(Pattern::of(&h, s.hidden));
+        }
         h
     };
     // The narrow output product (d = 128 of 2048).
-    let y = if narrow_products_direct(s) {
+    let y = if let Some(pattern) = &pattern {
+        sparse::rows_product(&h, pattern, w2, b2)
+    } else if narrow_products_direct(s) {
         direct::product(&h, s.hidden, (w2, s.d, 1), s.d, b2)
     } else {
         let mut y = rows_of(b2, s.rows);
         gemm(s.rows, s.d, s.hidden, &mut y, true, (&h, hidden, 1), (w2, d, 1));
         y
     };
-    (h, y)
+    (h, y, pattern)
 }
 
 /// Column sums of a `(rows, width)` matrix, as f32.
@@ -100,14 +129,35 @@ pub(super) fn bias_grad(g: &[f32], width: usize) -> Vec<f32> {
 }
 
 /// Gradients of [`forward`] given `dy`: `x` (when `input_grad`), `W1`,
-/// `b1`, `W2`, `b2`.
+/// `b1`, `W2`, `b2`; `pattern` is the one [`forward`] returned.
 #[allow(clippy::type_complexity)]
-pub fn backward(x: &[f32], h: &[f32], (w1, w2): (&[f32], &[f32]), dy: &[f32], s: &FeedForwardShape, scale: f32, input_grad: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+pub fn backward(x: &[f32], h: &[f32], (w1, w2): (&[f32], &[f32]), dy: &[f32], s: &FeedForwardShape, scale: f32, input_grad: bool, pattern: Option<&Pattern>) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let (d, hidden) = (s.d as isize, s.hidden as isize);
-    let dw2 = product(s.hidden, s.d, s.rows, (h, 1, hidden), (dy, d, 1));
+    // The gradient dz is zero wherever h is, so h's pattern is its too.
+    let columns = pattern.map(Pattern::transposed);
+    let dw2 = match &columns {
+        Some(columns) => sparse::columns_product(h, columns, dy, s.d),
+        None => product(s.hidden, s.d, s.rows, (h, 1, hidden), (dy, d, 1)),
+    };
+    let (dz, db1) = hidden_grad(h, w2, dy, s, scale);
+    let dw1 = match &columns {
+        Some(columns) => sparse::transpose(&sparse::columns_product(&dz, columns, x, s.d), s.hidden, s.d),
+        None => product(s.d, s.hidden, s.rows, (x, 1, d), (&dz, hidden, 1)),
+    };
+    let dx = input_grad.then(|| match pattern {
+        Some(pattern) => sparse::rows_product(&dz, pattern, &sparse::transpose(w1, s.d, s.hidden), &vec![0.0; s.d]),
+        None if narrow_products_direct(s) => direct::product(&dz, s.hidden, (w1, 1, s.hidden), s.d, &vec![0.0; s.d]),
+        None => product(s.rows, s.d, s.hidden, (&dz, hidden, 1), (w1, 1, hidden)),
+    });
+    (dx, dw1, db1, dw2, bias_grad(dy, s.d))
+}
+
+/// The hidden layer's gradient `dz` (before ReLU and dropout) and b1's.
+fn hidden_grad(h: &[f32], w2: &[f32], dy: &[f32], s: &FeedForwardShape, scale: f32) -> (Vec<f32>, Vec<f32>) {
+    let d = s.d as isize;
     // The gradient flows where h > 0, scaled as dropout scaled it.
     let flow = |dz: &mut [f32], h: &[f32]| dz.iter_mut().zip(h).for_each(|(g, h)| *g = if *h > 0.0 { *g * scale } else { 0.0 });
-    let (dz, db1) = if wide_products_direct(s) {
+    if wide_products_direct(s) {
         // b1's gradient, the column sums of dz, taken from each block while
         // it is in cache (a separate pass read all of dz again): per block
         // in f32, then in block order in f64.
@@ -132,13 +182,7 @@ pub fn backward(x: &[f32], h: &[f32], (w1, w2): (&[f32], &[f32]), dy: &[f32], s:
         dz.par_chunks_mut(BLOCK).zip(h.par_chunks(BLOCK)).for_each(|(dz, h)| flow(dz, h));
         let db1 = bias_grad(&dz, s.hidden);
         (dz, db1)
-    };
-    let dw1 = product(s.d, s.hidden, s.rows, (x, 1, d), (&dz, hidden, 1));
-    let dx = input_grad.then(|| match narrow_products_direct(s) {
-        true => direct::product(&dz, s.hidden, (w1, 1, s.hidden), s.d, &vec![0.0; s.d]),
-        false => product(s.rows, s.d, s.hidden, (&dz, hidden, 1), (w1, 1, hidden)),
-    });
-    (dx, dw1, db1, dw2, bias_grad(dy, s.d))
+    }
 }
 
 #[cfg(test)]
@@ -173,11 +217,12 @@ mod tests {
             let mask = Mask::new(11, 0.7);
             let (x, w1, b1) = (values(s.rows * s.d, 1), values(s.d * s.hidden, 2), values(s.hidden, 3));
             let (w2, b2, dy) = (values(s.hidden * s.d, 4), values(s.d, 5), values(s.rows * s.d, 6));
-            let (h, y) = forward(&x, &w1, &b1, &w2, &b2, &s, mask);
+            let (h, y, pattern) = forward(&x, &w1, &b1, &w2, &b2, &s, mask);
+            assert!(pattern.is_none());
             let expected = reference(&x, &w1, &b1, &w2, &b2, &s, mask);
             y.iter().zip(&expected).for_each(|(a, b)| assert!((a - b).abs() < 1e-4, "{a} vs {b}"));
             assert!(h.contains(&0.0) && h.iter().any(|&v| v > 0.0));
-            let (dx, dw1, db1, dw2, db2) = backward(&x, &h, (&w1, &w2), &dy, &s, mask.scale, true);
+            let (dx, dw1, db1, dw2, db2) = backward(&x, &h, (&w1, &w2), &dy, &s, mask.scale, true, None);
             let loss = |x: &[f32], w1: &[f32], b1: &[f32], w2: &[f32], b2: &[f32]| -> f64 {
                 reference(x, w1, b1, w2, b2, &s, mask).iter().zip(&dy).map(|(y, g)| *y as f64 * *g as f64).sum()
             };
@@ -201,6 +246,33 @@ mod tests {
                 check(analytic, numeric(&b1, i, &|v| loss(&x, &w1, v, &w2, &b2)));
             }
             check(db2[2], numeric(&b2, 2, &|v| loss(&x, &w1, &b1, &w2, v)));
+        }
+    }
+
+    /// Where the products skip h's zeros (64 output columns on AVX2 CPUs):
+    /// the output is the definition's and every gradient the dense
+    /// products', for a hidden width in whole 16s (pattern taken block by
+    /// block) and one that is not (pattern taken afterwards).
+    #[test]
+    fn products_that_skip_zeros_match_the_dense_ones() {
+        for s in [FeedForwardShape { rows: 50, d: 64, hidden: 96 }, FeedForwardShape { rows: 70, d: 64, hidden: 100 }] {
+            if !sparse::available(s.d) {
+                return; // no AVX2 + FMA: the dense products run instead
+            }
+            let mask = Mask::new(5, 0.8);
+            let (x, w1, b1) = (values(s.rows * s.d, 1), values(s.d * s.hidden, 2), values(s.hidden, 3));
+            let (w2, b2, dy) = (values(s.hidden * s.d, 4), values(s.d, 5), values(s.rows * s.d, 6));
+            let (h, y, pattern) = forward(&x, &w1, &b1, &w2, &b2, &s, mask);
+            let pattern = pattern.expect("a pattern where the products skip zeros");
+            assert_eq!(pattern, Pattern::of(&h, s.hidden));
+            assert!((0.2..0.6).contains(&pattern.density()), "density {}", pattern.density());
+            let expected = reference(&x, &w1, &b1, &w2, &b2, &s, mask);
+            y.iter().zip(&expected).for_each(|(a, b)| assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "{a} vs {b}"));
+            let (dx, dw1, db1, dw2, db2) = backward(&x, &h, (&w1, &w2), &dy, &s, mask.scale, true, Some(&pattern));
+            let dense = backward(&x, &h, (&w1, &w2), &dy, &s, mask.scale, true, None);
+            let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| (a - b).abs() <= 1e-4 * (1.0 + b.abs()));
+            assert!(close(&dx.unwrap(), &dense.0.unwrap()) && close(&dw1, &dense.1) && close(&dw2, &dense.3));
+            assert_eq!((db1, db2), (dense.2, dense.4));
         }
     }
 }

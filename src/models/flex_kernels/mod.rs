@@ -21,6 +21,7 @@ pub mod feed_forward;
 pub mod norm;
 pub mod point;
 pub mod pool;
+pub mod sparse;
 pub mod winograd;
 
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
@@ -35,6 +36,7 @@ use burn::tensor::{DType, TensorData};
 use crate::models::dropout::Mask;
 use attention::AttentionShape;
 use conv::ConvShape;
+use sparse::Pattern;
 use feed_forward::FeedForwardShape;
 use pool::PoolShape;
 use rayon::prelude::*;
@@ -174,12 +176,13 @@ fn feed_forward_shape(x: &FlexTensor, w1: &FlexTensor) -> FeedForwardShape {
     FeedForwardShape { rows: x[0], d: x[1], hidden: w1[1] }
 }
 
-/// The hidden activation and the output of the feed-forward block.
-fn feed_forward_forward(inputs: [&FlexTensor; 5], mask: Mask) -> (FlexTensor, FlexTensor) {
+/// The hidden activation, the output of the feed-forward block, and the
+/// hidden activation's pattern of non-zeros where its products use one.
+fn feed_forward_forward(inputs: [&FlexTensor; 5], mask: Mask) -> (FlexTensor, FlexTensor, Option<Pattern>) {
     let [x, w1, b1, w2, b2] = inputs;
     let s = feed_forward_shape(x, w1);
-    let (h, y) = feed_forward::forward(slice(x), slice(w1), slice(b1), slice(w2), slice(b2), &s, mask);
-    (tensor(h, &[s.rows, s.hidden]), tensor(y, &[s.rows, s.d]))
+    let (h, y, pattern) = feed_forward::forward(slice(x), slice(w1), slice(b1), slice(w2), slice(b2), &s, mask);
+    (tensor(h, &[s.rows, s.hidden]), tensor(y, &[s.rows, s.d]), pattern)
 }
 
 fn attention_shape(x: &FlexTensor, heads: usize, tokens: usize) -> AttentionShape {
@@ -268,6 +271,7 @@ struct FeedForwardBackward;
 struct FeedForwardState {
     x: FlexTensor,
     hidden: FlexTensor,
+    pattern: Option<Arc<Pattern>>,
     w1: FlexTensor,
     w2: FlexTensor,
     scale: f32,
@@ -281,7 +285,7 @@ impl Backward<Flex, 5> for FeedForwardBackward {
         let dy = values(&grads.consume::<Flex>(&ops.node));
         let st = ops.state;
         let s = feed_forward_shape(&st.x, &st.w1);
-        let (dx, dw1, db1, dw2, db2) = feed_forward::backward(slice(&st.x), slice(&st.hidden), (slice(&st.w1), slice(&st.w2)), slice(&dy), &s, st.scale, node_x.is_some());
+        let (dx, dw1, db1, dw2, db2) = feed_forward::backward(slice(&st.x), slice(&st.hidden), (slice(&st.w1), slice(&st.w2)), slice(&dy), &s, st.scale, node_x.is_some(), st.pattern.as_deref());
         if let Some(dx) = dx {
             register(grads, node_x.map(|n| n.id), dx, &[s.rows, s.d]);
         }
@@ -455,10 +459,11 @@ impl<C: CheckpointStrategy> ChannelsLastKernels for Autodiff<Flex, C> {
     fn cl_feed_forward(x: FloatTensor<Self>, w1: FloatTensor<Self>, b1: FloatTensor<Self>, w2: FloatTensor<Self>, b2: FloatTensor<Self>, seed: u64, keep: f64) -> FloatTensor<Self> {
         let inputs = [&x, &w1, &b1, &w2, &b2].map(|t| values(t.primitive()));
         let mask = Mask::new(seed, keep);
-        let (hidden, y) = feed_forward_forward(inputs.each_ref(), mask);
+        let (hidden, y, pattern) = feed_forward_forward(inputs.each_ref(), mask);
         let [xv, w1v, _, w2v, _] = inputs;
+        let pattern = pattern.map(Arc::new);
         match FeedForwardBackward.prepare::<C>([x.node(), w1.node(), b1.node(), w2.node(), b2.node()]).compute_bound().stateful() {
-            OpsKind::Tracked(prep) => prep.finish(FeedForwardState { x: xv, hidden, w1: w1v, w2: w2v, scale: mask.scale }, y),
+            OpsKind::Tracked(prep) => prep.finish(FeedForwardState { x: xv, hidden, pattern, w1: w1v, w2: w2v, scale: mask.scale }, y),
             OpsKind::UnTracked(prep) => prep.finish(y),
         }
     }
