@@ -131,6 +131,7 @@ fn main() {
             println!("feed-forward hidden density {:.3} (non-zero share of h)", pattern.density());
             let columns = pattern.transposed();
             time("feed-forward h^T dy, sparse", || drop(std::hint::black_box(sparse::columns_product(&h, &columns, &y, d))));
+            time("feed-forward pattern of h", || drop(std::hint::black_box(sparse::Pattern::of(&h, hidden))));
             time("feed-forward pattern transposed", || drop(std::hint::black_box(pattern.transposed())));
         }
         for (rows, c, relu) in [(64_000, 64, true), (61_440, 32, false), (88_320, 32, false)] {

@@ -149,9 +149,19 @@ unsafe impl Send for SharedPattern {}
 
 /// One row's bits: set where the value is not zero (NaN included).
 fn row_bits(row: &[f32], bits: &mut [u64]) {
-    for (word, values) in bits.iter_mut().zip(row.chunks(64)) {
-        *word = values.iter().enumerate().fold(0, |w, (j, v)| w | (((*v != 0.0) as u64) << j));
+    #[cfg(target_arch = "x86_64")]
+    if direct::cpu_supported() {
+        // SAFETY: the CPU has AVX2 (`cpu_supported`).
+        return unsafe { avx::row_bits(row, bits) };
     }
+    for (word, values) in bits.iter_mut().zip(row.chunks(64)) {
+        *word = word_bits(values);
+    }
+}
+
+/// The bits of up to 64 values, one at a time.
+fn word_bits(values: &[f32]) -> u64 {
+    values.iter().enumerate().fold(0, |w, (j, v)| w | (((*v != 0.0) as u64) << j))
 }
 
 /// Transposes a 64 x 64 bit matrix in place (row `r` is word `r`, column
@@ -294,6 +304,21 @@ mod avx {
         }
     }
 
+    /// [`super::row_bits`] eight values per comparison.
+    #[target_feature(enable = "avx2")]
+    pub unsafe fn row_bits(row: &[f32], bits: &mut [u64]) {
+        for (word, values) in bits.iter_mut().zip(row.chunks(64)) {
+            *word = match values.len() {
+                64 => (0..8).fold(0, |w, i| {
+                    let v = _mm256_loadu_ps(values.as_ptr().add(8 * i));
+                    let set = _mm256_movemask_ps(_mm256_cmp_ps::<_CMP_NEQ_UQ>(v, _mm256_setzero_ps())) as u32 as u64;
+                    w | (set << (8 * i))
+                }),
+                _ => super::word_bits(values),
+            };
+        }
+    }
+
     /// Writes the transpose of the 8 x 8 block at `src` (rows `stride`
     /// apart) to `dst` (rows `dst_stride` apart).
     #[inline(always)]
@@ -395,6 +420,22 @@ mod tests {
                 if h >> 31 == 1 { 0.0 } else { ((h >> 8) % 1000) as f32 / 500.0 - 1.0 }
             })
             .collect()
+    }
+
+    /// Bit `j` is set exactly where value `j` is not zero: negative zero
+    /// counts as zero, NaN as not, in whole words and in a short last one.
+    #[test]
+    fn row_bits_mark_the_values_that_are_not_zero() {
+        let mut row = sparse_values(150, 9);
+        row[3] = -0.0;
+        row[70] = f32::NAN;
+        row[149] = f32::NAN;
+        let mut bits = [0u64; 3];
+        row_bits(&row, &mut bits);
+        for (j, v) in row.iter().enumerate() {
+            assert_eq!(bits[j / 64] >> (j % 64) & 1 == 1, *v != 0.0, "value {j}: {v}");
+        }
+        assert_eq!(bits[2] >> (150 - 128), 0, "bits past the row");
     }
 
     #[test]
