@@ -123,7 +123,7 @@ fn main() {
         let (h, y, pattern) = feed_forward::forward(&x, &w1, &b1, &w2, &b2, &ff, mask);
         time("feed-forward forward", || drop(std::hint::black_box(feed_forward::forward(&x, &w1, &b1, &w2, &b2, &ff, mask))));
         let (xr, hr, w1r, w2r, yr) = (&x, &h, &w1, &w2, &y);
-        let backward = |pattern| move || drop(std::hint::black_box(feed_forward::backward(xr, hr, (w1r, w2r), yr, &ff, mask.scale, true, pattern)));
+        let backward = |pattern| move || drop(std::hint::black_box(feed_forward::backward(xr, (hr, pattern), (w1r, w2r), yr, &ff, mask.scale, true)));
         compare("feed-forward backward", ("dense", backward(None)), ("sparse", backward(pattern.as_ref())));
         if let Some(pattern) = &pattern {
             let out = || drop(std::hint::black_box(direct::product(&h, hidden, (&w2, d, 1), d, &b2)));

@@ -129,9 +129,9 @@ pub(super) fn bias_grad(g: &[f32], width: usize) -> Vec<f32> {
 }
 
 /// Gradients of [`forward`] given `dy`: `x` (when `input_grad`), `W1`,
-/// `b1`, `W2`, `b2`; `pattern` is the one [`forward`] returned.
+/// `b1`, `W2`, `b2`; `h` and its `pattern` are what [`forward`] returned.
 #[allow(clippy::type_complexity)]
-pub fn backward(x: &[f32], h: &[f32], (w1, w2): (&[f32], &[f32]), dy: &[f32], s: &FeedForwardShape, scale: f32, input_grad: bool, pattern: Option<&Pattern>) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+pub fn backward(x: &[f32], (h, pattern): (&[f32], Option<&Pattern>), (w1, w2): (&[f32], &[f32]), dy: &[f32], s: &FeedForwardShape, scale: f32, input_grad: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let (d, hidden) = (s.d as isize, s.hidden as isize);
     // The gradient dz is zero wherever h is, so h's pattern is its too.
     let columns = pattern.map(Pattern::transposed);
@@ -222,7 +222,7 @@ mod tests {
             let expected = reference(&x, &w1, &b1, &w2, &b2, &s, mask);
             y.iter().zip(&expected).for_each(|(a, b)| assert!((a - b).abs() < 1e-4, "{a} vs {b}"));
             assert!(h.contains(&0.0) && h.iter().any(|&v| v > 0.0));
-            let (dx, dw1, db1, dw2, db2) = backward(&x, &h, (&w1, &w2), &dy, &s, mask.scale, true, None);
+            let (dx, dw1, db1, dw2, db2) = backward(&x, (&h, None), (&w1, &w2), &dy, &s, mask.scale, true);
             let loss = |x: &[f32], w1: &[f32], b1: &[f32], w2: &[f32], b2: &[f32]| -> f64 {
                 reference(x, w1, b1, w2, b2, &s, mask).iter().zip(&dy).map(|(y, g)| *y as f64 * *g as f64).sum()
             };
@@ -268,8 +268,8 @@ mod tests {
             assert!((0.2..0.6).contains(&pattern.density()), "density {}", pattern.density());
             let expected = reference(&x, &w1, &b1, &w2, &b2, &s, mask);
             y.iter().zip(&expected).for_each(|(a, b)| assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "{a} vs {b}"));
-            let (dx, dw1, db1, dw2, db2) = backward(&x, &h, (&w1, &w2), &dy, &s, mask.scale, true, Some(&pattern));
-            let dense = backward(&x, &h, (&w1, &w2), &dy, &s, mask.scale, true, None);
+            let (dx, dw1, db1, dw2, db2) = backward(&x, (&h, Some(&pattern)), (&w1, &w2), &dy, &s, mask.scale, true);
+            let dense = backward(&x, (&h, None), (&w1, &w2), &dy, &s, mask.scale, true);
             let close = |a: &[f32], b: &[f32]| a.iter().zip(b).all(|(a, b)| (a - b).abs() <= 1e-4 * (1.0 + b.abs()));
             assert!(close(&dx.unwrap(), &dense.0.unwrap()) && close(&dw1, &dense.1) && close(&dw2, &dense.3));
             assert_eq!((db1, db2), (dense.2, dense.4));

@@ -285,7 +285,7 @@ impl Backward<Flex, 5> for FeedForwardBackward {
         let dy = values(&grads.consume::<Flex>(&ops.node));
         let st = ops.state;
         let s = feed_forward_shape(&st.x, &st.w1);
-        let (dx, dw1, db1, dw2, db2) = feed_forward::backward(slice(&st.x), slice(&st.hidden), (slice(&st.w1), slice(&st.w2)), slice(&dy), &s, st.scale, node_x.is_some(), st.pattern.as_deref());
+        let (dx, dw1, db1, dw2, db2) = feed_forward::backward(slice(&st.x), (slice(&st.hidden), st.pattern.as_deref()), (slice(&st.w1), slice(&st.w2)), slice(&dy), &s, st.scale, node_x.is_some());
         if let Some(dx) = dx {
             register(grads, node_x.map(|n| n.id), dx, &[s.rows, s.d]);
         }
