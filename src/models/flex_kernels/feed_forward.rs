@@ -83,27 +83,26 @@ fn sparse_products(s: &FeedForwardShape) -> bool {
 /// when the backward pass will skip its zeros ([`sparse_products`]).
 pub fn forward(x: &[f32], w1: &[f32], b1: &[f32], w2: &[f32], b2: &[f32], s: &FeedForwardShape, mask: Mask) -> (Vec<f32>, Vec<f32>, Option<Pattern>) {
     let (d, hidden) = (s.d as isize, s.hidden as isize);
-    let mut pattern = sparse_products(s).then(|| Pattern::empty(s.rows, s.hidden));
-    let shared = pattern.as_mut().map(Pattern::shared);
     // Bias, ReLU and dropout in one pass over the product, and the
     // pattern of each block while it is in cache.
-    let h = if wide_products_direct(s) {
-        direct::product_blocked(x, s.d, (w1, s.hidden, 1), s.hidden, b1, |first, rows| {
+    let (h, pattern) = if wide_products_direct(s) {
+        let mut pattern = sparse_products(s).then(|| Pattern::empty(s.rows, s.hidden));
+        let shared = pattern.as_mut().map(Pattern::shared);
+        let h = direct::product_blocked(x, s.d, (w1, s.hidden, 1), s.hidden, b1, |first, rows| {
             relu_dropout(rows, first, s.hidden, None, mask);
             if let Some(shared) = &shared {
                 // SAFETY: the blocks are disjoint rows of `pattern`, which
                 // outlives the product.
                 unsafe { Pattern::set_rows(shared, first, rows) };
             }
-        })
+        });
+        (h, pattern)
     } else {
         let mut h = product(s.rows, s.hidden, s.d, (x, d, 1), (w1, hidden, 1));
         let rows_per_block = (BLOCK / s.hidden).max(1);
         h.par_chunks_mut(rows_per_block * s.hidden).enumerate().for_each(|(block, rows)| relu_dropout(rows, block * rows_per_block, s.hidden, Some(b1), mask));
-        if pattern.is_some() {
-            pattern = Some(Pattern::of(&h, s.hidden));
-        }
-        h
+        let pattern = sparse_products(s).then(|| Pattern::of(&h, s.hidden));
+        (h, pattern)
     };
     // The narrow output product (d = 128 of 2048).
     let y = if let Some(pattern) = &pattern {
