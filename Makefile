@@ -1,7 +1,10 @@
 # cmkm: the two commands README promises, plus helpers.
 #   make reproduce        the paper's UTD-MHAD suite on the embedded synthetic
 #                         data, then its report (hours on a 2-core CPU)
-#   make test             the test suite (release mode: training tests need it)
+#   make test             the test suite (release mode: training tests need it;
+#                         the Slurm tests start one-node clusters on 127.0.0.1,
+#                         installing Debian's Slurm first when run as root)
+#   make reproduce-slurm  submit the suite to a Slurm cluster
 # SUITE= picks another suite, DATA= another dataset declaration, e.g.
 #   make reproduce SUITE=experiments/paper-mmact-xsubject.yaml
 #   make reproduce DATA=experiments/datasets/utd-mhad.yaml
@@ -13,7 +16,7 @@ QUICK = experiments/quick-utd.yaml
 CMKM = $(CARGO) run --release --quiet --
 DATA_ARG = $(if $(DATA),--dataset $(DATA),)
 
-.PHONY: build reproduce reproduce-quick report plan plan-quick test synth
+.PHONY: build reproduce reproduce-quick reproduce-slurm report plan plan-quick test synth
 
 build:
 	$(CARGO) build --release
@@ -23,6 +26,13 @@ reproduce: build
 	$(CMKM) plan $(SUITE) $(DATA_ARG)
 	$(CMKM) reproduce $(SUITE) $(DATA_ARG)
 	$(CMKM) report $(SUITE) $(DATA_ARG)
+
+# The suite on a Slurm cluster, as dependent job arrays over a shared
+# results folder (README, "On a cluster"); SLURM_ARGS passes options, e.g.
+#   make reproduce-slurm SUITE=experiments/paper-utd.yaml SLURM_ARGS="--partition cpu --cpus-per-task 2"
+SLURM_ARGS ?=
+reproduce-slurm: build
+	$(CMKM) slurm submit $(SUITE) $(DATA_ARG) $(SLURM_ARGS)
 
 # The quick suite: paper model sizes, 3 epochs, one seed (minutes).
 reproduce-quick: build

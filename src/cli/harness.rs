@@ -27,25 +27,68 @@ fn prepare(args: &SuiteArgs) -> Result<Prepared> {
     prepare_with(&args.suite, &args.results, args.dataset.as_deref())
 }
 
-pub fn plan(args: SuiteArgs) -> Result<i32> {
-    let p = prepare(&args)?;
-    out!("{}", p.describe(&args.reports));
+/// Options of `cmkm plan`.
+#[derive(clap::Args, Debug)]
+pub struct PlanArgs {
+    #[command(flatten)]
+    pub suite: SuiteArgs,
+    /// Print the plan as JSON (every run's id, label, step, method, seed,
+    /// status, dependencies and time estimate), for scripts and schedulers.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn plan(args: PlanArgs) -> Result<i32> {
+    let p = prepare(&args.suite)?;
+    if args.json {
+        outln!("{}", serde_json::to_string_pretty(&p.overview(&args.suite.reports))?);
+    } else {
+        out!("{}", p.describe(&args.suite.reports));
+    }
     Ok(0)
 }
 
-pub fn run_one(args: SuiteArgs, id: &str, quiet: bool) -> Result<i32> {
+/// How often `cmkm run --wait` looks again at a run another process holds.
+const BUSY_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// `cmkm run`: one planned run. A run that fails is recorded as failed in
+/// the store (as `cmkm reproduce` does) and the exit status is non-zero, so
+/// a scheduler sees the failure and cancels what depends on it.
+pub fn run_one(args: SuiteArgs, id: &str, quiet: bool, wait: bool) -> Result<i32> {
     let p = prepare(&args)?;
     let run = p.find(id)?;
     if p.store.is_done(&run.id) {
         eprintln!("run {} ({}) is already done", run.id, run.label);
         return Ok(0);
     }
-    match p.execute(run, quiet)? {
-        Executed::Busy => bail!("run {} ({}) is being run by another process (its lock {} is held); try again when it finishes", run.id, run.label, p.store.root.join("runs").join(format!(".{}.lock", run.id)).display()),
-        Executed::AlreadyDone => eprintln!("run {} ({}) was finished by another process", run.id, run.label),
-        Executed::Ran(_) => eprintln!("run {} ({}) done: {}", run.id, run.label, p.store.dir(&run.id).display()),
+    if let Some(dep) = run.depends_on.iter().find(|d| !p.store.is_done(d)) {
+        bail!("run {} ({}) needs run {dep} first", run.id, run.label);
     }
-    Ok(0)
+    let mut announced = false;
+    loop {
+        match p.execute(run, quiet) {
+            Ok(Executed::Busy) if wait => {
+                if !std::mem::replace(&mut announced, true) {
+                    eprintln!("run {} ({}) is being run by another process; waiting for it", run.id, run.label);
+                }
+                std::thread::sleep(BUSY_POLL);
+            }
+            Ok(Executed::Busy) => bail!("run {} ({}) is being run by another process (its lock {} is held); try again when it finishes, or pass --wait", run.id, run.label, p.store.root.join("runs").join(format!(".{}.lock", run.id)).display()),
+            Ok(Executed::AlreadyDone) => {
+                eprintln!("run {} ({}) was finished by another process", run.id, run.label);
+                return Ok(0);
+            }
+            Ok(Executed::Ran(_)) => {
+                eprintln!("run {} ({}) done: {}", run.id, run.label, p.store.dir(&run.id).display());
+                return Ok(0);
+            }
+            Err(e) => {
+                p.store.record_failure(&run.id, &format!("{e:#}"))?;
+                eprintln!("run {} ({}) FAILED; recorded in {}", run.id, run.label, p.store.root.join("failed").join(format!("{}.txt", run.id)).display());
+                return Err(e);
+            }
+        }
+    }
 }
 
 pub fn reproduce(args: SuiteArgs, quiet: bool) -> Result<i32> {

@@ -16,6 +16,7 @@ mod bench;
 mod data;
 mod evaluate;
 mod harness;
+mod slurm;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -56,7 +57,7 @@ pub enum Command {
     Evaluate(evaluate::EvaluateCommand),
     /// Print the runs a suite expands to (methods x evaluations x seeds, with
     /// dependencies), which are done, and the time left from recorded timings.
-    Plan(harness::SuiteArgs),
+    Plan(harness::PlanArgs),
     /// Execute exactly one planned run (its dependencies must be done), e.g.
     /// from a cluster job array over a shared results folder.
     Run {
@@ -67,6 +68,10 @@ pub enum Command {
         id: String,
         #[arg(long)]
         quiet: bool,
+        /// When another process holds the run's lock, wait for it (and exit
+        /// 0 if it finishes the run) instead of failing at once.
+        #[arg(long)]
+        wait: bool,
     },
     /// Run whatever a suite is missing, in dependency order; finished runs
     /// are skipped, failures recorded and the suite goes on.
@@ -84,6 +89,10 @@ pub enum Command {
     /// The same runs from two results folders (two machines or versions)
     /// side by side: metric differences and wall-time ratios per run.
     Compare(harness::CompareArgs),
+    /// Run a suite on a Slurm cluster: submit its missing runs as dependent
+    /// job arrays, or show their jobs' states.
+    #[command(subcommand)]
+    Slurm(slurm::SlurmCommand),
     /// Time the paper's training steps (CMC, CMC-CMKM, SimCLR), encoder
     /// forward throughput and one epoch of data preparation on this machine.
     Bench(bench::BenchArgs),
@@ -112,10 +121,11 @@ pub fn main() -> i32 {
         Command::Train(args) => train::run(args),
         Command::Evaluate(cmd) => evaluate::run(cmd),
         Command::Plan(args) => harness::plan(args),
-        Command::Run { suite, id, quiet } => harness::run_one(suite, &id, quiet),
+        Command::Run { suite, id, quiet, wait } => harness::run_one(suite, &id, quiet, wait),
         Command::Reproduce { suite, quiet } => harness::reproduce(suite, quiet),
         Command::Report(args) => harness::report(args),
         Command::Compare(args) => harness::compare(args),
+        Command::Slurm(cmd) => slurm::run(cmd),
         Command::Bench(args) => bench::run(args),
     };
     match result {

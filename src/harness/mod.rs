@@ -6,3 +6,4 @@ pub mod plan;
 pub mod runner;
 pub mod store;
 pub mod suite;
+pub mod slurm;

@@ -4,8 +4,8 @@
 //! goes on with what does not depend on it.
 
 use super::plan::{plan, PlannedRun, Step};
-use super::estimate::Timings;
-use super::store::{ClaimOutcome, Hardware, RunRecordFile, RunStore};
+use super::estimate::{work, Timings};
+use super::store::{ClaimOutcome, Hardware, RunRecordFile, RunStatus, RunStore};
 use super::suite::Suite;
 use crate::data::{Dataset, DatasetDecl};
 use crate::methods::{devices, train, TrainOptions};
@@ -196,43 +196,100 @@ impl Prepared {
         Ok((self.runs.iter().filter(|r| self.store.is_done(&r.id)).count(), failed.len()))
     }
 
-    /// Lines of `cmkm plan`: each run with its status and dependencies, and
-    /// the expected wall time of what is left, from recorded step timings
-    /// (finished runs of any suite under the results folder, and the
-    /// `timings.csv` of committed reports under `reports`).
-    pub fn describe(&self, reports: &Path) -> String {
+    /// Every planned run with its status and time estimate, from recorded
+    /// step timings (finished runs of any suite under the results folder,
+    /// and the `timings.csv` of committed reports under `reports`): what
+    /// `cmkm plan` prints and `cmkm plan --json` and the Slurm submitter read.
+    pub fn overview(&self, reports: &Path) -> PlanOverview {
         let results = self.store.root.parent().unwrap_or(Path::new("."));
         let timings = Timings::gather(results, reports);
-        let mut out = format!("suite {} ({} runs) -> {}\n", self.suite.decl.name, self.runs.len(), self.store.root.display());
-        let (mut left, mut total) = (0.0, 0.0);
-        let mut unknown = 0;
-        for r in &self.runs {
-            let estimate = timings.estimate(r);
-            total += estimate.unwrap_or(0.0);
-            let status = if self.store.is_done(&r.id) {
-                "done"
-            } else if self.store.failure(&r.id).is_some() {
-                "FAILED"
-            } else {
-                match estimate {
-                    Some(s) => left += s,
-                    None => unknown += 1,
+        let runs = self
+            .runs
+            .iter()
+            .map(|r| {
+                let (step, method, _) = work(&r.step);
+                PlanEntry {
+                    id: r.id.clone(),
+                    label: r.label.clone(),
+                    step,
+                    method: method.to_string(),
+                    seed: r.seed,
+                    status: self.store.status(&r.id),
+                    depends_on: r.depends_on.clone(),
+                    estimate_seconds: timings.estimate(r),
                 }
-                "todo"
-            };
-            let guess = estimate.map(|s| format!("~{}", format_duration(s))).unwrap_or_else(|| "?".into());
+            })
+            .collect();
+        PlanOverview { suite: self.suite.decl.name.clone(), results: self.store.root.clone(), runs, timing_cpus: timings.cpus }
+    }
+
+    /// Lines of `cmkm plan`: each run with its status and dependencies, and
+    /// the expected wall time of what is left (see [`Prepared::overview`]).
+    pub fn describe(&self, reports: &Path) -> String {
+        let o = self.overview(reports);
+        let mut out = format!("suite {} ({} runs) -> {}\n", o.suite, o.runs.len(), o.results.display());
+        for r in &o.runs {
+            let guess = r.estimate_seconds.map(|s| format!("~{}", format_duration(s))).unwrap_or_else(|| "?".into());
             let deps = if r.depends_on.is_empty() { String::new() } else { format!("  after {}", r.depends_on.join(", ")) };
-            out.push_str(&format!("  {}  {:<6} {:>9}  {}{deps}\n", r.id, status, guess, r.label));
+            out.push_str(&format!("  {}  {:<6} {:>9}  {}{deps}\n", r.id, r.status.word(), guess, r.label));
         }
+        let (total, left, unknown) = o.totals();
         out.push_str(&format!("expected wall time: {} for the whole suite, {} left", format_duration(total), format_duration(left)));
         if unknown > 0 {
             out.push_str(&format!(" + {unknown} run(s) with no recorded timing for their step and method"));
         }
-        if !timings.cpus.is_empty() {
-            out.push_str(&format!("\n(per-epoch rates recorded on {}; other machines and datasets differ)", timings.cpus.join(", ")));
+        if !o.timing_cpus.is_empty() {
+            out.push_str(&format!("\n(per-epoch rates recorded on {}; other machines and datasets differ)", o.timing_cpus.join(", ")));
         }
         out.push('\n');
         out
+    }
+}
+
+/// A suite's plan as `cmkm plan --json` prints it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlanOverview {
+    pub suite: String,
+    /// The suite's run store.
+    pub results: PathBuf,
+    /// Every run, in dependency order.
+    pub runs: Vec<PlanEntry>,
+    /// The CPUs the timings behind the estimates were recorded on.
+    pub timing_cpus: Vec<String>,
+}
+
+/// One run of [`PlanOverview`].
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PlanEntry {
+    pub id: String,
+    pub label: String,
+    /// Step kind: train, fine_tune, retrieval, label_fractions,
+    /// supervised_fractions or random_fractions.
+    pub step: &'static str,
+    pub method: String,
+    pub seed: u64,
+    pub status: RunStatus,
+    /// Ids of the runs that must be done first.
+    pub depends_on: Vec<String>,
+    /// Expected seconds from recorded timings; `None` when no run of this
+    /// step and method was ever timed.
+    pub estimate_seconds: Option<f64>,
+}
+
+impl PlanOverview {
+    /// (expected seconds of the whole suite, of what is left, runs left
+    /// without an estimate).
+    pub fn totals(&self) -> (f64, f64, usize) {
+        let total = self.runs.iter().filter_map(|r| r.estimate_seconds).sum();
+        let pending = self.runs.iter().filter(|r| !matches!(r.status, RunStatus::Done | RunStatus::Failed));
+        let (mut left, mut unknown) = (0.0, 0);
+        for r in pending {
+            match r.estimate_seconds {
+                Some(s) => left += s,
+                None => unknown += 1,
+            }
+        }
+        (total, left, unknown)
     }
 }
 

@@ -47,6 +47,32 @@ impl Hardware {
     }
 }
 
+/// Where a planned run stands in the store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunStatus {
+    /// Finished: its folder holds its record.
+    Done,
+    /// Not started, or killed before it finished.
+    Todo,
+    /// Its last attempt failed (the reason is in `failed/<id>.txt`).
+    Failed,
+    /// A live process holds its lock and is running it now.
+    Locked,
+}
+
+impl RunStatus {
+    /// The word `cmkm plan` prints.
+    pub fn word(self) -> &'static str {
+        match self {
+            RunStatus::Done => "done",
+            RunStatus::Todo => "todo",
+            RunStatus::Failed => "FAILED",
+            RunStatus::Locked => "locked",
+        }
+    }
+}
+
 /// The results folder of one suite.
 pub struct RunStore {
     pub root: PathBuf,
@@ -100,6 +126,27 @@ impl RunStore {
     /// True when the run finished (its folder exists with its record).
     pub fn is_done(&self, id: &str) -> bool {
         self.dir(id).join("record.json").is_file()
+    }
+
+    /// Where the run stands: done, running under a live process's lock,
+    /// failed last time, or still to do. Probing a lock never creates one.
+    pub fn status(&self, id: &str) -> RunStatus {
+        if self.is_done(id) {
+            RunStatus::Done
+        } else if self.is_locked(id) {
+            RunStatus::Locked
+        } else if self.failure(id).is_some() {
+            RunStatus::Failed
+        } else {
+            RunStatus::Todo
+        }
+    }
+
+    /// True when a live process holds the run's lock.
+    fn is_locked(&self, id: &str) -> bool {
+        let path = self.root.join("runs").join(format!(".{id}.lock"));
+        let Ok(file) = std::fs::File::open(&path) else { return false };
+        matches!(file.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock))
     }
 
     /// Why the run failed last time, if it did.

@@ -97,3 +97,30 @@ pub fn run(m: &MethodConfig, out: &Path) -> TrainSummary {
     train(m, dataset(), &opts).unwrap()
 }
 
+/// Writes a tiny suite (tiny models, 1-2 epochs) over the synthetic data:
+/// `dir/suite.yaml` (suite `tiny`), its method files and dataset
+/// declaration. `cmc_lr` is CMC-CMKM's learning rate (1e30 makes it fail).
+pub fn write_tiny_suite(dir: &Path, cmc_lr: f64) -> std::path::PathBuf {
+    let yaml = std::fs::read_to_string(declaration("utd-mhad.yaml")).unwrap();
+    std::fs::write(dir.join("data.yaml"), yaml.replace("root: /data/UTD-MHAD", &format!("root: {}", dataset().decl.root.display()))).unwrap();
+    let method = |name: &str, head: &str, mods: &[&str], lr: f64| {
+        let mut text = format!("name: {name}\n{head}\nmodalities: {mods:?}\n{ENCODERS}");
+        text = text.replace("lr: 0.003", &format!("lr: {lr}"));
+        // Keep only this method's modalities in the shared blocks.
+        let m: cmkm::methods::config::MethodConfig = {
+            let mut m: cmkm::methods::config::MethodConfig = cmkm::config::parse_yaml(&text).unwrap();
+            m.encoders.retain(|k, _| mods.contains(&k.as_str()));
+            m.augmentations.retain(|k, _| mods.contains(&k.as_str()));
+            m.schedule.epochs = 1;
+            m
+        };
+        std::fs::write(dir.join(format!("{name}.yaml")), serde_yaml::to_string(&m).unwrap()).unwrap();
+    };
+    method("sup", "kind: supervised", &["skeleton"], 0.003);
+    method("si", "kind: simclr\nloss: {temperature: 0.1}", &["inertial"], 0.003);
+    method("ss", "kind: simclr\nloss: {temperature: 0.5}", &["skeleton"], 0.003);
+    method("cmkm", "kind: cmkm\nloss: {temperature: 0.1, mining_k: 1, intra_lambda: 1.0}", &["inertial", "skeleton"], cmc_lr);
+    let suite = "name: tiny\ndataset: data.yaml\nprotocol: cross_subject\nseeds: [3]\nmethods:\n  sup: {file: sup.yaml}\n  si: {file: si.yaml}\n  ss: {file: ss.yaml}\n  cmkm: {file: cmkm.yaml, pretrained: {inertial: si, skeleton: ss}}\nevaluations:\n  fine_tuning: {epochs: 2}\n  retrieval: true\n  label_fractions: {fractions: [0.5], repetitions: 1, epochs: 2, baselines: [random, supervised]}\n";
+    std::fs::write(dir.join("suite.yaml"), suite).unwrap();
+    dir.join("suite.yaml")
+}
