@@ -189,15 +189,26 @@ fn a_reproduce_killed_at_many_points_resumes_to_identical_results_without_partia
         state ^= state << 17;
         state
     };
-    let kills = 10;
-    for k in 0..kills {
-        let delay_ms = 700 + next() % 2300;
+    // Up to 10 kills, each of a child still running when killed (a child
+    // that finished the suite on its own ends the loop): a kill that comes
+    // after the exit would test nothing.
+    let mut kills = 0;
+    for k in 0..10 {
+        let delay_ms = 700 + next() % 1800;
         let mut child = reproduce_cmd(&results, &suite).stderr(std::process::Stdio::null()).spawn().unwrap();
         std::thread::sleep(std::time::Duration::from_millis(delay_ms));
-        child.kill().unwrap(); // SIGKILL
-        child.wait().unwrap();
+        if let Some(status) = child.try_wait().unwrap() {
+            assert!(status.success(), "kill point {}: the reproduce exited on its own with {status}", k + 1);
+            break;
+        }
+        child.kill().unwrap(); // SIGKILL, while it runs
+        let status = child.wait().unwrap();
+        use std::os::unix::process::ExitStatusExt;
+        assert_eq!(status.signal(), Some(9), "kill point {}: the child died of the kill", k + 1);
+        kills += 1;
         assert_no_partial_runs(&results, &format!("kill {} after {delay_ms} ms", k + 1));
     }
+    assert!(kills >= 5, "only {kills} kills hit a running reproduce");
     let out = reproduce_cmd(&results, &suite).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(leftovers(&results).is_empty(), "staging folders or locks left: {:?}", leftovers(&results));

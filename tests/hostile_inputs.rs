@@ -248,6 +248,15 @@ fn misspelt_yaml_keys_and_values_come_with_a_suggestion() {
     let out = fails(cmkm().args(["data", "inspect"]).arg(&bad_decl));
     assert!(out.contains("unknown key `main_metrc` in") && out.contains("bad.yaml line") && out.contains("did you mean `main_metric`?"), "{out}");
 
+    // A CMC-CMKM switch in a CMC method would be ignored: it is an error
+    // naming the file, the line and the key.
+    let cmc = dir.path().join("cmc.yaml");
+    std::fs::write(&cmc, std::fs::read_to_string(common::experiments().join("methods/cmc.yaml")).unwrap().replace("loss: {temperature: 0.1}", "loss:\n  temperature: 0.1\n  mining_k: 3")).unwrap();
+    let line = std::fs::read_to_string(&cmc).unwrap().lines().position(|l| l.contains("mining_k: 3")).unwrap() + 1;
+    let out = fails(cmkm().args(["train", "--dataset"]).arg(&decl).arg(&cmc));
+    let want = format!("unknown key `mining_k` under `loss` in {} line {line}", cmc.display());
+    assert!(out.contains(&want) && out.contains("CMC-CMKM switches"), "want {want}\n{out}");
+
     let suite = dir.path().join("suite.yaml");
     std::fs::write(&suite, "name: s\ndataset: data.yaml\nprotocol: cross_subject\nseed: [1]\nmethods: {}\n").unwrap();
     let out = fails(cmkm().arg("plan").arg(&suite));

@@ -24,29 +24,38 @@
 //!         den = sum(np.exp(s[i, j]) for j in range(2 * n) if j != i)
 //!         total += -np.log(np.exp(s[i, pos]) / den)
 //!     return total / (2 * n)
-//! def cmkm(z1, z2, tau, k, lam):
+//! def cmkm(z1, z2, tau, k, lam, gamma=None):
 //!     n = len(z1); s = cos(z1, z2); i1 = cos(z1, z1); i2 = cos(z2, z2); total = 0
+//!     c1 = p1.mean(axis=0); c2 = p2.mean(axis=0)   # connectivity: column means
 //!     for block in range(2):
 //!         cross = s if block == 0 else s.T
 //!         intra = i1 if block == 0 else i2
 //!         p_cross = p2 if block == 0 else p1   # the other modality's neighbours
 //!         p_intra = p1 if block == 0 else p2   # the anchor's own modality's neighbours
+//!         c_other = c2 if block == 0 else c1   # prunes the cross-modal negatives
+//!         c_own = c1 if block == 0 else c2     # prunes the intra-modality negatives
+//!         kept = lambda c, j: gamma is None or c[j] <= gamma
 //!         for i in range(n):
 //!             pos = [i] + (knn(p_cross, i, k) if k else [])
 //!             ipos = knn(p_intra, i, k) if (k and lam) else []
 //!             num = sum(np.exp(cross[i, j] / tau) for j in pos) + sum(np.exp(intra[i, j]) for j in ipos)
-//!             den = sum(np.exp(cross[i, j] / tau) for j in range(n) if j not in pos)
+//!             den = sum(np.exp(cross[i, j] / tau) for j in range(n) if j not in pos and kept(c_other, j))
 //!             if lam:
-//!                 den += lam * sum(np.exp(intra[i, j]) for j in range(n) if j != i and j not in ipos)
+//!                 den += lam * sum(np.exp(intra[i, j]) for j in range(n) if j != i and j not in ipos and kept(c_own, j))
 //!             total += -np.log(num / (num + den))
 //!     return total / (2 * n)
 //! print("nt_xent(z1, z2, 0.5) =", repr(nt_xent(z1, z2, 0.5)))
 //! print("cmc(z1, z2, 0.1) =", repr(cmkm(z1, z2, 0.1, 0, 0)))
 //! print("cmkm(z1, z2, 0.1, K=1, lambda=1) =", repr(cmkm(z1, z2, 0.1, 1, 1.0)))
 //! print("cmkm(z1, z2, 0.1, K=0, lambda=1) =", repr(cmkm(z1, z2, 0.1, 0, 1.0)))
+//! for k, lam in [(0, 1.0), (1, 1.0), (1, 0.0)]:
+//!     print(f"cmkm(z1, z2, 0.1, K={k}, lambda={lam}, gamma=0.56) =", repr(cmkm(z1, z2, 0.1, k, lam, 0.56)))
 //! ```
 //! which printed nt_xent 0.8083907328919336, cmc 0.03247710195891966,
-//! cmkm (K=1, lambda=1) 0.03135180904797112, cmkm (K=0, lambda=1) 0.03271434018818197.
+//! cmkm (K=1, lambda=1) 0.03135180904797112, cmkm (K=0, lambda=1) 0.03271434018818197,
+//! and with pruning at gamma 0.56 (c1 = [0.55, 0.575, 0.55, 0.525], c2 =
+//! [0.55, 0.55, 0.575, 0.525]): (K=0, lambda=1) 0.009281100486805612,
+//! (K=1, lambda=1) 0.007947398223746986, (K=1, lambda=0) 0.007812582884120806.
 
 use cmkm::losses::plain::{cmc, cmkm, nt_xent};
 use cmkm::losses::CmkmOptions;
@@ -70,6 +79,14 @@ fn losses_match_independent_values() {
     close(cmc(&Z1, &Z2, 4, 3, 0.1).unwrap().loss, 0.03247710195891966, 1e-4);
     close(cmkm(&Z1, &Z2, &P1, &P2, 4, 3, &cmkm_opts(1, 1.0)).unwrap().loss, 0.03135180904797112, 1e-4);
     close(cmkm(&Z1, &Z2, &P1, &P2, 4, 3, &cmkm_opts(0, 1.0)).unwrap().loss, 0.03271434018818197, 1e-4);
+}
+
+#[test]
+fn pruning_removes_intra_and_cross_negatives_as_the_reference_does() {
+    let pruned = |k, lambda| CmkmOptions { prune_gamma: Some(0.56), ..cmkm_opts(k, lambda) };
+    close(cmkm(&Z1, &Z2, &P1, &P2, 4, 3, &pruned(0, 1.0)).unwrap().loss, 0.009281100486805612, 1e-4);
+    close(cmkm(&Z1, &Z2, &P1, &P2, 4, 3, &pruned(1, 1.0)).unwrap().loss, 0.007947398223746986, 1e-4);
+    close(cmkm(&Z1, &Z2, &P1, &P2, 4, 3, &pruned(1, 0.0)).unwrap().loss, 0.007812582884120806, 1e-4);
 }
 
 #[test]

@@ -115,11 +115,6 @@ pub struct Step {
 }
 
 impl Transform {
-    /// True when the transform draws random numbers.
-    pub fn is_random(&self) -> bool {
-        !matches!(self, Transform::Resample { .. } | Transform::CenterOnJoint { .. } | Transform::ScaleByBone { .. })
-    }
-
     /// Checks parameters against the modality the transform will see.
     pub fn check(&self, m: &ModalityDecl) -> Result<()> {
         let joints = m.joint_count();

@@ -303,8 +303,3 @@ pub enum Executed {
     /// Another process finished it before this one got the lock.
     AlreadyDone,
 }
-
-/// Where results go unless told otherwise.
-pub fn default_results() -> PathBuf {
-    PathBuf::from("results")
-}

@@ -14,23 +14,37 @@ pub struct CmkmOptions {
     pub temperature: f32,
     /// Positive mining: the K nearest neighbours (self excluded) under the
     /// other modality's frozen-encoder similarities become positives; 0 = off.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero")]
     pub mining_k: usize,
     /// Use the union of both modalities' neighbours for both blocks.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub symmetric_mining: bool,
     /// Weight lambda of the intra-modality negatives; 0 = off.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_zero_f32")]
     pub intra_lambda: f32,
     /// Divide intra-modality similarities by tau (the reference does not).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "is_false")]
     pub intra_divide_by_temperature: bool,
-    /// Negative pruning: drop negatives whose connectivity exceeds gamma.
-    #[serde(default)]
+    /// Negative pruning: drop the cross-modal negatives whose connectivity
+    /// in the other modality exceeds gamma, and the intra-modality negatives
+    /// whose connectivity in the anchor's own modality does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub prune_gamma: Option<f32>,
     /// Loss-term weighting: row weight exp(scale * own connectivity).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub weight_scale: Option<f32>,
+}
+
+// Switches left off are not written, so a SimCLR or CMC configuration
+// serialises to its temperature alone (and reads back as such).
+fn is_zero(v: &usize) -> bool {
+    *v == 0
+}
+fn is_zero_f32(v: &f32) -> bool {
+    *v == 0.0
+}
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 impl CmkmOptions {
@@ -107,9 +121,13 @@ pub fn cmkm_masks(p1: &[f32], p2: &[f32], n: usize, o: &CmkmOptions) -> [BlockMa
                 m.cross_positive[i * n + j] = cross_pos as u8 as f32;
                 m.cross_negative[i * n + j] = (!cross_pos && !pruned) as u8 as f32;
                 if o.intra_lambda > 0.0 && j != i {
+                    // Pruning reaches the intra negatives too, by the
+                    // anchor's own modality's connectivity, as the reference
+                    // code does (docs/method.md section 6).
                     let intra_pos = intra_nn[i].contains(&j);
+                    let own_pruned = o.prune_gamma.is_some_and(|g| own_conn[j] > g);
                     m.intra_positive[i * n + j] = intra_pos as u8 as f32;
-                    m.intra_negative[i * n + j] = (!intra_pos) as u8 as f32;
+                    m.intra_negative[i * n + j] = (!intra_pos && !own_pruned) as u8 as f32;
                 }
             }
             if let Some(scale) = o.weight_scale {
@@ -176,6 +194,27 @@ mod tests {
         let pr = CmkmOptions { prune_gamma: Some(0.56), ..CmkmOptions::cmc(0.1) };
         let [p0, _] = cmkm_masks(&P, &p2, 4, &pr);
         assert_eq!(&p0.cross_negative[4..8], &[1.0, 0.0, 0.0, 1.0]);
+        // With intra negatives, pruning also drops intra negatives by the
+        // anchor's own modality: c1 = [0.55, 0.575, 0.55, 0.525] (column
+        // means of P) prunes sample 1 from block 0's intra negatives, c2
+        // prunes sample 2 from block 1's; the cross negatives go by the
+        // other modality (block 0 loses 2, block 1 loses 1). Row 3, no mining:
+        let pi = CmkmOptions { prune_gamma: Some(0.56), intra_lambda: 1.0, ..CmkmOptions::cmc(0.1) };
+        let [q0, q1] = cmkm_masks(&P, &p2, 4, &pi);
+        assert_eq!(&q0.intra_negative[12..16], &[1.0, 0.0, 1.0, 0.0]);
+        assert_eq!(&q0.cross_negative[12..16], &[1.0, 1.0, 0.0, 0.0]);
+        assert_eq!(&q1.intra_negative[12..16], &[1.0, 1.0, 0.0, 0.0]);
+        assert_eq!(&q1.cross_negative[12..16], &[1.0, 0.0, 1.0, 0.0]);
+        // With K = 1 mining, row 0 of block 0: intra positive 1 stays a
+        // positive although pruned; intra negatives 2 and 3 stay (c1 0.55, 0.525).
+        let pm = CmkmOptions { mining_k: 1, ..pi.clone() };
+        let [m0, m1] = cmkm_masks(&P, &p2, 4, &pm);
+        assert_eq!(&m0.intra_positive[0..4], &[0.0, 1.0, 0.0, 0.0]);
+        assert_eq!(&m0.intra_negative[0..4], &[0.0, 0.0, 1.0, 1.0]);
+        // Row 1 of block 1 (anchor in modality 2): mined intra positive 3
+        // (P2's nearest to 1), sample 2 pruned (c2 0.575), sample 0 kept.
+        assert_eq!(&m1.intra_positive[4..8], &[0.0, 0.0, 0.0, 1.0]);
+        assert_eq!(&m1.intra_negative[4..8], &[1.0, 0.0, 0.0, 0.0]);
         // Weighting: exp(scale * own connectivity).
         let w = CmkmOptions { weight_scale: Some(2.0), ..CmkmOptions::cmc(0.1) };
         let [w0, w1] = cmkm_masks(&P, &p2, 4, &w);

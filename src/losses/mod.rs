@@ -91,7 +91,7 @@ pub fn cmkm_loss(z1: Tensor<2>, z2: Tensor<2>, masks: &[BlockMasks; 2], o: &Cmkm
 /// Mean cosine similarity of the cross-modal positive and negative pairs
 /// (logged per epoch to watch what mining does).
 pub fn mean_pair_similarity(z1: Tensor<2>, z2: Tensor<2>, masks: &[BlockMasks; 2]) -> (f32, f32) {
-    let s: Vec<f32> = cosine_matrix(z1.detach(), z2.detach()).try_into_vec_as::<f32>().unwrap_or_default();
+    let s: Vec<f32> = cosine_matrix(z1.detach(), z2.detach()).try_into_vec_as::<f32>().expect("an f32 similarity matrix reads back as f32");
     let m = &masks[0];
     let mean = |mask: &[f32]| {
         let total: f32 = mask.iter().sum();

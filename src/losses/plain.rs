@@ -28,7 +28,13 @@ fn evaluate(inputs: &[&[f32]], n: usize, d: usize, f: impl Fn(Vec<Tensor<2>>) ->
     let loss = f(tensors.clone());
     let value = loss.clone().into_scalar::<f32>();
     let grads = loss.backward();
-    let grads = tensors.iter().map(|t| t.grad(&grads).map(|g| g.try_into_vec_as::<f32>().unwrap_or_default()).unwrap_or_else(|| vec![0.0; n * d])).collect();
+    let grads = tensors
+        .iter()
+        .map(|t| match t.grad(&grads) {
+            Some(g) => g.try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("cannot read a gradient back: {e:?}")),
+            None => Ok(vec![0.0; n * d]), // the input does not reach the loss
+        })
+        .collect::<Result<_>>()?;
     Ok(LossAndGrad { loss: value, grads })
 }
 

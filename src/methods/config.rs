@@ -25,6 +25,35 @@ pub enum MethodKind {
     Cmkm,
 }
 
+impl MethodKind {
+    /// The kind as YAML spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            MethodKind::Supervised => "supervised",
+            MethodKind::Simclr => "simclr",
+            MethodKind::Cmc => "cmc",
+            MethodKind::Cmkm => "cmkm",
+        }
+    }
+}
+
+/// The only loss key SimCLR and CMC read: a method file of those kinds is
+/// parsed once more against this, so a CMC-CMKM switch in it is an error
+/// naming its line.
+#[derive(Deserialize)]
+struct TemperatureOnly {
+    #[serde(default)]
+    #[allow(dead_code)] // read only to reject the other keys
+    loss: Option<TemperatureKey>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TemperatureKey {
+    #[allow(dead_code)]
+    temperature: f32,
+}
+
 /// Optimiser, schedule and stopping rules (SPEC section 7).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -85,6 +114,11 @@ impl MethodConfig {
     /// the file's folder.
     pub fn from_file(path: &Path) -> Result<Self> {
         let mut m: MethodConfig = crate::config::read_yaml(path)?;
+        if m.kind != MethodKind::Cmkm {
+            // Only CMC-CMKM reads the loss switches; elsewhere a switch would
+            // be silently ignored, so name it with its line.
+            crate::config::read_yaml::<TemperatureOnly>(path).with_context(|| format!("{}: a `{}` method's loss takes only `temperature`; the other loss keys are CMC-CMKM switches (kind: cmkm)", path.display(), m.kind.name()))?;
+        }
         let base = path.parent().unwrap_or(Path::new(""));
         for p in m.pretrained.values_mut() {
             if p.is_relative() {
@@ -117,7 +151,11 @@ impl MethodConfig {
         let ssl = self.kind != MethodKind::Supervised;
         match (&self.loss, ssl) {
             (None, true) => bail!("method '{}': a contrastive method needs 'loss' (at least the temperature)", self.name),
+            (Some(_), false) => bail!("method '{}': a supervised method has no contrastive loss; remove `loss`", self.name),
             (Some(l), _) if !(l.temperature > 0.0) => bail!("method '{}': temperature must be positive", self.name),
+            (Some(l), _) if self.kind != MethodKind::Cmkm && *l != CmkmOptions::cmc(l.temperature) => {
+                bail!("method '{}': a `{}` method's loss takes only `temperature`; mining, intra negatives, pruning and weighting are CMC-CMKM switches (kind: cmkm)", self.name, self.kind.name())
+            }
             _ => {}
         }
         if self.kind == MethodKind::Cmkm {

@@ -87,7 +87,7 @@ impl Objective for Contrastive<'_> {
             // batch the trained encoders see, side by side.
             let similarity = |e: &Encoder, x: Tensor<4>| {
                 let f = e.forward(x);
-                cosine_matrix(f.clone(), f).try_into_vec_as::<f32>().unwrap_or_default()
+                cosine_matrix(f.clone(), f).try_into_vec_as::<f32>().expect("an f32 similarity matrix reads back as f32")
             };
             let (p1, p2) = rayon::join(|| similarity(&miners[0], x1.clone()), || similarity(&miners[1], x2.clone()));
             cmkm_masks(&p1, &p2, batch.len(), &self.options)

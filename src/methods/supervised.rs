@@ -33,12 +33,6 @@ impl SupervisedModel {
         Ok(SupervisedModel { encoders, head })
     }
 
-    /// Frozen encoders: no gradients, batch norm on running statistics.
-    pub fn freeze_encoders(mut self) -> Self {
-        self.encoders = self.encoders.into_iter().map(|e| e.freeze()).collect();
-        self
-    }
-
     /// Class logits from one tensor per modality.
     pub fn forward(&self, inputs: Vec<Tensor<4>>) -> Tensor<2> {
         let features = self.encoders.iter().zip(inputs).map(|(e, x)| e.forward(x)).collect();
@@ -95,7 +89,7 @@ pub fn evaluate_classifier(
         let logits = logits(&batch);
         let loss = ce.forward(logits.clone(), label_tensor(&data.labels, &batch, device));
         losses.push((loss.into_scalar::<f32>() as f64, batch.len()));
-        let argmax = logits.argmax(1).squeeze_dim::<1>(1).try_into_vec_as::<i64>().unwrap_or_default();
+        let argmax = logits.argmax(1).squeeze_dim::<1>(1).try_into_vec_as::<i64>().expect("argmax indices read back as integers");
         predictions.extend(argmax.into_iter().map(|p| p as usize));
     }
     let labels: Vec<usize> = indices.iter().map(|&i| data.labels[i]).collect();

@@ -19,6 +19,11 @@ pub fn declaration(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/datasets").join(name)
 }
 
+/// The shipped `experiments/` folder.
+pub fn experiments() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments")
+}
+
 /// A smooth, finite test signal.
 pub fn wave(n: usize, phase: f64) -> Vec<f64> {
     (0..n).map(|i| (i as f64 * 0.3 + phase).sin()).collect()

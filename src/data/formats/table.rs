@@ -41,18 +41,6 @@ pub fn parse_numeric_csv(text: &str) -> Result<Array2<f64>> {
     Ok(Array2::from_shape_vec((rows, columns), values)?)
 }
 
-/// Renders a `rows x columns` array as CSV text with the given header.
-pub fn to_csv(header: &[String], rows: &Array2<f64>) -> String {
-    let mut out = header.join(",");
-    out.push('\n');
-    for row in rows.rows() {
-        let cells: Vec<String> = row.iter().map(|v| v.to_string()).collect();
-        out.push_str(&cells.join(","));
-        out.push('\n');
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

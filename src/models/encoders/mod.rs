@@ -71,11 +71,6 @@ impl EncoderConfig {
             EncoderConfig::CoOccurrence(c) => Encoder::CoOccurrence(c.init(shape, device)),
         })
     }
-
-    /// True for encoders of multichannel series (one joint).
-    pub fn is_series(&self) -> bool {
-        !matches!(self, EncoderConfig::CoOccurrence(_))
-    }
 }
 
 impl Encoder {
