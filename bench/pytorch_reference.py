@@ -1,7 +1,7 @@
 """PyTorch reference timings for the cmkm harness (CPU, training-step cost).
 
 An independent PyTorch 2.x implementation of the paper's reference
-architectures, written from ../shared/SPEC.md (sections 4 encoders,
+architectures, written from docs/method.md (sections 4 encoders,
 5 heads, 6 losses, 7 schedules) and used ONLY to time training steps and
 forward passes on the same CPU as the Rust code. It loads no data and trains
 nothing meaningful: inputs are torch.randn, so it measures arithmetic only.
@@ -33,7 +33,7 @@ SKELETON_SHAPE = (3, 50, 20)  # (C, T, J)
 
 
 # --------------------------------------------------------------------------
-# Encoders (SPEC section 4)
+# Encoders (docs/method.md section 4)
 # --------------------------------------------------------------------------
 class SinusoidalPositionalEncoding(nn.Module):
     def __init__(self, d_model, max_len=512, dropout=0.1):
@@ -81,7 +81,7 @@ class CoOccurrenceStream(nn.Module):
         self.point = nn.Sequential(nn.Conv2d(in_channels, point, 1), nn.BatchNorm2d(point), nn.ReLU())
         self.temporal = nn.Sequential(nn.Conv2d(point, temporal, (temporal_kernel, 1)), nn.BatchNorm2d(temporal))
         blocks, c_in = [], joints
-        for c_out in cooc:  # Conv 3x3 + BN + MaxPool (no ReLU, per SPEC)
+        for c_out in cooc:  # Conv 3x3 + BN + MaxPool (no ReLU, per docs/method.md)
             blocks += [nn.Conv2d(c_in, c_out, kernel), nn.BatchNorm2d(c_out), nn.MaxPool2d(pool)]
             c_in = c_out
         self.cooc = nn.Sequential(*blocks)
@@ -125,7 +125,7 @@ class CoOccurrence(nn.Module):
 
 
 # --------------------------------------------------------------------------
-# Heads (SPEC section 5) and losses (SPEC section 6)
+# Heads (docs/method.md section 5) and losses (docs/method.md section 6)
 # --------------------------------------------------------------------------
 def projection(in_features, hidden=256, out=128):
     return nn.Sequential(nn.Linear(in_features, hidden), nn.BatchNorm1d(hidden), nn.ReLU(), nn.Linear(hidden, out))
@@ -219,7 +219,7 @@ def main():
 
     spread = {}
 
-    # CMC: both encoders + projections, tau 0.1 (SPEC 7).
+    # CMC: both encoders + projections, tau 0.1 (docs/method.md section 7).
     enc_i, enc_s = CNNTransformer(), CoOccurrence()
     proj_i, proj_s = projection(5632), projection(256)
     mods = [enc_i, enc_s, proj_i, proj_s]
@@ -228,14 +228,14 @@ def main():
     spread["cmc_step_ms"] = time_it(train_step(
         mods, lambda: cmc_loss(proj_i(enc_i(xi)), proj_s(enc_s(xs)), 0.1), opt), args.steps)
 
-    # SimCLR inertial: two views, tau 0.05 (SPEC 7).
+    # SimCLR inertial: two views, tau 0.05 (docs/method.md section 7).
     enc, proj = CNNTransformer(), projection(5632)
     opt = torch.optim.Adam(list(enc.parameters()) + list(proj.parameters()), lr=args.lr)
     va, vb = torch.randn(b, *INERTIAL_SHAPE), torch.randn(b, *INERTIAL_SHAPE)
     spread["simclr_inertial_step_ms"] = time_it(train_step(
         [enc, proj], lambda: nt_xent(proj(enc(va)), proj(enc(vb)), 0.05), opt), args.steps)
 
-    # SimCLR skeleton: two views, tau 0.5 (SPEC 7).
+    # SimCLR skeleton: two views, tau 0.5 (docs/method.md section 7).
     enc, proj = CoOccurrence(), projection(256)
     opt = torch.optim.Adam(list(enc.parameters()) + list(proj.parameters()), lr=args.lr)
     va, vb = torch.randn(b, *SKELETON_SHAPE), torch.randn(b, *SKELETON_SHAPE)

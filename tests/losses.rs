@@ -3,7 +3,7 @@
 //! differences.
 //!
 //! The reference values come from this short, loop-based NumPy script, written
-//! from SPEC section 6 and independent of the tensor code under test:
+//! from docs/method.md section 6 and independent of the tensor code under test:
 //!
 //! ```python
 //! import numpy as np

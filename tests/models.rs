@@ -1,5 +1,5 @@
 //! Encoders and heads: output sizes computed from the configuration match
-//! the real forward pass (SPEC: 256 for the co-occurrence encoder on
+//! the real forward pass (docs/method.md: 256 for the co-occurrence encoder on
 //! 3 x 50 x 20, 5632 for the CNN-Transformer on 6 x 50), and batch norm and
 //! dropout switch between training and evaluation.
 

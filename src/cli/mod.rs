@@ -52,7 +52,7 @@ pub enum Command {
     /// and timings to a run folder.
     Train(train::TrainArgs),
     /// Evaluate a run's encoders: fine-tuning, activity retrieval, label
-    /// fractions (SPEC section 8).
+    /// fractions (docs/method.md section 8).
     #[command(subcommand)]
     Evaluate(evaluate::EvaluateCommand),
     /// Print the runs a suite expands to (methods x evaluations x seeds, with

@@ -37,7 +37,7 @@ pub fn clip_from_layout(array: ArrayD<f64>, layout: &str) -> Result<Clip> {
     Ok(clip)
 }
 
-/// Channels-first `(C, T, J)` copy of a clip, the layout of SPEC section 2
+/// Channels-first `(C, T, J)` copy of a clip, the layout of docs/method.md section 2
 /// (`C x 50` for series, `C x F x J` for skeletons), contiguous.
 pub fn channels_first(clip: &Clip) -> Array3<f32> {
     clip.view().permuted_axes([2, 0, 1]).as_standard_layout().to_owned()

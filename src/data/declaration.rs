@@ -75,7 +75,7 @@ pub struct ModalityDecl {
     /// Axis order of the stored array, letters T (time), J (joint), C (channel):
     /// `TC` for a T x 6 inertial matrix, `JCT` for UTD's 20 x 3 x T skeleton.
     pub layout: String,
-    /// Deterministic preprocessing applied once after loading (SPEC section 2).
+    /// Deterministic preprocessing applied once after loading (docs/method.md section 2).
     #[serde(default)]
     pub preprocess: Vec<Step>,
 }

@@ -1,4 +1,4 @@
-//! Preprocessing transforms and augmentations (SPEC sections 2-3), each a
+//! Preprocessing transforms and augmentations (docs/method.md sections 2-3), each a
 //! small value configured from YAML as `{name: ..., <parameters>, p: ...}`
 //! and applied to a canonical [`Clip`] (time x joint x channel).
 //!
@@ -20,7 +20,7 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 ///
 /// The reference implementation applies them to the channels-first `C x T`
 /// tensor, so its "permutation" reorders groups of channels and its "channel
-/// shuffle" shuffles time steps (SPEC section 3). `reference` (the default)
+/// shuffle" shuffles time steps (docs/method.md section 3). `reference` (the default)
 /// reproduces that; `paper` permutes time segments and shuffles channels.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -45,7 +45,7 @@ pub enum ScalePer {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Pivot {
-    /// Joint 0 of each frame (SPEC section 3).
+    /// Joint 0 of each frame (docs/method.md section 3).
     #[default]
     Joint0,
     /// The coordinate origin.

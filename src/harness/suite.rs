@@ -27,7 +27,7 @@ pub struct SuiteMethod {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FineTuningDecl {
-    /// Head epochs (SPEC: 100).
+    /// Head epochs (docs/method.md: 100).
     #[serde(default = "hundred")]
     pub epochs: usize,
 }
@@ -42,7 +42,7 @@ pub struct LabelFractionsDecl {
     pub repetitions: u64,
     #[serde(default = "hundred")]
     pub epochs: usize,
-    /// SPEC 8's baselines, planned for each supervised method of the suite:
+    /// docs/method.md section 8's baselines, planned for each supervised method of the suite:
     /// `random` (its encoders randomly initialised, frozen, with the
     /// evaluation heads) and `supervised` (trained from scratch on each
     /// subset with its own schedule).

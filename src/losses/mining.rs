@@ -1,4 +1,4 @@
-//! Cross-modal knowledge mining (SPEC section 6), on plain matrices: which
+//! Cross-modal knowledge mining (docs/method.md section 6), on plain matrices: which
 //! pairs of a batch count as positives and negatives in each block of the
 //! CMC-CMKM loss, and how much each row weighs. Block 0 holds the rows
 //! anchored in modality 1 (against modality 2), block 1 the rows anchored in

@@ -1,4 +1,4 @@
-//! Contrastive losses (SPEC section 6) on burn tensors, used by the trainers,
+//! Contrastive losses (docs/method.md section 6) on burn tensors, used by the trainers,
 //! and [`plain`] wrappers that take row-major `&[f32]` matrices so the values
 //! and gradients can be cross-checked from outside.
 

@@ -54,7 +54,7 @@ struct TemperatureKey {
     temperature: f32,
 }
 
-/// Optimiser, schedule and stopping rules (SPEC section 7).
+/// Optimiser, schedule and stopping rules (docs/method.md section 7).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ScheduleConfig {

@@ -1,7 +1,7 @@
 //! CMC (Tian et al., 2020) and CMC-CMKM (Brinzea et al., 2022) on two
 //! modalities: one encoder + projection per modality, contrasted across
 //! modalities. CMC-CMKM also lets each modality's frozen SimCLR encoder mine
-//! positives for the other (SPEC section 6).
+//! positives for the other (docs/method.md section 6).
 
 use super::simclr::weighted_mean;
 use super::Context;
@@ -108,7 +108,7 @@ impl Objective for Contrastive<'_> {
         StepOutput { loss, stats, branches: Some(branches) }
     }
 
-    /// Validation uses the plain CMC loss (SPEC: mining is training-only).
+    /// Validation uses the plain CMC loss (docs/method.md: mining is training-only).
     fn validate(&self, model: &CmcModel) -> Validation {
         let c = self.ctx;
         let losses: Vec<(f64, usize)> = eval_batches(&c.data.split.val, c.method.schedule.batch_size)

@@ -1,4 +1,4 @@
-//! Heads (SPEC section 5): the SSL projection, and the classifiers put on
+//! Heads (docs/method.md section 5): the SSL projection, and the classifiers put on
 //! encoders for supervised training and evaluation.
 
 use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, Relu};

@@ -1,4 +1,4 @@
-//! Models (SPEC sections 4-5): encoders per modality and the heads put on
+//! Models (docs/method.md sections 4-5): encoders per modality and the heads put on
 //! top of them, sized at run time from YAML.
 
 pub mod channels_last;

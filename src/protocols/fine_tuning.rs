@@ -1,6 +1,6 @@
 //! Fine-tuning (the paper's "fully-supervised fine-tuning"): frozen encoders
-//! plus the evaluation heads of SPEC section 5, trained on the train split
-//! (or a subset) with SPEC section 7's schedule, selected on the validation
+//! plus the evaluation heads of docs/method.md section 5, trained on the train split
+//! (or a subset) with docs/method.md section 7's schedule, selected on the validation
 //! main metric, then one test pass.
 //!
 //! Frozen encoders see no augmentation, so their features are computed once
@@ -22,7 +22,7 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
 
-/// SPEC section 7: 100 epochs, batch 64, Adam 1e-3, plateau on the
+/// docs/method.md section 7: 100 epochs, batch 64, Adam 1e-3, plateau on the
 /// validation metric (factor 0.5, patience 10; 5 for the multimodal
 /// classifier), early stopping on the validation loss (patience 50).
 pub fn paper_schedule(multimodal: bool) -> ScheduleConfig {

@@ -88,7 +88,7 @@ pub fn cached_label_fractions(
     Ok((runs, summary))
 }
 
-/// The supervised baseline (SPEC 8): `method` trained from scratch on each
+/// The supervised baseline (docs/method.md section 8): `method` trained from scratch on each
 /// label subset with its own schedule; each repetition's run folder goes to
 /// `out/f<fraction>-r<repetition>/`, the summary to `out/label_fractions.json`.
 #[allow(clippy::too_many_arguments)]
@@ -111,7 +111,7 @@ pub fn supervised_label_fractions(
 }
 
 /// Features of randomly initialised encoders of `method` (the random-encoder
-/// baseline of SPEC 8), drawn from `seed`.
+/// baseline of docs/method.md section 8), drawn from `seed`.
 pub fn random_encoder_features(method: &crate::methods::config::MethodConfig, data: &TrainData, seed: u64, device: &burn::prelude::Device) -> Result<Vec<Vec<Vec<f32>>>> {
     let _exclusive = crate::training::exclusive();
     device.seed(seed);

@@ -1,4 +1,4 @@
-//! Evaluation protocols (SPEC section 8) for any encoders the methods
+//! Evaluation protocols (docs/method.md section 8) for any encoders the methods
 //! produce, SSL-trained, supervised or randomly initialised: fine-tuning,
 //! activity retrieval and label fractions.
 

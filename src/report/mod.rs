@@ -73,7 +73,7 @@ fn main_note(p: &Prepared, column: Option<PaperColumn>, c: &collect::Collected) 
         p.suite.decl.seeds, p.suite.decl.protocol
     );
     if let Some(col) = column {
-        note.push_str(&format!("\"Paper\" is the reference's reported {} (SPEC section 9); \"Difference\" is ours minus the paper's, in points.\n", col.title()));
+        note.push_str(&format!("\"Paper\" is the reference's reported {} (docs/method.md section 9); \"Difference\" is ours minus the paper's, in points.\n", col.title()));
     }
     if p.dataset.decl.synthetic.is_some() {
         note.push_str("\nThis suite ran on the **synthetic** UTD-MHAD stand-in (the project's generator), not the real recordings: the paper column is a reference for scale only, not a target.\n");

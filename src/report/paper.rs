@@ -1,4 +1,4 @@
-//! The paper's reported test-set numbers (SPEC section 9, from the reference
+//! The paper's reported test-set numbers (docs/method.md section 9, from the reference
 //! README), for the side-by-side columns of the main table.
 
 /// Which column of the paper's table a suite corresponds to.

@@ -1,4 +1,4 @@
-//! Learning-rate schedule and stopping rules (SPEC section 7), with
+//! Learning-rate schedule and stopping rules (docs/method.md section 7), with
 //! PyTorch's semantics so schedules from the reference carry over.
 
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! CNN1D (SPEC section 4): Conv1d -> BatchNorm -> ReLU blocks, flattened.
+//! CNN1D (docs/method.md section 4): Conv1d -> BatchNorm -> ReLU blocks, flattened.
 
 use super::{conv_len, default_series_channels, series_only, InputShape};
 use crate::models::channels_last;

@@ -1,4 +1,4 @@
-//! CNN-Transformer (SPEC section 4), the paper's inertial encoder:
+//! CNN-Transformer (docs/method.md section 4), the paper's inertial encoder:
 //! Conv1d blocks, sinusoidal positions with dropout, post-norm Transformer
 //! encoder layers with a ReLU feed-forward, flattened.
 

@@ -1,12 +1,12 @@
-//! Co-occurrence CNN (Li et al., IJCAI 2018; SPEC section 4), the skeleton
+//! Co-occurrence CNN (Li et al., IJCAI 2018; docs/method.md section 4), the skeleton
 //! encoder: a joint stream and a motion stream each learn point-level then
 //! co-occurrence features (joints moved into channels), fused by two more
 //! convolutions. No padding anywhere.
 //!
 //! The two streams are concatenated along the last axis (the feature axis
-//! that the joint-to-channel move exposes). SPEC calls it the time axis, but
-//! with no padding only this arrangement yields SPEC's 256 features for
-//! 3 x 50 x 20 inputs (time-axis concatenation leaves a zero-width map).
+//! that the joint-to-channel move exposes), as the reference does: with no
+//! padding only this arrangement yields the 256 features of 3 x 50 x 20
+//! inputs (time-axis concatenation leaves a zero-width map).
 
 use super::{conv_len, pool_len, InputShape};
 use crate::models::channels_last;
