@@ -7,8 +7,8 @@
 //! `cargo bench --bench slice_kernels -- TEXT` runs only the lines whose
 //! name contains TEXT.
 
-use cmkm::models::flex_kernels::conv::{self, ConvShape, Lowering};
 use cmkm::models::dropout::Mask;
+use cmkm::models::flex_kernels::conv::{self, ConvShape, Lowering};
 use cmkm::models::flex_kernels::{direct, feed_forward, norm, pool, sparse, winograd};
 use std::time::Instant;
 
@@ -110,7 +110,11 @@ fn main() {
             compare(&format!("conv {name} all grads"), ("im2col", backward(Lowering::Im2col, true)), ("direct", backward(Lowering::Direct, true)));
             if winograd::available(&s) {
                 compare(&format!("winograd {name} forward"), ("direct", forward(Lowering::Direct)), ("winograd", forward(Lowering::Winograd)));
-                compare(&format!("winograd {name} weight grad"), ("direct", backward(Lowering::Direct, false)), ("winograd", backward(Lowering::Winograd, false)));
+                compare(
+                    &format!("winograd {name} weight grad"),
+                    ("direct", backward(Lowering::Direct, false)),
+                    ("winograd", backward(Lowering::Winograd, false)),
+                );
                 compare(&format!("winograd {name} all grads"), ("direct", backward(Lowering::Direct, true)), ("winograd", backward(Lowering::Winograd, true)));
             }
         }

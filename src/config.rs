@@ -37,9 +37,8 @@ fn describe(e: &serde_yaml::Error, path: Option<&Path>) -> String {
 /// "unknown variant ...") into "unknown key `x` in FILE line N; did you mean
 /// `a`?", keeping the allowed names.
 fn unknown_name_message(msg: &str, path: Option<&Path>, line: Option<usize>) -> Option<String> {
-    let (at, what, marker) = ["unknown field `", "unknown variant `"]
-        .iter()
-        .find_map(|m| msg.find(m).map(|i| (i, if m.contains("field") { "key" } else { "value" }, *m)))?;
+    let (at, what, marker) =
+        ["unknown field `", "unknown variant `"].iter().find_map(|m| msg.find(m).map(|i| (i, if m.contains("field") { "key" } else { "value" }, *m)))?;
     // serde_yaml prefixes nested errors with the key path: "schedule: unknown field ...".
     let parent = msg[..at].trim_end_matches(": ").trim();
     let (name, rest) = msg[at + marker.len()..].split_once('`')?;

@@ -33,8 +33,7 @@ pub fn classification_metrics(labels: &[usize], predictions: &[usize], classes: 
         confusion[l][p] += 1;
     }
     let correct: usize = (0..classes).map(|c| confusion[c][c]).sum();
-    let present: Vec<usize> =
-        (0..classes).filter(|&c| confusion[c].iter().sum::<usize>() > 0 || (0..classes).any(|r| confusion[r][c] > 0)).collect();
+    let present: Vec<usize> = (0..classes).filter(|&c| confusion[c].iter().sum::<usize>() > 0 || (0..classes).any(|r| confusion[r][c] > 0)).collect();
     let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
     let (mut p_sum, mut r_sum, mut f_sum) = (0.0, 0.0, 0.0);
     for &c in &present {
@@ -47,13 +46,7 @@ pub fn classification_metrics(labels: &[usize], predictions: &[usize], classes: 
         f_sum += f1;
     }
     let k = present.len().max(1) as f64;
-    ClassificationMetrics {
-        accuracy: ratio(correct, labels.len()),
-        f1_macro: f_sum / k,
-        precision_macro: p_sum / k,
-        recall_macro: r_sum / k,
-        confusion,
-    }
+    ClassificationMetrics { accuracy: ratio(correct, labels.len()), f1_macro: f_sum / k, precision_macro: p_sum / k, recall_macro: r_sum / k, confusion }
 }
 
 #[cfg(test)]

@@ -3,8 +3,8 @@
 
 mod common;
 
-use cmkm::data::formats::{mat::write_mat_double, npy::write_npy_f32};
 use cmkm::data::declaration::Format;
+use cmkm::data::formats::{mat::write_mat_double, npy::write_npy_f32};
 use cmkm::data::{Dataset, DatasetDecl};
 use common::*;
 
@@ -49,7 +49,10 @@ fn broken_mat_files_are_named_with_their_reason() {
     assert_eq!(report["samples"], 0);
     let failed = report["failed"].as_array().unwrap();
     let reason = |file: &str| {
-        failed.iter().find(|f| f["file"].as_str().unwrap().ends_with(file)).map(|f| f["reason"].as_str().unwrap().to_string())
+        failed
+            .iter()
+            .find(|f| f["file"].as_str().unwrap().ends_with(file))
+            .map(|f| f["reason"].as_str().unwrap().to_string())
             .unwrap_or_else(|| panic!("{file} not reported: {failed:?}"))
     };
     assert!(reason("a1_s1_t1_skeleton.mat").contains("truncated"));

@@ -45,7 +45,8 @@ fn a_tiny_suite_reproduces_once_and_then_does_nothing() {
         assert!(d.join("record.json").is_file() && d.join("plan.json").is_file(), "{}", r.label);
     }
     // No staging folders or locks are left behind.
-    let leftovers: Vec<_> = std::fs::read_dir(results.join("tiny/runs")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
+    let leftovers: Vec<_> =
+        std::fs::read_dir(results.join("tiny/runs")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     let start = std::time::Instant::now();
     let again = prepare(&suite, &results).unwrap();
@@ -156,7 +157,12 @@ fn reproduce_cmd(results: &Path, suite: &Path) -> std::process::Command {
 
 /// Names in `runs/` starting with a dot: staging folders and locks.
 fn leftovers(results: &Path) -> Vec<String> {
-    std::fs::read_dir(results.join("tiny/runs")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().to_string()).filter(|n| n.starts_with('.')).collect()
+    std::fs::read_dir(results.join("tiny/runs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.starts_with('.'))
+        .collect()
 }
 
 /// Every run folder present is complete and its JSON files parse.

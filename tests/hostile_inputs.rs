@@ -73,7 +73,8 @@ fn declaration_at(dir: &Path, name: &str, root: &Path) -> PathBuf {
 
 /// A tiny supervised inertial method file (one epoch).
 fn tiny_method(dir: &Path, name: &str) -> PathBuf {
-    let mut m: cmkm::methods::config::MethodConfig = cmkm::config::parse_yaml(&format!("name: {name}\nkind: supervised\nmodalities: [inertial]\n{ENCODERS}")).unwrap();
+    let mut m: cmkm::methods::config::MethodConfig =
+        cmkm::config::parse_yaml(&format!("name: {name}\nkind: supervised\nmodalities: [inertial]\n{ENCODERS}")).unwrap();
     m.encoders.retain(|k, _| k == "inertial");
     m.augmentations.clear();
     m.schedule.epochs = 1;
@@ -124,7 +125,10 @@ fn broken_npy_and_csv_files_are_named_with_their_reason() {
     // The cut row is named by its line (1-based, header included); it ends
     // in an empty or partial cell.
     let csv_reason = r("a2_s1_t1_ses1_sc1.csv");
-    assert!(csv_reason.contains(&format!("line {last_line}:")) && (csv_reason.contains("columns") || csv_reason.contains("non-numeric")), "line {last_line}: {csv_reason}");
+    assert!(
+        csv_reason.contains(&format!("line {last_line}:")) && (csv_reason.contains("columns") || csv_reason.contains("non-numeric")),
+        "line {last_line}: {csv_reason}"
+    );
     assert!(r("a3_s1_t1_ses1_sc1.npy").contains("dtype") || r("a3_s1_t1_ses1_sc1.npy").contains("c16"), "{}", r("a3_s1_t1_ses1_sc1.npy"));
     assert!(r("a4_s1_t1_ses1_sc1.npy").contains("U3") || r("a4_s1_t1_ses1_sc1.npy").contains("dtype"), "{}", r("a4_s1_t1_ses1_sc1.npy"));
     assert!(r("a5_s1_t1_ses1_sc1.npy").contains("2 dimensions"), "{}", r("a5_s1_t1_ses1_sc1.npy"));
@@ -183,7 +187,10 @@ fn broken_mat_files_duplicates_and_non_finite_values_are_named() {
     let dup = r("a2_s1_t1_inertial.mat");
     assert!(dup.contains("duplicate sample") && dup.contains("a02_s1_t1"), "{dup}");
     let non_finite: Vec<String> = report["non_finite"].as_array().unwrap().iter().map(|v| v["file"].as_str().unwrap().to_string()).collect();
-    assert!(non_finite.iter().any(|f| f.ends_with("a2_s2_t1_inertial.mat")) && non_finite.iter().any(|f| f.ends_with("a2_s3_t1_inertial.mat")), "{non_finite:?}");
+    assert!(
+        non_finite.iter().any(|f| f.ends_with("a2_s2_t1_inertial.mat")) && non_finite.iter().any(|f| f.ends_with("a2_s3_t1_inertial.mat")),
+        "{non_finite:?}"
+    );
 
     let text = fails(cmkm().args(["train", "--quiet", "--dataset"]).arg(&decl).arg(tiny_method(dir.path(), "m")).arg("--out").arg(dir.path().join("run")));
     assert!(text.contains("failed to load") && text.contains("_inertial.mat"), "{text}");
@@ -223,7 +230,15 @@ fn splits_with_an_empty_class_or_split_and_bad_label_fractions_name_the_file() {
         let shown = bad.parse::<f64>().unwrap().to_string(); // 0.0 prints as 0
         assert!(text.contains("suite.yaml") && text.contains("label_fractions.fractions") && text.contains(&shown), "{text}");
     }
-    let text = fails(cmkm().args(["evaluate", "label-fractions", "--protocol", "usable", "--fractions", "0", "--repetitions", "1", "--dataset"]).arg(&decl).arg("--random").arg(dir.path().join("m.yaml")).arg("--out").arg(dir.path().join("lf")));
+    let text = fails(
+        cmkm()
+            .args(["evaluate", "label-fractions", "--protocol", "usable", "--fractions", "0", "--repetitions", "1", "--dataset"])
+            .arg(&decl)
+            .arg("--random")
+            .arg(dir.path().join("m.yaml"))
+            .arg("--out")
+            .arg(dir.path().join("lf")),
+    );
     assert!(text.contains("label fraction must be in (0, 1]"), "{text}");
 }
 
@@ -251,7 +266,13 @@ fn misspelt_yaml_keys_and_values_come_with_a_suggestion() {
     // A CMC-CMKM switch in a CMC method would be ignored: it is an error
     // naming the file, the line and the key.
     let cmc = dir.path().join("cmc.yaml");
-    std::fs::write(&cmc, std::fs::read_to_string(common::experiments().join("methods/cmc.yaml")).unwrap().replace("loss: {temperature: 0.1}", "loss:\n  temperature: 0.1\n  mining_k: 3")).unwrap();
+    std::fs::write(
+        &cmc,
+        std::fs::read_to_string(common::experiments().join("methods/cmc.yaml"))
+            .unwrap()
+            .replace("loss: {temperature: 0.1}", "loss:\n  temperature: 0.1\n  mining_k: 3"),
+    )
+    .unwrap();
     let line = std::fs::read_to_string(&cmc).unwrap().lines().position(|l| l.contains("mining_k: 3")).unwrap() + 1;
     let out = fails(cmkm().args(["train", "--dataset"]).arg(&decl).arg(&cmc));
     let want = format!("unknown key `mining_k` under `loss` in {} line {line}", cmc.display());

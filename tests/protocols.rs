@@ -100,7 +100,10 @@ fn every_protocol_runs_for_every_kind_of_encoder_and_repeats_exactly() {
             assert!(x.metrics.mean_average_precision > 0.0 && x.metrics.precision_at_1 <= 1.0);
         }
         let fractions = |seed| {
-            run_label_fractions(&data, &[0.1, 0.5], 2, seed, |subset, _, _| Ok(fine_tune_cached(&features, &data, subset, &schedule(2), seed, &quiet())?.metrics)).unwrap()
+            run_label_fractions(&data, &[0.1, 0.5], 2, seed, |subset, _, _| {
+                Ok(fine_tune_cached(&features, &data, subset, &schedule(2), seed, &quiet())?.metrics)
+            })
+            .unwrap()
         };
         let (runs_a, summary_a) = fractions(1);
         let (runs_b, _) = fractions(1);

@@ -90,7 +90,12 @@ fn run_ok(cmd: &mut Command) -> String {
 }
 
 fn submit(cluster: &Cluster, suite: &Path, results: &Path, reports: &Path) -> String {
-    run_ok(cluster.cmkm().args(["slurm", "submit"]).arg(suite).arg("--results").arg(results).arg("--reports").arg(reports).args(["--cpus-per-task", "1", "--max-parallel", "2"]))
+    run_ok(cluster.cmkm().args(["slurm", "submit"]).arg(suite).arg("--results").arg(results).arg("--reports").arg(reports).args([
+        "--cpus-per-task",
+        "1",
+        "--max-parallel",
+        "2",
+    ]))
 }
 
 fn slurm_status(cluster: &Cluster, suite: &Path, results: &Path) -> String {
@@ -177,7 +182,13 @@ fn a_failed_run_cancels_its_dependants_and_a_second_submit_runs_only_what_is_mis
     assert_eq!(submitted(&out), missing.len(), "{out}");
     let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(results.join("tiny/slurm/jobs.json")).unwrap()).unwrap();
     let second_jobs: BTreeSet<String> = out.lines().filter_map(|l| l.strip_prefix("job ")).map(|l| l.split(':').next().unwrap().to_string()).collect();
-    let resubmitted: BTreeSet<&str> = record["runs"].as_object().unwrap().iter().filter(|(_, j)| second_jobs.contains(j["job"].as_str().unwrap().split('_').next().unwrap())).map(|(id, _)| id.as_str()).collect();
+    let resubmitted: BTreeSet<&str> = record["runs"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .filter(|(_, j)| second_jobs.contains(j["job"].as_str().unwrap().split('_').next().unwrap()))
+        .map(|(id, _)| id.as_str())
+        .collect();
     assert_eq!(resubmitted, missing, "the second submission holds exactly the missing runs");
     cluster.wait_for_jobs(|| slurm_status(&cluster, &suite, &results));
     assert!(fixed.runs.iter().all(|r| fixed.store.is_done(&r.id)), "{}", slurm_status(&cluster, &suite, &results));
@@ -186,7 +197,8 @@ fn a_failed_run_cancels_its_dependants_and_a_second_submit_runs_only_what_is_mis
 /// The `runs=(...)` list of each array script and the `afterok` edges of
 /// each sbatch line of a dry run, as run ids.
 fn dry_run_edges(out: &str) -> (Vec<Vec<String>>, BTreeMap<String, BTreeSet<String>>) {
-    let arrays: Vec<Vec<String>> = out.lines().filter_map(|l| l.strip_prefix("runs=(")).map(|l| l.trim_end_matches(')').split(' ').map(str::to_string).collect()).collect();
+    let arrays: Vec<Vec<String>> =
+        out.lines().filter_map(|l| l.strip_prefix("runs=(")).map(|l| l.trim_end_matches(')').split(' ').map(str::to_string).collect()).collect();
     let mut deps: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for line in out.lines().filter(|l| l.starts_with("ARRAY_")) {
         let k: usize = line["ARRAY_".len()..line.find('=').unwrap()].parse().unwrap();
@@ -219,7 +231,15 @@ fn a_dry_run_of_the_paper_suite_has_the_plans_dependency_edges() {
     let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
     let runs = plan["runs"].as_array().unwrap();
     assert_eq!(runs.len(), 108);
-    let out = run_ok(common::cmkm().args(["slurm", "submit", "--dry-run", "--max-parallel", "4"]).arg(&suite).arg("--results").arg(results.path()).arg("--reports").arg(&reports));
+    let out = run_ok(
+        common::cmkm()
+            .args(["slurm", "submit", "--dry-run", "--max-parallel", "4"])
+            .arg(&suite)
+            .arg("--results")
+            .arg(results.path())
+            .arg("--reports")
+            .arg(&reports),
+    );
     let (arrays, deps) = dry_run_edges(&out);
     assert_eq!(arrays.iter().map(Vec::len).sum::<usize>(), runs.len(), "every run in exactly one array");
     for r in runs {

@@ -18,10 +18,7 @@ fn synth(dir: &Path, seed: u64) {
 }
 
 fn tree_hash(dir: &Path) -> String {
-    let mut files: Vec<_> = ["Inertial", "Skeleton"]
-        .iter()
-        .flat_map(|d| std::fs::read_dir(dir.join(d)).unwrap().map(|e| e.unwrap().path()))
-        .collect();
+    let mut files: Vec<_> = ["Inertial", "Skeleton"].iter().flat_map(|d| std::fs::read_dir(dir.join(d)).unwrap().map(|e| e.unwrap().path())).collect();
     files.sort();
     let mut h = Sha256::new();
     for f in files {

@@ -127,10 +127,7 @@ fn permutation_and_shuffle_follow_their_semantics() {
     }
     assert!(changed, "two segments must sometimes swap");
     // Paper: permute reorders time segments; each channel keeps its values.
-    let p = (0..20)
-        .map(|s| apply(Transform::Permute { max_segments: 3, semantics: Semantics::Paper }, clip.clone(), s))
-        .find(|p| *p != clip)
-        .unwrap();
+    let p = (0..20).map(|s| apply(Transform::Permute { max_segments: 3, semantics: Semantics::Paper }, clip.clone(), s)).find(|p| *p != clip).unwrap();
     for c in 0..6 {
         let mut a: Vec<f32> = p.slice(ndarray::s![.., 0, c]).to_vec();
         a.sort_by(f32::total_cmp);
@@ -163,10 +160,8 @@ fn jitter_scale_and_sign_flips_have_the_right_statistics() {
 
 #[test]
 fn preprocessing_normalises_the_first_frame() {
-    let steps: Vec<Step> = cmkm::config::parse_yaml(
-        "[{name: center_on_joint, joint: 2}, {name: scale_by_bone, joints: [1, 2]}, {name: resample, length: 50}]",
-    )
-    .unwrap();
+    let steps: Vec<Step> =
+        cmkm::config::parse_yaml("[{name: center_on_joint, joint: 2}, {name: scale_by_bone, joints: [1, 2]}, {name: resample, length: 50}]").unwrap();
     let mut rng = stream(0, "x", 0);
     let before = skeleton();
     let centred = apply_steps(&steps[..2], before.clone(), &mut rng);
@@ -178,10 +173,9 @@ fn preprocessing_normalises_the_first_frame() {
 
 #[test]
 fn yaml_steps_parse_with_probability_and_reject_unknown_keys() {
-    let steps: Vec<Step> = cmkm::config::parse_yaml(
-        "- {name: jitter, sigma: 1.0, p: 0.75}\n- {name: permute, max_segments: 3, semantics: paper}\n- {name: flip_signs, p: 0}",
-    )
-    .unwrap();
+    let steps: Vec<Step> =
+        cmkm::config::parse_yaml("- {name: jitter, sigma: 1.0, p: 0.75}\n- {name: permute, max_segments: 3, semantics: paper}\n- {name: flip_signs, p: 0}")
+            .unwrap();
     assert_eq!(steps[0], Step { transform: Transform::Jitter { sigma: 1.0 }, p: 0.75 });
     assert_eq!(steps[1].p, 1.0);
     assert_eq!(steps[1].transform, Transform::Permute { max_segments: 3, semantics: Semantics::Paper });

@@ -7,9 +7,9 @@
 use super::Timing;
 use crate::models::dropout::Mask;
 use crate::models::{channels_last, dropout, flex_kernels};
+use burn::nn::activation::ActivationConfig;
 use burn::nn::conv::Conv2dConfig;
 use burn::nn::pool::MaxPool2dConfig;
-use burn::nn::activation::ActivationConfig;
 use burn::nn::transformer::PositionWiseFeedForwardConfig;
 use burn::nn::{BatchNormConfig, DropoutConfig};
 use burn::prelude::*;
@@ -52,10 +52,18 @@ pub fn time_kernels(steps: usize, device: &Device, timings: &mut BTreeMap<String
     let act_nhwc = channels_last_copy(&act_nchw);
     let norm = BatchNormConfig::new(32).init(device);
     let square = |y: Tensor<4>| y.powi_scalar(2).sum();
-    put("batch_norm", time_backward(steps, &act_nhwc, |x| square(channels_last::batch_norm(&norm, x))), time_backward(steps, &act_nchw, |x| square(norm.forward(x))));
+    put(
+        "batch_norm",
+        time_backward(steps, &act_nhwc, |x| square(channels_last::batch_norm(&norm, x))),
+        time_backward(steps, &act_nchw, |x| square(norm.forward(x))),
+    );
 
     let pool = MaxPool2dConfig::new([2, 2]).init();
-    put("max_pool2d", time_backward(steps, &act_nhwc, |x| square(channels_last::max_pool2d(&pool, x))), time_backward(steps, &act_nchw, |x| square(pool.forward(x))));
+    put(
+        "max_pool2d",
+        time_backward(steps, &act_nhwc, |x| square(channels_last::max_pool2d(&pool, x))),
+        time_backward(steps, &act_nchw, |x| square(pool.forward(x))),
+    );
 
     let ff = Tensor::<4>::random([64, 44, 2048, 1], normal, device);
     let drop = DropoutConfig::new(0.1).init();
@@ -67,9 +75,15 @@ pub fn time_kernels(steps: usize, device: &Device, timings: &mut BTreeMap<String
     let (b1, b2) = (inner.bias.as_ref().expect("burn's default has biases"), outer.bias.as_ref().expect("burn's default has biases"));
     let fused = |x: Tensor<4>| {
         let mask = Mask::draw(&pwff.dropout, &x.device());
-        square(flex_kernels::feed_forward(x.reshape([64 * 44, 128]), inner.weight.val(), b1.val(), outer.weight.val(), b2.val(), mask).reshape([64, 44, 128, 1]))
+        square(
+            flex_kernels::feed_forward(x.reshape([64 * 44, 128]), inner.weight.val(), b1.val(), outer.weight.val(), b2.val(), mask).reshape([64, 44, 128, 1]),
+        )
     };
-    put("feed_forward", time_backward(steps, &tokens, fused), time_backward(steps, &tokens, |x| square(pwff.forward(x.reshape([64, 44, 128])).reshape([64, 44, 128, 1]))));
+    put(
+        "feed_forward",
+        time_backward(steps, &tokens, fused),
+        time_backward(steps, &tokens, |x| square(pwff.forward(x.reshape([64, 44, 128])).reshape([64, 44, 128, 1]))),
+    );
 }
 
 /// A contiguous `(B, H, W, C)` copy of `(B, C, H, W)`, as the encoders hold

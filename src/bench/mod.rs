@@ -218,11 +218,25 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
         progress("kernels");
         kernels::time_kernels(opts.steps, &train_device, &mut timings);
     }
-    Ok(BenchReport { timings, throughput, batch: opts.batch, steps: opts.steps, threads: rayon::current_num_threads(), hardware: crate::harness::store::Hardware::current() })
+    Ok(BenchReport {
+        timings,
+        throughput,
+        batch: opts.batch,
+        steps: opts.steps,
+        threads: rayon::current_num_threads(),
+        hardware: crate::harness::store::Hardware::current(),
+    })
 }
 
 /// One epoch of batch assembly with augmentation, and the data figures.
-fn time_data(data: &TrainData, method: &MethodConfig, opts: &BenchOptions, prep_ms: f64, device: &burn::prelude::Device, timings: &mut BTreeMap<String, Timing>) {
+fn time_data(
+    data: &TrainData,
+    method: &MethodConfig,
+    opts: &BenchOptions,
+    prep_ms: f64,
+    device: &burn::prelude::Device,
+    timings: &mut BTreeMap<String, Timing>,
+) {
     let augment = |epoch: u64| {
         for b in epoch_batches(&data.split.train, opts.batch, true, opts.seed, epoch) {
             for (m, name) in data.modalities.iter().enumerate() {

@@ -40,7 +40,14 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     crate::bench::check_groups(&args.only)?;
     let decl = DatasetDecl::from_file(&args.dataset)?;
     let ds = Dataset::load(&decl, &[])?;
-    let opts = BenchOptions { batch: args.batch, steps: args.steps, forward_batch: args.forward_batch, protocol: args.protocol.clone(), seed: 28, only: args.only.clone() };
+    let opts = BenchOptions {
+        batch: args.batch,
+        steps: args.steps,
+        forward_batch: args.forward_batch,
+        protocol: args.protocol.clone(),
+        seed: 28,
+        only: args.only.clone(),
+    };
     let quiet = args.json;
     let report = run_bench(&ds, &opts, |what| {
         if !quiet {
@@ -52,7 +59,16 @@ pub fn run(args: BenchArgs) -> Result<i32> {
         return Ok(0);
     }
     let h = &report.hardware;
-    outln!("{} ({} cores, {} threads), {}, cmkm {}; batch {}, {} timed steps after 1 warm-up", h.cpu, h.cores, report.threads, h.os, h.crate_version, report.batch, report.steps);
+    outln!(
+        "{} ({} cores, {} threads), {}, cmkm {}; batch {}, {} timed steps after 1 warm-up",
+        h.cpu,
+        h.cores,
+        report.threads,
+        h.os,
+        h.crate_version,
+        report.batch,
+        report.steps
+    );
     outln!("{:<34} {:>10} {:>10} {:>10}", "figure", "median", "min", "max");
     for (name, t) in &report.timings {
         outln!("{name:<34} {:>10.1} {:>10.1} {:>10.1}", t.median, t.min, t.max);

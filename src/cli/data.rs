@@ -76,14 +76,7 @@ pub fn run(cmd: DataCommand) -> Result<i32> {
                 outln!("{}", serde_json::to_string_pretty(&results)?);
             } else {
                 for r in results {
-                    outln!(
-                        "1-NN {:<10} {}: {:.2}% ({} queries, {} gallery)",
-                        r.modality,
-                        r.protocol,
-                        100.0 * r.accuracy,
-                        r.queries,
-                        r.gallery
-                    );
+                    outln!("1-NN {:<10} {}: {:.2}% ({} queries, {} gallery)", r.modality, r.protocol, 100.0 * r.accuracy, r.queries, r.gallery);
                 }
             }
             Ok(0)

@@ -143,7 +143,14 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
             write_retrieval(&out, &settings, &data)?;
             for s in &settings {
                 let m = &s.metrics;
-                outln!("{:<20} P@1 {:.3}  P@5 {:.3}  P@10 {:.3}  mAP {:.3}", s.name, m.precision_at_1, m.precision_at_5, m.precision_at_10, m.mean_average_precision);
+                outln!(
+                    "{:<20} P@1 {:.3}  P@5 {:.3}  P@10 {:.3}  mAP {:.3}",
+                    s.name,
+                    m.precision_at_1,
+                    m.precision_at_5,
+                    m.precision_at_10,
+                    m.mean_average_precision
+                );
             }
             Ok(0)
         }
@@ -186,7 +193,13 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
                 _ => bail!("give one of --run DIR, --random METHOD.yaml or --supervised METHOD.yaml"),
             };
             for s in &summary {
-                outln!("{:>5.1}%  main metric {:.2} +- {:.2} ({} repetitions)", 100.0 * s.fraction, 100.0 * s.main_metric_mean, 100.0 * s.main_metric_std, s.repetitions);
+                outln!(
+                    "{:>5.1}%  main metric {:.2} +- {:.2} ({} repetitions)",
+                    100.0 * s.fraction,
+                    100.0 * s.main_metric_mean,
+                    100.0 * s.main_metric_std,
+                    s.repetitions
+                );
             }
             eprintln!("wrote {}", out.join("label_fractions.json").display());
             Ok(0)

@@ -73,7 +73,12 @@ pub fn run_one(args: SuiteArgs, id: &str, quiet: bool, wait: bool) -> Result<i32
                 }
                 std::thread::sleep(BUSY_POLL);
             }
-            Ok(Executed::Busy) => bail!("run {} ({}) is being run by another process (its lock {} is held); try again when it finishes, or pass --wait", run.id, run.label, p.store.root.join("runs").join(format!(".{}.lock", run.id)).display()),
+            Ok(Executed::Busy) => bail!(
+                "run {} ({}) is being run by another process (its lock {} is held); try again when it finishes, or pass --wait",
+                run.id,
+                run.label,
+                p.store.root.join("runs").join(format!(".{}.lock", run.id)).display()
+            ),
             Ok(Executed::AlreadyDone) => {
                 eprintln!("run {} ({}) was finished by another process", run.id, run.label);
                 return Ok(0);
@@ -105,7 +110,10 @@ pub fn report(args: SuiteArgs) -> Result<i32> {
         outln!("{}", r.dir.join(f).display());
     }
     if r.missing > 0 {
-        eprintln!("note: {} planned run(s) of suite '{}' are not finished; the report covers the finished ones (`cmkm plan` lists them)", r.missing, p.suite.decl.name);
+        eprintln!(
+            "note: {} planned run(s) of suite '{}' are not finished; the report covers the finished ones (`cmkm plan` lists them)",
+            r.missing, p.suite.decl.name
+        );
     }
     Ok(0)
 }
@@ -135,7 +143,12 @@ pub fn compare(args: CompareArgs) -> Result<i32> {
     out!("{}", c.table.markdown());
     outln!("");
     let (ta, tb) = c.total_seconds;
-    outln!("{} run(s) in both; total wall time A {ta:.1} s, B {tb:.1} s (B/A {:.3}); largest metric difference {:.3e}", c.table.rows.iter().map(|r| &r[0]).collect::<std::collections::BTreeSet<_>>().len(), tb / ta.max(1e-9), c.max_abs_diff);
+    outln!(
+        "{} run(s) in both; total wall time A {ta:.1} s, B {tb:.1} s (B/A {:.3}); largest metric difference {:.3e}",
+        c.table.rows.iter().map(|r| &r[0]).collect::<std::collections::BTreeSet<_>>().len(),
+        tb / ta.max(1e-9),
+        c.max_abs_diff
+    );
     for (side, runs) in [("A", &c.only_a), ("B", &c.only_b)] {
         if !runs.is_empty() {
             outln!("only in {side}: {}", runs.join(", "));
@@ -143,7 +156,12 @@ pub fn compare(args: CompareArgs) -> Result<i32> {
     }
     if let Some(dir) = &args.out {
         std::fs::create_dir_all(dir)?;
-        c.table.write_all(dir, "compare", "Run comparison", &format!("{}\n\n{}\n", describe_side("A", &args.a, &c.hardware.0), describe_side("B", &args.b, &c.hardware.1)))?;
+        c.table.write_all(
+            dir,
+            "compare",
+            "Run comparison",
+            &format!("{}\n\n{}\n", describe_side("A", &args.a, &c.hardware.0), describe_side("B", &args.b, &c.hardware.1)),
+        )?;
     }
     match args.max_diff {
         Some(limit) if c.max_abs_diff > limit || !c.only_a.is_empty() || !c.only_b.is_empty() => {

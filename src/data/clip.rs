@@ -13,12 +13,7 @@ pub type Clip = Array3<f32>;
 pub fn clip_from_layout(array: ArrayD<f64>, layout: &str) -> Result<Clip> {
     let letters: Vec<char> = layout.chars().collect();
     if array.ndim() != letters.len() {
-        bail!(
-            "array has {} dimensions {:?}, but layout '{layout}' expects {}",
-            array.ndim(),
-            array.shape(),
-            letters.len()
-        );
+        bail!("array has {} dimensions {:?}, but layout '{layout}' expects {}", array.ndim(), array.shape(), letters.len());
     }
     let mut array = array;
     let mut letters = letters;
@@ -30,10 +25,7 @@ pub fn clip_from_layout(array: ArrayD<f64>, layout: &str) -> Result<Clip> {
     let pos = |c: char| letters.iter().position(|&l| l == c).unwrap_or(0);
     let permuted = array.permuted_axes(IxDyn(&[pos('T'), pos('J'), pos('C')]));
     let shape = permuted.shape().to_vec();
-    let clip = Array3::from_shape_vec(
-        (shape[0], shape[1], shape[2]),
-        permuted.iter().map(|&v| v as f32).collect(),
-    )?;
+    let clip = Array3::from_shape_vec((shape[0], shape[1], shape[2]), permuted.iter().map(|&v| v as f32).collect())?;
     Ok(clip)
 }
 

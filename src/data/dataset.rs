@@ -55,20 +55,14 @@ impl Dataset {
     /// files in parallel. Per-file problems are collected, not fatal: see
     /// [`Dataset::ensure_clean`] for callers that need every file.
     pub fn load(decl: &DatasetDecl, modalities: &[String]) -> Result<Self> {
-        let mods: Vec<&ModalityDecl> = if modalities.is_empty() {
-            decl.modalities.iter().collect()
-        } else {
-            modalities.iter().map(|n| decl.modality(n)).collect::<Result<_>>()?
-        };
+        let mods: Vec<&ModalityDecl> =
+            if modalities.is_empty() { decl.modalities.iter().collect() } else { modalities.iter().map(|n| decl.modality(n)).collect::<Result<_>>()? };
         if let Some(s) = &decl.synthetic {
             synth::ensure_generated(&decl.root, s.seed)?;
         }
         let found = discover(decl, &mods)?;
-        let loaded: Vec<Result<Vec<Clip>, Failure>> = found
-            .entries
-            .par_iter()
-            .map(|e| e.files.iter().zip(&mods).map(|(f, m)| load_clip(f, m)).collect())
-            .collect();
+        let loaded: Vec<Result<Vec<Clip>, Failure>> =
+            found.entries.par_iter().map(|e| e.files.iter().zip(&mods).map(|(f, m)| load_clip(f, m)).collect()).collect();
         let mut ds = Dataset {
             decl: decl.clone(),
             modalities: mods.iter().map(|m| (*m).clone()).collect(),

@@ -67,9 +67,7 @@ mod tests {
     #[test]
     fn band_limited_sine_is_preserved() {
         // A sine with 3 periods over the window is band-limited for both lengths.
-        let sine = |n: usize| -> Vec<f64> {
-            (0..n).map(|i| (2.0 * std::f64::consts::PI * 3.0 * i as f64 / n as f64).sin()).collect()
-        };
+        let sine = |n: usize| -> Vec<f64> { (0..n).map(|i| (2.0 * std::f64::consts::PI * 3.0 * i as f64 / n as f64).sin()).collect() };
         let y = fourier_resample(&sine(40), 50);
         for (a, b) in y.iter().zip(sine(50)) {
             assert!((a - b).abs() < 1e-9);

@@ -182,13 +182,7 @@ fn check_split(split: &Split, samples: &[SampleMeta]) -> Result<()> {
 /// A per-class subset of `train` holding `fraction` of each class (rounded,
 /// at least one sample per class), drawn from the stream
 /// `(seed, "label_fraction", repetition)` so repetitions differ.
-pub fn label_fraction_split(
-    labels: &[usize],
-    train: &[usize],
-    fraction: f64,
-    seed: u64,
-    repetition: u64,
-) -> Result<Vec<usize>> {
+pub fn label_fraction_split(labels: &[usize], train: &[usize], fraction: f64, seed: u64, repetition: u64) -> Result<Vec<usize>> {
     if !(fraction > 0.0 && fraction <= 1.0) {
         bail!("label fraction must be in (0, 1], got {fraction}");
     }
@@ -212,14 +206,7 @@ mod tests {
         for label in 0..n_classes {
             for subject in 1..=subjects {
                 for trial in 1..=trials {
-                    v.push(SampleMeta {
-                        id: format!("a{}_s{subject}_t{trial}", label + 1),
-                        label,
-                        subject,
-                        trial: Some(trial),
-                        scene: None,
-                        session: None,
-                    });
+                    v.push(SampleMeta { id: format!("a{}_s{subject}_t{trial}", label + 1), label, subject, trial: Some(trial), scene: None, session: None });
                 }
             }
         }
@@ -262,10 +249,7 @@ mod tests {
     #[test]
     fn stratified_split_is_seeded_disjoint_and_per_class() {
         let m = meta(4, 5, 4); // 20 per class
-        let p = ProtocolDecl {
-            stratified: Some(StratifiedDecl { seed: 3, val_fraction: 0.1, test_fraction: 0.25 }),
-            ..Default::default()
-        };
+        let p = ProtocolDecl { stratified: Some(StratifiedDecl { seed: 3, val_fraction: 0.1, test_fraction: 0.25 }), ..Default::default() };
         let a = p.split(&m).unwrap();
         assert_eq!(a, p.split(&m).unwrap());
         assert_eq!((a.train.len(), a.val.len(), a.test.len()), (4 * 13, 4 * 2, 4 * 5));
@@ -273,10 +257,7 @@ mod tests {
         all.sort();
         all.dedup();
         assert_eq!(all.len(), m.len());
-        let other = ProtocolDecl {
-            stratified: Some(StratifiedDecl { seed: 4, val_fraction: 0.1, test_fraction: 0.25 }),
-            ..Default::default()
-        };
+        let other = ProtocolDecl { stratified: Some(StratifiedDecl { seed: 4, val_fraction: 0.1, test_fraction: 0.25 }), ..Default::default() };
         assert_ne!(a, other.split(&m).unwrap());
     }
 

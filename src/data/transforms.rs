@@ -120,11 +120,7 @@ impl Transform {
         let joints = m.joint_count();
         let skeleton_only = matches!(
             self,
-            Transform::CenterOnJoint { .. }
-                | Transform::ScaleByBone { .. }
-                | Transform::ScaleAxes { .. }
-                | Transform::Rotate { .. }
-                | Transform::Shear { .. }
+            Transform::CenterOnJoint { .. } | Transform::ScaleByBone { .. } | Transform::ScaleAxes { .. } | Transform::Rotate { .. } | Transform::Shear { .. }
         );
         if skeleton_only && m.kind != ModalityKind::Skeleton {
             bail!("transform {self:?} only applies to skeleton modalities");
@@ -145,9 +141,7 @@ impl Transform {
                     bail!("random_crop: resize_to must be at least 2");
                 }
             }
-            Transform::Jitter { sigma } | Transform::Scale { sigma, .. } | Transform::Shear { sigma }
-                if !(sigma >= 0.0 && sigma.is_finite()) =>
-            {
+            Transform::Jitter { sigma } | Transform::Scale { sigma, .. } | Transform::Shear { sigma } if !(sigma >= 0.0 && sigma.is_finite()) => {
                 bail!("{self:?}: sigma must be finite and non-negative")
             }
             Transform::Permute { max_segments, .. } if max_segments < 2 => {
@@ -281,8 +275,7 @@ fn scale(mut clip: Clip, sigma: f64, per: ScalePer, rng: &mut Stream) -> Clip {
     match per {
         ScalePer::Element => clip.mapv_inplace(|v| v * (1.0 + sigma * rng.sample::<f64, _>(StandardNormal)) as f32),
         ScalePer::Channel => {
-            let factors: Vec<f32> =
-                (0..clip.dim().2).map(|_| (1.0 + sigma * rng.sample::<f64, _>(StandardNormal)) as f32).collect();
+            let factors: Vec<f32> = (0..clip.dim().2).map(|_| (1.0 + sigma * rng.sample::<f64, _>(StandardNormal)) as f32).collect();
             for mut lane in clip.lanes_mut(Axis(2)) {
                 lane.iter_mut().zip(&factors).for_each(|(v, f)| *v *= f);
             }
@@ -411,9 +404,5 @@ pub fn augment_stream(seed: u64, view: &str, epoch: u64, sample: u64) -> Stream 
 /// index of `clips[i]` and selects its stream.
 pub fn augment_batch(steps: &[Step], clips: &[&Clip], samples: &[usize], seed: u64, view: &str, epoch: u64) -> Vec<Clip> {
     use rayon::prelude::*;
-    clips
-        .par_iter()
-        .zip(samples)
-        .map(|(clip, &i)| apply_steps(steps, (*clip).clone(), &mut augment_stream(seed, view, epoch, i as u64)))
-        .collect()
+    clips.par_iter().zip(samples).map(|(clip, &i)| apply_steps(steps, (*clip).clone(), &mut augment_stream(seed, view, epoch, i as u64))).collect()
 }

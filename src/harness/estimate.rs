@@ -24,9 +24,15 @@ pub fn work(step: &Step) -> (&'static str, &str, f64) {
         Step::Train { method, config, .. } => ("train", method, config.schedule.epochs as f64),
         Step::FineTune { method, epochs, .. } => ("fine_tune", method, *epochs as f64),
         Step::Retrieval { method, .. } => ("retrieval", method, 1.0),
-        Step::LabelFractions { method, epochs, fractions, repetitions, .. } => ("label_fractions", method, (*epochs * fractions.len()) as f64 * *repetitions as f64),
-        Step::SupervisedFractions { method, config, fractions, repetitions } => ("supervised_fractions", method, (config.schedule.epochs * fractions.len()) as f64 * *repetitions as f64),
-        Step::RandomFractions { method, epochs, fractions, repetitions, .. } => ("random_fractions", method, (*epochs * fractions.len()) as f64 * *repetitions as f64),
+        Step::LabelFractions { method, epochs, fractions, repetitions, .. } => {
+            ("label_fractions", method, (*epochs * fractions.len()) as f64 * *repetitions as f64)
+        }
+        Step::SupervisedFractions { method, config, fractions, repetitions } => {
+            ("supervised_fractions", method, (config.schedule.epochs * fractions.len()) as f64 * *repetitions as f64)
+        }
+        Step::RandomFractions { method, epochs, fractions, repetitions, .. } => {
+            ("random_fractions", method, (*epochs * fractions.len()) as f64 * *repetitions as f64)
+        }
     }
 }
 
@@ -75,7 +81,9 @@ impl Timings {
         let Ok(mut reader) = csv::Reader::from_path(path) else { return };
         let Ok(headers) = reader.headers().cloned() else { return };
         let col = |name: &str| headers.iter().position(|h| h == name);
-        let (Some(step), Some(method), Some(epochs), Some(seconds), Some(cpu)) = (col("step"), col("method"), col("epochs"), col("seconds"), col("cpu")) else { return };
+        let (Some(step), Some(method), Some(epochs), Some(seconds), Some(cpu)) = (col("step"), col("method"), col("epochs"), col("seconds"), col("cpu")) else {
+            return;
+        };
         for row in reader.records().flatten() {
             let units = if &row[step] == "retrieval" { Some(1.0) } else { row[epochs].parse().ok() };
             if let (Some(units), Ok(s)) = (units, row[seconds].parse::<f64>()) {
@@ -108,7 +116,8 @@ impl Timings {
 
 fn subdirs(dir: &Path) -> Vec<std::path::PathBuf> {
     let Ok(entries) = std::fs::read_dir(dir) else { return vec![] };
-    let mut out: Vec<_> = entries.flatten().map(|e| e.path()).filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))).collect();
+    let mut out: Vec<_> =
+        entries.flatten().map(|e| e.path()).filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))).collect();
     out.sort();
     out
 }

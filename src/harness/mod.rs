@@ -4,6 +4,6 @@
 pub mod estimate;
 pub mod plan;
 pub mod runner;
+pub mod slurm;
 pub mod store;
 pub mod suite;
-pub mod slurm;

@@ -52,10 +52,10 @@ pub fn plan(suite: &Suite, dataset_fingerprint: &str) -> Result<Vec<PlannedRun>>
         let mut trained: BTreeMap<String, String> = BTreeMap::new();
         for name in training_order(suite)? {
             let config = suite.methods[&name].clone();
-            let pretrained: BTreeMap<String, String> =
-                suite.decl.methods[&name].pretrained.iter().map(|(m, dep)| (m.clone(), trained[dep].clone())).collect();
+            let pretrained: BTreeMap<String, String> = suite.decl.methods[&name].pretrained.iter().map(|(m, dep)| (m.clone(), trained[dep].clone())).collect();
             let deps = pretrained.values().cloned().collect();
-            let run = make(suite, dataset_fingerprint, seed, format!("train {name} seed {seed}"), Step::Train { method: name.clone(), config, pretrained }, deps)?;
+            let run =
+                make(suite, dataset_fingerprint, seed, format!("train {name} seed {seed}"), Step::Train { method: name.clone(), config, pretrained }, deps)?;
             trained.insert(name, run.id.clone());
             runs.push(run);
         }
@@ -66,7 +66,14 @@ pub fn plan(suite: &Suite, dataset_fingerprint: &str) -> Result<Vec<PlannedRun>>
             if let (true, Some(ft)) = (ssl, &suite.decl.evaluations.fine_tuning) {
                 for modalities in &subsets {
                     let step = Step::FineTune { method: name.clone(), encoders: encoders.clone(), modalities: modalities.clone(), epochs: ft.epochs };
-                    runs.push(make(suite, dataset_fingerprint, seed, format!("fine-tune {name} {} seed {seed}", modalities.join("+")), step, vec![encoders.clone()])?);
+                    runs.push(make(
+                        suite,
+                        dataset_fingerprint,
+                        seed,
+                        format!("fine-tune {name} {} seed {seed}", modalities.join("+")),
+                        step,
+                        vec![encoders.clone()],
+                    )?);
                 }
             }
             if suite.decl.evaluations.retrieval {
@@ -77,11 +84,22 @@ pub fn plan(suite: &Suite, dataset_fingerprint: &str) -> Result<Vec<PlannedRun>>
                 for baseline in &lf.baselines {
                     let (step, label) = match baseline {
                         Baseline::Supervised => (
-                            Step::SupervisedFractions { method: name.clone(), config: config.clone(), fractions: lf.fractions.clone(), repetitions: lf.repetitions },
+                            Step::SupervisedFractions {
+                                method: name.clone(),
+                                config: config.clone(),
+                                fractions: lf.fractions.clone(),
+                                repetitions: lf.repetitions,
+                            },
                             format!("label-fractions {name} seed {seed}"),
                         ),
                         Baseline::Random => (
-                            Step::RandomFractions { method: name.clone(), config: config.clone(), fractions: lf.fractions.clone(), repetitions: lf.repetitions, epochs: lf.epochs },
+                            Step::RandomFractions {
+                                method: name.clone(),
+                                config: config.clone(),
+                                fractions: lf.fractions.clone(),
+                                repetitions: lf.repetitions,
+                                epochs: lf.epochs,
+                            },
                             format!("label-fractions random-init {name} seed {seed}"),
                         ),
                     };
@@ -98,7 +116,14 @@ pub fn plan(suite: &Suite, dataset_fingerprint: &str) -> Result<Vec<PlannedRun>>
                         repetitions: lf.repetitions,
                         epochs: lf.epochs,
                     };
-                    runs.push(make(suite, dataset_fingerprint, seed, format!("label-fractions {name} {} seed {seed}", modalities.join("+")), step, vec![encoders.clone()])?);
+                    runs.push(make(
+                        suite,
+                        dataset_fingerprint,
+                        seed,
+                        format!("label-fractions {name} {} seed {seed}", modalities.join("+")),
+                        step,
+                        vec![encoders.clone()],
+                    )?);
                 }
             }
         }

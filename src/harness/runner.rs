@@ -3,8 +3,8 @@
 //! fails (e.g. a diverging loss) is recorded with its reason and the suite
 //! goes on with what does not depend on it.
 
-use super::plan::{plan, PlannedRun, Step};
 use super::estimate::{work, Timings};
+use super::plan::{plan, PlannedRun, Step};
 use super::store::{ClaimOutcome, Hardware, RunRecordFile, RunStatus, RunStore};
 use super::suite::Suite;
 use crate::data::{Dataset, DatasetDecl};

@@ -96,11 +96,15 @@ pub fn connectivity(p: &[f32], n: usize) -> Vec<f32> {
 pub fn cmkm_masks(p1: &[f32], p2: &[f32], n: usize, o: &CmkmOptions) -> [BlockMasks; 2] {
     let nn1 = nearest_neighbours(p1, n, o.mining_k);
     let nn2 = nearest_neighbours(p2, n, o.mining_k);
-    let union: Vec<Vec<usize>> = nn1.iter().zip(&nn2).map(|(a, b)| {
-        let mut u = a.clone();
-        u.extend(b.iter().filter(|j| !a.contains(j)));
-        u
-    }).collect();
+    let union: Vec<Vec<usize>> = nn1
+        .iter()
+        .zip(&nn2)
+        .map(|(a, b)| {
+            let mut u = a.clone();
+            u.extend(b.iter().filter(|j| !a.contains(j)));
+            u
+        })
+        .collect();
     let (c1, c2) = (connectivity(p1, n), connectivity(p2, n));
     // Block 0: anchor in modality 1; its cross positives come from modality
     // 2's neighbours, its intra positives from its own modality's.

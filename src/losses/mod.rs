@@ -79,8 +79,7 @@ pub fn cmkm_loss(z1: Tensor<2>, z2: Tensor<2>, masks: &[BlockMasks; 2], o: &Cmkm
         let cross_exp = (cross[b].clone() / tau - shift).exp();
         let intra_exp = (intra[b].clone() * intra_scale - shift).exp();
         let num = (cross_exp.clone() * mask(&m.cross_positive)).sum_dim(1) + (intra_exp.clone() * mask(&m.intra_positive)).sum_dim(1);
-        let den = (cross_exp * mask(&m.cross_negative)).sum_dim(1)
-            + (intra_exp * mask(&m.intra_negative)).sum_dim(1) * o.intra_lambda as f64;
+        let den = (cross_exp * mask(&m.cross_negative)).sum_dim(1) + (intra_exp * mask(&m.intra_negative)).sum_dim(1) * o.intra_lambda as f64;
         let row_loss = (num.clone() + den).log() - num.log();
         let weight = Tensor::<1>::from_data(TensorData::new(m.row_weight.clone(), [n]), &device.clone().without_autodiff());
         rows.push(row_loss.squeeze_dim::<1>(1) * weight);

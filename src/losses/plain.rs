@@ -23,8 +23,7 @@ fn evaluate(inputs: &[&[f32]], n: usize, d: usize, f: impl Fn(Vec<Tensor<2>>) ->
         bail!("contrastive losses need at least 2 samples, got {n}");
     }
     let device = Device::flex().autodiff();
-    let tensors: Vec<Tensor<2>> =
-        inputs.iter().map(|x| Tensor::from_data(TensorData::new(x.to_vec(), [n, d]), &device).require_grad()).collect();
+    let tensors: Vec<Tensor<2>> = inputs.iter().map(|x| Tensor::from_data(TensorData::new(x.to_vec(), [n, d]), &device).require_grad()).collect();
     let loss = f(tensors.clone());
     let value = loss.clone().into_scalar::<f32>();
     let grads = loss.backward();

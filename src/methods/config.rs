@@ -117,7 +117,13 @@ impl MethodConfig {
         if m.kind != MethodKind::Cmkm {
             // Only CMC-CMKM reads the loss switches; elsewhere a switch would
             // be silently ignored, so name it with its line.
-            crate::config::read_yaml::<TemperatureOnly>(path).with_context(|| format!("{}: a `{}` method's loss takes only `temperature`; the other loss keys are CMC-CMKM switches (kind: cmkm)", path.display(), m.kind.name()))?;
+            crate::config::read_yaml::<TemperatureOnly>(path).with_context(|| {
+                format!(
+                    "{}: a `{}` method's loss takes only `temperature`; the other loss keys are CMC-CMKM switches (kind: cmkm)",
+                    path.display(),
+                    m.kind.name()
+                )
+            })?;
         }
         let base = path.parent().unwrap_or(Path::new(""));
         for p in m.pretrained.values_mut() {

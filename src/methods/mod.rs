@@ -123,7 +123,15 @@ pub fn train(method: &MethodConfig, ds: &Dataset, opts: &TrainOptions) -> Result
     let (fitted_log, best_epoch, stopped_early, test) = match method.kind {
         MethodKind::Supervised => {
             let objective = supervised::Supervised { ctx: &ctx };
-            let fitted = fit(&objective, supervised::SupervisedModel::new(&ctx, &ctx.train_device)?, train, &method.schedule, method.is_self_supervised(), opts.seed, &progress)?;
+            let fitted = fit(
+                &objective,
+                supervised::SupervisedModel::new(&ctx, &ctx.train_device)?,
+                train,
+                &method.schedule,
+                method.is_self_supervised(),
+                opts.seed,
+                &progress,
+            )?;
             let test = objective.evaluate(&fitted.best, &data.split.test);
             write_predictions(&opts.out, &data, &data.split.test, &test.predictions)?;
             finish(&opts.out, &fitted)?;
@@ -131,7 +139,15 @@ pub fn train(method: &MethodConfig, ds: &Dataset, opts: &TrainOptions) -> Result
         }
         MethodKind::Simclr => {
             let objective = simclr::Simclr { ctx: &ctx };
-            let fitted = fit(&objective, simclr::SimclrModel::new(&ctx, &ctx.train_device)?, train, &method.schedule, method.is_self_supervised(), opts.seed, &progress)?;
+            let fitted = fit(
+                &objective,
+                simclr::SimclrModel::new(&ctx, &ctx.train_device)?,
+                train,
+                &method.schedule,
+                method.is_self_supervised(),
+                opts.seed,
+                &progress,
+            )?;
             finish(&opts.out, &fitted)?;
             (fitted.log, fitted.best_epoch, fitted.stopped_early, None)
         }
@@ -140,7 +156,15 @@ pub fn train(method: &MethodConfig, ds: &Dataset, opts: &TrainOptions) -> Result
             let options = if method.kind == MethodKind::Cmc { crate::losses::CmkmOptions::cmc(options.temperature) } else { options };
             let miners = if method.kind == MethodKind::Cmkm { Some(contrastive::Contrastive::load_miners(&ctx)?) } else { None };
             let objective = contrastive::Contrastive { ctx: &ctx, options, miners };
-            let fitted = fit(&objective, contrastive::CmcModel::for_training(&ctx, &ctx.train_device)?, train, &method.schedule, method.is_self_supervised(), opts.seed, &progress)?;
+            let fitted = fit(
+                &objective,
+                contrastive::CmcModel::for_training(&ctx, &ctx.train_device)?,
+                train,
+                &method.schedule,
+                method.is_self_supervised(),
+                opts.seed,
+                &progress,
+            )?;
             finish(&opts.out, &fitted)?;
             (fitted.log, fitted.best_epoch, fitted.stopped_early, None)
         }

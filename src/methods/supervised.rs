@@ -67,21 +67,13 @@ impl Supervised<'_> {
     /// Evaluates an evaluation-mode model on `indices` (no augmentation).
     pub fn evaluate(&self, model: &SupervisedModel, indices: &[usize]) -> Evaluation {
         let c = self.ctx;
-        evaluate_classifier(c.data, indices, c.method.schedule.batch_size, &c.eval_device, |batch| {
-            model.forward(self.inputs(batch, None, &c.eval_device))
-        })
+        evaluate_classifier(c.data, indices, c.method.schedule.batch_size, &c.eval_device, |batch| model.forward(self.inputs(batch, None, &c.eval_device)))
     }
 }
 
 /// Cross-entropy, argmax predictions and metrics of `logits` over
 /// `indices`, in fixed-order batches: every classifier evaluation shares it.
-pub fn evaluate_classifier(
-    data: &TrainData,
-    indices: &[usize],
-    batch_size: usize,
-    device: &Device,
-    logits: impl Fn(&[usize]) -> Tensor<2>,
-) -> Evaluation {
+pub fn evaluate_classifier(data: &TrainData, indices: &[usize], batch_size: usize, device: &Device, logits: impl Fn(&[usize]) -> Tensor<2>) -> Evaluation {
     let ce = CrossEntropyLossConfig::new().init(device);
     let mut predictions = Vec::with_capacity(indices.len());
     let mut losses = vec![];

@@ -13,9 +13,9 @@
 //! records are those of the channels-first layers and the results agree
 //! with theirs up to float rounding (tested against burn's convolution).
 
+use crate::models::flex_kernels;
 use burn::nn::conv::{Conv1d, Conv2d};
 use burn::nn::pool::MaxPool2d;
-use crate::models::flex_kernels;
 use burn::nn::{BatchNorm, PaddingConfig1d, PaddingConfig2d};
 use burn::prelude::*;
 use burn::tensor::TensorData;
@@ -136,7 +136,8 @@ pub fn point_norm_relu(conv: &Conv2d, norm: &BatchNorm, x: Tensor<4>) -> Tensor<
             let rows = x.reshape([b * h * w, c_in]);
             let moments = flex_kernels::point_moments(rows.clone(), conv.weight.val(), bias.val());
             update_running(norm, moments.clone().narrow(0, 0, 1), moments.clone().narrow(0, 1, 1));
-            flex_kernels::point_norm_relu(rows, conv.weight.val(), bias.val(), moments, norm.gamma.val(), norm.beta.val(), norm.epsilon).reshape([b, h, w, c_out])
+            flex_kernels::point_norm_relu(rows, conv.weight.val(), bias.val(), moments, norm.gamma.val(), norm.beta.val(), norm.epsilon)
+                .reshape([b, h, w, c_out])
         }
         _ => batch_norm_relu(norm, conv2d(conv, x)),
     }
@@ -309,7 +310,11 @@ mod tests {
                 let layer = |x| if relu { batch_norm_relu(&ours, x) } else { batch_norm(&ours, x) };
                 let reference = |x| {
                     let y = theirs.forward(x);
-                    if relu { burn::tensor::activation::relu(y) } else { y }
+                    if relu {
+                        burn::tensor::activation::relu(y)
+                    } else {
+                        y
+                    }
                 };
                 let x = Tensor::<4>::random([4, 3, 5, 2], Distribution::Normal(1.0, 2.0), &d).require_grad();
                 let weights = Tensor::<4>::random([4, 3, 5, 2], Distribution::Normal(0.0, 1.0), &d);

@@ -1,8 +1,8 @@
 //! Heads (docs/method.md section 5): the SSL projection, and the classifiers put on
 //! encoders for supervised training and evaluation.
 
-use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, Relu};
 use crate::models::channels_last;
+use burn::nn::{BatchNorm, BatchNormConfig, Linear, LinearConfig, Relu};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +70,11 @@ impl EvaluationMlp {
         let last = self.layers.len() - 1;
         self.layers.iter().enumerate().fold(x, |x, (i, l)| {
             let y = l.forward(x);
-            if i < last { self.relu.forward(y) } else { y }
+            if i < last {
+                self.relu.forward(y)
+            } else {
+                y
+            }
         })
     }
 }

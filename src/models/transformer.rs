@@ -141,7 +141,14 @@ mod tests {
         let (inner, outer) = (&pwff.linear_inner, &pwff.linear_outer);
         let x = Tensor::<2>::random([21, 16], Distribution::Normal(0.0, 1.0), &device).require_grad();
         let mask = Mask::new(7, 0.7);
-        let fused = flex_kernels::feed_forward(x.clone(), inner.weight.val(), inner.bias.as_ref().unwrap().val(), outer.weight.val(), outer.bias.as_ref().unwrap().val(), Some(mask));
+        let fused = flex_kernels::feed_forward(
+            x.clone(),
+            inner.weight.val(),
+            inner.bias.as_ref().unwrap().val(),
+            outer.weight.val(),
+            outer.bias.as_ref().unwrap().val(),
+            Some(mask),
+        );
         let composed = outer.forward(crate::models::dropout::apply_mask(burn::tensor::activation::relu(inner.forward(x.clone())), mask));
         let tolerance = burn::tensor::Tolerance::rel_abs(1e-4, 1e-4);
         fused.clone().into_data().assert_approx_eq::<f32>(&composed.clone().into_data(), tolerance);

@@ -86,7 +86,14 @@ impl Objective for CachedHead<'_> {
     }
 }
 
-fn result(data: &TrainData, test: &[usize], predictions: Vec<usize>, metrics: ClassificationMetrics, best_epoch: usize, epochs_run: usize) -> ClassificationResult {
+fn result(
+    data: &TrainData,
+    test: &[usize],
+    predictions: Vec<usize>,
+    metrics: ClassificationMetrics,
+    best_epoch: usize,
+    epochs_run: usize,
+) -> ClassificationResult {
     ClassificationResult {
         metrics,
         best_epoch: best_epoch + 1,
@@ -99,7 +106,14 @@ fn result(data: &TrainData, test: &[usize], predictions: Vec<usize>, metrics: Cl
 
 /// Fine-tunes a head on cached encoder `features` (per modality, per
 /// sample) using the samples `train`; selects on validation, tests once.
-pub fn fine_tune_cached(features: &[Vec<Vec<f32>>], data: &TrainData, train: &[usize], schedule: &ScheduleConfig, seed: u64, progress: &Progress) -> Result<ClassificationResult> {
+pub fn fine_tune_cached(
+    features: &[Vec<Vec<f32>>],
+    data: &TrainData,
+    train: &[usize],
+    schedule: &ScheduleConfig,
+    seed: u64,
+    progress: &Progress,
+) -> Result<ClassificationResult> {
     let _exclusive = exclusive();
     let (train_device, eval_device) = devices();
     train_device.seed(seed);
@@ -113,7 +127,15 @@ pub fn fine_tune_cached(features: &[Vec<Vec<f32>>], data: &TrainData, train: &[u
 
 /// Fine-tunes with the encoders in the loop: frozen (the same result as
 /// [`fine_tune_cached`], slower) or, with `full`, trained too.
-pub fn fine_tune_encoders(set: &EncoderSet, data: &TrainData, train: &[usize], schedule: &ScheduleConfig, full: bool, seed: u64, progress: &Progress) -> Result<ClassificationResult> {
+pub fn fine_tune_encoders(
+    set: &EncoderSet,
+    data: &TrainData,
+    train: &[usize],
+    schedule: &ScheduleConfig,
+    full: bool,
+    seed: u64,
+    progress: &Progress,
+) -> Result<ClassificationResult> {
     set.check(data)?;
     let _exclusive = exclusive();
     let (train_device, eval_device) = devices();

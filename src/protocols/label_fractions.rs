@@ -60,7 +60,16 @@ pub fn run_label_fractions(
         let (main_metric_mean, main_metric_std) = stats(|r| r.main_metric);
         let (accuracy_mean, accuracy_std) = stats(|r| r.accuracy);
         let (f1_macro_mean, f1_macro_std) = stats(|r| r.f1_macro);
-        summaries.push(FractionSummary { fraction, repetitions: these.len(), main_metric_mean, main_metric_std, accuracy_mean, accuracy_std, f1_macro_mean, f1_macro_std });
+        summaries.push(FractionSummary {
+            fraction,
+            repetitions: these.len(),
+            main_metric_mean,
+            main_metric_std,
+            accuracy_mean,
+            accuracy_std,
+            f1_macro_mean,
+            f1_macro_std,
+        });
         runs.extend(these);
     }
     Ok((runs, summaries))
@@ -103,7 +112,13 @@ pub fn supervised_label_fractions(
     out: &std::path::Path,
 ) -> Result<(Vec<FractionRun>, Vec<FractionSummary>)> {
     let (runs, summary) = run_label_fractions(data, fractions, repetitions, seed, |subset, f, r| {
-        let opts = crate::methods::TrainOptions { protocol: protocol.to_string(), seed, out: out.join(format!("f{f}-r{r}")), quiet: true, train_subset: Some(subset.to_vec()) };
+        let opts = crate::methods::TrainOptions {
+            protocol: protocol.to_string(),
+            seed,
+            out: out.join(format!("f{f}-r{r}")),
+            quiet: true,
+            train_subset: Some(subset.to_vec()),
+        };
         crate::methods::train(method, ds, &opts)?.test.ok_or_else(|| anyhow::anyhow!("method '{}' is not supervised: it has no test metrics", method.name))
     })?;
     write_summary(out, &runs, &summary)?;
@@ -112,7 +127,12 @@ pub fn supervised_label_fractions(
 
 /// Features of randomly initialised encoders of `method` (the random-encoder
 /// baseline of docs/method.md section 8), drawn from `seed`.
-pub fn random_encoder_features(method: &crate::methods::config::MethodConfig, data: &TrainData, seed: u64, device: &burn::prelude::Device) -> Result<Vec<Vec<Vec<f32>>>> {
+pub fn random_encoder_features(
+    method: &crate::methods::config::MethodConfig,
+    data: &TrainData,
+    seed: u64,
+    device: &burn::prelude::Device,
+) -> Result<Vec<Vec<Vec<f32>>>> {
     let _exclusive = crate::training::exclusive();
     device.seed(seed);
     Ok(crate::protocols::EncoderSet::random(method, &data.shapes, device)?.features(data, device))

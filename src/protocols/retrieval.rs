@@ -31,7 +31,11 @@ pub fn normalize_rows(rows: &[Vec<f32>]) -> Vec<Vec<f32>> {
     rows.iter()
         .map(|r| {
             let n = r.iter().map(|v| v * v).sum::<f32>().sqrt();
-            if n > 0.0 { r.iter().map(|v| v / n).collect() } else { r.clone() }
+            if n > 0.0 {
+                r.iter().map(|v| v / n).collect()
+            } else {
+                r.clone()
+            }
         })
         .collect()
 }
@@ -94,11 +98,7 @@ pub struct RetrievalSetting {
 /// the fused embedding (several modalities), and cross-modal retrieval in
 /// the shared projection space (CMC / CMC-CMKM only). Queries are the test
 /// split, the gallery the train split.
-pub fn retrieval_settings(
-    set: &super::EncoderSet,
-    data: &crate::training::TrainData,
-    device: &burn::prelude::Device,
-) -> anyhow::Result<Vec<RetrievalSetting>> {
+pub fn retrieval_settings(set: &super::EncoderSet, data: &crate::training::TrainData, device: &burn::prelude::Device) -> anyhow::Result<Vec<RetrievalSetting>> {
     set.check(data)?;
     let (q, g) = (&data.split.test, &data.split.train);
     let pick = |rows: &Vec<Vec<f32>>, idx: &[usize]| idx.iter().map(|&i| rows[i].clone()).collect::<Vec<_>>();

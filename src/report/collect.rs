@@ -90,7 +90,8 @@ pub fn collect(p: &Prepared) -> Result<Collected> {
     for run in &p.runs {
         if p.store.is_done(&run.id) {
             let dir = p.store.dir(&run.id);
-            let record: RunRecordFile = serde_json::from_value(read_json(&dir.join("record.json"))?).with_context(|| format!("{}: bad run record", dir.display()))?;
+            let record: RunRecordFile =
+                serde_json::from_value(read_json(&dir.join("record.json"))?).with_context(|| format!("{}: bad run record", dir.display()))?;
             finished.push(Finished { id: &run.id, seed: run.seed, step: &run.step, dir, record });
         } else {
             missing += 1;

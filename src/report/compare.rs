@@ -32,9 +32,13 @@ pub fn find_runs(root: &Path) -> Result<BTreeMap<String, FoundRun>> {
     while let Some(dir) = stack.pop() {
         let record = dir.join("record.json");
         if record.is_file() {
-            let rec: RunRecordFile = serde_json::from_str(&std::fs::read_to_string(&record)?).with_context(|| format!("{}: bad run record", record.display()))?;
+            let rec: RunRecordFile =
+                serde_json::from_str(&std::fs::read_to_string(&record)?).with_context(|| format!("{}: bad run record", record.display()))?;
             let suite = suite_key(root, &dir);
-            out.insert(format!("{suite}{}", rec.label), FoundRun { id: rec.id, seconds: rec.seconds, hardware: rec.hardware, metrics: headline_metrics(&dir)? });
+            out.insert(
+                format!("{suite}{}", rec.label),
+                FoundRun { id: rec.id, seconds: rec.seconds, hardware: rec.hardware, metrics: headline_metrics(&dir)? },
+            );
             continue;
         }
         let entries = std::fs::read_dir(&dir).with_context(|| format!("{}: cannot list", dir.display()))?;
@@ -147,7 +151,15 @@ pub fn compare(a: &Path, b: &Path) -> Result<Comparison> {
 /// A results folder as given on the command line, for messages.
 pub fn describe_side(label: &str, path: &Path, hw: &Option<Hardware>) -> String {
     match hw {
-        Some(h) => format!("{label}: {} — {} ({} cores, {} threads), {}, cmkm {}", path.display(), h.cpu, h.cores, h.threads, h.gpu.clone().unwrap_or_else(|| "no GPU".into()), h.crate_version),
+        Some(h) => format!(
+            "{label}: {} — {} ({} cores, {} threads), {}, cmkm {}",
+            path.display(),
+            h.cpu,
+            h.cores,
+            h.threads,
+            h.gpu.clone().unwrap_or_else(|| "no GPU".into()),
+            h.crate_version
+        ),
         None => format!("{label}: {} — no finished runs", path.display()),
     }
 }

@@ -52,7 +52,12 @@ pub fn write_report(p: &Prepared, reports: &Path) -> Result<ReportSummary> {
         table(tables::retrieval_table(&c.retrieval)?, "retrieval", &format!("{name}: activity retrieval"), RETRIEVAL_NOTE)?;
     }
     if c.fractions.height() > 0 {
-        table(tables::fractions_table(&c.fractions)?, "label_fractions", &format!("{name}: {metric} with a fraction of the train labels"), "Mean ± sample standard deviation over seeds and repetitions; each subset keeps at least one sample per class.\n")?;
+        table(
+            tables::fractions_table(&c.fractions)?,
+            "label_fractions",
+            &format!("{name}: {metric} with a fraction of the train labels"),
+            "Mean ± sample standard deviation over seeds and repetitions; each subset keeps at least one sample per class.\n",
+        )?;
     }
     let timings = tables::timings_table(&c.timings)?;
     crate::fsutil::write_atomic(&dir.join("timings.csv"), timings.csv()?.as_bytes())?;
@@ -73,7 +78,10 @@ fn main_note(p: &Prepared, column: Option<PaperColumn>, c: &collect::Collected) 
         p.suite.decl.seeds, p.suite.decl.protocol
     );
     if let Some(col) = column {
-        note.push_str(&format!("\"Paper\" is the reference's reported {} (docs/method.md section 9); \"Difference\" is ours minus the paper's, in points.\n", col.title()));
+        note.push_str(&format!(
+            "\"Paper\" is the reference's reported {} (docs/method.md section 9); \"Difference\" is ours minus the paper's, in points.\n",
+            col.title()
+        ));
     }
     if p.dataset.decl.synthetic.is_some() {
         note.push_str("\nThis suite ran on the **synthetic** UTD-MHAD stand-in (the project's generator), not the real recordings: the paper column is a reference for scale only, not a target.\n");
@@ -131,7 +139,8 @@ fn both(stem: &str) -> [String; 2] {
 fn summed_confusion(p: &Prepared, classification: &DataFrame, method: &str, modality: &str) -> Result<Vec<Vec<f64>>> {
     let n = p.dataset.decl.classes.len();
     let mut total = vec![vec![0.0; n]; n];
-    let (methods, modalities, runs) = (classification.column("method")?.str()?, classification.column("modality")?.str()?, classification.column("run")?.str()?);
+    let (methods, modalities, runs) =
+        (classification.column("method")?.str()?, classification.column("modality")?.str()?, classification.column("run")?.str()?);
     for i in 0..classification.height() {
         if methods.get(i) != Some(method) || modalities.get(i) != Some(modality) {
             continue;

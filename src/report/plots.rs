@@ -23,9 +23,8 @@ fn ok<T, E: std::fmt::Display>(r: std::result::Result<T, E>) -> Result<T> {
 
 fn register_font() -> Result<()> {
     static FONT: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let registered = FONT.get_or_init(|| {
-        plotters::style::register_font("sans-serif", FontStyle::Normal, include_bytes!("../../assets/fonts/DejaVuSans.ttf")).is_ok()
-    });
+    let registered =
+        FONT.get_or_init(|| plotters::style::register_font("sans-serif", FontStyle::Normal, include_bytes!("../../assets/fonts/DejaVuSans.ttf")).is_ok());
     if *registered {
         Ok(())
     } else {
@@ -140,7 +139,12 @@ impl Figure for Curves {
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         ok(root.fill(&WHITE))?;
         let ((x0, x1), (y0, y1)) = self.ranges();
-        let mut chart = ok(ChartBuilder::on(root).caption(&self.title, ("sans-serif", 20)).margin(12).x_label_area_size(40).y_label_area_size(60).build_cartesian_2d(x0..x1, y0..y1))?;
+        let mut chart = ok(ChartBuilder::on(root)
+            .caption(&self.title, ("sans-serif", 20))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(60)
+            .build_cartesian_2d(x0..x1, y0..y1))?;
         ok(chart.configure_mesh().x_desc(&self.x_desc).y_desc(&self.y_desc).draw())?;
         for (i, (name, pts)) in self.lines.iter().enumerate() {
             let c = colour(i);
@@ -151,7 +155,13 @@ impl Figure for Curves {
             line.label(name.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2)));
             ok(chart.draw_series(pts.iter().map(|&(x, m, _)| Circle::new((x, m), 3, c.filled()))))?;
         }
-        ok(chart.configure_series_labels().position(self.legend.clone()).background_style(WHITE.mix(0.85)).border_style(BLACK).label_font(("sans-serif", 13)).draw())?;
+        ok(chart
+            .configure_series_labels()
+            .position(self.legend.clone())
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .label_font(("sans-serif", 13))
+            .draw())?;
         Ok(())
     }
 }
@@ -179,8 +189,24 @@ impl Figure for ConfusionMatrix {
         let names = self.classes.clone();
         let names2 = self.classes.clone();
         // Predicted classes by number, true classes by number and name, row 1 at the top.
-        let fx = move |v: &SegmentValue<usize>| if let SegmentValue::CenterOf(i) = v { if *i < names.len() { format!("{}", i + 1) } else { String::new() } } else { String::new() };
-        let fy = move |v: &SegmentValue<usize>| if let SegmentValue::CenterOf(i) = v { names2.get(n - 1 - *i).map(|s| format!("{s} ({})", n - i)).unwrap_or_default() } else { String::new() };
+        let fx = move |v: &SegmentValue<usize>| {
+            if let SegmentValue::CenterOf(i) = v {
+                if *i < names.len() {
+                    format!("{}", i + 1)
+                } else {
+                    String::new()
+                }
+            } else {
+                String::new()
+            }
+        };
+        let fy = move |v: &SegmentValue<usize>| {
+            if let SegmentValue::CenterOf(i) = v {
+                names2.get(n - 1 - *i).map(|s| format!("{s} ({})", n - i)).unwrap_or_default()
+            } else {
+                String::new()
+            }
+        };
         ok(chart
             .configure_mesh()
             .disable_mesh()
@@ -250,7 +276,13 @@ pub fn retrieval_curves(retrieval: &DataFrame, suite: &str) -> Result<Curves> {
             out.push((format!("{m} ({})", g.keys[1]), pts));
         }
     }
-    Ok(Curves { title: format!("{suite}: activity retrieval"), x_desc: "k".into(), y_desc: "precision@k (%)".into(), lines: out, legend: SeriesLabelPosition::UpperRight })
+    Ok(Curves {
+        title: format!("{suite}: activity retrieval"),
+        x_desc: "k".into(),
+        y_desc: "precision@k (%)".into(),
+        lines: out,
+        legend: SeriesLabelPosition::UpperRight,
+    })
 }
 
 /// SSL training loss per epoch, mean over seeds, one line per method.

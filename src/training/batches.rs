@@ -28,13 +28,7 @@ pub fn eval_batches(indices: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
 
 /// One modality's clips of the samples in `batch`, augmented when `steps`
 /// is non-empty, as a `(B, C, T, J)` tensor on `device`.
-pub fn batch_tensor(
-    clips: &[Clip],
-    batch: &[usize],
-    steps: &[Step],
-    augmentation: Option<(u64, &str, u64)>,
-    device: &Device,
-) -> Tensor<4> {
+pub fn batch_tensor(clips: &[Clip], batch: &[usize], steps: &[Step], augmentation: Option<(u64, &str, u64)>, device: &Device) -> Tensor<4> {
     let picked: Vec<&Clip> = batch.iter().map(|&i| &clips[i]).collect();
     let augmented;
     let views: Vec<&Clip> = match augmentation {

@@ -1,8 +1,8 @@
 //! Fixture builders shared by the integration tests.
 #![allow(dead_code)]
 
-use cmkm::data::formats::{mat::write_mat_double, npy::write_npy_f32};
 use cmkm::data::declaration::Format;
+use cmkm::data::formats::{mat::write_mat_double, npy::write_npy_f32};
 use cmkm::data::{Dataset, DatasetDecl};
 use cmkm::methods::config::MethodConfig;
 use cmkm::methods::{train, TrainOptions, TrainSummary};

@@ -14,8 +14,7 @@ pub fn read_array(path: &Path, mat_variable: Option<&str>) -> Result<ArrayD<f64>
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("").to_ascii_lowercase();
     match ext.as_str() {
         "mat" => {
-            let var = mat_variable
-                .ok_or_else(|| anyhow!("{}: a .mat file needs a variable name in the declaration", path.display()))?;
+            let var = mat_variable.ok_or_else(|| anyhow!("{}: a .mat file needs a variable name in the declaration", path.display()))?;
             let m = mat::read_mat_variable(path, var)?;
             ArrayD::from_shape_vec(IxDyn(&m.dims).f(), m.data).map_err(|e| anyhow!("{}: {e}", path.display()))
         }

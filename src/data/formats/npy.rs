@@ -62,7 +62,10 @@ fn check_header(bytes: &[u8]) -> Result<()> {
         let mut total: u64 = 1;
         for d in &dims {
             let d: u64 = d.parse().map_err(|_| anyhow!("bad .npy shape ({shape})"))?;
-            total = total.checked_mul(d).filter(|&t| t <= isize::MAX as u64).ok_or_else(|| anyhow!("the .npy shape ({shape}) holds more elements than can exist"))?;
+            total = total
+                .checked_mul(d)
+                .filter(|&t| t <= isize::MAX as u64)
+                .ok_or_else(|| anyhow!("the .npy shape ({shape}) holds more elements than can exist"))?;
         }
     }
     Ok(())

@@ -51,7 +51,8 @@ pub fn generate(out: &Path, seed: u64) -> Result<Stamp> {
     check_replaceable(out)?;
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).with_context(|| format!("{}: cannot create directory", parent.display()))?;
-    let tmp = tempfile::Builder::new().prefix(".synth-").tempdir_in(parent).with_context(|| format!("{}: cannot create a temporary folder", parent.display()))?;
+    let tmp =
+        tempfile::Builder::new().prefix(".synth-").tempdir_in(parent).with_context(|| format!("{}: cannot create a temporary folder", parent.display()))?;
     for sub in ["Inertial", "Skeleton"] {
         std::fs::create_dir_all(tmp.path().join(sub))?;
     }

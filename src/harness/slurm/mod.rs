@@ -97,14 +97,24 @@ pub fn submit(p: &Prepared, command: &JobCommand, resources: &JobResources, repo
     let done = overview.runs.iter().filter(|r| r.status == RunStatus::Done).count();
     let mut out = String::new();
     let todo: usize = arrays.iter().map(|a| a.runs.len()).sum();
-    writeln!(out, "# suite {}: {} runs; {done} done, {} queued or running under earlier jobs, {todo} to submit in {} job array(s)", overview.suite, overview.runs.len(), queued.len(), arrays.len())?;
+    writeln!(
+        out,
+        "# suite {}: {} runs; {done} done, {} queued or running under earlier jobs, {todo} to submit in {} job array(s)",
+        overview.suite,
+        overview.runs.len(),
+        queued.len(),
+        arrays.len()
+    )?;
     if arrays.is_empty() {
         return Ok(out);
     }
     let submission = next_submission_dir(&dir)?;
     let logs = dir.join("logs");
-    let scripts: Vec<(PathBuf, String)> =
-        arrays.iter().enumerate().map(|(k, a)| (submission.join(format!("array-{k}.sh")), array_script(&overview.suite, k, a, command, resources, &logs))).collect();
+    let scripts: Vec<(PathBuf, String)> = arrays
+        .iter()
+        .enumerate()
+        .map(|(k, a)| (submission.join(format!("array-{k}.sh")), array_script(&overview.suite, k, a, command, resources, &logs)))
+        .collect();
     let report_script = report.then(|| (submission.join("report.sh"), report_script(&overview.suite, command, resources, &logs)));
     if dry_run {
         for (path, text) in scripts.iter().chain(report_script.iter()) {
@@ -130,9 +140,14 @@ pub fn submit(p: &Prepared, command: &JobCommand, resources: &JobResources, repo
     let mut job_ids: Vec<String> = vec![];
     for ((path, _), array) in scripts.iter().zip(&arrays) {
         let options = dependency_options(&array.after, |k| job_ids[k].clone());
-        let job = scheduler::sbatch(path, &options).with_context(|| format!("submitting {} (the record {} keeps the {} array(s) submitted before it)", path.display(), record_path.display(), job_ids.len()))?;
+        let job = scheduler::sbatch(path, &options).with_context(|| {
+            format!("submitting {} (the record {} keeps the {} array(s) submitted before it)", path.display(), record_path.display(), job_ids.len())
+        })?;
         for (task, run) in array.runs.iter().enumerate() {
-            record.runs.insert(run.id.clone(), RunJob { job: format!("{job}_{task}"), label: run.label.clone(), script: path.clone(), log: logs.join(format!("{}.log", run.id)) });
+            record.runs.insert(
+                run.id.clone(),
+                RunJob { job: format!("{job}_{task}"), label: run.label.clone(), script: path.clone(), log: logs.join(format!("{}.log", run.id)) },
+            );
         }
         record.save(&record_path)?;
         writeln!(out, "job {job}: {} ({} run(s)){}", path.display(), array.runs.len(), describe_after(&array.after, &job_ids))?;
@@ -271,7 +286,10 @@ fn array_script(suite: &str, k: usize, array: &JobArray, c: &JobCommand, r: &Job
     for (i, run) in array.runs.iter().enumerate() {
         s.push_str(&format!("#   task {i}: {} {}\n", run.id, run.label));
     }
-    s.push_str(&format!("#SBATCH --job-name=cmkm-{suite}-{k}\n#SBATCH --array={range}{throttle}\n#SBATCH --output={}\n", logs.join("slurm-%A_%a.out").display()));
+    s.push_str(&format!(
+        "#SBATCH --job-name=cmkm-{suite}-{k}\n#SBATCH --array={range}{throttle}\n#SBATCH --output={}\n",
+        logs.join("slurm-%A_%a.out").display()
+    ));
     s.push_str(&resource_lines(r, &array_time(array, &r.time)));
     let ids: Vec<&str> = array.runs.iter().map(|r| r.id.as_str()).collect();
     s.push_str(&format!(

@@ -11,9 +11,10 @@ use std::process::Command;
 
 /// Runs a Slurm client command and returns its standard output.
 fn run(program: &str, args: &[String]) -> Result<String> {
-    let out = Command::new(program).args(args).output().with_context(|| {
-        format!("cannot run `{program}`: is Slurm's client installed and on PATH? (Debian: apt-get install slurm-client)")
-    })?;
+    let out = Command::new(program)
+        .args(args)
+        .output()
+        .with_context(|| format!("cannot run `{program}`: is Slurm's client installed and on PATH? (Debian: apt-get install slurm-client)"))?;
     if !out.status.success() {
         bail!("`{program} {}` failed ({}): {}", args.join(" "), out.status, String::from_utf8_lossy(&out.stderr).trim());
     }
@@ -37,7 +38,10 @@ pub fn sbatch(script: &Path, options: &[String]) -> Result<String> {
 /// Job states in which a job will still run or is running: everything
 /// `squeue` lists except the terminal states.
 fn is_live(state: &str) -> bool {
-    !matches!(state, "COMPLETED" | "FAILED" | "CANCELLED" | "TIMEOUT" | "NODE_FAIL" | "PREEMPTED" | "BOOT_FAIL" | "DEADLINE" | "OUT_OF_MEMORY" | "SPECIAL_EXIT" | "REVOKED")
+    !matches!(
+        state,
+        "COMPLETED" | "FAILED" | "CANCELLED" | "TIMEOUT" | "NODE_FAIL" | "PREEMPTED" | "BOOT_FAIL" | "DEADLINE" | "OUT_OF_MEMORY" | "SPECIAL_EXIT" | "REVOKED"
+    )
 }
 
 /// The states of the jobs and array tasks Slurm still knows, keyed
@@ -97,7 +101,11 @@ pub fn live(states: &BTreeMap<String, String>, job: &str) -> bool {
 mod tests {
     #[test]
     fn terminal_states_are_not_live() {
-        let states = std::collections::BTreeMap::from([("1_0".to_string(), "PENDING".to_string()), ("1_1".to_string(), "FAILED".to_string()), ("2".to_string(), "RUNNING".to_string())]);
+        let states = std::collections::BTreeMap::from([
+            ("1_0".to_string(), "PENDING".to_string()),
+            ("1_1".to_string(), "FAILED".to_string()),
+            ("2".to_string(), "RUNNING".to_string()),
+        ]);
         assert!(super::live(&states, "1_0") && super::live(&states, "2"));
         assert!(!super::live(&states, "1_1") && !super::live(&states, "3"));
     }

@@ -4,10 +4,10 @@
 
 use super::cnn1d::{blocks_len, ConvBlock1d};
 use super::{default_series_channels, series_only, InputShape};
-use anyhow::{bail, Result};
-use burn::nn::activation::ActivationConfig;
 use crate::models::dropout;
 use crate::models::transformer;
+use anyhow::{bail, Result};
+use burn::nn::activation::ActivationConfig;
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig};
 use burn::nn::{Dropout, DropoutConfig, PositionalEncoding, PositionalEncodingConfig};
 use burn::prelude::*;

@@ -85,18 +85,20 @@ pub fn forward(x: &[f32], w: &[f32], bias: &[f32], s: &AttentionShape, mask: Mas
     let (mut weights, mut dropped) = (vec![0.0; s.batch * per_sample], vec![0.0; s.batch * per_sample]);
     let mut context = vec![0.0; s.rows() * d];
     let fma = direct::cpu_supported();
-    context.par_chunks_mut(s.tokens * d).zip(weights.par_chunks_mut(per_sample)).zip(dropped.par_chunks_mut(per_sample)).enumerate().for_each(|(b, ((context, weights), dropped))| {
-        let qkv = &qkv[b * s.tokens * 3 * d..][..s.tokens * 3 * d];
-        let sample = Sample { s, qkv, first: b * per_sample, mask };
-        #[cfg(target_arch = "x86_64")]
-        if fma {
-            // SAFETY: the CPU has AVX2 and FMA (`direct::cpu_supported`).
-            unsafe { forward_fma(&sample, weights, dropped, context) };
-            return;
-        }
-        let _ = fma;
-        sample.forward::<false>(weights, dropped, context);
-    });
+    context.par_chunks_mut(s.tokens * d).zip(weights.par_chunks_mut(per_sample)).zip(dropped.par_chunks_mut(per_sample)).enumerate().for_each(
+        |(b, ((context, weights), dropped))| {
+            let qkv = &qkv[b * s.tokens * 3 * d..][..s.tokens * 3 * d];
+            let sample = Sample { s, qkv, first: b * per_sample, mask };
+            #[cfg(target_arch = "x86_64")]
+            if fma {
+                // SAFETY: the CPU has AVX2 and FMA (`direct::cpu_supported`).
+                unsafe { forward_fma(&sample, weights, dropped, context) };
+                return;
+            }
+            let _ = fma;
+            sample.forward::<false>(weights, dropped, context);
+        },
+    );
     (context, Saved { qkv, weights, dropped })
 }
 
@@ -145,7 +147,6 @@ unsafe fn backward_fma(sample: &Sample, weights: &[f32], dropped: &[f32], dc: &[
     sample.backward::<true>(weights, dropped, dc, dqkv)
 }
 
-
 /// Values per vector lane group; every per-head matrix below has its
 /// rows padded to a multiple of this, with zeros.
 const LANES: usize = 8;
@@ -191,7 +192,13 @@ impl Padded {
 /// has FMA (`FMA`), each value's products added in depth order.
 #[inline(always)]
 fn product<const FMA: bool>(a: &Padded, rows: usize, depth: usize, b: &Padded, out: &mut Padded) {
-    assert!(b.width == out.width && a.width >= depth && b.values.len() >= depth * b.width && a.values.len() >= rows * a.width && out.values.len() >= rows * out.width);
+    assert!(
+        b.width == out.width
+            && a.width >= depth
+            && b.values.len() >= depth * b.width
+            && a.values.len() >= rows * a.width
+            && out.values.len() >= rows * out.width
+    );
     #[cfg(target_arch = "x86_64")]
     if FMA {
         // SAFETY: FMA is true only where the CPU has AVX2 and FMA; every

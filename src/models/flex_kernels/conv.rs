@@ -130,7 +130,27 @@ pub(super) fn product(m: usize, n: usize, k: usize, lhs: (&[f32], isize, isize),
     // m x n elements (row stride n, column stride 1) without reading them;
     // only then is the length set. Operand strides as in `gemm_with`.
     unsafe {
-        gemm::gemm(m, n, k, dst.as_mut_ptr(), 1, n as isize, false, lhs.0.as_ptr(), lhs.2, lhs.1, rhs.0.as_ptr(), rhs.2, rhs.1, 1.0, 1.0, false, false, false, parallelism);
+        gemm::gemm(
+            m,
+            n,
+            k,
+            dst.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.0.as_ptr(),
+            lhs.2,
+            lhs.1,
+            rhs.0.as_ptr(),
+            rhs.2,
+            rhs.1,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        );
         dst.set_len(m * n);
     }
     dst
@@ -138,7 +158,16 @@ pub(super) fn product(m: usize, n: usize, k: usize, lhs: (&[f32], isize, isize),
 
 /// [`gemm`] with the given parallelism.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn gemm_with(m: usize, n: usize, k: usize, dst: &mut [f32], accumulate: bool, lhs: (&[f32], isize, isize), rhs: (&[f32], isize, isize), parallelism: gemm::Parallelism) {
+pub(super) fn gemm_with(
+    m: usize,
+    n: usize,
+    k: usize,
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: (&[f32], isize, isize),
+    rhs: (&[f32], isize, isize),
+    parallelism: gemm::Parallelism,
+) {
     assert!(dst.len() >= m * n && lhs.0.len() >= m * k && rhs.0.len() >= k * n);
     // SAFETY: the strides address only elements inside each slice: callers
     // pass the (rows, columns) strides of row-major or transposed row-major

@@ -19,8 +19,8 @@
 //! row's run of `KW x C_in` values fills most of its 16-lane groups.
 //! [`super::conv`] uses im2col + gemm otherwise.
 
-use super::{chunks_of, written};
 use super::conv::ConvShape;
+use super::{chunks_of, written};
 use std::mem::MaybeUninit;
 
 /// Output positions (forward) or patch elements (weight gradient) per tile.
@@ -286,7 +286,10 @@ pub fn input_grad(dy: &[f32], windows: &Windows, weights: &InputGradPanels, s: &
     windows.check();
     let samples = dx.len() / windows.image;
     assert!(input_grad_available(s) && dx.len() == samples * windows.image && dy.len() == samples * windows.starts.len() * s.c_out);
-    assert!(weights.panels.len() == weights.groups.len() * s.c_out * LANES && weights.groups.iter().all(|g| g.offset + LANES <= windows.offsets.last().map_or(0, |o| o + 1)));
+    assert!(
+        weights.panels.len() == weights.groups.len() * s.c_out * LANES
+            && weights.groups.iter().all(|g| g.offset + LANES <= windows.offsets.last().map_or(0, |o| o + 1))
+    );
     // SAFETY: as in `forward`; each group lies inside the window (checked
     // just above), so every lane written lies inside its sample of `dx`.
     #[cfg(target_arch = "x86_64")]

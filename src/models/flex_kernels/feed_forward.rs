@@ -130,7 +130,15 @@ pub(super) fn bias_grad(g: &[f32], width: usize) -> Vec<f32> {
 /// Gradients of [`forward`] given `dy`: `x` (when `input_grad`), `W1`,
 /// `b1`, `W2`, `b2`; `h` and its `pattern` are what [`forward`] returned.
 #[allow(clippy::type_complexity)]
-pub fn backward(x: &[f32], (h, pattern): (&[f32], Option<&Pattern>), (w1, w2): (&[f32], &[f32]), dy: &[f32], s: &FeedForwardShape, scale: f32, input_grad: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+pub fn backward(
+    x: &[f32],
+    (h, pattern): (&[f32], Option<&Pattern>),
+    (w1, w2): (&[f32], &[f32]),
+    dy: &[f32],
+    s: &FeedForwardShape,
+    scale: f32,
+    input_grad: bool,
+) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let (d, hidden) = (s.d as isize, s.hidden as isize);
     // The gradient dz is zero wherever h is, so h's pattern is its too.
     let columns = pattern.map(Pattern::transposed);
@@ -199,7 +207,11 @@ mod tests {
             let h: Vec<f32> = (0..s.hidden)
                 .map(|j| {
                     let z = b1[j] + (0..s.d).map(|k| x[r * s.d + k] * w1[k * s.hidden + j]).sum::<f32>();
-                    if mask.kept(r * s.hidden + j) { z.max(0.0) * mask.scale } else { 0.0 }
+                    if mask.kept(r * s.hidden + j) {
+                        z.max(0.0) * mask.scale
+                    } else {
+                        0.0
+                    }
                 })
                 .collect();
             y.extend((0..s.d).map(|k| b2[k] + (0..s.hidden).map(|j| h[j] * w2[j * s.d + k]).sum::<f32>()));
@@ -212,7 +224,9 @@ mod tests {
     /// full blocks of 24 and a short one).
     #[test]
     fn forward_and_backward_match_the_definition_and_its_finite_differences() {
-        for s in [FeedForwardShape { rows: 7, d: 4, hidden: 9 }, FeedForwardShape { rows: 7, d: 16, hidden: 9 }, FeedForwardShape { rows: 50, d: 16, hidden: 32 }] {
+        for s in
+            [FeedForwardShape { rows: 7, d: 4, hidden: 9 }, FeedForwardShape { rows: 7, d: 16, hidden: 9 }, FeedForwardShape { rows: 50, d: 16, hidden: 32 }]
+        {
             let mask = Mask::new(11, 0.7);
             let (x, w1, b1) = (values(s.rows * s.d, 1), values(s.d * s.hidden, 2), values(s.hidden, 3));
             let (w2, b2, dy) = (values(s.hidden * s.d, 4), values(s.d, 5), values(s.rows * s.d, 6));

@@ -24,6 +24,8 @@ pub mod pool;
 pub mod sparse;
 pub mod winograd;
 
+use crate::models::dropout::Mask;
+use attention::AttentionShape;
 use burn::backend::autodiff::checkpoint::{base::Checkpointer, strategy::CheckpointStrategy};
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
@@ -33,13 +35,11 @@ use burn::backend::tensor::FloatTensor;
 use burn::backend::{backend_extension, Autodiff, Backend, Dispatch, Flex};
 use burn::prelude::*;
 use burn::tensor::{DType, TensorData};
-use crate::models::dropout::Mask;
-use attention::AttentionShape;
 use conv::ConvShape;
-use sparse::Pattern;
 use feed_forward::FeedForwardShape;
 use pool::PoolShape;
 use rayon::prelude::*;
+use sparse::Pattern;
 use std::sync::Arc;
 
 /// Samples per work chunk: im2col blocks of about 128 K values, and at
@@ -93,19 +93,46 @@ pub trait ChannelsLastKernels: Backend {
     fn cl_moments(x: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Training batch norm over the last axis of `(N, C)`, with the batch
     /// `moments` (`(2, C)`: mean, biased variance) given, ReLU optional.
-    fn cl_batch_norm(x: FloatTensor<Self>, moments: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64, relu: bool) -> FloatTensor<Self>;
+    fn cl_batch_norm(
+        x: FloatTensor<Self>,
+        moments: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+        relu: bool,
+    ) -> FloatTensor<Self>;
     /// Non-overlapping `kh x kw` max-pool of `(B, H, W, C)`.
     fn cl_max_pool(x: FloatTensor<Self>, kh: usize, kw: usize) -> FloatTensor<Self>;
     /// `dropout(relu(x W1 + b1)) W2 + b2` on `(N, d)`, the dropout mask
     /// given by its seed and keep probability (1 keeps everything).
     #[allow(clippy::too_many_arguments)]
-    fn cl_feed_forward(x: FloatTensor<Self>, w1: FloatTensor<Self>, b1: FloatTensor<Self>, w2: FloatTensor<Self>, b2: FloatTensor<Self>, seed: u64, keep: f64) -> FloatTensor<Self>;
+    fn cl_feed_forward(
+        x: FloatTensor<Self>,
+        w1: FloatTensor<Self>,
+        b1: FloatTensor<Self>,
+        w2: FloatTensor<Self>,
+        b2: FloatTensor<Self>,
+        seed: u64,
+        keep: f64,
+    ) -> FloatTensor<Self>;
     /// Multi-head self-attention of `(batch x tokens, d)` rows up to its
     /// output projection, `(wq, bq, wk, bk, wv, bv)` the three projections
     /// and the dropout on the attention weights given by its seed and keep
     /// probability.
     #[allow(clippy::too_many_arguments)]
-    fn cl_attention(x: FloatTensor<Self>, wq: FloatTensor<Self>, bq: FloatTensor<Self>, wk: FloatTensor<Self>, bk: FloatTensor<Self>, wv: FloatTensor<Self>, bv: FloatTensor<Self>, heads: usize, tokens: usize, seed: u64, keep: f64) -> FloatTensor<Self>;
+    fn cl_attention(
+        x: FloatTensor<Self>,
+        wq: FloatTensor<Self>,
+        bq: FloatTensor<Self>,
+        wk: FloatTensor<Self>,
+        bk: FloatTensor<Self>,
+        wv: FloatTensor<Self>,
+        bv: FloatTensor<Self>,
+        heads: usize,
+        tokens: usize,
+        seed: u64,
+        keep: f64,
+    ) -> FloatTensor<Self>;
     /// Batch mean and biased variance, `(2, C_out)`, of the 1 x 1
     /// convolution of `(N, C_in)` rows by a `(C_out, C_in, 1, 1)` weight
     /// and bias, from the input's moments; a constant for autodiff.
@@ -113,7 +140,15 @@ pub trait ChannelsLastKernels: Backend {
     /// `relu(batch_norm(conv_1x1(x)))` on `(N, C_in)` rows, the batch
     /// `moments` given (see [`point`]).
     #[allow(clippy::too_many_arguments)]
-    fn cl_point_norm_relu(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, moments: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self>;
+    fn cl_point_norm_relu(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        moments: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self>;
 }
 
 fn values(t: &FlexTensor) -> FlexTensor {
@@ -237,7 +272,19 @@ impl ChannelsLastKernels for Flex {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn cl_attention(x: FlexTensor, wq: FlexTensor, bq: FlexTensor, wk: FlexTensor, bk: FlexTensor, wv: FlexTensor, bv: FlexTensor, heads: usize, tokens: usize, seed: u64, keep: f64) -> FlexTensor {
+    fn cl_attention(
+        x: FlexTensor,
+        wq: FlexTensor,
+        bq: FlexTensor,
+        wk: FlexTensor,
+        bk: FlexTensor,
+        wv: FlexTensor,
+        bv: FlexTensor,
+        heads: usize,
+        tokens: usize,
+        seed: u64,
+        keep: f64,
+    ) -> FlexTensor {
         let (x, p) = (values(&x), [wq, bq, wk, bk, wv, bv].map(|t| values(&t)));
         let s = attention_shape(&x, heads, tokens);
         let (w, b) = joined_projections(&p);
@@ -248,7 +295,15 @@ impl ChannelsLastKernels for Flex {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn cl_point_norm_relu(x: FlexTensor, weight: FlexTensor, bias: FlexTensor, moments: FlexTensor, gamma: FlexTensor, beta: FlexTensor, epsilon: f64) -> FlexTensor {
+    fn cl_point_norm_relu(
+        x: FlexTensor,
+        weight: FlexTensor,
+        bias: FlexTensor,
+        moments: FlexTensor,
+        gamma: FlexTensor,
+        beta: FlexTensor,
+        epsilon: f64,
+    ) -> FlexTensor {
         let t = [x, weight, bias, moments, gamma, beta].map(|t| values(&t));
         point_forward(t.each_ref(), epsilon)
     }
@@ -285,7 +340,15 @@ impl Backward<Flex, 5> for FeedForwardBackward {
         let dy = values(&grads.consume::<Flex>(&ops.node));
         let st = ops.state;
         let s = feed_forward_shape(&st.x, &st.w1);
-        let (dx, dw1, db1, dw2, db2) = feed_forward::backward(slice(&st.x), (slice(&st.hidden), st.pattern.as_deref()), (slice(&st.w1), slice(&st.w2)), slice(&dy), &s, st.scale, node_x.is_some());
+        let (dx, dw1, db1, dw2, db2) = feed_forward::backward(
+            slice(&st.x),
+            (slice(&st.hidden), st.pattern.as_deref()),
+            (slice(&st.w1), slice(&st.w2)),
+            slice(&dy),
+            &s,
+            st.scale,
+            node_x.is_some(),
+        );
         if let Some(dx) = dx {
             register(grads, node_x.map(|n| n.id), dx, &[s.rows, s.d]);
         }
@@ -345,7 +408,8 @@ impl Backward<Flex, 5> for PointBackward {
         let ([x, w, b, moments, gamma, beta], epsilon) = ops.state;
         let s = point_shape(&x, &w);
         let (mean, var) = split_moments(&moments);
-        let (dx, dw, db, d_gamma, d_beta) = point::backward(slice(&x), slice(&dy), slice(&w), slice(&b), (&mean, &var), slice(&gamma), slice(&beta), epsilon, &s, node_x.is_some());
+        let (dx, dw, db, d_gamma, d_beta) =
+            point::backward(slice(&x), slice(&dy), slice(&w), slice(&b), (&mean, &var), slice(&gamma), slice(&beta), epsilon, &s, node_x.is_some());
         if let Some(dx) = dx {
             register(grads, node_x.map(|n| n.id), dx, &[s.rows, s.c_in]);
         }
@@ -438,7 +502,14 @@ impl<C: CheckpointStrategy> ChannelsLastKernels for Autodiff<Flex, C> {
         }
     }
 
-    fn cl_batch_norm(x: FloatTensor<Self>, moments: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64, relu: bool) -> FloatTensor<Self> {
+    fn cl_batch_norm(
+        x: FloatTensor<Self>,
+        moments: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+        relu: bool,
+    ) -> FloatTensor<Self> {
         let (xv, mv, gv, bv) = (values(x.primitive()), values(moments.primitive()), values(gamma.primitive()), values(beta.primitive()));
         let y = norm_forward(&xv, &mv, &gv, &bv, epsilon, relu);
         match NormBackward.prepare::<C>([x.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
@@ -456,7 +527,15 @@ impl<C: CheckpointStrategy> ChannelsLastKernels for Autodiff<Flex, C> {
         }
     }
 
-    fn cl_feed_forward(x: FloatTensor<Self>, w1: FloatTensor<Self>, b1: FloatTensor<Self>, w2: FloatTensor<Self>, b2: FloatTensor<Self>, seed: u64, keep: f64) -> FloatTensor<Self> {
+    fn cl_feed_forward(
+        x: FloatTensor<Self>,
+        w1: FloatTensor<Self>,
+        b1: FloatTensor<Self>,
+        w2: FloatTensor<Self>,
+        b2: FloatTensor<Self>,
+        seed: u64,
+        keep: f64,
+    ) -> FloatTensor<Self> {
         let inputs = [&x, &w1, &b1, &w2, &b2].map(|t| values(t.primitive()));
         let mask = Mask::new(seed, keep);
         let (hidden, y, pattern) = feed_forward_forward(inputs.each_ref(), mask);
@@ -469,7 +548,19 @@ impl<C: CheckpointStrategy> ChannelsLastKernels for Autodiff<Flex, C> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn cl_attention(x: FloatTensor<Self>, wq: FloatTensor<Self>, bq: FloatTensor<Self>, wk: FloatTensor<Self>, bk: FloatTensor<Self>, wv: FloatTensor<Self>, bv: FloatTensor<Self>, heads: usize, tokens: usize, seed: u64, keep: f64) -> FloatTensor<Self> {
+    fn cl_attention(
+        x: FloatTensor<Self>,
+        wq: FloatTensor<Self>,
+        bq: FloatTensor<Self>,
+        wk: FloatTensor<Self>,
+        bk: FloatTensor<Self>,
+        wv: FloatTensor<Self>,
+        bv: FloatTensor<Self>,
+        heads: usize,
+        tokens: usize,
+        seed: u64,
+        keep: f64,
+    ) -> FloatTensor<Self> {
         let projections = [wq, bq, wk, bk, wv, bv];
         let (xv, p) = (values(x.primitive()), projections.each_ref().map(|t| values(t.primitive())));
         let shape = attention_shape(&xv, heads, tokens);
@@ -488,7 +579,15 @@ impl<C: CheckpointStrategy> ChannelsLastKernels for Autodiff<Flex, C> {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn cl_point_norm_relu(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>, moments: FloatTensor<Self>, gamma: FloatTensor<Self>, beta: FloatTensor<Self>, epsilon: f64) -> FloatTensor<Self> {
+    fn cl_point_norm_relu(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+        moments: FloatTensor<Self>,
+        gamma: FloatTensor<Self>,
+        beta: FloatTensor<Self>,
+        epsilon: f64,
+    ) -> FloatTensor<Self> {
         let t = [&x, &weight, &bias, &moments, &gamma, &beta].map(|t| values(t.primitive()));
         let y = point_forward(t.each_ref(), epsilon);
         match PointBackward.prepare::<C>([x.node(), weight.node(), bias.node(), gamma.node(), beta.node()]).compute_bound().stateful() {
@@ -510,7 +609,14 @@ pub fn moments(x: Tensor<2>) -> Tensor<2> {
 
 /// [`ChannelsLastKernels::cl_batch_norm`] on tensors; see [`available`].
 pub fn batch_norm(x: Tensor<2>, moments: Tensor<2>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64, relu: bool) -> Tensor<2> {
-    Tensor::from_dispatch(<Dispatch as ChannelsLastKernels>::cl_batch_norm(x.into_dispatch(), moments.into_dispatch(), gamma.into_dispatch(), beta.into_dispatch(), epsilon, relu))
+    Tensor::from_dispatch(<Dispatch as ChannelsLastKernels>::cl_batch_norm(
+        x.into_dispatch(),
+        moments.into_dispatch(),
+        gamma.into_dispatch(),
+        beta.into_dispatch(),
+        epsilon,
+        relu,
+    ))
 }
 
 /// [`ChannelsLastKernels::cl_max_pool`] on tensors; see [`available`].

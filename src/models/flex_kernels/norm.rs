@@ -248,10 +248,12 @@ mod tests {
     #[test]
     fn moments_keep_their_precision_where_the_mean_dwarfs_the_spread() {
         let rows = 5000;
-        let x: Vec<f32> = (0..rows).flat_map(|r| {
-            let noise = values(1, r)[0];
-            [if r == 0 { 100.5 } else { 100.0 + 0.1 * noise }, noise]
-        }).collect();
+        let x: Vec<f32> = (0..rows)
+            .flat_map(|r| {
+                let noise = values(1, r)[0];
+                [if r == 0 { 100.5 } else { 100.0 + 0.1 * noise }, noise]
+            })
+            .collect();
         let (m, v) = moments(&x, 2);
         for c in 0..2 {
             let column: Vec<f64> = x.iter().skip(c).step_by(2).map(|v| *v as f64).collect();

@@ -28,25 +28,39 @@ pub struct PointShape {
 fn input_moments(x: &[f32], s: &PointShape) -> (Vec<f64>, Vec<f64>) {
     let k = s.c_in;
     let n = s.rows as f64;
-    let sums: Vec<f64> = x.par_chunks(BLOCK * k).map(|b| b.chunks_exact(k).fold(vec![0.0; k], |mut a, r| {
-        a.iter_mut().zip(r).for_each(|(a, v)| *a += *v as f64);
-        a
-    })).collect::<Vec<_>>().into_iter().fold(vec![0.0; k], |mut t, b| {
-        t.iter_mut().zip(b).for_each(|(t, b)| *t += b);
-        t
-    });
+    let sums: Vec<f64> = x
+        .par_chunks(BLOCK * k)
+        .map(|b| {
+            b.chunks_exact(k).fold(vec![0.0; k], |mut a, r| {
+                a.iter_mut().zip(r).for_each(|(a, v)| *a += *v as f64);
+                a
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold(vec![0.0; k], |mut t, b| {
+            t.iter_mut().zip(b).for_each(|(t, b)| *t += b);
+            t
+        });
     let mu: Vec<f64> = sums.iter().map(|s| s / n).collect();
-    let cov: Vec<f64> = x.par_chunks(BLOCK * k).map(|b| b.chunks_exact(k).fold(vec![0.0; k * k], |mut a, r| {
-        for i in 0..k {
-            for j in 0..k {
-                a[i * k + j] += (r[i] as f64 - mu[i]) * (r[j] as f64 - mu[j]);
-            }
-        }
-        a
-    })).collect::<Vec<_>>().into_iter().fold(vec![0.0; k * k], |mut t, b| {
-        t.iter_mut().zip(b).for_each(|(t, b)| *t += b);
-        t
-    });
+    let cov: Vec<f64> = x
+        .par_chunks(BLOCK * k)
+        .map(|b| {
+            b.chunks_exact(k).fold(vec![0.0; k * k], |mut a, r| {
+                for i in 0..k {
+                    for j in 0..k {
+                        a[i * k + j] += (r[i] as f64 - mu[i]) * (r[j] as f64 - mu[j]);
+                    }
+                }
+                a
+            })
+        })
+        .collect::<Vec<_>>()
+        .into_iter()
+        .fold(vec![0.0; k * k], |mut t, b| {
+            t.iter_mut().zip(b).for_each(|(t, b)| *t += b);
+            t
+        });
     (mu, cov.into_iter().map(|c| c / n).collect())
 }
 
@@ -161,7 +175,18 @@ fn gradient_sums(f: &Folded, x: &[f32], dy: &[f32]) -> Vec<f64> {
 /// and `x`) given `dy`: the input's (when `input_grad`), the weight's,
 /// the bias's, gamma's and beta's.
 #[allow(clippy::too_many_arguments, clippy::type_complexity)]
-pub fn backward(x: &[f32], dy: &[f32], w: &[f32], bias: &[f32], stats: (&[f32], &[f32]), gamma: &[f32], beta: &[f32], epsilon: f64, s: &PointShape, input_grad: bool) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
+pub fn backward(
+    x: &[f32],
+    dy: &[f32],
+    w: &[f32],
+    bias: &[f32],
+    stats: (&[f32], &[f32]),
+    gamma: &[f32],
+    beta: &[f32],
+    epsilon: f64,
+    s: &PointShape,
+    input_grad: bool,
+) -> (Option<Vec<f32>>, Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let f = folded(w, bias, stats, gamma, beta, epsilon, s);
     let (k_in, c) = (s.c_in, s.c_out);
     let (mu, cov) = input_moments(x, s);

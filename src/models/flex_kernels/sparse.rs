@@ -417,7 +417,11 @@ mod tests {
         (0..n)
             .map(|i| {
                 let h = (i as u32).wrapping_mul(2654435761).wrapping_add(seed).rotate_left(13).wrapping_mul(0x9E37_79B9);
-                if h >> 31 == 1 { 0.0 } else { ((h >> 8) % 1000) as f32 / 500.0 - 1.0 }
+                if h >> 31 == 1 {
+                    0.0
+                } else {
+                    ((h >> 8) % 1000) as f32 / 500.0 - 1.0
+                }
             })
             .collect()
     }

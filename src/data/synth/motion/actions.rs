@@ -123,17 +123,9 @@ fn clap(u: f64) -> Pose {
 
 /// Overhand throw: cocked behind the head, released in front, follow-through across the body.
 fn throw_poses() -> [Pose; 3] {
-    let cocked = rest()
-        .right(Arm::deg(80.0, 100.0, 40.0, 110.0).wrist_deg(-30.0))
-        .left(Arm::deg(-10.0, 50.0, 0.0, 30.0))
-        .trunk_deg(-5.0, 0.0, 25.0);
-    let released = rest()
-        .right(Arm::deg(10.0, 80.0, 0.0, 15.0).wrist_deg(30.0))
-        .left(Arm::deg(0.0, 20.0, 0.0, 20.0))
-        .trunk_deg(15.0, 0.0, -15.0);
-    let follow_through = rest()
-        .right(Arm::deg(-25.0, 25.0, 0.0, 20.0))
-        .trunk_deg(20.0, 0.0, -20.0);
+    let cocked = rest().right(Arm::deg(80.0, 100.0, 40.0, 110.0).wrist_deg(-30.0)).left(Arm::deg(-10.0, 50.0, 0.0, 30.0)).trunk_deg(-5.0, 0.0, 25.0);
+    let released = rest().right(Arm::deg(10.0, 80.0, 0.0, 15.0).wrist_deg(30.0)).left(Arm::deg(0.0, 20.0, 0.0, 20.0)).trunk_deg(15.0, 0.0, -15.0);
+    let follow_through = rest().right(Arm::deg(-25.0, 25.0, 0.0, 20.0)).trunk_deg(20.0, 0.0, -20.0);
     [cocked, released, follow_through]
 }
 
@@ -346,24 +338,8 @@ struct Gait {
     bounce: f64,
 }
 
-const JOG: Gait = Gait {
-    strides: 4.0,
-    hip: 55.0,
-    knee: 85.0,
-    toe_down: 25.0,
-    arm_swing: 30.0,
-    elbow: 90.0,
-    bounce: 0.02,
-};
-const WALK: Gait = Gait {
-    strides: 3.0,
-    hip: 30.0,
-    knee: 45.0,
-    toe_down: 10.0,
-    arm_swing: 15.0,
-    elbow: 25.0,
-    bounce: 0.0,
-};
+const JOG: Gait = Gait { strides: 4.0, hip: 55.0, knee: 85.0, toe_down: 25.0, arm_swing: 30.0, elbow: 90.0, bounce: 0.02 };
+const WALK: Gait = Gait { strides: 3.0, hip: 30.0, knee: 45.0, toe_down: 10.0, arm_swing: 15.0, elbow: 25.0, bounce: 0.0 };
 
 fn gait(u: f64, g: &Gait) -> Pose {
     let engaged = window(u, 0.06, 0.94, 0.1);
@@ -372,44 +348,24 @@ fn gait(u: f64, g: &Gait) -> Pose {
         let lift = engaged * (0.5 * (1.0 + (phase + offset).sin())).powi(2);
         Leg::deg(g.hip * lift, 3.0 + g.knee * lift, g.toe_down * lift)
     };
-    let arm = |offset: f64| {
-        Arm::deg(
-            0.0,
-            6.0 + engaged * g.arm_swing * (phase + offset).sin(),
-            0.0,
-            12.0 + engaged * (g.elbow - 12.0),
-        )
-    };
+    let arm = |offset: f64| Arm::deg(0.0, 6.0 + engaged * g.arm_swing * (phase + offset).sin(), 0.0, 12.0 + engaged * (g.elbow - 12.0));
     let bounce = engaged * g.bounce * 0.5 * (1.0 - (2.0 * phase).cos());
-    rest()
-        .legs(leg(0.0), leg(PI))
-        .right(arm(PI))
-        .left(arm(0.0))
-        .lift(bounce)
+    rest().legs(leg(0.0), leg(PI)).right(arm(PI)).left(arm(0.0)).lift(bounce)
 }
 
 fn sit_to_stand(u: f64) -> Pose {
-    let sitting = rest()
-        .arms(Arm::deg(5.0, 35.0, 0.0, 55.0))
-        .both_legs(Leg::deg(90.0, 90.0, 0.0))
-        .trunk_deg(10.0, 0.0, 0.0);
+    let sitting = rest().arms(Arm::deg(5.0, 35.0, 0.0, 55.0)).both_legs(Leg::deg(90.0, 90.0, 0.0)).trunk_deg(10.0, 0.0, 0.0);
     let leaning = sitting.arms(Arm::deg(5.0, 55.0, 0.0, 40.0)).trunk_deg(45.0, 0.0, 0.0);
     let rising = rest().both_legs(Leg::deg(35.0, 40.0, 0.0)).trunk_deg(25.0, 0.0, 0.0);
     keyframes(u, &[(0.0, sitting), (0.35, leaning), (0.65, rising), (1.0, rest())])
 }
 
 fn lunge(u: f64) -> Pose {
-    let lunged = rest()
-        .legs(Leg::deg(70.0, 85.0, 0.0), Leg::deg(-15.0, 60.0, 30.0))
-        .arms(Arm::deg(15.0, 20.0, 0.0, 30.0))
-        .trunk_deg(5.0, 0.0, 0.0);
+    let lunged = rest().legs(Leg::deg(70.0, 85.0, 0.0), Leg::deg(-15.0, 60.0, 30.0)).arms(Arm::deg(15.0, 20.0, 0.0, 30.0)).trunk_deg(5.0, 0.0, 0.0);
     keyframes(u, &[(0.0, rest()), (0.35, lunged), (0.65, lunged), (1.0, rest())])
 }
 
 fn squat(u: f64) -> Pose {
-    let down = rest()
-        .both_legs(Leg::deg(95.0, 115.0, 0.0))
-        .trunk_deg(40.0, 0.0, 0.0)
-        .arms(Arm::deg(5.0, 85.0, 0.0, 10.0));
+    let down = rest().both_legs(Leg::deg(95.0, 115.0, 0.0)).trunk_deg(40.0, 0.0, 0.0).arms(Arm::deg(5.0, 85.0, 0.0, 10.0));
     keyframes(u, &[(0.0, rest()), (0.45, down), (0.55, down), (1.0, rest())])
 }

@@ -97,10 +97,7 @@ const FLOOR_SOFTNESS: f64 = 0.01;
 /// Upper-arm orientation: the hanging arm turned by twist, raised by elevation, swung by azimuth.
 /// `side` is +1 for the right arm and -1 for the left, which mirrors the chain through the sagittal plane.
 fn upper_arm_rotation(arm: &Arm, side: f64) -> Mat3 {
-    mul(
-        &mul(&rot_y(side * arm.azimuth), &rot_x(-arm.elevation)),
-        &rot_y(side * arm.twist),
-    )
+    mul(&mul(&rot_y(side * arm.azimuth), &rot_x(-arm.elevation)), &rot_y(side * arm.twist))
 }
 
 fn thigh_rotation(leg: &Leg, side: f64) -> Mat3 {
@@ -116,10 +113,7 @@ fn arm_chain(body: &BodyDims, trunk: &Mat3, shoulder_centre: Vec3, arm: &Arm, si
     let upper = mul(trunk, &upper_arm_rotation(arm, side));
     let forearm = mul(&upper, &rot_x(-arm.elbow));
     let hand = mul(&forearm, &rot_x(-arm.wrist));
-    let shoulder = add(
-        shoulder_centre,
-        mul_vec(trunk, [side * body.shoulder_half_width, -body.shoulder_drop, 0.0]),
-    );
+    let shoulder = add(shoulder_centre, mul_vec(trunk, [side * body.shoulder_half_width, -body.shoulder_drop, 0.0]));
     let elbow = add(shoulder, along(&upper, body.upper_arm));
     let wrist = add(elbow, along(&forearm, body.forearm));
     ([shoulder, elbow, wrist, add(wrist, along(&hand, body.hand))], forearm)
@@ -140,10 +134,7 @@ fn leg_chain(body: &BodyDims, pelvis: &Mat3, leg: &Leg, side: f64) -> ([Vec3; 4]
 }
 
 pub fn forward_kinematics(body: &BodyDims, pose: &Pose) -> Kinematics {
-    let trunk = mul(
-        &mul(&rot_y(pose.trunk_yaw), &rot_x(pose.trunk_pitch)),
-        &rot_z(pose.trunk_roll),
-    );
+    let trunk = mul(&mul(&rot_y(pose.trunk_yaw), &rot_x(pose.trunk_pitch)), &rot_z(pose.trunk_roll));
     let up = |length: f64| mul_vec(&trunk, [0.0, length, 0.0]);
     let hip_centre = [0.0; 3];
     let spine = up(body.lumbar);
@@ -167,15 +158,7 @@ pub fn forward_kinematics(body: &BodyDims, pose: &Pose) -> Kinematics {
     let lift = [0.0, pose.root_lift - lowest_sole, 0.0];
     Kinematics {
         joints: joints.map(|p| add(p, lift)),
-        right_forearm: Segment {
-            origin: add(right_arm[1], lift),
-            frame: right_forearm,
-            length: body.forearm,
-        },
-        right_thigh: Segment {
-            origin: add(right_leg[0], lift),
-            frame: right_thigh,
-            length: body.thigh,
-        },
+        right_forearm: Segment { origin: add(right_arm[1], lift), frame: right_forearm, length: body.forearm },
+        right_thigh: Segment { origin: add(right_leg[0], lift), frame: right_thigh, length: body.thigh },
     }
 }

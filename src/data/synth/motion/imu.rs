@@ -36,10 +36,7 @@ impl SensorSite {
             SensorSite::RightWrist => (&body.right_forearm, 0.9, 0.03),
             SensorSite::RightThigh => (&body.right_thigh, 0.5, 0.08),
         };
-        let position = add(
-            segment.origin,
-            mul_vec(&segment.frame, [0.0, -along * segment.length, out]),
-        );
+        let position = add(segment.origin, mul_vec(&segment.frame, [0.0, -along * segment.length, out]));
         let nominal = mul(&segment.frame, &rot_z(-std::f64::consts::FRAC_PI_2));
         (position, mul(&nominal, mounting))
     }
@@ -56,12 +53,7 @@ pub struct ImuNoise {
 
 #[cfg(test)]
 impl ImuNoise {
-    pub const NONE: ImuNoise = ImuNoise {
-        acc_sd_g: 0.0,
-        gyro_sd_dps: 0.0,
-        acc_bias_g: [0.0; 3],
-        gyro_bias_dps: [0.0; 3],
-    };
+    pub const NONE: ImuNoise = ImuNoise { acc_sd_g: 0.0, gyro_sd_dps: 0.0, acc_bias_g: [0.0; 3], gyro_bias_dps: [0.0; 3] };
 }
 
 /// Ideal readings at time t of a sensor whose world pose over time is `sensor_at`:
@@ -71,20 +63,11 @@ pub fn ideal_reading(sensor_at: &impl Fn(f64) -> (Vec3, Mat3), t: f64) -> (Vec3,
     let acceleration = scale(add(sub(p2, p1), sub(p0, p1)), 1.0 / (STEP * STEP));
     let specific_force = mul_vec(&transpose(&r1), sub(acceleration, GRAVITY));
     let angular_velocity = scale(rotation_log(&mul(&transpose(&r0), &r2)), 1.0 / (2.0 * STEP));
-    (
-        scale(specific_force, 1.0 / STANDARD_GRAVITY),
-        scale(angular_velocity, 180.0 / std::f64::consts::PI),
-    )
+    (scale(specific_force, 1.0 / STANDARD_GRAVITY), scale(angular_velocity, 180.0 / std::f64::consts::PI))
 }
 
 /// `count` samples at `rate_hz` starting at t = 0, as rows [acc xyz (g), gyro xyz (deg/s)].
-pub fn record(
-    sensor_at: impl Fn(f64) -> (Vec3, Mat3),
-    count: usize,
-    rate_hz: f64,
-    noise: &ImuNoise,
-    rng: &mut Stream,
-) -> Vec<[f64; 6]> {
+pub fn record(sensor_at: impl Fn(f64) -> (Vec3, Mat3), count: usize, rate_hz: f64, noise: &ImuNoise, rng: &mut Stream) -> Vec<[f64; 6]> {
     let mut gaussian = move || rng.sample::<f64, _>(StandardNormal);
     (0..count)
         .map(|k| {

@@ -31,10 +31,7 @@ impl Placement {
     /// A body-frame point in room coordinates: the camera frame before its tilt, so gravity is exactly -y.
     pub fn room_point(&self, p: Vec3) -> Vec3 {
         let facing_camera = [p[0], p[1] - self.camera_height, -p[2]];
-        add(
-            mul_vec(&rot_y(self.yaw), facing_camera),
-            [self.lateral, 0.0, self.depth],
-        )
+        add(mul_vec(&rot_y(self.yaw), facing_camera), [self.lateral, 0.0, self.depth])
     }
 
     /// A body-frame orientation in room coordinates (still a proper rotation).

@@ -51,16 +51,8 @@ pub fn record(seed: u64, action: usize, subject: usize, trial: usize) -> Recordi
 
     let mut kinect_rng = stream(seed, "kinect", index);
     let frames = (duration * SKELETON_RATE_HZ).round() as usize;
-    let skeleton = (0..frames)
-        .map(|f| {
-            kinect::observe(
-                placement,
-                &body_at(f as f64 / SKELETON_RATE_HZ).joints,
-                &person.tracking_bias,
-                &mut kinect_rng,
-            )
-        })
-        .collect();
+    let skeleton =
+        (0..frames).map(|f| kinect::observe(placement, &body_at(f as f64 / SKELETON_RATE_HZ).joints, &person.tracking_bias, &mut kinect_rng)).collect();
 
     let (site, mounting) = match action.uses_thigh_sensor() {
         true => (SensorSite::RightThigh, &person.thigh_mounting),

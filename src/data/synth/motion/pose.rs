@@ -23,20 +23,11 @@ pub struct Arm {
 impl Arm {
     pub fn deg(azimuth: f64, elevation: f64, twist: f64, elbow: f64) -> Arm {
         let r = f64::to_radians;
-        Arm {
-            azimuth: r(azimuth),
-            elevation: r(elevation),
-            twist: r(twist),
-            elbow: r(elbow),
-            wrist: 0.0,
-        }
+        Arm { azimuth: r(azimuth), elevation: r(elevation), twist: r(twist), elbow: r(elbow), wrist: 0.0 }
     }
 
     pub fn wrist_deg(self, wrist: f64) -> Arm {
-        Arm {
-            wrist: wrist.to_radians(),
-            ..self
-        }
+        Arm { wrist: wrist.to_radians(), ..self }
     }
 }
 
@@ -51,12 +42,7 @@ pub struct Leg {
 impl Leg {
     pub fn deg(hip_flexion: f64, knee: f64, ankle: f64) -> Leg {
         let r = f64::to_radians;
-        Leg {
-            hip_flexion: r(hip_flexion),
-            hip_abduction: r(4.0),
-            knee: r(knee),
-            ankle: r(ankle),
-        }
+        Leg { hip_flexion: r(hip_flexion), hip_abduction: r(4.0), knee: r(knee), ankle: r(ankle) }
     }
 }
 
@@ -81,13 +67,7 @@ impl Pose {
     pub fn rest() -> Pose {
         let arm = Arm::deg(0.0, 6.0, 0.0, 12.0);
         let leg = Leg::deg(0.0, 3.0, 0.0);
-        Pose {
-            right_arm: arm,
-            left_arm: arm,
-            right_leg: leg,
-            left_leg: leg,
-            ..Pose::default()
-        }
+        Pose { right_arm: arm, left_arm: arm, right_leg: leg, left_leg: leg, ..Pose::default() }
     }
 
     pub fn right(self, arm: Arm) -> Pose {
@@ -100,19 +80,11 @@ impl Pose {
 
     /// Both arms in mirror-symmetric poses.
     pub fn arms(self, arm: Arm) -> Pose {
-        Pose {
-            right_arm: arm,
-            left_arm: arm,
-            ..self
-        }
+        Pose { right_arm: arm, left_arm: arm, ..self }
     }
 
     pub fn legs(self, right: Leg, left: Leg) -> Pose {
-        Pose {
-            right_leg: right,
-            left_leg: left,
-            ..self
-        }
+        Pose { right_leg: right, left_leg: left, ..self }
     }
 
     pub fn both_legs(self, leg: Leg) -> Pose {
@@ -120,19 +92,11 @@ impl Pose {
     }
 
     pub fn trunk_deg(self, pitch: f64, roll: f64, yaw: f64) -> Pose {
-        Pose {
-            trunk_pitch: pitch.to_radians(),
-            trunk_roll: roll.to_radians(),
-            trunk_yaw: yaw.to_radians(),
-            ..self
-        }
+        Pose { trunk_pitch: pitch.to_radians(), trunk_roll: roll.to_radians(), trunk_yaw: yaw.to_radians(), ..self }
     }
 
     pub fn lift(self, metres: f64) -> Pose {
-        Pose {
-            root_lift: metres,
-            ..self
-        }
+        Pose { root_lift: metres, ..self }
     }
 
     #[rustfmt::skip]

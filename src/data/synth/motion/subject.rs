@@ -88,19 +88,8 @@ impl Subject {
         let mut rng = stream(seed, "subject", index_of(&[subject as u64]));
         let height = rng.random_range(1.55..1.90);
         let body = BodyDims::proportional(height).individual(|| 1.0 + 0.03 * gaussian(&mut rng));
-        let mut bias = |sd: f64| {
-            [
-                sd * gaussian(&mut rng),
-                sd * gaussian(&mut rng),
-                sd * gaussian(&mut rng),
-            ]
-        };
-        let imu_noise = ImuNoise {
-            acc_sd_g: 0.02,
-            gyro_sd_dps: 2.0,
-            acc_bias_g: bias(0.03),
-            gyro_bias_dps: bias(1.5),
-        };
+        let mut bias = |sd: f64| [sd * gaussian(&mut rng), sd * gaussian(&mut rng), sd * gaussian(&mut rng)];
+        let imu_noise = ImuNoise { acc_sd_g: 0.02, gyro_sd_dps: 2.0, acc_bias_g: bias(0.03), gyro_bias_dps: bias(1.5) };
         Subject {
             body,
             imu_noise,
@@ -138,19 +127,14 @@ impl Performance {
         let (a, s, t) = (action.label() as u64, subject_id as u64, trial as u64);
         let mut style = stream(seed, "style", index_of(&[s, a]));
         let mut take = stream(seed, "trial", index_of(&[a, s, t]));
-        let warp_coefficient =
-            |style: &mut Stream, take: &mut Stream| STYLE_WARP * gaussian(style) + TRIAL_WARP * gaussian(take);
-        let mut warp = [
-            warp_coefficient(&mut style, &mut take),
-            warp_coefficient(&mut style, &mut take),
-        ];
+        let warp_coefficient = |style: &mut Stream, take: &mut Stream| STYLE_WARP * gaussian(style) + TRIAL_WARP * gaussian(take);
+        let mut warp = [warp_coefficient(&mut style, &mut take), warp_coefficient(&mut style, &mut take)];
         let warp_total = warp[0].abs() + warp[1].abs();
         if warp_total > MAX_WARP {
             warp = warp.map(|c| c * MAX_WARP / warp_total);
         }
         let tempo = subject.tempo * log_normal(&mut style, STYLE_TEMPO) * log_normal(&mut take, TRIAL_TEMPO);
-        let amplitude =
-            subject.amplitude * log_normal(&mut style, STYLE_AMPLITUDE) * log_normal(&mut take, TRIAL_AMPLITUDE);
+        let amplitude = subject.amplitude * log_normal(&mut style, STYLE_AMPLITUDE) * log_normal(&mut take, TRIAL_AMPLITUDE);
         let offset = style_offset(&mut style, STYLE_ANGLE_DEG) + style_offset(&mut take, TRIAL_ANGLE_DEG);
         let rest = |mean: f64, take: &mut Stream| (mean + TRIAL_REST_S * gaussian(take)).max(0.15);
         Performance {

@@ -10,10 +10,7 @@ use super::*;
 use crate::rng::stream;
 
 fn close(a: &Pose, b: &Pose) -> bool {
-    a.to_array()
-        .iter()
-        .zip(b.to_array())
-        .all(|(x, y)| (x - y).abs() < 1e-12)
+    a.to_array().iter().zip(b.to_array()).all(|(x, y)| (x - y).abs() < 1e-12)
 }
 
 #[test]
@@ -28,10 +25,7 @@ fn bone_lengths_are_constant_for_a_subject() {
                 let joints = forward_kinematics(&person.body, &performance.pose_at(t)).joints;
                 let now: Vec<f64> = BONES.iter().map(|&(a, b)| norm(sub(joints[a], joints[b]))).collect();
                 let reference = lengths.get_or_insert_with(|| now.clone());
-                assert!(
-                    now.iter().zip(reference.iter()).all(|(x, y)| (x - y).abs() < 1e-9),
-                    "{action:?} at {t}"
-                );
+                assert!(now.iter().zip(reference.iter()).all(|(x, y)| (x - y).abs() < 1e-9), "{action:?} at {t}");
             }
         }
     }
@@ -41,10 +35,7 @@ fn bone_lengths_are_constant_for_a_subject() {
 fn counter_clockwise_circle_and_stand_to_sit_are_time_reversals() {
     for k in 0..=200 {
         let u = k as f64 / 200.0;
-        assert!(close(
-            &Action::DrawCircleCcw.pose(u),
-            &Action::DrawCircleCw.pose(1.0 - u)
-        ));
+        assert!(close(&Action::DrawCircleCcw.pose(u), &Action::DrawCircleCw.pose(1.0 - u)));
         assert!(close(&Action::Stand2Sit.pose(u), &Action::Sit2Stand.pose(1.0 - u)));
     }
 }
@@ -68,10 +59,7 @@ fn actions_start_and_end_at_rest() {
         let seated = matches!(action, Action::Sit2Stand | Action::Stand2Sit);
         for u in [0.0, 1.0] {
             let at_rest = close(&action.pose(u), &Pose::rest());
-            assert!(
-                at_rest || (seated && u == if action == Action::Sit2Stand { 0.0 } else { 1.0 }),
-                "{action:?} at {u}"
-            );
+            assert!(at_rest || (seated && u == if action == Action::Sit2Stand { 0.0 } else { 1.0 }), "{action:?} at {u}");
         }
     }
 }
@@ -118,17 +106,9 @@ fn recordings_are_deterministic_and_consistent() {
         assert_eq!(a.skeleton, b.skeleton);
         assert_ne!(a.inertial, record(12, action, subject, trial).inertial);
         let duration = a.inertial.len() as f64 / 50.0;
-        assert!(
-            (a.skeleton.len() as f64 / 30.0 - duration).abs() < 0.05,
-            "same clip duration"
-        );
+        assert!((a.skeleton.len() as f64 / 30.0 - duration).abs() < 0.05, "same clip duration");
         assert!((1.5..6.0).contains(&duration));
-        assert!(a
-            .inertial
-            .iter()
-            .flatten()
-            .chain(a.skeleton.iter().flatten().flatten())
-            .all(|x| x.is_finite()));
+        assert!(a.inertial.iter().flatten().chain(a.skeleton.iter().flatten().flatten()).all(|x| x.is_finite()));
         // At rest before the movement the accelerometer sees gravity only.
         let resting: f64 = a.inertial[..5].iter().map(|r| norm([r[0], r[1], r[2]])).sum::<f64>() / 5.0;
         assert!((resting - 1.0).abs() < 0.1, "{resting}");
@@ -141,10 +121,7 @@ fn recordings_are_deterministic_and_consistent() {
 #[test]
 fn fast_actions_reach_realistic_magnitudes() {
     let peak = |r: &Recording, axes: std::ops::Range<usize>| {
-        r.inertial
-            .iter()
-            .map(|row| norm([row[axes.start], row[axes.start + 1], row[axes.start + 2]]))
-            .fold(0.0, f64::max)
+        r.inertial.iter().map(|row| norm([row[axes.start], row[axes.start + 1], row[axes.start + 2]])).fold(0.0, f64::max)
     };
     let throw = record(0, 5, 3, 1);
     assert!(peak(&throw, 0..3) > 2.5 && peak(&throw, 3..6) > 300.0);
