@@ -244,6 +244,37 @@ fn two_concurrent_reproduces_share_the_work_without_duplicates() {
 }
 
 #[test]
+fn reproduce_with_two_workers_gives_the_same_results_each_run_once() {
+    let (_, expected) = reference();
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), 0.003);
+    let results = dir.path().join("jobs");
+    let out = reproduce_cmd(&results, &suite).args(["--jobs", "2"]).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("2 workers with "), "{log}");
+    let runs = prepare(&suite, &results).unwrap().runs.len();
+    assert_eq!(log.matches("] done in ").count(), runs, "every run executed exactly once across the workers: {log}");
+    assert!(leftovers(&results).is_empty(), "{:?}", leftovers(&results));
+    assert_eq!(*expected, outcomes(&results), "the worker count changes no result");
+}
+
+#[test]
+fn a_diverging_run_with_two_workers_fails_once_and_its_dependants_are_skipped() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), 1e30);
+    let results = dir.path().join("results");
+    let out = reproduce_cmd(&results, &suite).args(["--jobs", "2"]).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{log}");
+    assert_eq!(log.matches("FAILED: ").count(), 1, "the diverging training runs once: {log}");
+    let p = prepare(&suite, &results).unwrap();
+    for r in &p.runs {
+        assert_eq!(p.store.is_done(&r.id), !r.label.contains("cmkm"), "{}: {log}", r.label);
+    }
+}
+
+#[test]
 fn a_diverging_run_is_recorded_as_failed_with_its_epoch_and_the_suite_goes_on() {
     let dir = tempfile::tempdir().unwrap();
     let suite = write_suite(dir.path(), 1e30); // CMC-CMKM with a learning rate of 1e30

@@ -96,11 +96,79 @@ pub fn run_one(args: SuiteArgs, id: &str, quiet: bool, wait: bool) -> Result<i32
     }
 }
 
-pub fn reproduce(args: SuiteArgs, quiet: bool) -> Result<i32> {
-    let p = prepare(&args)?;
-    let (done, failed) = p.reproduce(quiet)?;
-    eprintln!("suite {}: {done} of {} runs done, {failed} failed", p.suite.decl.name, p.runs.len());
+/// Options of `cmkm reproduce`.
+#[derive(clap::Args, Debug)]
+pub struct ReproduceArgs {
+    #[command(flatten)]
+    pub suite: SuiteArgs,
+    /// No per-epoch progress lines.
+    #[arg(long)]
+    pub quiet: bool,
+    /// Worker processes sharing the suite's runs, each with cores / N
+    /// threads. Results do not depend on it (each run is seeded and claimed
+    /// by one worker).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: u32,
+    /// Internal: run as a worker of a `--jobs` parent started at this time
+    /// (nanoseconds since the Unix epoch).
+    #[arg(long, hide = true)]
+    pub worker_since: Option<u64>,
+}
+
+pub fn reproduce(args: ReproduceArgs) -> Result<i32> {
+    use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    let p = prepare(&args.suite)?;
+    let since = match args.worker_since {
+        Some(nanos) => UNIX_EPOCH + Duration::from_nanos(nanos),
+        None => SystemTime::now(),
+    };
+    if args.jobs == 1 {
+        let (done, failed) = p.reproduce_since(args.quiet, since)?;
+        eprintln!("suite {}: {done} of {} runs done, {failed} failed", p.suite.decl.name, p.runs.len());
+        return Ok(if failed > 0 { 3 } else { 0 });
+    }
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let threads = (cores / args.jobs as usize).max(1);
+    // This process is worker 0; its thread pool is sized before first use.
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+    let workers = spawn_workers(&args, since, threads)?;
+    eprintln!("suite {}: {} workers with {threads} thread(s) each", p.suite.decl.name, args.jobs);
+    let own = p.reproduce_since(args.quiet, since);
+    let mut worker_errors = vec![];
+    for (k, mut child) in workers.into_iter().enumerate() {
+        match child.wait() {
+            Ok(status) if status.success() || status.code() == Some(3) => {}
+            Ok(status) => worker_errors.push(format!("worker {} exited with {status}", k + 1)),
+            Err(e) => worker_errors.push(format!("worker {}: {e}", k + 1)),
+        }
+    }
+    own?;
+    if !worker_errors.is_empty() {
+        bail!("{}", worker_errors.join("; "));
+    }
+    let done = p.runs.iter().filter(|r| p.store.is_done(&r.id)).count();
+    let failed = p.runs.len() - done;
+    eprintln!("suite {}: {done} of {} runs done, {failed} failed or skipped", p.suite.decl.name, p.runs.len());
     Ok(if failed > 0 { 3 } else { 0 })
+}
+
+/// Starts `jobs - 1` copies of this `cmkm reproduce` as workers.
+fn spawn_workers(args: &ReproduceArgs, since: std::time::SystemTime, threads: usize) -> Result<Vec<std::process::Child>> {
+    use anyhow::Context as _;
+    let exe = std::env::current_exe().context("cannot tell where this cmkm binary is to start workers")?;
+    let nanos = since.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let s = &args.suite;
+    (1..args.jobs)
+        .map(|_| {
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.arg("reproduce").arg(&s.suite).arg("--results").arg(&s.results).arg("--reports").arg(&s.reports);
+            if let Some(d) = &s.dataset {
+                cmd.arg("--dataset").arg(d);
+            }
+            cmd.args(["--quiet", "--worker-since", &nanos.to_string()]).env("RAYON_NUM_THREADS", threads.to_string());
+            cmd.spawn().context("cannot start a worker process")
+        })
+        .collect()
 }
 
 pub fn report(args: SuiteArgs) -> Result<i32> {

@@ -75,13 +75,7 @@ pub enum Command {
     },
     /// Run whatever a suite is missing, in dependency order; finished runs
     /// are skipped, failures recorded and the suite goes on.
-    Reproduce {
-        #[command(flatten)]
-        suite: harness::SuiteArgs,
-        /// No per-epoch progress lines.
-        #[arg(long)]
-        quiet: bool,
-    },
+    Reproduce(harness::ReproduceArgs),
     /// Aggregate a suite's finished runs into the paper's table (with the
     /// paper's numbers beside), retrieval and label-fraction tables
     /// (Markdown, CSV, LaTeX) and plots (PNG, SVG) under <reports>/<suite>/.
@@ -122,7 +116,7 @@ pub fn main() -> i32 {
         Command::Evaluate(cmd) => evaluate::run(cmd),
         Command::Plan(args) => harness::plan(args),
         Command::Run { suite, id, quiet, wait } => harness::run_one(suite, &id, quiet, wait),
-        Command::Reproduce { suite, quiet } => harness::reproduce(suite, quiet),
+        Command::Reproduce(args) => harness::reproduce(args),
         Command::Report(args) => harness::report(args),
         Command::Compare(args) => harness::compare(args),
         Command::Slurm(cmd) => slurm::run(cmd),

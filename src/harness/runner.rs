@@ -139,6 +139,14 @@ impl Prepared {
     /// and revisited, with what depends on them, until they are done or their
     /// process is gone. Returns (done, failed).
     pub fn reproduce(&self, quiet: bool) -> Result<(usize, usize)> {
+        self.reproduce_since(quiet, std::time::SystemTime::now())
+    }
+
+    /// [`Prepared::reproduce`] as one of several worker processes started
+    /// at `since` (`cmkm reproduce --jobs N`): a failure any of them
+    /// recorded since then is final for all of them, so no run fails twice
+    /// and dependants of a failed run are skipped everywhere.
+    pub fn reproduce_since(&self, quiet: bool, since: std::time::SystemTime) -> Result<(usize, usize)> {
         crate::fsutil::ensure_writable_dir(&self.store.root)?;
         self.store.clean_stale();
         let total = self.runs.len();
@@ -153,7 +161,13 @@ impl Prepared {
                 if self.store.is_done(&run.id) {
                     continue;
                 }
-                if let Some(dep) = run.depends_on.iter().find(|d| failed.contains(d)) {
+                if self.store.failed_since(&run.id, since) && !failed.contains(&run.id) {
+                    eprintln!("[{}/{total}] {} ({}) failed in another worker", k + 1, run.label, run.id);
+                    failed.push(run.id.clone());
+                    progressed = true;
+                    continue;
+                }
+                if let Some(dep) = run.depends_on.iter().find(|d| failed.contains(d) || self.store.failed_since(d, since)) {
                     eprintln!("[{}/{total}] skip {} ({}): its dependency {dep} failed", k + 1, run.label, run.id);
                     failed.push(run.id.clone());
                     progressed = true;

@@ -154,6 +154,12 @@ impl RunStore {
         std::fs::read_to_string(self.failure_path(id)).ok()
     }
 
+    /// True when the run's failure was recorded at or after `since` (by
+    /// this process or a sibling worker of the same `cmkm reproduce --jobs`).
+    pub fn failed_since(&self, id: &str, since: std::time::SystemTime) -> bool {
+        std::fs::metadata(self.failure_path(id)).and_then(|m| m.modified()).is_ok_and(|t| t >= since)
+    }
+
     fn failure_path(&self, id: &str) -> PathBuf {
         self.root.join("failed").join(format!("{id}.txt"))
     }
