@@ -67,7 +67,7 @@ fn check_report(dir: &Path, suite: &Path, results: &Path) {
     };
     report();
     let r = reports.join("tiny");
-    for f in ["main_table", "retrieval", "label_fractions"] {
+    for f in ["main_table", "claims", "retrieval", "label_fractions"] {
         for ext in ["md", "csv", "tex"] {
             assert!(r.join(format!("{f}.{ext}")).is_file(), "{f}.{ext}");
         }
@@ -89,6 +89,12 @@ fn check_report(dir: &Path, suite: &Path, results: &Path) {
     let fractions = std::fs::read_to_string(r.join("label_fractions.csv")).unwrap();
     for row in ["Skeleton,Supervised,sup,", "Skeleton,Random init,sup,", "Multimodal,CMC-CMKM,cmkm,"] {
         assert!(fractions.lines().any(|l| l.starts_with(row)), "{row} in {fractions}");
+    }
+    // The claims table: the paper's orderings between the tiny suite's
+    // approaches, on full labels and on the label fraction.
+    let claims = std::fs::read_to_string(r.join("claims.csv")).unwrap();
+    for row in ["Inertial,cmkm > si,all,", "Skeleton,cmkm > ss,all,", "Skeleton,cmkm > sup,all,", "Skeleton,cmkm > sup,50%,", "Skeleton,ss > sup,all,"] {
+        assert!(claims.lines().any(|l| l.starts_with(row)), "{row} in {claims}");
     }
     let first = std::fs::read(r.join("main_table.md")).unwrap();
     report();

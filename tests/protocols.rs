@@ -7,6 +7,7 @@ mod common;
 
 use cmkm::methods::config::ScheduleConfig;
 use cmkm::methods::devices;
+use cmkm::models::EvaluationHead;
 use cmkm::protocols::fine_tuning::{fine_tune_cached, fine_tune_encoders};
 use cmkm::protocols::label_fractions::run_label_fractions;
 use cmkm::protocols::retrieval::retrieval_settings;
@@ -38,13 +39,15 @@ fn random_set(modalities: &[&str], data: &TrainData) -> EncoderSet {
 
 #[test]
 fn cached_features_give_the_same_fine_tuning_as_running_the_encoders() {
-    for modalities in [&["skeleton"][..], &["inertial", "skeleton"][..]] {
+    for (modalities, head) in
+        [(&["skeleton"][..], EvaluationHead::Linear), (&["skeleton"][..], EvaluationHead::Mlp), (&["inertial", "skeleton"][..], EvaluationHead::Linear)]
+    {
         let data = data(modalities);
         let set = random_set(modalities, &data);
         let (_, device) = devices();
         let features = set.features(&data, &device);
-        let cached = fine_tune_cached(&features, &data, &data.split.train, &schedule(4), 3, &quiet()).unwrap();
-        let live = fine_tune_encoders(&set, &data, &data.split.train, &schedule(4), false, 3, &quiet()).unwrap();
+        let cached = fine_tune_cached(&features, &data, &data.split.train, &schedule(4), head, 3, &quiet()).unwrap();
+        let live = fine_tune_encoders(&set, &data, &data.split.train, &schedule(4), head, false, 3, &quiet()).unwrap();
         // The same up to float rounding: matrix products over different batch
         // groupings (128 samples when caching, 32 per step when live) round
         // differently in the last bits, which training can amplify slightly.
@@ -55,7 +58,7 @@ fn cached_features_give_the_same_fine_tuning_as_running_the_encoders() {
             assert_eq!(cached.predictions, live.predictions, "the co-occurrence encoder is batch-invariant here: exactly equal");
         }
         // Full fine-tuning trains the encoders too, which changes the outcome.
-        let full = fine_tune_encoders(&set, &data, &data.split.train, &schedule(4), true, 3, &quiet()).unwrap();
+        let full = fine_tune_encoders(&set, &data, &data.split.train, &schedule(4), head, true, 3, &quiet()).unwrap();
         assert_eq!(full.predictions.len(), cached.predictions.len());
     }
 }
@@ -82,8 +85,8 @@ fn every_protocol_runs_for_every_kind_of_encoder_and_repeats_exactly() {
         let names: Vec<&str> = set.modalities.iter().map(String::as_str).collect();
         let data = data(&names);
         let features = set.features(&data, &device);
-        let a = fine_tune_cached(&features, &data, &data.split.train, &schedule(3), 7, &quiet()).unwrap();
-        let b = fine_tune_cached(&set.features(&data, &device), &data, &data.split.train, &schedule(3), 7, &quiet()).unwrap();
+        let a = fine_tune_cached(&features, &data, &data.split.train, &schedule(3), EvaluationHead::Linear, 7, &quiet()).unwrap();
+        let b = fine_tune_cached(&set.features(&data, &device), &data, &data.split.train, &schedule(3), EvaluationHead::Linear, 7, &quiet()).unwrap();
         assert_eq!(a.metrics, b.metrics, "{}", dir.display());
         if set.kind == cmkm::methods::config::MethodKind::Supervised {
             assert!(a.metrics.accuracy > 2.0 / 27.0, "a head on trained encoders beats chance: {}", a.metrics.accuracy);
@@ -101,7 +104,7 @@ fn every_protocol_runs_for_every_kind_of_encoder_and_repeats_exactly() {
         }
         let fractions = |seed| {
             run_label_fractions(&data, &[0.1, 0.5], 2, seed, |subset, _, _| {
-                Ok(fine_tune_cached(&features, &data, subset, &schedule(2), seed, &quiet())?.metrics)
+                Ok(fine_tune_cached(&features, &data, subset, &schedule(2), EvaluationHead::Linear, seed, &quiet())?.metrics)
             })
             .unwrap()
         };
@@ -120,8 +123,10 @@ fn supervised_and_random_baselines_run_on_label_fractions() {
     let set = random_set(&["skeleton"], &data);
     let (_, device) = devices();
     let features = set.features(&data, &device);
-    let (runs, summary) =
-        run_label_fractions(&data, &[0.25], 2, 3, |subset, _, _| Ok(fine_tune_cached(&features, &data, subset, &schedule(2), 3, &quiet())?.metrics)).unwrap();
+    let (runs, summary) = run_label_fractions(&data, &[0.25], 2, 3, |subset, _, _| {
+        Ok(fine_tune_cached(&features, &data, subset, &schedule(2), EvaluationHead::Linear, 3, &quiet())?.metrics)
+    })
+    .unwrap();
     assert_eq!((runs.len(), summary.len()), (2, 1));
     let root = tempfile::tempdir().unwrap();
     let mut m = method("name: sup\nkind: supervised\nmodalities: [skeleton]", &["skeleton"]);

@@ -27,6 +27,10 @@ pub struct Common {
     /// Override the head's number of epochs (quick checks).
     #[arg(long)]
     pub epochs: Option<usize>,
+    /// The head on one modality's frozen encoder (fine-tuning and label
+    /// fractions; several modalities get the fusion classifier).
+    #[arg(long, value_enum, default_value = "linear")]
+    pub head: cmkm_lib::models::EvaluationHead,
     /// No per-epoch progress lines.
     #[arg(long)]
     pub quiet: bool,
@@ -125,10 +129,10 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
             let s = schedule(&common, set.modalities.len() > 1);
             let progress = Progress { label: "fine-tune".into(), quiet: common.quiet };
             let result = if full || uncached {
-                fine_tune_encoders(&set, &data, &data.split.train, &s, full, common.data.seed, &progress)?
+                fine_tune_encoders(&set, &data, &data.split.train, &s, common.head, full, common.data.seed, &progress)?
             } else {
                 let (_, device) = devices();
-                fine_tune_cached(&set.features(&data, &device), &data, &data.split.train, &s, common.data.seed, &progress)?
+                fine_tune_cached(&set.features(&data, &device), &data, &data.split.train, &s, common.head, common.data.seed, &progress)?
             };
             let out = out_dir(&common, &run, if full { "fine-tune-full" } else { "fine-tune" });
             result.write(&out, serde_json::json!({ "encoders": set.source, "modalities": set.modalities, "full": full }))?;
@@ -162,7 +166,7 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
                     let features = set.features(&data, &device);
                     let s = schedule(&common, set.modalities.len() > 1);
                     let out = out_dir(&common, &run, "label-fractions");
-                    let (_, summary) = cached_label_fractions(&features, &data, &fractions, repetitions, &s, common.data.seed, &out)?;
+                    let (_, summary) = cached_label_fractions(&features, &data, &fractions, repetitions, &s, common.head, common.data.seed, &out)?;
                     (summary, out)
                 }
                 (None, Some(method), None) => {
@@ -175,7 +179,7 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
                     let features = random_encoder_features(&m, &data, common.data.seed, &device)?;
                     let s = schedule(&common, m.modalities.len() > 1);
                     let out = common.out.clone().unwrap_or_else(|| PathBuf::from(format!("results/eval/random-{}/label-fractions", m.name)));
-                    let (_, summary) = cached_label_fractions(&features, &data, &fractions, repetitions, &s, common.data.seed, &out)?;
+                    let (_, summary) = cached_label_fractions(&features, &data, &fractions, repetitions, &s, common.head, common.data.seed, &out)?;
                     (summary, out)
                 }
                 (None, None, Some(method)) => {

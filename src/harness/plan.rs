@@ -6,6 +6,7 @@
 
 use super::suite::{Baseline, Suite};
 use crate::methods::config::{MethodConfig, MethodKind};
+use crate::models::EvaluationHead;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -19,17 +20,41 @@ pub enum Step {
     /// whose encoders mine positives (CMC-CMKM).
     Train { method: String, config: MethodConfig, pretrained: BTreeMap<String, String> },
     /// Fine-tune heads on the frozen encoders of run `encoders`.
-    FineTune { method: String, encoders: String, modalities: Vec<String>, epochs: usize },
+    FineTune {
+        method: String,
+        encoders: String,
+        modalities: Vec<String>,
+        epochs: usize,
+        #[serde(default)]
+        head: EvaluationHead,
+    },
     /// Retrieval with the encoders of run `encoders`.
     Retrieval { method: String, encoders: String },
     /// Label fractions on the encoders of run `encoders`.
-    LabelFractions { method: String, encoders: String, modalities: Vec<String>, fractions: Vec<f64>, repetitions: u64, epochs: usize },
+    LabelFractions {
+        method: String,
+        encoders: String,
+        modalities: Vec<String>,
+        fractions: Vec<f64>,
+        repetitions: u64,
+        epochs: usize,
+        #[serde(default)]
+        head: EvaluationHead,
+    },
     /// Label-fraction baseline: the supervised `method` trained from scratch
     /// on each subset.
     SupervisedFractions { method: String, config: MethodConfig, fractions: Vec<f64>, repetitions: u64 },
     /// Label-fraction baseline: the encoders of `method` randomly
     /// initialised and frozen, with the evaluation heads.
-    RandomFractions { method: String, config: MethodConfig, fractions: Vec<f64>, repetitions: u64, epochs: usize },
+    RandomFractions {
+        method: String,
+        config: MethodConfig,
+        fractions: Vec<f64>,
+        repetitions: u64,
+        epochs: usize,
+        #[serde(default)]
+        head: EvaluationHead,
+    },
 }
 
 /// One planned run.
@@ -65,7 +90,13 @@ pub fn plan(suite: &Suite, dataset_fingerprint: &str) -> Result<Vec<PlannedRun>>
             let ssl = config.kind != MethodKind::Supervised;
             if let (true, Some(ft)) = (ssl, &suite.decl.evaluations.fine_tuning) {
                 for modalities in &subsets {
-                    let step = Step::FineTune { method: name.clone(), encoders: encoders.clone(), modalities: modalities.clone(), epochs: ft.epochs };
+                    let step = Step::FineTune {
+                        method: name.clone(),
+                        encoders: encoders.clone(),
+                        modalities: modalities.clone(),
+                        epochs: ft.epochs,
+                        head: suite.decl.evaluations.head,
+                    };
                     runs.push(make(
                         suite,
                         dataset_fingerprint,
@@ -99,6 +130,7 @@ pub fn plan(suite: &Suite, dataset_fingerprint: &str) -> Result<Vec<PlannedRun>>
                                 fractions: lf.fractions.clone(),
                                 repetitions: lf.repetitions,
                                 epochs: lf.epochs,
+                                head: suite.decl.evaluations.head,
                             },
                             format!("label-fractions random-init {name} seed {seed}"),
                         ),
@@ -115,6 +147,7 @@ pub fn plan(suite: &Suite, dataset_fingerprint: &str) -> Result<Vec<PlannedRun>>
                         fractions: lf.fractions.clone(),
                         repetitions: lf.repetitions,
                         epochs: lf.epochs,
+                        head: suite.decl.evaluations.head,
                     };
                     runs.push(make(
                         suite,

@@ -94,11 +94,11 @@ impl Prepared {
                 let opts = TrainOptions { protocol, seed: run.seed, out: out.to_path_buf(), quiet, train_subset: None };
                 train(&method, &self.dataset, &opts)?;
             }
-            Step::FineTune { encoders, modalities, epochs, .. } => {
+            Step::FineTune { encoders, modalities, epochs, head, .. } => {
                 let (set, data) = self.encoders(encoders, modalities, classes, &device)?;
                 let mut schedule = paper_schedule(modalities.len() > 1);
                 schedule.epochs = *epochs;
-                let result = fine_tune_cached(&set.features(&data, &device), &data, &data.split.train, &schedule, run.seed, &progress)?;
+                let result = fine_tune_cached(&set.features(&data, &device), &data, &data.split.train, &schedule, *head, run.seed, &progress)?;
                 result.write(out, serde_json::json!({ "modalities": modalities }))?;
             }
             Step::Retrieval { encoders, .. } => {
@@ -106,22 +106,22 @@ impl Prepared {
                 let data = TrainData::new(&self.dataset, &set.modalities, &protocol)?;
                 write_retrieval(out, &retrieval_settings(&set, &data, &device)?, &data)?;
             }
-            Step::LabelFractions { encoders, modalities, fractions, repetitions, epochs, .. } => {
+            Step::LabelFractions { encoders, modalities, fractions, repetitions, epochs, head, .. } => {
                 let (set, data) = self.encoders(encoders, modalities, classes, &device)?;
                 let mut schedule = paper_schedule(modalities.len() > 1);
                 schedule.epochs = *epochs;
-                cached_label_fractions(&set.features(&data, &device), &data, fractions, *repetitions, &schedule, run.seed, out)?;
+                cached_label_fractions(&set.features(&data, &device), &data, fractions, *repetitions, &schedule, *head, run.seed, out)?;
             }
             Step::SupervisedFractions { config, fractions, repetitions, .. } => {
                 let data = TrainData::new(&self.dataset, &config.modalities, &protocol)?;
                 supervised_label_fractions(config, &self.dataset, &data, &protocol, fractions, *repetitions, run.seed, out)?;
             }
-            Step::RandomFractions { config, fractions, repetitions, epochs, .. } => {
+            Step::RandomFractions { config, fractions, repetitions, epochs, head, .. } => {
                 let data = TrainData::new(&self.dataset, &config.modalities, &protocol)?;
                 let features = random_encoder_features(config, &data, run.seed, &device)?;
                 let mut schedule = paper_schedule(config.modalities.len() > 1);
                 schedule.epochs = *epochs;
-                cached_label_fractions(&features, &data, fractions, *repetitions, &schedule, run.seed, out)?;
+                cached_label_fractions(&features, &data, fractions, *repetitions, &schedule, *head, run.seed, out)?;
             }
         }
         Ok(())

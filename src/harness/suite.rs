@@ -78,6 +78,21 @@ pub struct EvaluationsDecl {
     pub retrieval: bool,
     #[serde(default)]
     pub label_fractions: Option<LabelFractionsDecl>,
+    /// The head on one frozen SSL encoder in fine-tuning and label
+    /// fractions: `linear` (the default, the reference's evaluation) or
+    /// `mlp` (256-128). Several modalities always get the fusion classifier.
+    #[serde(default)]
+    pub head: crate::models::EvaluationHead,
+}
+
+/// One claim of a suite's `claims:` list, checked by `cmkm report`'s
+/// claims table: method `a` scores higher than method `b` (suite method
+/// names) in every modality row both have.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClaimDecl {
+    pub a: String,
+    pub b: String,
 }
 
 /// A suite file.
@@ -96,6 +111,11 @@ pub struct SuiteDecl {
     pub methods: BTreeMap<String, SuiteMethod>,
     #[serde(default)]
     pub evaluations: EvaluationsDecl,
+    /// Orderings the claims table checks; without it, the paper's
+    /// (CMC-CMKM over CMC and SimCLR, CMC over SimCLR, each SSL approach
+    /// over Supervised) between every pair of methods with those approaches.
+    #[serde(default)]
+    pub claims: Option<Vec<ClaimDecl>>,
 }
 
 /// A suite with its files read and paths resolved.

@@ -104,14 +104,14 @@ fn normalize<const D: usize>(norm: &BatchNorm, x: Tensor<D>, relu: bool) -> Tens
     let training = x.device().is_autodiff() && norm.training.is_enabled();
     if training && flex_kernels::available(&x) {
         let moments = flex_kernels::moments(x.clone());
-        update_running(norm, moments.clone().narrow(0, 0, 1), moments.clone().narrow(0, 1, 1));
+        update_running(norm, moments.clone().narrow(0, 0, 1), moments.clone().narrow(0, 1, 1), x.dims()[0]);
         return flex_kernels::batch_norm(x, moments, norm.gamma.val(), norm.beta.val(), norm.epsilon, relu).reshape(dims);
     }
     let (centered, variance) = if training {
         let mean = x.clone().mean_dim(0);
         let centered = x - mean.clone();
         let variance = centered.clone().powi_scalar(2).mean_dim(0);
-        update_running(norm, mean.detach(), variance.clone().detach());
+        update_running(norm, mean.detach(), variance.clone().detach(), centered.dims()[0]);
         (centered, variance)
     } else {
         let device = x.device();
@@ -135,7 +135,7 @@ pub fn point_norm_relu(conv: &Conv2d, norm: &BatchNorm, x: Tensor<4>) -> Tensor<
             let c_out = conv.weight.dims()[0];
             let rows = x.reshape([b * h * w, c_in]);
             let moments = flex_kernels::point_moments(rows.clone(), conv.weight.val(), bias.val());
-            update_running(norm, moments.clone().narrow(0, 0, 1), moments.clone().narrow(0, 1, 1));
+            update_running(norm, moments.clone().narrow(0, 0, 1), moments.clone().narrow(0, 1, 1), b * h * w);
             flex_kernels::point_norm_relu(rows, conv.weight.val(), bias.val(), moments, norm.gamma.val(), norm.beta.val(), norm.epsilon)
                 .reshape([b, h, w, c_out])
         }
@@ -143,16 +143,20 @@ pub fn point_norm_relu(conv: &Conv2d, norm: &BatchNorm, x: Tensor<4>) -> Tensor<
     }
 }
 
-/// Moves the running statistics towards the batch's, as burn's
-/// [`BatchNorm`] does (`momentum` is the weight of the new batch).
+/// Moves the running statistics towards the batch's (`momentum` is the
+/// weight of the new batch), as PyTorch does: the running variance follows
+/// the unbiased batch variance, `variance x n / (n - 1)` over the `rows`
+/// values per channel (burn's [`BatchNorm`] keeps the biased one; the
+/// normalisation itself uses the biased one in both).
 ///
 /// burn's running state keeps one pending value per thread (for
 /// data-parallel training) and averages them when synced; a layer that runs
 /// on whichever thread is free (side-by-side branches) would average
 /// unrelated updates. Each update is folded in at once instead, so the
 /// statistics follow the batches in order, whatever thread ran them.
-fn update_running(norm: &BatchNorm, mean: Tensor<2>, variance: Tensor<2>) {
+fn update_running(norm: &BatchNorm, mean: Tensor<2>, variance: Tensor<2>, rows: usize) {
     let device = mean.device();
+    let variance = if rows > 1 { variance.mul_scalar(rows as f64 / (rows - 1) as f64) } else { variance };
     let blend = |running: Tensor<1>, batch: Tensor<2>| {
         running.to_device(&device).mul_scalar(1.0 - norm.momentum).add(batch.squeeze_dim::<1>(0).mul_scalar(norm.momentum)).detach()
     };
@@ -269,15 +273,25 @@ mod tests {
     }
 
     #[test]
-    fn batch_norm_matches_burns_in_training_and_updates_the_same_statistics() {
+    fn batch_norm_matches_burns_in_training_and_keeps_the_unbiased_running_variance() {
         both_paths(|| {
             let d = device().autodiff();
             let (ours, theirs) = (BatchNormConfig::new(3).init(&d), BatchNormConfig::new(3).init(&d));
             let x = Tensor::<4>::random([4, 3, 5, 2], Distribution::Normal(2.0, 3.0), &d);
+            let values = x.clone().into_data().try_to_vec::<f32>().unwrap();
             close(batch_norm(&ours, x.clone().permute([0, 2, 3, 1])), theirs.forward(x).permute([0, 2, 3, 1]));
             // burn's layer leaves its update pending for this thread until synced.
             close(ours.running_mean.value(), theirs.running_mean.value_sync());
-            close(ours.running_var.value(), theirs.running_var.value_sync());
+            // By hand: per channel, the 4 x 5 x 2 = 40 values' variance with
+            // n - 1 = 39 below, blended into the initial 1 with momentum 0.1.
+            let running = ours.running_var.value().into_data().try_to_vec::<f32>().unwrap();
+            for c in 0..3 {
+                let v: Vec<f64> = (0..4).flat_map(|b| (0..10).map(move |k| (b * 3 + c) * 10 + k)).map(|i| values[i] as f64).collect();
+                let mean = v.iter().sum::<f64>() / 40.0;
+                let unbiased = v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / 39.0;
+                let want = 0.9 * 1.0 + 0.1 * unbiased;
+                assert!((running[c] as f64 - want).abs() < 1e-4 * want, "channel {c}: {} vs {want}", running[c]);
+            }
         });
     }
 
@@ -323,7 +337,11 @@ mod tests {
                 close(x.grad(&g_ours).unwrap(), x.grad(&g_theirs).unwrap());
                 close(ours.gamma.val().grad(&g_ours).unwrap(), theirs.gamma.val().grad(&g_theirs).unwrap());
                 close(ours.beta.val().grad(&g_ours).unwrap(), theirs.beta.val().grad(&g_theirs).unwrap());
-                let (ours, theirs) = (ours.valid(), theirs.valid());
+                // Inference on the running statistics: ours keeps the
+                // unbiased variance, so burn's layer gets ours to compare.
+                let (ours, mut theirs) = (ours.valid(), theirs.valid());
+                theirs.running_mean = ours.running_mean.clone();
+                theirs.running_var = ours.running_var.clone();
                 let x = x.inner();
                 close(batch_norm(&ours, x.clone().permute([0, 2, 3, 1])), theirs.forward(x).permute([0, 2, 3, 1]));
             }

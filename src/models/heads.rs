@@ -53,6 +53,20 @@ impl ProjectionHead {
     }
 }
 
+/// The head that evaluates one frozen SSL encoder (fine-tuning and label
+/// fractions; several modalities always get the fusion classifier).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum EvaluationHead {
+    /// Flatten, one Linear(out, classes): the reference code's linear
+    /// evaluation, whose numbers fill the paper's table.
+    #[default]
+    Linear,
+    /// The MLP in -> 256 -> 128 -> classes (the reference's unused
+    /// `models/mlp.py`; cmkm's head before 0.12.0).
+    Mlp,
+}
+
 /// Unimodal evaluation MLP: in -> 256 -> ReLU -> 128 -> ReLU -> classes.
 #[derive(Module, Debug)]
 pub struct EvaluationMlp {
@@ -79,12 +93,11 @@ impl EvaluationMlp {
     }
 }
 
-/// One modality's branch of the fusion classifier.
+/// One modality's branch of the fusion classifier: Linear -> BN -> ReLU.
 #[derive(Module, Debug)]
 pub struct FusionBranch {
     linear: Linear,
     norm: BatchNorm,
-    relu: Relu,
 }
 
 /// Multimodal classifier: per modality Linear(out, 256) -> BN -> ReLU,
@@ -97,15 +110,15 @@ pub struct FusionClassifier {
 
 impl FusionClassifier {
     pub fn new(inputs: &[usize], classes: usize, device: &Device) -> Self {
-        let branches = inputs
-            .iter()
-            .map(|&i| FusionBranch { linear: LinearConfig::new(i, 256).init(device), norm: BatchNormConfig::new(256).init(device), relu: Relu::new() })
-            .collect();
+        let branches =
+            inputs.iter().map(|&i| FusionBranch { linear: LinearConfig::new(i, 256).init(device), norm: BatchNormConfig::new(256).init(device) }).collect();
         FusionClassifier { branches, out: LinearConfig::new(256 * inputs.len(), classes).init(device) }
     }
 
     pub fn forward(&self, features: Vec<Tensor<2>>) -> Tensor<2> {
-        let parts = self.branches.iter().zip(features).map(|(b, f)| b.relu.forward(b.norm.forward(b.linear.forward(f)))).collect();
+        // Batch norm through `channels_last`, as every other layer: running
+        // statistics that follow the batches in order, unbiased variance.
+        let parts = self.branches.iter().zip(features).map(|(b, f)| channels_last::batch_norm_relu(&b.norm, b.linear.forward(f))).collect();
         self.out.forward(Tensor::cat(parts, 1))
     }
 }
@@ -113,7 +126,7 @@ impl FusionClassifier {
 /// The classifier on top of one or more encoders.
 #[derive(Module, Debug)]
 pub enum ClassifierHead {
-    /// Supervised unimodal: Linear(out, classes).
+    /// Supervised unimodal, and the linear evaluation: Linear(out, classes).
     Linear(Linear),
     /// Evaluation of a frozen SSL encoder.
     Mlp(EvaluationMlp),

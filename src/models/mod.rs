@@ -9,4 +9,4 @@ pub mod heads;
 pub mod transformer;
 
 pub use encoders::{Encoder, EncoderConfig, InputShape};
-pub use heads::{ClassifierHead, EvaluationMlp, FusionClassifier, ProjectionConfig, ProjectionHead};
+pub use heads::{ClassifierHead, EvaluationHead, EvaluationMlp, FusionClassifier, ProjectionConfig, ProjectionHead};

@@ -14,7 +14,7 @@ use crate::methods::config::{MethodConfig, MethodKind, ScheduleConfig};
 use crate::methods::supervised::{evaluate_classifier, Evaluation, Supervised, SupervisedModel};
 use crate::methods::{devices, Context};
 use crate::metrics::ClassificationMetrics;
-use crate::models::{ClassifierHead, EvaluationMlp, FusionClassifier};
+use crate::models::{ClassifierHead, EvaluationHead, EvaluationMlp, FusionClassifier};
 use crate::training::batches::label_tensor;
 use crate::training::{exclusive, fit, Objective, Progress, StepOutput, TrainData, Validation};
 use anyhow::Result;
@@ -37,11 +37,13 @@ pub fn paper_schedule(multimodal: bool) -> ScheduleConfig {
     }
 }
 
-/// The evaluation head: the MLP for one modality, the fusion classifier for several.
-pub fn evaluation_head(feature_sizes: &[usize], classes: usize, device: &Device) -> ClassifierHead {
-    match feature_sizes {
-        [one] => ClassifierHead::Mlp(EvaluationMlp::new(*one, classes, device)),
-        many => ClassifierHead::Fusion(FusionClassifier::new(many, classes, device)),
+/// The evaluation head: `kind` (linear or the MLP) for one modality, the
+/// fusion classifier for several.
+pub fn evaluation_head(feature_sizes: &[usize], classes: usize, kind: EvaluationHead, device: &Device) -> ClassifierHead {
+    match (feature_sizes, kind) {
+        ([one], EvaluationHead::Linear) => ClassifierHead::Linear(burn::nn::LinearConfig::new(*one, classes).init(device)),
+        ([one], EvaluationHead::Mlp) => ClassifierHead::Mlp(EvaluationMlp::new(*one, classes, device)),
+        (many, _) => ClassifierHead::Fusion(FusionClassifier::new(many, classes, device)),
     }
 }
 
@@ -111,6 +113,7 @@ pub fn fine_tune_cached(
     data: &TrainData,
     train: &[usize],
     schedule: &ScheduleConfig,
+    head: EvaluationHead,
     seed: u64,
     progress: &Progress,
 ) -> Result<ClassificationResult> {
@@ -119,7 +122,7 @@ pub fn fine_tune_cached(
     train_device.seed(seed);
     let sizes: Vec<usize> = features.iter().map(|f| f[0].len()).collect();
     let objective = CachedHead { features, data, batch_size: schedule.batch_size, train_device: train_device.clone(), eval_device };
-    let head = evaluation_head(&sizes, data.classes, &train_device);
+    let head = evaluation_head(&sizes, data.classes, head, &train_device);
     let fitted = fit(&objective, head, train, schedule, false, seed, progress)?;
     let e = objective.evaluate(&fitted.best, &data.split.test);
     Ok(result(data, &data.split.test, e.predictions, e.metrics, fitted.best_epoch, fitted.log.len()))
@@ -132,6 +135,7 @@ pub fn fine_tune_encoders(
     data: &TrainData,
     train: &[usize],
     schedule: &ScheduleConfig,
+    head: EvaluationHead,
     full: bool,
     seed: u64,
     progress: &Progress,
@@ -154,9 +158,22 @@ pub fn fine_tune_encoders(
     let ctx = Context { method: &method, data, seed, train_device: train_device.clone(), eval_device };
     let sizes = set.configs.iter().zip(&set.shapes).map(|(c, &s)| c.output_size(s)).collect::<Result<Vec<_>>>()?;
     let encoders = set.encoders.iter().map(|e| if full { e.clone().train() } else { e.clone().train().freeze() }).collect();
-    let model = SupervisedModel { encoders, head: evaluation_head(&sizes, data.classes, &train_device) };
+    let model = SupervisedModel { encoders, head: evaluation_head(&sizes, data.classes, head, &train_device) };
     let objective = Supervised { ctx: &ctx };
     let fitted = fit(&objective, model, train, schedule, false, seed, progress)?;
     let e = objective.evaluate(&fitted.best, &data.split.test);
     Ok(result(data, &data.split.test, e.predictions, e.metrics, fitted.best_epoch, fitted.log.len()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_linear_evaluation_head_is_one_linear_layer() {
+        let device = Device::flex();
+        let params = |kind| evaluation_head(&[5632], 27, kind, &device).num_params();
+        assert_eq!(params(EvaluationHead::Linear), 5632 * 27 + 27);
+        assert_eq!(params(EvaluationHead::Mlp), (5632 * 256 + 256) + (256 * 128 + 128) + (128 * 27 + 27));
+    }
 }

@@ -84,12 +84,13 @@ pub fn cached_label_fractions(
     fractions: &[f64],
     repetitions: u64,
     schedule: &crate::methods::config::ScheduleConfig,
+    head: crate::models::EvaluationHead,
     seed: u64,
     out: &std::path::Path,
 ) -> Result<(Vec<FractionRun>, Vec<FractionSummary>)> {
     let quiet = crate::training::Progress { label: String::new(), quiet: true };
     let (runs, summary) = run_label_fractions(data, fractions, repetitions, seed, |subset, f, r| {
-        let result = crate::protocols::fine_tuning::fine_tune_cached(features, data, subset, schedule, seed, &quiet)?;
+        let result = crate::protocols::fine_tuning::fine_tune_cached(features, data, subset, schedule, head, seed, &quiet)?;
         result.write(&out.join(format!("f{f}-r{r}")), serde_json::json!({ "fraction": f, "repetition": r }))?;
         Ok(result.metrics)
     })?;

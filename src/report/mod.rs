@@ -4,6 +4,7 @@
 //! same runs from two machines or versions.
 
 pub mod aggregate;
+pub mod claims;
 pub mod collect;
 pub mod compare;
 pub mod paper;
@@ -48,6 +49,10 @@ pub fn write_report(p: &Prepared, reports: &Path) -> Result<ReportSummary> {
     };
     let groups = tables::main_groups(&c.classification)?;
     table(tables::main_table(&groups, metric, column), "main_table", &format!("{name}: {metric} on the test split"), &main_note(p, column, &c))?;
+    let claims = claims::claims_table(p, column)?;
+    if !claims.rows.is_empty() {
+        table(claims, "claims", &format!("{name}: do the paper's orderings hold? ({metric}, A minus B)"), claims::CLAIMS_NOTE)?;
+    }
     if c.retrieval.height() > 0 {
         table(tables::retrieval_table(&c.retrieval)?, "retrieval", &format!("{name}: activity retrieval"), RETRIEVAL_NOTE)?;
     }

@@ -7,9 +7,11 @@ use super::{default_series_channels, series_only, InputShape};
 use crate::models::dropout;
 use crate::models::transformer;
 use anyhow::{bail, Result};
+use burn::module::{ModuleMapper, ModuleVisitor, Param};
 use burn::nn::activation::ActivationConfig;
+use burn::nn::attention::MultiHeadAttention;
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig};
-use burn::nn::{Dropout, DropoutConfig, PositionalEncoding, PositionalEncodingConfig};
+use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, PositionalEncoding, PositionalEncodingConfig};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -34,6 +36,12 @@ pub struct CnnTransformerConfig {
     pub dropout: f64,
     #[serde(default = "dropout")]
     pub positional_dropout: f64,
+    /// Start every Transformer layer as a copy of the first, as the
+    /// reference code does (PyTorch's `TransformerEncoder` deep-copies one
+    /// layer); off: each layer drawn on its own. The copy is drawn when the
+    /// encoder is built rather than at first use.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub identical_layers: bool,
 }
 
 fn five() -> usize {
@@ -82,12 +90,70 @@ impl CnnTransformerConfig {
             blocks,
             positions: PositionalEncodingConfig::new(d_model).init(device),
             positional_dropout: DropoutConfig::new(self.positional_dropout).init(),
-            transformer: TransformerEncoderConfig::new(d_model, self.feed_forward, self.heads, self.layers)
-                .with_dropout(self.dropout)
-                .with_norm_first(false)
-                .with_activation(ActivationConfig::Relu)
-                .init(device),
+            transformer: self.transformer(d_model, device),
         }
+    }
+
+    /// The Transformer layers, initialised as PyTorch's: burn's Linear
+    /// defaults already are (Kaiming-uniform with a = sqrt 5, biases
+    /// U(+-1/sqrt(fan_in))); attention's Q/K/V projections are
+    /// Xavier-uniform over the stacked 3d x d in-projection, with zero
+    /// biases, and the output projection's bias is zero.
+    fn transformer(&self, d_model: usize, device: &Device) -> TransformerEncoder {
+        let mut t = TransformerEncoderConfig::new(d_model, self.feed_forward, self.heads, self.layers)
+            .with_dropout(self.dropout)
+            .with_norm_first(false)
+            .with_activation(ActivationConfig::Relu)
+            .init(device);
+        for layer in &mut t.layers {
+            pytorch_attention_init(&mut layer.mha, d_model, device);
+        }
+        if self.identical_layers && !t.layers.is_empty() {
+            t.layers[0].visit(&mut DrawNow);
+            let first = t.layers[0].clone();
+            for layer in t.layers.iter_mut().skip(1) {
+                *layer = first.clone().map(&mut FreshParameters);
+            }
+        }
+        t
+    }
+}
+
+/// `nn.MultiheadAttention._reset_parameters`: the in-projection weight
+/// (Q, K and V stacked, 3d x d) Xavier-uniform, bound sqrt(6 / (d + 3d));
+/// in-projection and output biases zero; the output weight keeps Linear's
+/// initialisation.
+fn pytorch_attention_init(mha: &mut MultiHeadAttention, d: usize, device: &Device) {
+    let xavier = Initializer::XavierUniform { gain: 1.0 };
+    for linear in [&mut mha.query, &mut mha.key, &mut mha.value] {
+        linear.weight = xavier.init_with([d, d], Some(d), Some(3 * d), device);
+        zero_bias(linear, d, device);
+    }
+    zero_bias(&mut mha.output, d, device);
+}
+
+fn zero_bias(linear: &mut Linear, d: usize, device: &Device) {
+    if linear.bias.is_some() {
+        linear.bias = Some(Initializer::Zeros.init_with([d], Some(d), Some(d), device));
+    }
+}
+
+/// Draws every lazily initialised parameter of a module now.
+struct DrawNow;
+
+impl ModuleVisitor for DrawNow {
+    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
+        let _ = param.val();
+    }
+}
+
+/// Gives every parameter of a cloned module a new id (same values), so a
+/// copied layer trains as a parameter of its own.
+struct FreshParameters;
+
+impl ModuleMapper for FreshParameters {
+    fn map_float<const D: usize>(&mut self, param: Param<Tensor<D>>) -> Param<Tensor<D>> {
+        Param::from_tensor(param.val().detach())
     }
 }
 
@@ -99,5 +165,51 @@ impl CnnTransformer {
         let x = dropout::dropout(&self.positional_dropout, self.positions.forward(x));
         let x = transformer::encoder_forward(&self.transformer, x);
         x.flatten(1, 2)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn values(p: &Param<Tensor<2>>) -> Vec<f32> {
+        p.val().into_data().try_to_vec::<f32>().unwrap()
+    }
+
+    fn encoder(identical_layers: bool) -> CnnTransformer {
+        let c: CnnTransformerConfig = crate::config::parse_yaml(&format!("identical_layers: {identical_layers}")).unwrap();
+        c.init(InputShape { channels: 6, frames: 50, joints: 1 }, &Device::flex())
+    }
+
+    /// Initial weights as PyTorch draws them: attention in-projections
+    /// U(+-sqrt(6 / 4d)) (d = 128: 0.108), zero biases, the output and
+    /// feed-forward projections U(+-1/sqrt(fan_in)).
+    #[test]
+    fn attention_starts_as_pytorchs_and_copied_layers_are_an_option() {
+        let e = encoder(false);
+        let layer = &e.transformer.layers[0];
+        let d = 128.0f32;
+        let uniform = |v: &[f32], bound: f32, what: &str| {
+            let max = v.iter().fold(0.0f32, |m, x| m.max(x.abs()));
+            let var = v.iter().map(|x| x * x).sum::<f32>() / v.len() as f32;
+            assert!(max <= bound && max > 0.98 * bound, "{what}: max |w| {max}, bound {bound}");
+            assert!((var / (bound * bound / 3.0) - 1.0).abs() < 0.05, "{what}: variance {var} vs {}", bound * bound / 3.0);
+        };
+        for (what, linear) in [("query", &layer.mha.query), ("key", &layer.mha.key), ("value", &layer.mha.value)] {
+            uniform(&values(&linear.weight), (6.0 / (4.0 * d)).sqrt(), what);
+            assert!(linear.bias.as_ref().unwrap().val().into_data().try_to_vec::<f32>().unwrap().iter().all(|&b| b == 0.0), "{what} bias");
+        }
+        uniform(&values(&layer.mha.output.weight), 1.0 / d.sqrt(), "output");
+        assert!(layer.mha.output.bias.as_ref().unwrap().val().into_data().try_to_vec::<f32>().unwrap().iter().all(|&b| b == 0.0));
+        uniform(&values(&layer.pwff.linear_inner.weight), 1.0 / d.sqrt(), "feed-forward inner");
+        uniform(&values(&layer.pwff.linear_outer.weight), 1.0 / 2048f32.sqrt(), "feed-forward outer");
+        // Layers drawn on their own differ; copied layers start equal, as
+        // parameters of their own.
+        assert_ne!(values(&e.transformer.layers[1].mha.query.weight), values(&layer.mha.query.weight));
+        let c = encoder(true);
+        let (a, b) = (&c.transformer.layers[0], &c.transformer.layers[1]);
+        assert_eq!(values(&a.mha.query.weight), values(&b.mha.query.weight));
+        assert_eq!(values(&a.pwff.linear_outer.weight), values(&b.pwff.linear_outer.weight));
+        assert_ne!(a.mha.query.weight.id, b.mha.query.weight.id);
     }
 }

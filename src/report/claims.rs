@@ -1,0 +1,289 @@
+//! The claims table: does each ordering the paper claims (CMC-CMKM over CMC
+//! and over SimCLR, CMC over SimCLR, self-supervised over supervised) hold
+//! in this suite's runs, and how sure can we be?
+//!
+//! For a claim "method A beats method B" and one modality row, the
+//! difference is the mean over seeds of A's main metric minus B's on the
+//! same test samples. Its 95% interval comes from a seeded hierarchical
+//! bootstrap: resample the seeds, then the test samples within each drawn
+//! seed, and recompute the difference, paired (both methods are scored on
+//! the very samples drawn). Label fractions are compared fraction by
+//! fraction the same way, each seed's difference being the mean over its
+//! repetitions (which share their labelled subsets across methods).
+
+use crate::data::declaration::MainMetric;
+use crate::harness::plan::Step;
+use crate::harness::runner::Prepared;
+use crate::harness::suite::ClaimDecl;
+use crate::metrics::classification_metrics;
+use crate::report::collect::{approach, modality_group};
+use crate::report::paper::{paper_value, PaperColumn};
+use crate::report::table::Table;
+use anyhow::{bail, Context, Result};
+use rand::Rng;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+/// The paper's orderings, by approach: used when a suite lists no claims.
+const PAPER_ORDERINGS: [(&str, &str); 6] =
+    [("CMC-CMKM", "CMC"), ("CMC-CMKM", "SimCLR"), ("CMC", "SimCLR"), ("CMC-CMKM", "Supervised"), ("CMC", "Supervised"), ("SimCLR", "Supervised")];
+
+/// Bootstrap draws per interval.
+pub const DRAWS: usize = 2000;
+
+/// One seed's paired predictions: the test labels and, per repetition (one
+/// for fine-tuning), A's and B's predictions for the same samples.
+#[derive(Debug, Clone)]
+pub struct PairedSeed {
+    pub labels: Vec<usize>,
+    pub repetitions: Vec<(Vec<usize>, Vec<usize>)>,
+}
+
+/// A paired difference with its interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Difference {
+    /// Mean over seeds of A's metric minus B's (fractions, not points).
+    pub mean: f64,
+    /// The 2.5% and 97.5% quantiles of the bootstrap distribution.
+    pub low: f64,
+    pub high: f64,
+    /// Seeds where A scored higher than B, of all seeds.
+    pub wins: usize,
+    pub seeds: usize,
+}
+
+/// The main metric of `predictions` on the samples `idx` (with repetition).
+fn score(labels: &[usize], predictions: &[usize], idx: &[usize], classes: usize, metric: MainMetric) -> f64 {
+    match metric {
+        MainMetric::Accuracy => idx.iter().filter(|&&i| labels[i] == predictions[i]).count() as f64 / idx.len().max(1) as f64,
+        MainMetric::F1Macro => {
+            let l: Vec<usize> = idx.iter().map(|&i| labels[i]).collect();
+            let p: Vec<usize> = idx.iter().map(|&i| predictions[i]).collect();
+            classification_metrics(&l, &p, classes).f1_macro
+        }
+    }
+}
+
+/// A seed's difference on the samples `idx`: the mean over repetitions of
+/// A's score minus B's.
+fn seed_difference(s: &PairedSeed, idx: &[usize], classes: usize, metric: MainMetric) -> f64 {
+    let sum: f64 = s.repetitions.iter().map(|(a, b)| score(&s.labels, a, idx, classes, metric) - score(&s.labels, b, idx, classes, metric)).sum();
+    sum / s.repetitions.len().max(1) as f64
+}
+
+/// The paired difference of A and B over `seeds` and its 95% hierarchical
+/// bootstrap interval from `draws` resamplings drawn from `rng`.
+pub fn paired_bootstrap(seeds: &[PairedSeed], classes: usize, metric: MainMetric, draws: usize, rng: &mut impl Rng) -> Difference {
+    let all: Vec<Vec<usize>> = seeds.iter().map(|s| (0..s.labels.len()).collect()).collect();
+    let per_seed: Vec<f64> = seeds.iter().zip(&all).map(|(s, idx)| seed_difference(s, idx, classes, metric)).collect();
+    let mean = per_seed.iter().sum::<f64>() / per_seed.len().max(1) as f64;
+    let mut stats: Vec<f64> = (0..draws)
+        .map(|_| {
+            let total: f64 = (0..seeds.len())
+                .map(|_| {
+                    let s = &seeds[rng.random_range(0..seeds.len())];
+                    let n = s.labels.len();
+                    let idx: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
+                    seed_difference(s, &idx, classes, metric)
+                })
+                .sum();
+            total / seeds.len() as f64
+        })
+        .collect();
+    stats.sort_by(f64::total_cmp);
+    // Nearest-rank quantiles.
+    let rank = |q: f64| stats[((q * draws as f64).ceil() as usize).clamp(1, draws) - 1];
+    let (low, high) = if draws == 0 { (mean, mean) } else { (rank(0.025), rank(0.975)) };
+    Difference { mean, low, high, wins: per_seed.iter().filter(|d| **d > 0.0).count(), seeds: seeds.len() }
+}
+
+/// The claims a suite checks: its own list, or the paper's orderings
+/// between every pair of its methods whose approaches the paper ranks.
+pub fn claims_of(p: &Prepared) -> Result<Vec<ClaimDecl>> {
+    if let Some(list) = &p.suite.decl.claims {
+        for c in list {
+            for m in [&c.a, &c.b] {
+                if !p.suite.methods.contains_key(m) {
+                    bail!("{}: claims: '{m}' is not a method of the suite ({:?})", p.suite.path.display(), p.suite.methods.keys().collect::<Vec<_>>());
+                }
+            }
+        }
+        return Ok(list.clone());
+    }
+    let mut out = vec![];
+    for (first, second) in PAPER_ORDERINGS {
+        for a in p.suite.methods.keys().filter(|m| approach(p, m) == first) {
+            for b in p.suite.methods.keys().filter(|m| approach(p, m) == second) {
+                out.push(ClaimDecl { a: a.clone(), b: b.clone() });
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Where each method's predictions are: (method, modality row, fraction or
+/// `None` for full labels) -> seed -> folders of its repetitions.
+type Sources = BTreeMap<(String, String, Option<String>), BTreeMap<u64, Vec<PathBuf>>>;
+
+fn sources(p: &Prepared) -> Sources {
+    let mut s: Sources = BTreeMap::new();
+    for run in p.runs.iter().filter(|r| p.store.is_done(&r.id)) {
+        let dir = p.store.dir(&run.id);
+        let (method, modalities, fractions, repetitions) = match &run.step {
+            Step::FineTune { method, modalities, .. } => (method, modalities.clone(), None, 0),
+            Step::Train { method, config, .. } if !config.is_self_supervised() => (method, config.modalities.clone(), None, 0),
+            Step::LabelFractions { method, modalities, fractions, repetitions, .. } => (method, modalities.clone(), Some(fractions), *repetitions),
+            Step::SupervisedFractions { method, config, fractions, repetitions } => (method, config.modalities.clone(), Some(fractions), *repetitions),
+            _ => continue,
+        };
+        let row = modality_group(&modalities);
+        match fractions {
+            None => s.entry((method.clone(), row, None)).or_default().entry(run.seed).or_default().push(dir),
+            Some(fractions) => {
+                for f in fractions {
+                    let dirs = (0..repetitions).map(|r| dir.join(format!("f{f}-r{r}"))).collect();
+                    s.entry((method.clone(), row.clone(), Some(format!("{}%", crate::report::tables::fraction_label(*f))))).or_default().insert(run.seed, dirs);
+                }
+            }
+        }
+    }
+    s
+}
+
+/// `predictions.csv` as sample id -> (label, prediction), 0-based.
+fn read_predictions(dir: &Path) -> Result<BTreeMap<String, (usize, usize)>> {
+    let path = dir.join("predictions.csv");
+    let mut reader = csv::Reader::from_path(&path).with_context(|| format!("{}: cannot read the predictions", path.display()))?;
+    let mut out = BTreeMap::new();
+    for row in reader.records() {
+        let row = row.with_context(|| format!("{}: bad row", path.display()))?;
+        let parse = |i: usize| -> Result<usize> {
+            let v: usize = row
+                .get(i)
+                .unwrap_or_default()
+                .parse()
+                .with_context(|| format!("{}: '{}' is not a class number", path.display(), row.get(i).unwrap_or_default()))?;
+            v.checked_sub(1).with_context(|| format!("{}: class numbers start at 1", path.display()))
+        };
+        out.insert(row.get(0).unwrap_or_default().to_string(), (parse(1)?, parse(2)?));
+    }
+    Ok(out)
+}
+
+/// A's and B's repetitions of one seed, aligned by sample id.
+fn paired_seed(a: &[PathBuf], b: &[PathBuf]) -> Result<PairedSeed> {
+    let mut labels = None;
+    let mut repetitions = vec![];
+    for (da, db) in a.iter().zip(b) {
+        let (pa, pb) = (read_predictions(da)?, read_predictions(db)?);
+        if pa.len() != pb.len() || pa.keys().zip(pb.keys()).any(|(x, y)| x != y) {
+            bail!("{} and {}: the two runs predicted different test samples", da.display(), db.display());
+        }
+        labels.get_or_insert_with(|| pa.values().map(|v| v.0).collect::<Vec<_>>());
+        repetitions.push((pa.values().map(|v| v.1).collect(), pb.values().map(|v| v.1).collect()));
+    }
+    Ok(PairedSeed { labels: labels.unwrap_or_default(), repetitions })
+}
+
+/// The claims table of a suite's finished runs: one row per claim, modality
+/// row and label setting where both methods have results for a common seed.
+pub fn claims_table(p: &Prepared, column: Option<PaperColumn>) -> Result<Table> {
+    let metric = p.dataset.decl.main_metric;
+    let classes = p.dataset.decl.classes.len();
+    let src = sources(p);
+    let mut t = Table::new(&["Modality", "Claim", "Labels", "Difference", "95% interval", "Seeds won", "Paper difference", "Holds here"]);
+    for claim in claims_of(p)? {
+        let keys: Vec<&(String, String, Option<String>)> = src.keys().filter(|k| k.0 == claim.a).collect();
+        for key in keys {
+            let Some(b_seeds) = src.get(&(claim.b.clone(), key.1.clone(), key.2.clone())) else { continue };
+            let a_seeds = &src[key];
+            let seeds: Vec<u64> = a_seeds.keys().filter(|s| b_seeds.contains_key(s)).copied().collect();
+            if seeds.is_empty() {
+                continue;
+            }
+            let paired = seeds.iter().map(|s| paired_seed(&a_seeds[s], &b_seeds[s])).collect::<Result<Vec<_>>>()?;
+            let label = format!("{} > {}", claim.a, claim.b);
+            let mut rng = crate::rng::stream(0, &format!("claims/{label}/{}/{:?}", key.1, key.2), 0);
+            let d = paired_bootstrap(&paired, classes, metric, DRAWS, &mut rng);
+            let paper = match (column, &key.2) {
+                (Some(col), None) => paper_value(col, &key.1, &approach(p, &claim.a)).zip(paper_value(col, &key.1, &approach(p, &claim.b))).map(|(a, b)| a - b),
+                _ => None,
+            };
+            t.push(vec![
+                key.1.clone(),
+                label,
+                key.2.clone().unwrap_or_else(|| "all".into()),
+                format!("{:+.2}", 100.0 * d.mean),
+                format!("[{:+.2}, {:+.2}]", 100.0 * d.low, 100.0 * d.high),
+                format!("{}/{}", d.wins, d.seeds),
+                paper.map(|x| format!("{x:+.2}")).unwrap_or_else(|| "—".into()),
+                verdict(&d, paper).into(),
+            ]);
+        }
+    }
+    Ok(t)
+}
+
+/// Whether the interval lies on the expected side of zero: the paper's
+/// sign where it reports both rows, else the claim's (A above B).
+fn verdict(d: &Difference, paper: Option<f64>) -> &'static str {
+    let expected = if paper.is_some_and(|x| x < 0.0) { -1.0 } else { 1.0 };
+    if expected * d.low > 0.0 && expected * d.high > 0.0 {
+        "yes"
+    } else if expected * d.low < 0.0 && expected * d.high < 0.0 {
+        "no: reversed"
+    } else {
+        "not resolved (interval spans 0)"
+    }
+}
+
+/// The note under the claims table.
+pub const CLAIMS_NOTE: &str = "Difference: mean over seeds of A's main metric minus B's on the same test samples, in points (label fractions: each seed's mean over repetitions). 95% interval: seeded hierarchical bootstrap (2000 draws: seeds resampled, then test samples within each seed, both methods scored on the same draw). Seeds won: seeds where A scored higher. Holds here: the interval lies on the side of zero the paper reports (A above B where the paper has no number); with few seeds the interval is wide.\n";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seed(labels: &[usize], a: &[usize], b: &[usize]) -> PairedSeed {
+        PairedSeed { labels: labels.to_vec(), repetitions: vec![(a.to_vec(), b.to_vec())] }
+    }
+
+    #[test]
+    fn known_answers() {
+        let labels: Vec<usize> = (0..40).map(|i| i % 4).collect();
+        let wrong: Vec<usize> = labels.iter().map(|l| (l + 1) % 4).collect();
+        let mut rng = crate::rng::stream(1, "test", 0);
+        // A always right, B always wrong, three seeds: exactly +1, [1, 1], 3/3.
+        let all = vec![seed(&labels, &labels, &wrong); 3];
+        let d = paired_bootstrap(&all, 4, MainMetric::Accuracy, 500, &mut rng);
+        assert_eq!((d.mean, d.low, d.high, d.wins, d.seeds), (1.0, 1.0, 1.0, 3, 3));
+        // Identical methods: exactly 0 everywhere, no wins.
+        let same = vec![seed(&labels, &wrong, &wrong); 2];
+        let d = paired_bootstrap(&same, 4, MainMetric::F1Macro, 500, &mut rng);
+        assert_eq!((d.mean, d.low, d.high, d.wins), (0.0, 0.0, 0.0, 0));
+        // Two seeds, differences 1 and 0 with no spread within a seed: the
+        // resampled means are 1, 0.5 and 0 with probabilities 1/4, 1/2,
+        // 1/4, so the 95% interval is [0, 1] around 0.5.
+        let two = vec![seed(&labels, &labels, &wrong), seed(&labels, &labels, &labels)];
+        let d = paired_bootstrap(&two, 4, MainMetric::Accuracy, 2000, &mut rng);
+        assert_eq!((d.mean, d.low, d.high, d.wins), (0.5, 0.0, 1.0, 1));
+    }
+
+    /// One seed, 400 samples, A right on all, B on every other one: the
+    /// difference is 0.5 and its interval the binomial one, 0.5 +- 1.96 x
+    /// sqrt(0.25 / 400) = [0.451, 0.549], computed here independently of
+    /// the bootstrap.
+    #[test]
+    fn one_seed_matches_the_binomial_interval() {
+        let labels: Vec<usize> = (0..400).map(|i| i % 5).collect();
+        let half: Vec<usize> = labels.iter().enumerate().map(|(i, l)| if i % 2 == 0 { *l } else { (l + 1) % 5 }).collect();
+        let seeds = [seed(&labels, &labels, &half)];
+        let d = paired_bootstrap(&seeds, 5, MainMetric::Accuracy, DRAWS, &mut crate::rng::stream(7, "test", 0));
+        let half_width = 1.96 * (0.25f64 / 400.0).sqrt();
+        assert_eq!(d.mean, 0.5);
+        assert!((d.low - (0.5 - half_width)).abs() < 0.01 && (d.high - (0.5 + half_width)).abs() < 0.01, "{d:?} vs +-{half_width}");
+        // The same seed gives the same interval.
+        let again = paired_bootstrap(&seeds, 5, MainMetric::Accuracy, DRAWS, &mut crate::rng::stream(7, "test", 0));
+        assert_eq!(d, again);
+    }
+}
