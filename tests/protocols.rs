@@ -103,9 +103,14 @@ fn every_protocol_runs_for_every_kind_of_encoder_and_repeats_exactly() {
             assert!(x.metrics.mean_average_precision > 0.0 && x.metrics.precision_at_1 <= 1.0);
         }
         let fractions = |seed| {
-            run_label_fractions(&data, &[0.1, 0.5], 2, seed, |subset, _, _| {
-                Ok(fine_tune_cached(&features, &data, subset, &schedule(2), EvaluationHead::Linear, seed, &quiet())?.metrics)
-            })
+            run_label_fractions(
+                &data,
+                &[0.1, 0.5],
+                2,
+                seed,
+                |subset, _, _| Ok(fine_tune_cached(&features, &data, subset, &schedule(2), EvaluationHead::Linear, seed, &quiet())?.metrics),
+                no_reuse,
+            )
             .unwrap()
         };
         let (runs_a, summary_a) = fractions(1);
@@ -123,26 +128,80 @@ fn supervised_and_random_baselines_run_on_label_fractions() {
     let set = random_set(&["skeleton"], &data);
     let (_, device) = devices();
     let features = set.features(&data, &device);
-    let (runs, summary) = run_label_fractions(&data, &[0.25], 2, 3, |subset, _, _| {
-        Ok(fine_tune_cached(&features, &data, subset, &schedule(2), EvaluationHead::Linear, 3, &quiet())?.metrics)
-    })
+    let (runs, summary) = run_label_fractions(
+        &data,
+        &[0.25],
+        2,
+        3,
+        |subset, _, _| Ok(fine_tune_cached(&features, &data, subset, &schedule(2), EvaluationHead::Linear, 3, &quiet())?.metrics),
+        no_reuse,
+    )
     .unwrap();
     assert_eq!((runs.len(), summary.len()), (2, 1));
     let root = tempfile::tempdir().unwrap();
     let mut m = method("name: sup\nkind: supervised\nmodalities: [skeleton]", &["skeleton"]);
     m.schedule.epochs = 2;
-    let (runs, _) = run_label_fractions(&data, &[0.25], 2, 3, |subset, f, r| {
-        let opts = cmkm::methods::TrainOptions {
-            protocol: "cross_subject".into(),
-            seed: 3,
-            out: root.path().join(format!("f{f}-r{r}")),
-            quiet: true,
-            train_subset: Some(subset.to_vec()),
-        };
-        Ok(cmkm::methods::train(&m, dataset(), &opts)?.test.unwrap())
-    })
+    let (runs, _) = run_label_fractions(
+        &data,
+        &[0.25],
+        2,
+        3,
+        |subset, f, r| {
+            let opts = cmkm::methods::TrainOptions {
+                protocol: "cross_subject".into(),
+                seed: 3,
+                out: root.path().join(format!("f{f}-r{r}")),
+                quiet: true,
+                train_subset: Some(subset.to_vec()),
+            };
+            Ok(cmkm::methods::train(&m, dataset(), &opts)?.test.unwrap())
+        },
+        no_reuse,
+    )
     .unwrap();
     assert_eq!(runs[0].train_samples, 27 * 3); // 25% of 12 per class
+}
+
+/// For fractions whose subsets never coincide.
+fn no_reuse(from: f64, to: f64, r: u64) -> anyhow::Result<()> {
+    panic!("no subset should repeat here: {from} -> {to} at repetition {r}")
+}
+
+/// On 12 train samples per class, 1%, 5% and 10% all keep one sample per
+/// class: the same subset at each repetition, trained once and reused, with
+/// exactly the result a fresh training on it gives.
+#[test]
+fn identical_label_subsets_are_trained_once() {
+    let data = data(&["skeleton"]);
+    let set = random_set(&["skeleton"], &data);
+    let (_, device) = devices();
+    let features = set.features(&data, &device);
+    let trained = std::cell::RefCell::new(vec![]);
+    let reused = std::cell::RefCell::new(vec![]);
+    let fine_tune = |subset: &[usize]| fine_tune_cached(&features, &data, subset, &schedule(2), EvaluationHead::Linear, 5, &quiet()).unwrap().metrics;
+    let (runs, summary) = run_label_fractions(
+        &data,
+        &[0.01, 0.05, 0.1, 0.5],
+        2,
+        5,
+        |subset, f, r| {
+            trained.borrow_mut().push((f, r));
+            Ok(fine_tune(subset))
+        },
+        |from, to, r| {
+            reused.borrow_mut().push((from, to, r));
+            Ok(())
+        },
+    )
+    .unwrap();
+    assert_eq!(*trained.borrow(), [(0.01, 0), (0.01, 1), (0.5, 0), (0.5, 1)]);
+    assert_eq!(*reused.borrow(), [(0.01, 0.05, 0), (0.01, 0.05, 1), (0.01, 0.1, 0), (0.01, 0.1, 1)]);
+    assert_eq!(runs.iter().map(|r| r.same_subset_as).collect::<Vec<_>>(), [None, None, Some(0.01), Some(0.01), Some(0.01), Some(0.01), None, None]);
+    assert!(runs.iter().take(6).all(|r| r.train_samples == 27));
+    // A fresh training on the 10% subset gives exactly the reused result.
+    let subset = cmkm::data::splits::label_fraction_split(&data.labels, &data.split.train, 0.1, 5, 1).unwrap();
+    assert_eq!(fine_tune(&subset).main(data.main_metric), runs[5].main_metric);
+    assert_eq!(summary[0].main_metric_mean, summary[2].main_metric_mean);
 }
 
 #[test]

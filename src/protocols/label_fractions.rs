@@ -22,6 +22,11 @@ pub struct FractionRun {
     pub accuracy: f64,
     pub f1_macro: f64,
     pub main_metric: f64,
+    /// The smaller fraction whose subset at this repetition is the very
+    /// same (e.g. 1%, 5% and 10% all keep one sample per class of a small
+    /// train split): its result was reused, not computed again.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub same_subset_as: Option<f64>,
 }
 
 /// Mean and standard deviation over the repetitions of one fraction.
@@ -39,22 +44,48 @@ pub struct FractionSummary {
 
 /// Runs `evaluate(train_subset, fraction, repetition)` for every fraction
 /// and repetition; subsets come from `label_fraction_split` with `seed`.
+/// A subset already evaluated at this repetition for another fraction (the
+/// subsets of one repetition are nested, so equal per-class counts give the
+/// same samples) is not evaluated again: its metrics stand, and
+/// `reuse(earlier_fraction, fraction, repetition)` lets the caller copy
+/// what it wrote.
 pub fn run_label_fractions(
     data: &TrainData,
     fractions: &[f64],
     repetitions: u64,
     seed: u64,
     mut evaluate: impl FnMut(&[usize], f64, u64) -> Result<ClassificationMetrics>,
+    mut reuse: impl FnMut(f64, f64, u64) -> Result<()>,
 ) -> Result<(Vec<FractionRun>, Vec<FractionSummary>)> {
     let mut runs = vec![];
     let mut summaries = vec![];
+    let mut seen: Vec<(u64, Vec<usize>, f64, ClassificationMetrics)> = vec![];
     for &fraction in fractions {
         let mut these = vec![];
         for repetition in 0..repetitions {
             let subset = label_fraction_split(&data.labels, &data.split.train, fraction, seed, repetition)?;
-            let m = evaluate(&subset, fraction, repetition)?;
+            let earlier = seen.iter().find(|(r, s, _, _)| *r == repetition && *s == subset).map(|(_, _, f, m)| (*f, m.clone()));
+            let (m, same_subset_as) = match earlier {
+                Some((f, m)) => {
+                    reuse(f, fraction, repetition)?;
+                    (m, Some(f))
+                }
+                None => {
+                    let m = evaluate(&subset, fraction, repetition)?;
+                    seen.push((repetition, subset.clone(), fraction, m.clone()));
+                    (m, None)
+                }
+            };
             let main = m.main(data.main_metric);
-            these.push(FractionRun { fraction, repetition, train_samples: subset.len(), accuracy: m.accuracy, f1_macro: m.f1_macro, main_metric: main });
+            these.push(FractionRun {
+                fraction,
+                repetition,
+                train_samples: subset.len(),
+                accuracy: m.accuracy,
+                f1_macro: m.f1_macro,
+                main_metric: main,
+                same_subset_as,
+            });
         }
         let stats = |f: fn(&FractionRun) -> f64| mean_std(&these.iter().map(f).collect::<Vec<_>>());
         let (main_metric_mean, main_metric_std) = stats(|r| r.main_metric);
@@ -89,11 +120,12 @@ pub fn cached_label_fractions(
     out: &std::path::Path,
 ) -> Result<(Vec<FractionRun>, Vec<FractionSummary>)> {
     let quiet = crate::training::Progress { label: String::new(), quiet: true };
-    let (runs, summary) = run_label_fractions(data, fractions, repetitions, seed, |subset, f, r| {
+    let evaluate = |subset: &[usize], f, r| {
         let result = crate::protocols::fine_tuning::fine_tune_cached(features, data, subset, schedule, head, seed, &quiet)?;
         result.write(&out.join(format!("f{f}-r{r}")), serde_json::json!({ "fraction": f, "repetition": r }))?;
         Ok(result.metrics)
-    })?;
+    };
+    let (runs, summary) = run_label_fractions(data, fractions, repetitions, seed, evaluate, |from, to, r| copy_repetition(out, from, to, r))?;
     write_summary(out, &runs, &summary)?;
     Ok((runs, summary))
 }
@@ -112,7 +144,7 @@ pub fn supervised_label_fractions(
     seed: u64,
     out: &std::path::Path,
 ) -> Result<(Vec<FractionRun>, Vec<FractionSummary>)> {
-    let (runs, summary) = run_label_fractions(data, fractions, repetitions, seed, |subset, f, r| {
+    let evaluate = |subset: &[usize], f, r| {
         let opts = crate::methods::TrainOptions {
             protocol: protocol.to_string(),
             seed,
@@ -121,9 +153,26 @@ pub fn supervised_label_fractions(
             train_subset: Some(subset.to_vec()),
         };
         crate::methods::train(method, ds, &opts)?.test.ok_or_else(|| anyhow::anyhow!("method '{}' is not supervised: it has no test metrics", method.name))
-    })?;
+    };
+    let (runs, summary) = run_label_fractions(data, fractions, repetitions, seed, evaluate, |from, to, r| copy_repetition(out, from, to, r))?;
     write_summary(out, &runs, &summary)?;
     Ok((runs, summary))
+}
+
+/// `out/f<to>-r<r>/` as a copy of `out/f<from>-r<r>/` (same subset, same
+/// result), checkpoints left out: `same_subset_as.txt` names the original.
+fn copy_repetition(out: &std::path::Path, from: f64, to: f64, r: u64) -> Result<()> {
+    use anyhow::Context;
+    let (src, dst) = (out.join(format!("f{from}-r{r}")), out.join(format!("f{to}-r{r}")));
+    std::fs::create_dir_all(&dst).with_context(|| format!("{}: cannot create the folder", dst.display()))?;
+    for entry in std::fs::read_dir(&src).with_context(|| format!("{}: cannot read the repetition to reuse", src.display()))? {
+        let path = entry?.path();
+        let name = path.file_name().unwrap_or_default();
+        if path.is_file() && !name.to_string_lossy().ends_with(".safetensors") {
+            std::fs::copy(&path, dst.join(name)).with_context(|| format!("{}: cannot copy into {}", path.display(), dst.display()))?;
+        }
+    }
+    crate::fsutil::write_atomic(&dst.join("same_subset_as.txt"), format!("f{from}-r{r}\n").as_bytes())
 }
 
 /// Features of randomly initialised encoders of `method` (the random-encoder

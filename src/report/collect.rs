@@ -21,6 +21,9 @@ pub struct Collected {
     pub retrieval: DataFrame,
     /// Label fractions: method, approach, modality, seed, fraction, repetition, main.
     pub fractions: DataFrame,
+    /// (fraction, smaller fraction) pairs whose subsets coincided, so the
+    /// result of the smaller one was reused.
+    pub coinciding: Vec<(f64, f64)>,
     /// SSL training curves: method, seed, epoch, train_loss.
     pub curves: DataFrame,
     /// Every finished run: run, label, step, method, seed, seconds, epochs.
@@ -104,6 +107,7 @@ pub fn collect(p: &Prepared) -> Result<Collected> {
         classification: classification(p, &finished, main_key)?,
         retrieval: retrieval(p, &finished)?,
         fractions: fractions(p, &finished)?,
+        coinciding: coinciding(&finished)?,
         curves: curves(p, &finished)?,
         timings: timings(&finished)?,
         missing,
@@ -215,6 +219,25 @@ fn fractions(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
         }
     }
     c.frame(&["method", "approach", "modality"], &["seed", "fraction", "repetition", "main"])
+}
+
+/// Every (fraction, same_subset_as) pair recorded by a label-fraction run.
+fn coinciding(runs: &[Finished]) -> Result<Vec<(f64, f64)>> {
+    let mut pairs: Vec<(f64, f64)> = vec![];
+    for f in runs.iter().filter(|f| matches!(f.step, Step::LabelFractions { .. } | Step::SupervisedFractions { .. } | Step::RandomFractions { .. })) {
+        let path = f.dir.join("label_fractions.json");
+        let json = read_json(&path)?;
+        for r in json.get("runs").and_then(Value::as_array).into_iter().flatten() {
+            if let Some(same) = r.get("same_subset_as").and_then(Value::as_f64) {
+                let pair = (number(r, "fraction", &path)?, same);
+                if !pairs.contains(&pair) {
+                    pairs.push(pair);
+                }
+            }
+        }
+    }
+    pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Ok(pairs)
 }
 
 fn curves(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {

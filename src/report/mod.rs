@@ -61,7 +61,7 @@ pub fn write_report(p: &Prepared, reports: &Path) -> Result<ReportSummary> {
             tables::fractions_table(&c.fractions)?,
             "label_fractions",
             &format!("{name}: {metric} with a fraction of the train labels"),
-            "Mean ± sample standard deviation over seeds and repetitions; each subset keeps at least one sample per class.\n",
+            &fractions_note(&c.coinciding),
         )?;
     }
     let timings = tables::timings_table(&c.timings)?;
@@ -73,6 +73,20 @@ pub fn write_report(p: &Prepared, reports: &Path) -> Result<ReportSummary> {
     }
     files.extend(write_plots(p, &c, &groups, metric, &dir)?);
     Ok(ReportSummary { dir, files, missing: c.missing, failed: c.failed })
+}
+
+/// The label-fraction table's note, saying which fractions drew the very
+/// same subsets (and so share one training per repetition).
+fn fractions_note(coinciding: &[(f64, f64)]) -> String {
+    let mut note = "Mean ± sample standard deviation over seeds and repetitions; each subset keeps at least one sample per class.\n".to_string();
+    if !coinciding.is_empty() {
+        let pairs: Vec<String> = coinciding.iter().map(|(f, same)| format!("{}% = {}%", tables::fraction_label(*f), tables::fraction_label(*same))).collect();
+        note.push_str(&format!(
+            "\nOn this split these fractions keep the same number of samples per class, hence the same subsets at each repetition: {}. Each was trained once and its result stands for both.\n",
+            pairs.join(", ")
+        ));
+    }
+    note
 }
 
 const RETRIEVAL_NOTE: &str = "Queries: the test split; gallery: the train split; cosine similarity of frozen encoder features (cross-modal settings use the CMC projection space). Mean ± sample standard deviation over seeds. This protocol is ours: the paper does not state its variant.\n";
