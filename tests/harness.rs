@@ -72,7 +72,7 @@ fn check_report(dir: &Path, suite: &Path, results: &Path) {
             assert!(r.join(format!("{f}.{ext}")).is_file(), "{f}.{ext}");
         }
     }
-    for f in ["main_metric", "confusion_best", "label_fractions", "retrieval", "ssl_loss"] {
+    for f in ["main_metric", "confusion_best", "label_fractions", "claims", "retrieval", "ssl_loss"] {
         assert!(std::fs::read(r.join(format!("{f}.png"))).unwrap().starts_with(b"\x89PNG"), "{f}.png");
         assert!(std::fs::read_to_string(r.join(format!("{f}.svg"))).unwrap().contains("<svg"), "{f}.svg");
     }

@@ -185,13 +185,26 @@ fn paired_seed(a: &[PathBuf], b: &[PathBuf]) -> Result<PairedSeed> {
     Ok(PairedSeed { labels: labels.unwrap_or_default(), repetitions })
 }
 
-/// The claims table of a suite's finished runs: one row per claim, modality
-/// row and label setting where both methods have results for a common seed.
-pub fn claims_table(p: &Prepared, column: Option<PaperColumn>) -> Result<Table> {
+/// One row of the claims table.
+#[derive(Debug, Clone)]
+pub struct ClaimRow {
+    pub modality: String,
+    /// `a > b`.
+    pub claim: String,
+    /// `all`, or the label fraction (`5%`).
+    pub labels: String,
+    pub difference: Difference,
+    /// The paper's A minus B in points, where it reports both rows.
+    pub paper: Option<f64>,
+}
+
+/// The claims of a suite's finished runs: one row per claim, modality row
+/// and label setting where both methods have results for a common seed.
+pub fn claim_rows(p: &Prepared, column: Option<PaperColumn>) -> Result<Vec<ClaimRow>> {
     let metric = p.dataset.decl.main_metric;
     let classes = p.dataset.decl.classes.len();
     let src = sources(p);
-    let mut t = Table::new(&["Modality", "Claim", "Labels", "Difference", "95% interval", "Seeds won", "Paper difference", "Holds here"]);
+    let mut rows = vec![];
     for claim in claims_of(p)? {
         let keys: Vec<&(String, String, Option<String>)> = src.keys().filter(|k| k.0 == claim.a).collect();
         for key in keys {
@@ -203,25 +216,50 @@ pub fn claims_table(p: &Prepared, column: Option<PaperColumn>) -> Result<Table> 
             }
             let paired = seeds.iter().map(|s| paired_seed(&a_seeds[s], &b_seeds[s])).collect::<Result<Vec<_>>>()?;
             let label = format!("{} > {}", claim.a, claim.b);
-            let mut rng = crate::rng::stream(0, &format!("claims/{label}/{}/{:?}", key.1, key.2), 0);
+            // Keyed by claim and row only: label settings with the same predictions
+            // (coinciding fractions) get the same interval.
+            let mut rng = crate::rng::stream(0, &format!("claims/{label}/{}", key.1), 0);
             let d = paired_bootstrap(&paired, classes, metric, DRAWS, &mut rng);
             let paper = match (column, &key.2) {
                 (Some(col), None) => paper_value(col, &key.1, &approach(p, &claim.a)).zip(paper_value(col, &key.1, &approach(p, &claim.b))).map(|(a, b)| a - b),
                 _ => None,
             };
-            t.push(vec![
-                key.1.clone(),
-                label,
-                key.2.clone().unwrap_or_else(|| "all".into()),
-                format!("{:+.2}", 100.0 * d.mean),
-                format!("[{:+.2}, {:+.2}]", 100.0 * d.low, 100.0 * d.high),
-                format!("{}/{}", d.wins, d.seeds),
-                paper.map(|x| format!("{x:+.2}")).unwrap_or_else(|| "—".into()),
-                verdict(&d, paper).into(),
-            ]);
+            rows.push(ClaimRow { modality: key.1.clone(), claim: label, labels: key.2.clone().unwrap_or_else(|| "all".into()), difference: d, paper });
         }
     }
-    Ok(t)
+    // Within each claim: the paper's modality order, full labels first,
+    // then the fractions from small to large.
+    let order = |r: &ClaimRow| (crate::report::paper::modality_order(&r.modality), r.labels.trim_end_matches('%').parse::<f64>().unwrap_or(-1.0));
+    let claims: Vec<String> = rows.iter().map(|r| r.claim.clone()).fold(vec![], |mut v, c| {
+        if !v.contains(&c) {
+            v.push(c);
+        }
+        v
+    });
+    rows.sort_by(|a, b| {
+        let rank = |r: &ClaimRow| claims.iter().position(|c| *c == r.claim);
+        rank(a).cmp(&rank(b)).then(order(a).0.cmp(&order(b).0)).then(order(a).1.total_cmp(&order(b).1))
+    });
+    Ok(rows)
+}
+
+/// The claims table (Markdown, CSV, LaTeX).
+pub fn claims_table(rows: &[ClaimRow]) -> Table {
+    let mut t = Table::new(&["Modality", "Claim", "Labels", "Difference", "95% interval", "Seeds won", "Paper difference", "Holds here"]);
+    for r in rows {
+        let d = &r.difference;
+        t.push(vec![
+            r.modality.clone(),
+            r.claim.clone(),
+            r.labels.clone(),
+            format!("{:+.2}", 100.0 * d.mean),
+            format!("[{:+.2}, {:+.2}]", 100.0 * d.low, 100.0 * d.high),
+            format!("{}/{}", d.wins, d.seeds),
+            r.paper.map(|x| format!("{x:+.2}")).unwrap_or_else(|| "—".into()),
+            verdict(d, r.paper).into(),
+        ]);
+    }
+    t
 }
 
 /// Whether the interval lies on the expected side of zero: the paper's

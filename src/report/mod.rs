@@ -49,9 +49,9 @@ pub fn write_report(p: &Prepared, reports: &Path) -> Result<ReportSummary> {
     };
     let groups = tables::main_groups(&c.classification)?;
     table(tables::main_table(&groups, metric, column), "main_table", &format!("{name}: {metric} on the test split"), &main_note(p, column, &c))?;
-    let claims = claims::claims_table(p, column)?;
-    if !claims.rows.is_empty() {
-        table(claims, "claims", &format!("{name}: do the paper's orderings hold? ({metric}, A minus B)"), claims::CLAIMS_NOTE)?;
+    let claim_rows = claims::claim_rows(p, column)?;
+    if !claim_rows.is_empty() {
+        table(claims::claims_table(&claim_rows), "claims", &format!("{name}: do the paper's orderings hold? ({metric}, A minus B)"), claims::CLAIMS_NOTE)?;
     }
     if c.retrieval.height() > 0 {
         table(tables::retrieval_table(&c.retrieval)?, "retrieval", &format!("{name}: activity retrieval"), RETRIEVAL_NOTE)?;
@@ -71,7 +71,19 @@ pub fn write_report(p: &Prepared, reports: &Path) -> Result<ReportSummary> {
         crate::fsutil::write_atomic(&dir.join("hardware.json"), serde_json::to_string_pretty(h)?.as_bytes())?;
         files.push("hardware.json".into());
     }
-    files.extend(write_plots(p, &c, &groups, metric, &dir)?);
+    files.extend(write_plots(p, &c, &groups, metric, column, &dir)?);
+    if !claim_rows.is_empty() {
+        let gaps = claim_rows
+            .iter()
+            .map(|r| {
+                let d = &r.difference;
+                (format!("{} · {} · {}", r.modality, r.claim, r.labels), 100.0 * d.mean, 100.0 * d.low, 100.0 * d.high, r.paper)
+            })
+            .collect();
+        let title = format!("{name}: claimed gaps, A minus B with 95% bootstrap intervals (diamond: the paper)");
+        plots::save(&plots::Gaps { title, gaps }, &dir, "claims")?;
+        files.extend(both("claims"));
+    }
     Ok(ReportSummary { dir, files, missing: c.missing, failed: c.failed })
 }
 
@@ -121,12 +133,29 @@ fn main_note(p: &Prepared, column: Option<PaperColumn>, c: &collect::Collected) 
     note
 }
 
-fn write_plots(p: &Prepared, c: &collect::Collected, groups: &[aggregate::Group], metric: &str, dir: &Path) -> Result<Vec<String>> {
+fn write_plots(
+    p: &Prepared,
+    c: &collect::Collected,
+    groups: &[aggregate::Group],
+    metric: &str,
+    column: Option<PaperColumn>,
+    dir: &Path,
+) -> Result<Vec<String>> {
     let name = &p.suite.decl.name;
     let mut files = vec![];
     if !groups.is_empty() {
-        let bars = groups.iter().map(|g| (format!("{} · {}", g.keys[0], g.keys[2]), 100.0 * g.stats[0].mean, 100.0 * g.stats[0].std)).collect();
-        plots::save(&plots::MainBars { title: format!("{name}: {metric} (mean ± std over seeds)"), metric: metric.into(), bars }, dir, "main_metric")?;
+        let bars = groups
+            .iter()
+            .map(|g| {
+                let paper = column.and_then(|col| paper::paper_value(col, &g.keys[0], &g.keys[1]));
+                (format!("{} · {}", g.keys[0], g.keys[2]), 100.0 * g.stats[0].mean, 100.0 * g.stats[0].std, paper)
+            })
+            .collect();
+        plots::save(
+            &plots::MainBars { title: format!("{name}: {metric}, bars ours (mean ± std over seeds), diamonds the paper"), metric: metric.into(), bars },
+            dir,
+            "main_metric",
+        )?;
         files.extend(both("main_metric"));
         if let Some(best) = groups.iter().max_by(|a, b| a.stats[0].mean.total_cmp(&b.stats[0].mean)) {
             let counts = summed_confusion(p, &c.classification, &best.keys[2], &best.keys[0])?;

@@ -58,12 +58,13 @@ fn colour(i: usize) -> RGBColor {
     RGBColor(c.0, c.1, c.2)
 }
 
-/// Horizontal bars: one per main-table row, mean ± std in percent.
+/// Horizontal bars: one per main-table row, mean ± std in percent, with
+/// the paper's number for the row as a black diamond where it has one.
 pub struct MainBars {
     pub title: String,
     pub metric: String,
-    /// (label, mean %, std %).
-    pub bars: Vec<(String, f64, f64)>,
+    /// (label, mean %, std %, the paper's %).
+    pub bars: Vec<(String, f64, f64, Option<f64>)>,
 }
 
 impl Figure for MainBars {
@@ -86,7 +87,7 @@ impl Figure for MainBars {
             _ => String::new(),
         };
         ok(chart.configure_mesh().disable_y_mesh().x_desc(format!("{} (%)", self.metric)).y_label_formatter(&label).y_labels(n).draw())?;
-        for (k, (_, mean, std)) in self.bars.iter().enumerate() {
+        for (k, (_, mean, std, paper)) in self.bars.iter().enumerate() {
             let c = colour(k);
             let i = n - 1 - k;
             let bar = Rectangle::new([(0.0, SegmentValue::Exact(i)), (*mean, SegmentValue::Exact(i + 1))], c.mix(0.6).filled());
@@ -94,6 +95,10 @@ impl Figure for MainBars {
             let (lo, hi) = ((mean - std).max(0.0), (mean + std).min(100.0));
             let whisker = PathElement::new(vec![(lo, SegmentValue::CenterOf(i)), (hi, SegmentValue::CenterOf(i))], BLACK.stroke_width(2));
             ok(chart.draw_series(std::iter::once(whisker)))?;
+            if let Some(p) = paper {
+                let diamond = EmptyElement::at((*p, SegmentValue::CenterOf(i))) + Polygon::new(vec![(0, -7), (7, 0), (0, 7), (-7, 0)], BLACK.filled());
+                ok(chart.draw_series(std::iter::once(diamond)))?;
+            }
         }
         Ok(())
     }
@@ -233,27 +238,159 @@ impl Figure for ConfusionMatrix {
     }
 }
 
-/// Label-fraction curves: one line per (modality, method), mean ± std over
-/// seeds and repetitions, x in percent of the train labels.
-pub fn fraction_curves(fractions: &DataFrame, metric: &str, suite: &str) -> Result<Curves> {
-    let groups = summarise(fractions, &["modality", "approach", "method"], &["fraction"], &["main"])?;
-    Ok(Curves {
-        title: format!("{suite}: label fractions"),
-        x_desc: "labelled train samples (%)".into(),
-        legend: SeriesLabelPosition::UpperLeft,
-        y_desc: format!("{metric} (%)"),
-        lines: lines(&groups, fraction_legend, |g| 100.0 * g.numeric_keys[0], 100.0),
-    })
+/// Label-fraction curves, one panel per modality on a log fraction axis
+/// (1, 5 and 10% would pile up at the left of a linear one): one line per
+/// method, mean ± std over seeds and repetitions; the supervised baseline
+/// black and dashed, the random-encoder baseline grey and dashed.
+pub struct FractionPanels {
+    pub title: String,
+    pub y_desc: String,
+    /// (modality, lines of (legend, approach, points (x %, mean, std))).
+    pub panels: Vec<(String, Vec<(String, String, Vec<(f64, f64, f64)>)>)>,
 }
 
-/// `method (Modality)`, and for the baselines their kind too, e.g.
-/// `supervised-skeleton, Random init (Skeleton)`.
-fn fraction_legend(g: &Group) -> String {
-    let (modality, approach, method) = (&g.keys[0], &g.keys[1], &g.keys[2]);
-    if approach.starts_with("Random") {
-        format!("{method}, {approach} ({modality})")
-    } else {
-        format!("{method} ({modality})")
+impl Figure for FractionPanels {
+    fn size(&self) -> (u32, u32) {
+        (560 * self.panels.len().max(1) as u32, 620)
+    }
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        ok(root.fill(&WHITE))?;
+        let root = ok(root.titled(&self.title, ("sans-serif", 20)))?;
+        let areas = root.split_evenly((1, self.panels.len().max(1)));
+        let all = self.panels.iter().flat_map(|p| p.1.iter()).flat_map(|l| l.2.iter());
+        let (mut x0, mut x1, mut y0, mut y1) = (f64::MAX, f64::MIN, f64::MAX, f64::MIN);
+        for &(x, m, s) in all {
+            (x0, x1, y0, y1) = (x0.min(x), x1.max(x), y0.min(m - s), y1.max(m + s));
+        }
+        if x0 > x1 {
+            (x0, x1, y0, y1) = (1.0, 50.0, 0.0, 100.0);
+        }
+        let (x0, x1) = (x0 / 1.3, x1 * 1.3);
+        let (y0, y1) = ((y0 - 2.0).max(0.0), (y1 + 2.0).min(100.0));
+        for (area, (modality, lines)) in areas.iter().zip(&self.panels) {
+            let mut chart = ok(ChartBuilder::on(area)
+                .caption(modality, ("sans-serif", 17))
+                .margin(10)
+                .x_label_area_size(40)
+                .y_label_area_size(55)
+                .build_cartesian_2d((x0..x1).log_scale(), y0..y1))?;
+            // Labels at the usual fractions only (a log axis's key points
+            // crowd between them), no minor grid.
+            let tick = |x: &f64| if [1.0, 2.0, 5.0, 10.0, 25.0, 50.0, 100.0].iter().any(|t| (x - t).abs() < 1e-6 * t) { format!("{x}") } else { String::new() };
+            ok(chart
+                .configure_mesh()
+                .light_line_style(TRANSPARENT)
+                .x_desc("labelled train samples (%, log scale)")
+                .y_desc(&self.y_desc)
+                .x_label_formatter(&tick)
+                .draw())?;
+            for (i, (legend, approach, pts)) in lines.iter().enumerate() {
+                let (c, dashed) = match approach.as_str() {
+                    "Supervised" => (BLACK, true),
+                    a if a.starts_with("Random") => (RGBColor(130, 130, 130), true),
+                    _ => (colour(i), false),
+                };
+                let mut band: Vec<(f64, f64)> = pts.iter().map(|&(x, m, s)| (x, m + s)).collect();
+                band.extend(pts.iter().rev().map(|&(x, m, s)| (x, m - s)));
+                ok(chart.draw_series(std::iter::once(Polygon::new(band, c.mix(0.12).filled()))))?;
+                let style = c.stroke_width(if dashed { 2 } else { 3 });
+                let line: Vec<(f64, f64)> = pts.iter().map(|&(x, m, _)| (x, m)).collect();
+                let series = if dashed {
+                    ok(chart.draw_series(DashedLineSeries::new(line, 8, 5, style)))?
+                } else {
+                    ok(chart.draw_series(LineSeries::new(line, style)))?
+                };
+                series.label(legend.clone()).legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+                ok(chart.draw_series(pts.iter().map(|&(x, m, _)| Circle::new((x, m), 3, c.filled()))))?;
+            }
+            ok(chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 12))
+                .draw())?;
+        }
+        Ok(())
+    }
+}
+
+/// The label-fraction panels of a suite's fractions frame.
+pub fn fraction_curves(fractions: &DataFrame, metric: &str, suite: &str) -> Result<FractionPanels> {
+    let groups = summarise(fractions, &["modality", "approach", "method"], &["fraction"], &["main"])?;
+    let mut panels: Vec<(String, Vec<(String, String, Vec<(f64, f64, f64)>)>)> = vec![];
+    for g in &groups {
+        let (modality, approach, method) = (&g.keys[0], &g.keys[1], &g.keys[2]);
+        let legend = if approach.starts_with("Random") { format!("{method}, {approach}") } else { format!("{method} ({approach})") };
+        let point = (100.0 * g.numeric_keys[0], 100.0 * g.stats[0].mean, 100.0 * g.stats[0].std);
+        let panel = match panels.iter().position(|p| &p.0 == modality) {
+            Some(i) => &mut panels[i].1,
+            None => {
+                panels.push((modality.clone(), vec![]));
+                &mut panels.last_mut().expect("just pushed").1
+            }
+        };
+        match panel.iter_mut().find(|l| l.0 == legend) {
+            Some(l) => l.2.push(point),
+            None => panel.push((legend, approach.clone(), vec![point])),
+        }
+    }
+    for line in panels.iter_mut().flat_map(|p| p.1.iter_mut()) {
+        line.2.sort_by(|a, b| a.0.total_cmp(&b.0));
+    }
+    panels.sort_by_key(|p| super::paper::modality_order(&p.0));
+    Ok(FractionPanels { title: format!("{suite}: {metric} with a fraction of the train labels (mean ± std)"), y_desc: format!("{metric} (%)"), panels })
+}
+
+/// The claims as gaps: one bar per claim (A minus B, in points) with its
+/// 95% bootstrap interval, and the paper's gap as a black diamond.
+pub struct Gaps {
+    pub title: String,
+    /// (label, difference, low, high, the paper's difference).
+    pub gaps: Vec<(String, f64, f64, f64, Option<f64>)>,
+}
+
+impl Figure for Gaps {
+    fn size(&self) -> (u32, u32) {
+        (1000, 120 + 30 * self.gaps.len() as u32)
+    }
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        ok(root.fill(&WHITE))?;
+        let n = self.gaps.len().max(1);
+        let reach = self.gaps.iter().flat_map(|g| [g.1.abs(), g.2.abs(), g.3.abs(), g.4.unwrap_or(0.0).abs()]).fold(1.0f64, f64::max) * 1.1;
+        let mut chart = ok(ChartBuilder::on(root)
+            .caption(&self.title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(380)
+            .build_cartesian_2d(-reach..reach, (0..n).into_segmented()))?;
+        let names: Vec<String> = self.gaps.iter().rev().map(|g| g.0.clone()).collect();
+        let label = move |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        };
+        ok(chart.configure_mesh().disable_y_mesh().x_desc("A minus B (points)").y_label_formatter(&label).y_labels(n).draw())?;
+        ok(chart.draw_series(std::iter::once(PathElement::new(vec![(0.0, SegmentValue::Exact(0)), (0.0, SegmentValue::Exact(n))], BLACK.stroke_width(1)))))?;
+        for (k, (_, d, lo, hi, paper)) in self.gaps.iter().enumerate() {
+            let i = n - 1 - k;
+            let c = if *lo > 0.0 {
+                RGBColor(40, 140, 70)
+            } else if *hi < 0.0 {
+                RGBColor(200, 60, 50)
+            } else {
+                RGBColor(120, 120, 120)
+            };
+            ok(chart.draw_series(std::iter::once(Rectangle::new([(0.0, SegmentValue::Exact(i)), (*d, SegmentValue::Exact(i + 1))], c.mix(0.5).filled()))))?;
+            ok(chart.draw_series(std::iter::once(PathElement::new(
+                vec![(*lo, SegmentValue::CenterOf(i)), (*hi, SegmentValue::CenterOf(i))],
+                BLACK.stroke_width(2),
+            ))))?;
+            if let Some(p) = paper {
+                let diamond = EmptyElement::at((*p, SegmentValue::CenterOf(i))) + Polygon::new(vec![(0, -6), (6, 0), (0, 6), (-6, 0)], BLACK.filled());
+                ok(chart.draw_series(std::iter::once(diamond)))?;
+            }
+        }
+        Ok(())
     }
 }
 
