@@ -285,12 +285,12 @@ mod tests {
             // By hand: per channel, the 4 x 5 x 2 = 40 values' variance with
             // n - 1 = 39 below, blended into the initial 1 with momentum 0.1.
             let running = ours.running_var.value().into_data().try_to_vec::<f32>().unwrap();
-            for c in 0..3 {
+            for (c, &got) in running.iter().enumerate() {
                 let v: Vec<f64> = (0..4).flat_map(|b| (0..10).map(move |k| (b * 3 + c) * 10 + k)).map(|i| values[i] as f64).collect();
                 let mean = v.iter().sum::<f64>() / 40.0;
                 let unbiased = v.iter().map(|a| (a - mean).powi(2)).sum::<f64>() / 39.0;
                 let want = 0.9 * 1.0 + 0.1 * unbiased;
-                assert!((running[c] as f64 - want).abs() < 1e-4 * want, "channel {c}: {} vs {want}", running[c]);
+                assert!((got as f64 - want).abs() < 1e-4 * want, "channel {c}: {got} vs {want}");
             }
         });
     }

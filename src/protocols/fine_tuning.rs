@@ -130,6 +130,7 @@ pub fn fine_tune_cached(
 
 /// Fine-tunes with the encoders in the loop: frozen (the same result as
 /// [`fine_tune_cached`], slower) or, with `full`, trained too.
+#[allow(clippy::too_many_arguments)]
 pub fn fine_tune_encoders(
     set: &EncoderSet,
     data: &TrainData,

@@ -109,6 +109,7 @@ pub fn run_label_fractions(
 /// Label fractions with an evaluation head on cached encoder `features`:
 /// each repetition's `metrics.json` and `predictions.csv` go to
 /// `out/f<fraction>-r<repetition>/`, the summary to `out/label_fractions.json`.
+#[allow(clippy::too_many_arguments)]
 pub fn cached_label_fractions(
     features: &[Vec<Vec<f32>>],
     data: &TrainData,

@@ -245,9 +245,14 @@ impl Figure for ConfusionMatrix {
 pub struct FractionPanels {
     pub title: String,
     pub y_desc: String,
-    /// (modality, lines of (legend, approach, points (x %, mean, std))).
-    pub panels: Vec<(String, Vec<(String, String, Vec<(f64, f64, f64)>)>)>,
+    pub panels: Vec<FractionPanel>,
 }
+
+/// One line of a label-fraction panel: legend, approach, points (x %, mean, std).
+pub type FractionLine = (String, String, Vec<(f64, f64, f64)>);
+
+/// One panel: its modality and lines.
+pub type FractionPanel = (String, Vec<FractionLine>);
 
 impl Figure for FractionPanels {
     fn size(&self) -> (u32, u32) {
@@ -318,7 +323,7 @@ impl Figure for FractionPanels {
 /// The label-fraction panels of a suite's fractions frame.
 pub fn fraction_curves(fractions: &DataFrame, metric: &str, suite: &str) -> Result<FractionPanels> {
     let groups = summarise(fractions, &["modality", "approach", "method"], &["fraction"], &["main"])?;
-    let mut panels: Vec<(String, Vec<(String, String, Vec<(f64, f64, f64)>)>)> = vec![];
+    let mut panels: Vec<FractionPanel> = vec![];
     for g in &groups {
         let (modality, approach, method) = (&g.keys[0], &g.keys[1], &g.keys[2]);
         let legend = if approach.starts_with("Random") { format!("{method}, {approach}") } else { format!("{method} ({approach})") };
