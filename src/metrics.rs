@@ -3,7 +3,15 @@
 //! class with no predicted (or no true) samples has precision (or recall)
 //! 0, as scikit-learn's `zero_division=0`.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// The metric that selects models and heads the paper's table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MainMetric {
+    Accuracy,
+    F1Macro,
+}
 
 /// Accuracy, macro precision / recall / F1 (fractions in 0..1) and the
 /// confusion matrix (`confusion[true][predicted]`).
@@ -18,10 +26,10 @@ pub struct ClassificationMetrics {
 
 impl ClassificationMetrics {
     /// The dataset's main metric (model selection, the paper's table).
-    pub fn main(&self, which: crate::data::declaration::MainMetric) -> f64 {
+    pub fn main(&self, which: MainMetric) -> f64 {
         match which {
-            crate::data::declaration::MainMetric::Accuracy => self.accuracy,
-            crate::data::declaration::MainMetric::F1Macro => self.f1_macro,
+            MainMetric::Accuracy => self.accuracy,
+            MainMetric::F1Macro => self.f1_macro,
         }
     }
 }

@@ -4,25 +4,13 @@
 use crate::data::clip::{clip_from_layout, count_non_finite, Clip};
 use crate::data::declaration::{DatasetDecl, ModalityDecl};
 use crate::data::layouts::{discover, Dropped, Failure};
+pub use crate::data::sample::SampleMeta;
 use crate::data::transforms::apply_steps;
 use crate::data::{formats, synth};
 use anyhow::{bail, Result};
 use rayon::prelude::*;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-
-/// Identity and labels of one sample.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct SampleMeta {
-    /// Stable id, e.g. `a3_s2_t1`.
-    pub id: String,
-    /// 0-based class index.
-    pub label: usize,
-    pub subject: u32,
-    pub trial: Option<u32>,
-    pub scene: Option<u32>,
-    pub session: Option<u32>,
-}
 
 /// A file holding non-finite values.
 #[derive(Debug, Clone, Serialize)]

@@ -1,8 +1,10 @@
 //! Dataset declarations: what a dataset is, where its files are and how it
 //! is split, written in YAML so that a new dataset needs no code.
 
+pub use crate::data::modality::{ModalityKind, ModalityShape};
 use crate::data::splits::ProtocolDecl;
 use crate::data::transforms::Step;
+pub use crate::metrics::MainMetric;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -30,23 +32,6 @@ impl std::str::FromStr for Format {
             _ => bail!("unknown format '{s}' (expected utd-mhad, mmact or manifest)"),
         }
     }
-}
-
-/// What a modality's samples are: a multichannel time series (C x T) or a
-/// skeleton sequence (C x T x J).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum ModalityKind {
-    Series,
-    Skeleton,
-}
-
-/// The metric that selects models and heads the paper's table.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum MainMetric {
-    Accuracy,
-    F1Macro,
 }
 
 /// One modality of a dataset.
@@ -84,6 +69,11 @@ impl ModalityDecl {
     /// Joints per frame: 1 for series.
     pub fn joint_count(&self) -> usize {
         self.joints.unwrap_or(1)
+    }
+
+    /// What the transforms check a pipeline against.
+    pub fn shape(&self) -> ModalityShape {
+        ModalityShape { kind: self.kind, channels: self.channels, joints: self.joint_count() }
     }
 }
 
@@ -164,7 +154,7 @@ impl DatasetDecl {
     /// The split of `samples` under protocol `name`; errors (an empty split,
     /// a class missing from the train split...) name the declaration file and
     /// the protocol.
-    pub fn split(&self, name: &str, samples: &[crate::data::dataset::SampleMeta]) -> Result<crate::data::splits::Split> {
+    pub fn split(&self, name: &str, samples: &[crate::data::sample::SampleMeta]) -> Result<crate::data::splits::Split> {
         let origin = match &self.source {
             Some(p) => format!("{}", p.display()),
             None => format!("dataset '{}'", self.name),
@@ -226,7 +216,7 @@ fn validate_modality(format: Format, m: &ModalityDecl) -> Result<()> {
         bail!("format {format:?} needs 'dir' and 'suffix' for every modality");
     }
     for step in &m.preprocess {
-        step.transform.check(m)?;
+        step.transform.check(&m.shape())?;
     }
     Ok(())
 }

@@ -2,8 +2,8 @@
 //! for each [`Format`]. Nothing is read here but directory listings and the
 //! manifest; arrays are loaded by [`crate::data::dataset`].
 
-use crate::data::dataset::SampleMeta;
 use crate::data::declaration::{DatasetDecl, Format, ModalityDecl};
+use crate::data::sample::SampleMeta;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

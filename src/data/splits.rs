@@ -5,7 +5,7 @@
 //! Impossible protocols (overlapping or empty splits, a class that is in the
 //! data but not in the training split) are errors, not warnings.
 
-use crate::data::dataset::SampleMeta;
+use crate::data::sample::SampleMeta;
 use crate::rng::stream;
 use anyhow::{bail, Result};
 use rand::seq::SliceRandom;

@@ -6,7 +6,7 @@
 //! probability `p` (default 1), in order, drawing from the caller's stream.
 
 use crate::data::clip::Clip;
-use crate::data::declaration::{ModalityDecl, ModalityKind};
+use crate::data::modality::{ModalityKind, ModalityShape};
 use crate::data::resample::fourier_resample;
 use crate::rng::Stream;
 use anyhow::{bail, Result};
@@ -116,8 +116,8 @@ pub struct Step {
 
 impl Transform {
     /// Checks parameters against the modality the transform will see.
-    pub fn check(&self, m: &ModalityDecl) -> Result<()> {
-        let joints = m.joint_count();
+    pub fn check(&self, m: &ModalityShape) -> Result<()> {
+        let joints = m.joints;
         let skeleton_only = matches!(
             self,
             Transform::CenterOnJoint { .. } | Transform::ScaleByBone { .. } | Transform::ScaleAxes { .. } | Transform::Rotate { .. } | Transform::Shear { .. }

@@ -148,3 +148,32 @@ mod tests {
         assert!(!BestTracker::new(Mode::Min).update(0, f64::NAN));
     }
 }
+
+/// Optimiser, schedule and stopping rules (docs/method.md section 7).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScheduleConfig {
+    pub epochs: usize,
+    pub batch_size: usize,
+    #[serde(default = "lr")]
+    pub lr: f64,
+    #[serde(default = "factor")]
+    pub plateau_factor: f64,
+    /// Epochs without improvement before the rate is reduced (SSL: training
+    /// loss, patience 20; supervised: validation main metric, patience 10).
+    pub plateau_patience: usize,
+    /// Stop after this many epochs without a lower validation loss.
+    #[serde(default)]
+    pub early_stopping_patience: Option<usize>,
+    /// Clip each parameter tensor's gradient to this L2 norm before the
+    /// optimizer step (burn's `GradientClippingConfig::Norm`); off when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub grad_clip_norm: Option<f64>,
+}
+
+fn lr() -> f64 {
+    1e-3
+}
+fn factor() -> f64 {
+    0.5
+}

@@ -1,0 +1,17 @@
+//! A sample's identity and labels: a leaf type that the loader, the layouts
+//! and the splits share without importing each other.
+
+use serde::Serialize;
+
+/// Identity and labels of one sample.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SampleMeta {
+    /// Stable id, e.g. `a3_s2_t1`.
+    pub id: String,
+    /// 0-based class index.
+    pub label: usize,
+    pub subject: u32,
+    pub trial: Option<u32>,
+    pub scene: Option<u32>,
+    pub session: Option<u32>,
+}
