@@ -220,7 +220,7 @@ fn a_non_finite_gradient_stops_training_with_epoch_and_batch() {
     let schedule = method("name: x\nkind: supervised\nmodalities: [skeleton]", &["skeleton"]).schedule;
     let progress = cmkm::training::Progress { label: "toy".into(), quiet: true };
     let train: Vec<usize> = (0..64).collect();
-    let err = match cmkm::training::fit(&SqrtAtZero, model, &train, &schedule, true, 0, &progress) {
+    let err = match cmkm::training::fit(&SqrtAtZero, model, &train, &schedule, cmkm::training::FitRules::SelfSupervised, 0, &progress) {
         Ok(_) => panic!("an infinite gradient must stop training"),
         Err(e) => e.to_string(),
     };

@@ -12,7 +12,7 @@ pub mod supervised;
 use crate::data::Dataset;
 use crate::metrics::ClassificationMetrics;
 use crate::models::{Encoder, InputShape};
-use crate::training::{checkpoint, curves_csv, fit, Fitted, Progress, TrainData};
+use crate::training::{checkpoint, curves_csv, fit, FitRules, Fitted, Progress, TrainData};
 use anyhow::{bail, Context as _, Result};
 use burn::prelude::*;
 use config::{MethodConfig, MethodKind};
@@ -120,18 +120,11 @@ pub fn train(method: &MethodConfig, ds: &Dataset, opts: &TrainOptions) -> Result
         crate_version: env!("CARGO_PKG_VERSION").to_string(),
     };
     let train = &data.split.train;
+    let rules = if method.is_self_supervised() { FitRules::SelfSupervised } else { FitRules::Classifier };
     let (fitted_log, best_epoch, stopped_early, test) = match method.kind {
         MethodKind::Supervised => {
             let objective = supervised::Supervised { ctx: &ctx };
-            let fitted = fit(
-                &objective,
-                supervised::SupervisedModel::new(&ctx, &ctx.train_device)?,
-                train,
-                &method.schedule,
-                method.is_self_supervised(),
-                opts.seed,
-                &progress,
-            )?;
+            let fitted = fit(&objective, supervised::SupervisedModel::new(&ctx, &ctx.train_device)?, train, &method.schedule, rules, opts.seed, &progress)?;
             let test = objective.evaluate(&fitted.best, &data.split.test);
             write_predictions(&opts.out, &data, &data.split.test, &test.predictions)?;
             finish(&opts.out, &fitted)?;
@@ -139,15 +132,7 @@ pub fn train(method: &MethodConfig, ds: &Dataset, opts: &TrainOptions) -> Result
         }
         MethodKind::Simclr => {
             let objective = simclr::Simclr { ctx: &ctx };
-            let fitted = fit(
-                &objective,
-                simclr::SimclrModel::new(&ctx, &ctx.train_device)?,
-                train,
-                &method.schedule,
-                method.is_self_supervised(),
-                opts.seed,
-                &progress,
-            )?;
+            let fitted = fit(&objective, simclr::SimclrModel::new(&ctx, &ctx.train_device)?, train, &method.schedule, rules, opts.seed, &progress)?;
             finish(&opts.out, &fitted)?;
             (fitted.log, fitted.best_epoch, fitted.stopped_early, None)
         }
@@ -156,15 +141,7 @@ pub fn train(method: &MethodConfig, ds: &Dataset, opts: &TrainOptions) -> Result
             let options = if method.kind == MethodKind::Cmc { crate::losses::CmkmOptions::cmc(options.temperature) } else { options };
             let miners = if method.kind == MethodKind::Cmkm { Some(contrastive::Contrastive::load_miners(&ctx)?) } else { None };
             let objective = contrastive::Contrastive { ctx: &ctx, options, miners };
-            let fitted = fit(
-                &objective,
-                contrastive::CmcModel::for_training(&ctx, &ctx.train_device)?,
-                train,
-                &method.schedule,
-                method.is_self_supervised(),
-                opts.seed,
-                &progress,
-            )?;
+            let fitted = fit(&objective, contrastive::CmcModel::for_training(&ctx, &ctx.train_device)?, train, &method.schedule, rules, opts.seed, &progress)?;
             finish(&opts.out, &fitted)?;
             (fitted.log, fitted.best_epoch, fitted.stopped_early, None)
         }

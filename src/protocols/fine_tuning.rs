@@ -16,7 +16,7 @@ use crate::methods::{devices, Context};
 use crate::metrics::ClassificationMetrics;
 use crate::models::{ClassifierHead, EvaluationHead, EvaluationMlp, FusionClassifier};
 use crate::training::batches::label_tensor;
-use crate::training::{exclusive, fit, Objective, Progress, StepOutput, TrainData, Validation};
+use crate::training::{exclusive, fit, FitRules, Objective, Progress, StepOutput, TrainData, Validation};
 use anyhow::Result;
 use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -123,7 +123,7 @@ pub fn fine_tune_cached(
     let sizes: Vec<usize> = features.iter().map(|f| f[0].len()).collect();
     let objective = CachedHead { features, data, batch_size: schedule.batch_size, train_device: train_device.clone(), eval_device };
     let head = evaluation_head(&sizes, data.classes, head, &train_device);
-    let fitted = fit(&objective, head, train, schedule, false, seed, progress)?;
+    let fitted = fit(&objective, head, train, schedule, FitRules::Classifier, seed, progress)?;
     let e = objective.evaluate(&fitted.best, &data.split.test);
     Ok(result(data, &data.split.test, e.predictions, e.metrics, fitted.best_epoch, fitted.log.len()))
 }
@@ -161,7 +161,7 @@ pub fn fine_tune_encoders(
     let encoders = set.encoders.iter().map(|e| if full { e.clone().train() } else { e.clone().train().freeze() }).collect();
     let model = SupervisedModel { encoders, head: evaluation_head(&sizes, data.classes, head, &train_device) };
     let objective = Supervised { ctx: &ctx };
-    let fitted = fit(&objective, model, train, schedule, false, seed, progress)?;
+    let fitted = fit(&objective, model, train, schedule, FitRules::Classifier, seed, progress)?;
     let e = objective.evaluate(&fitted.best, &data.split.test);
     Ok(result(data, &data.split.test, e.predictions, e.metrics, fitted.best_epoch, fitted.log.len()))
 }

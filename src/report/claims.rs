@@ -142,7 +142,9 @@ fn sources(p: &Prepared) -> Sources {
             Some(fractions) => {
                 for f in fractions {
                     let dirs = (0..repetitions).map(|r| dir.join(format!("f{f}-r{r}"))).collect();
-                    s.entry((method.clone(), row.clone(), Some(format!("{}%", crate::report::tables::fraction_label(*f))))).or_default().insert(run.seed, dirs);
+                    s.entry((method.clone(), row.clone(), Some(format!("{}%", crate::report::suite_tables::fraction_label(*f)))))
+                        .or_default()
+                        .insert(run.seed, dirs);
                 }
             }
         }

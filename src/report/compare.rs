@@ -92,7 +92,7 @@ fn headline_metrics(dir: &Path) -> Result<BTreeMap<String, f64>> {
     if let Some(v) = read(&dir.join("label_fractions.json"))? {
         for s in v.get("summary").and_then(Value::as_array).into_iter().flatten() {
             if let (Some(f), Some(x)) = (s.get("fraction").and_then(Value::as_f64), s.get("main_metric_mean").and_then(Value::as_f64)) {
-                m.insert(format!("main @ {}%", super::tables::fraction_label(f)), x);
+                m.insert(format!("main @ {}%", super::suite_tables::fraction_label(f)), x);
             }
         }
     }

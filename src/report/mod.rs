@@ -9,8 +9,8 @@ pub mod collect;
 pub mod compare;
 pub mod paper;
 pub mod plots;
+pub mod suite_tables;
 pub mod table;
-pub mod tables;
 
 use crate::data::declaration::MainMetric;
 use crate::harness::runner::Prepared;
@@ -47,24 +47,24 @@ pub fn write_report(p: &Prepared, reports: &Path) -> Result<ReportSummary> {
         files.extend(["md", "csv", "tex"].map(|e| format!("{stem}.{e}")));
         Ok(())
     };
-    let groups = tables::main_groups(&c.classification)?;
-    table(tables::main_table(&groups, metric, column), "main_table", &format!("{name}: {metric} on the test split"), &main_note(p, column, &c))?;
+    let groups = suite_tables::main_groups(&c.classification)?;
+    table(suite_tables::main_table(&groups, metric, column), "main_table", &format!("{name}: {metric} on the test split"), &main_note(p, column, &c))?;
     let claim_rows = claims::claim_rows(p, column)?;
     if !claim_rows.is_empty() {
         table(claims::claims_table(&claim_rows), "claims", &format!("{name}: do the paper's orderings hold? ({metric}, A minus B)"), claims::CLAIMS_NOTE)?;
     }
     if c.retrieval.height() > 0 {
-        table(tables::retrieval_table(&c.retrieval)?, "retrieval", &format!("{name}: activity retrieval"), RETRIEVAL_NOTE)?;
+        table(suite_tables::retrieval_table(&c.retrieval)?, "retrieval", &format!("{name}: activity retrieval"), RETRIEVAL_NOTE)?;
     }
     if c.fractions.height() > 0 {
         table(
-            tables::fractions_table(&c.fractions)?,
+            suite_tables::fractions_table(&c.fractions)?,
             "label_fractions",
             &format!("{name}: {metric} with a fraction of the train labels"),
             &fractions_note(&c.coinciding),
         )?;
     }
-    let timings = tables::timings_table(&c.timings)?;
+    let timings = suite_tables::timings_table(&c.timings)?;
     crate::fsutil::write_atomic(&dir.join("timings.csv"), timings.csv()?.as_bytes())?;
     files.push("timings.csv".into());
     if let Some(h) = &c.hardware {
@@ -92,7 +92,8 @@ pub fn write_report(p: &Prepared, reports: &Path) -> Result<ReportSummary> {
 fn fractions_note(coinciding: &[(f64, f64)]) -> String {
     let mut note = "Mean ± sample standard deviation over seeds and repetitions; each subset keeps at least one sample per class.\n".to_string();
     if !coinciding.is_empty() {
-        let pairs: Vec<String> = coinciding.iter().map(|(f, same)| format!("{}% = {}%", tables::fraction_label(*f), tables::fraction_label(*same))).collect();
+        let pairs: Vec<String> =
+            coinciding.iter().map(|(f, same)| format!("{}% = {}%", suite_tables::fraction_label(*f), suite_tables::fraction_label(*same))).collect();
         note.push_str(&format!(
             "\nOn this split these fractions keep the same number of samples per class, hence the same subsets at each repetition: {}. Each was trained once and its result stands for both.\n",
             pairs.join(", ")

@@ -199,6 +199,17 @@ pub fn format_duration(seconds: f64) -> String {
     }
 }
 
+/// Which rules [`fit`] follows (docs/method.md section 7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FitRules {
+    /// Drop the last incomplete batch, reduce the rate on the training
+    /// loss, keep the epoch with the lowest validation loss.
+    SelfSupervised,
+    /// Keep every batch, reduce the rate on the validation main metric,
+    /// keep the epoch with the best validation main metric.
+    Classifier,
+}
+
 /// Trains `model` on the batches of `train` under `schedule`.
 ///
 /// Self-supervised methods drop the last incomplete batch, reduce the rate
@@ -212,10 +223,11 @@ pub fn fit<O: Objective>(
     mut model: O::Model,
     train: &[usize],
     schedule: &ScheduleConfig,
-    ssl: bool,
+    rules: FitRules,
     seed: u64,
     progress: &Progress,
 ) -> Result<Fitted<O::Model>> {
+    let ssl = rules == FitRules::SelfSupervised;
     let s = schedule;
     let clipping = s.grad_clip_norm.map(|n| GradientClippingConfig::Norm(n as f32));
     let mut optimizer = AdamConfig::new().with_epsilon(1e-8).with_grad_clipping(clipping).init();

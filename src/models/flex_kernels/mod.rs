@@ -84,7 +84,7 @@ pub fn available<const D: usize>(x: &Tensor<D>) -> bool {
 }
 
 #[backend_extension(Flex, Autodiff)]
-pub trait ChannelsLastKernels: Backend {
+pub trait FlexKernels: Backend {
     /// Valid stride-1 convolution, `(B, H, W, C_in)` -> `(B, H', W', C_out)`.
     fn cl_conv(x: FloatTensor<Self>, weight: FloatTensor<Self>, bias: FloatTensor<Self>) -> FloatTensor<Self>;
     /// Batch mean and biased variance of each column of `(N, C)`, as
@@ -249,7 +249,7 @@ fn point_forward(t: [&FlexTensor; 6], epsilon: f64) -> FlexTensor {
     tensor(point::forward(slice(x), slice(w), slice(b), (&mean, &var), slice(gamma), slice(beta), epsilon, &s), &[s.rows, s.c_out])
 }
 
-impl ChannelsLastKernels for Flex {
+impl FlexKernels for Flex {
     fn cl_moments(x: FlexTensor) -> FlexTensor {
         moments_of(&values(&x))
     }
@@ -317,7 +317,7 @@ fn register(grads: &mut Gradients, node: Option<NodeId>, grad: Vec<f32>, shape: 
     }
 }
 
-/// Backward of [`ChannelsLastKernels::cl_feed_forward`]; parents: input,
+/// Backward of [`FlexKernels::cl_feed_forward`]; parents: input,
 /// W1, b1, W2, b2.
 #[derive(Debug)]
 struct FeedForwardBackward;
@@ -359,7 +359,7 @@ impl Backward<Flex, 5> for FeedForwardBackward {
     }
 }
 
-/// Backward of [`ChannelsLastKernels::cl_attention`]; parents: input,
+/// Backward of [`FlexKernels::cl_attention`]; parents: input,
 /// wq, bq, wk, bk, wv, bv.
 #[derive(Debug)]
 struct AttentionBackward;
@@ -394,7 +394,7 @@ impl Backward<Flex, 7> for AttentionBackward {
     }
 }
 
-/// Backward of [`ChannelsLastKernels::cl_point_norm_relu`]; parents:
+/// Backward of [`FlexKernels::cl_point_norm_relu`]; parents:
 /// input, weight, bias, gamma, beta.
 #[derive(Debug)]
 struct PointBackward;
@@ -420,7 +420,7 @@ impl Backward<Flex, 5> for PointBackward {
     }
 }
 
-/// Backward of [`ChannelsLastKernels::cl_conv`]; parents: input, weight, bias.
+/// Backward of [`FlexKernels::cl_conv`]; parents: input, weight, bias.
 #[derive(Debug)]
 struct ConvBackward;
 
@@ -441,7 +441,7 @@ impl Backward<Flex, 3> for ConvBackward {
     }
 }
 
-/// Backward of [`ChannelsLastKernels::cl_batch_norm`]; parents: input,
+/// Backward of [`FlexKernels::cl_batch_norm`]; parents: input,
 /// gamma, beta (the moments are functions of the input, handled here).
 #[derive(Debug)]
 struct NormBackward;
@@ -471,7 +471,7 @@ impl Backward<Flex, 3> for NormBackward {
     }
 }
 
-/// Backward of [`ChannelsLastKernels::cl_max_pool`]; parent: input.
+/// Backward of [`FlexKernels::cl_max_pool`]; parent: input.
 #[derive(Debug)]
 struct PoolBackward;
 
@@ -488,7 +488,7 @@ impl Backward<Flex, 1> for PoolBackward {
     }
 }
 
-impl<C: CheckpointStrategy> ChannelsLastKernels for Autodiff<Flex, C> {
+impl<C: CheckpointStrategy> FlexKernels for Autodiff<Flex, C> {
     fn cl_moments(x: FloatTensor<Self>) -> FloatTensor<Self> {
         FloatTensor::<Self>::new(moments_of(&values(x.primitive())))
     }
@@ -597,19 +597,19 @@ impl<C: CheckpointStrategy> ChannelsLastKernels for Autodiff<Flex, C> {
     }
 }
 
-/// [`ChannelsLastKernels::cl_conv`] on tensors; see [`available`].
+/// [`FlexKernels::cl_conv`] on tensors; see [`available`].
 pub fn conv(x: Tensor<4>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<4> {
-    Tensor::from_dispatch(<Dispatch as ChannelsLastKernels>::cl_conv(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch()))
+    Tensor::from_dispatch(<Dispatch as FlexKernels>::cl_conv(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch()))
 }
 
-/// [`ChannelsLastKernels::cl_moments`] on tensors; see [`available`].
+/// [`FlexKernels::cl_moments`] on tensors; see [`available`].
 pub fn moments(x: Tensor<2>) -> Tensor<2> {
-    Tensor::from_dispatch(<Dispatch as ChannelsLastKernels>::cl_moments(x.into_dispatch()))
+    Tensor::from_dispatch(<Dispatch as FlexKernels>::cl_moments(x.into_dispatch()))
 }
 
-/// [`ChannelsLastKernels::cl_batch_norm`] on tensors; see [`available`].
+/// [`FlexKernels::cl_batch_norm`] on tensors; see [`available`].
 pub fn batch_norm(x: Tensor<2>, moments: Tensor<2>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64, relu: bool) -> Tensor<2> {
-    Tensor::from_dispatch(<Dispatch as ChannelsLastKernels>::cl_batch_norm(
+    Tensor::from_dispatch(<Dispatch as FlexKernels>::cl_batch_norm(
         x.into_dispatch(),
         moments.into_dispatch(),
         gamma.into_dispatch(),
@@ -619,20 +619,20 @@ pub fn batch_norm(x: Tensor<2>, moments: Tensor<2>, gamma: Tensor<1>, beta: Tens
     ))
 }
 
-/// [`ChannelsLastKernels::cl_max_pool`] on tensors; see [`available`].
+/// [`FlexKernels::cl_max_pool`] on tensors; see [`available`].
 pub fn max_pool(x: Tensor<4>, kh: usize, kw: usize) -> Tensor<4> {
-    Tensor::from_dispatch(<Dispatch as ChannelsLastKernels>::cl_max_pool(x.into_dispatch(), kh, kw))
+    Tensor::from_dispatch(<Dispatch as FlexKernels>::cl_max_pool(x.into_dispatch(), kh, kw))
 }
 
-/// [`ChannelsLastKernels::cl_feed_forward`] on tensors, with `mask` the
+/// [`FlexKernels::cl_feed_forward`] on tensors, with `mask` the
 /// dropout after the ReLU (`None`: no dropout); see [`available`].
 pub fn feed_forward(x: Tensor<2>, w1: Tensor<2>, b1: Tensor<1>, w2: Tensor<2>, b2: Tensor<1>, mask: Option<Mask>) -> Tensor<2> {
     let mask = mask.unwrap_or(Mask::new(0, 1.0));
     let [x, w1, w2] = [x, w1, w2].map(|t| t.into_dispatch());
-    Tensor::from_dispatch(<Dispatch as ChannelsLastKernels>::cl_feed_forward(x, w1, b1.into_dispatch(), w2, b2.into_dispatch(), mask.seed, mask.keep))
+    Tensor::from_dispatch(<Dispatch as FlexKernels>::cl_feed_forward(x, w1, b1.into_dispatch(), w2, b2.into_dispatch(), mask.seed, mask.keep))
 }
 
-/// [`ChannelsLastKernels::cl_attention`] on tensors: `x` is `(batch x
+/// [`FlexKernels::cl_attention`] on tensors: `x` is `(batch x
 /// tokens, d)`, `projections` the query, key and value layers' (weight,
 /// bias) pairs, `mask` the dropout on the attention weights (`None`: no
 /// dropout); see [`available`].
@@ -641,16 +641,16 @@ pub fn attention(x: Tensor<2>, projections: [(Tensor<2>, Tensor<1>); 3], heads: 
     let [(wq, bq), (wk, bk), (wv, bv)] = projections;
     let (wq, wk, wv) = (wq.into_dispatch(), wk.into_dispatch(), wv.into_dispatch());
     let (bq, bk, bv) = (bq.into_dispatch(), bk.into_dispatch(), bv.into_dispatch());
-    Tensor::from_dispatch(<Dispatch as ChannelsLastKernels>::cl_attention(x.into_dispatch(), wq, bq, wk, bk, wv, bv, heads, tokens, mask.seed, mask.keep))
+    Tensor::from_dispatch(<Dispatch as FlexKernels>::cl_attention(x.into_dispatch(), wq, bq, wk, bk, wv, bv, heads, tokens, mask.seed, mask.keep))
 }
 
-/// [`ChannelsLastKernels::cl_point_moments`] on tensors; see [`available`].
+/// [`FlexKernels::cl_point_moments`] on tensors; see [`available`].
 pub fn point_moments(x: Tensor<2>, weight: Tensor<4>, bias: Tensor<1>) -> Tensor<2> {
-    Tensor::from_dispatch(<Dispatch as ChannelsLastKernels>::cl_point_moments(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch()))
+    Tensor::from_dispatch(<Dispatch as FlexKernels>::cl_point_moments(x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch()))
 }
 
-/// [`ChannelsLastKernels::cl_point_norm_relu`] on tensors; see [`available`].
+/// [`FlexKernels::cl_point_norm_relu`] on tensors; see [`available`].
 pub fn point_norm_relu(x: Tensor<2>, weight: Tensor<4>, bias: Tensor<1>, moments: Tensor<2>, gamma: Tensor<1>, beta: Tensor<1>, epsilon: f64) -> Tensor<2> {
     let (x, weight, bias, moments) = (x.into_dispatch(), weight.into_dispatch(), bias.into_dispatch(), moments.into_dispatch());
-    Tensor::from_dispatch(<Dispatch as ChannelsLastKernels>::cl_point_norm_relu(x, weight, bias, moments, gamma.into_dispatch(), beta.into_dispatch(), epsilon))
+    Tensor::from_dispatch(<Dispatch as FlexKernels>::cl_point_norm_relu(x, weight, bias, moments, gamma.into_dispatch(), beta.into_dispatch(), epsilon))
 }
