@@ -23,7 +23,7 @@ pub struct SuiteArgs {
     pub dataset: Option<PathBuf>,
 }
 
-fn prepare(args: &SuiteArgs) -> Result<Prepared> {
+pub(super) fn prepare(args: &SuiteArgs) -> Result<Prepared> {
     prepare_with(&args.suite, &args.results, args.dataset.as_deref())
 }
 
@@ -77,7 +77,7 @@ pub fn run_one(args: SuiteArgs, id: &str, quiet: bool, wait: bool) -> Result<i32
                 "run {} ({}) is being run by another process (its lock {} is held); try again when it finishes, or pass --wait",
                 run.id,
                 run.label,
-                p.store.root.join("runs").join(format!(".{}.lock", run.id)).display()
+                p.store.lock_path(&run.id).display()
             ),
             Ok(Executed::AlreadyDone) => {
                 eprintln!("run {} ({}) was finished by another process", run.id, run.label);
@@ -89,7 +89,7 @@ pub fn run_one(args: SuiteArgs, id: &str, quiet: bool, wait: bool) -> Result<i32
             }
             Err(e) => {
                 p.store.record_failure(&run.id, &format!("{e:#}"))?;
-                eprintln!("run {} ({}) FAILED; recorded in {}", run.id, run.label, p.store.root.join("failed").join(format!("{}.txt", run.id)).display());
+                eprintln!("run {} ({}) FAILED; recorded in {}", run.id, run.label, p.store.failure_path(&run.id).display());
                 return Err(e);
             }
         }

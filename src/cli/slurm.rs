@@ -63,7 +63,7 @@ pub fn run(cmd: SlurmCommand) -> Result<i32> {
     match cmd {
         SlurmCommand::Submit(args) => submit(args),
         SlurmCommand::Status(args) => {
-            let p = prepare_with(&args.suite, &args.results, args.dataset.as_deref())?;
+            let p = super::harness::prepare(&args)?;
             out!("{}", crate::harness::slurm::status(&p, &args.reports)?);
             Ok(0)
         }

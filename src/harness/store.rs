@@ -144,8 +144,7 @@ impl RunStore {
 
     /// True when a live process holds the run's lock.
     fn is_locked(&self, id: &str) -> bool {
-        let path = self.root.join("runs").join(format!(".{id}.lock"));
-        let Ok(file) = std::fs::File::open(&path) else { return false };
+        let Ok(file) = std::fs::File::open(self.lock_path(id)) else { return false };
         matches!(file.try_lock_shared(), Err(std::fs::TryLockError::WouldBlock))
     }
 
@@ -160,15 +159,21 @@ impl RunStore {
         std::fs::metadata(self.failure_path(id)).and_then(|m| m.modified()).is_ok_and(|t| t >= since)
     }
 
-    fn failure_path(&self, id: &str) -> PathBuf {
+    /// Where a failed run's reason is recorded.
+    pub fn failure_path(&self, id: &str) -> PathBuf {
         self.root.join("failed").join(format!("{id}.txt"))
+    }
+
+    /// The run's lock file.
+    pub fn lock_path(&self, id: &str) -> PathBuf {
+        self.root.join("runs").join(format!(".{id}.lock"))
     }
 
     /// Takes the run's lock without waiting; `None` when a live process holds it.
     fn try_lock(&self, id: &str) -> Result<Option<RunLock>> {
         let runs = self.root.join("runs");
         std::fs::create_dir_all(&runs).with_context(|| format!("{}: cannot create the results folder", runs.display()))?;
-        let path = runs.join(format!(".{id}.lock"));
+        let path = self.lock_path(id);
         loop {
             let file = std::fs::OpenOptions::new()
                 .create(true)

@@ -103,11 +103,12 @@ pub fn collect(p: &Prepared) -> Result<Collected> {
             }
         }
     }
+    let (fractions, coinciding) = fractions(p, &finished)?;
     Ok(Collected {
         classification: classification(p, &finished, main_key)?,
         retrieval: retrieval(p, &finished)?,
-        fractions: fractions(p, &finished)?,
-        coinciding: coinciding(&finished)?,
+        fractions,
+        coinciding,
         curves: curves(p, &finished)?,
         timings: timings(&finished)?,
         missing,
@@ -196,8 +197,11 @@ fn retrieval(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
     c.frame(&["method", "approach", "setting"], &["seed", "p_at_1", "p_at_5", "p_at_10", "map"])
 }
 
-fn fractions(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
+/// The label-fraction frame, and every (fraction, same_subset_as) pair the
+/// runs recorded (fractions whose subsets coincided), read in one pass.
+fn fractions(p: &Prepared, runs: &[Finished]) -> Result<(DataFrame, Vec<(f64, f64)>)> {
     let mut c = Columns::default();
+    let mut pairs: Vec<(f64, f64)> = vec![];
     for f in runs {
         let (method, modalities, approach_name) = match f.step {
             Step::LabelFractions { method, modalities, .. } => (method, modalities, approach(p, method)),
@@ -216,18 +220,6 @@ fn fractions(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
             c.number("fraction", number(r, "fraction", &path)?);
             c.number("repetition", number(r, "repetition", &path)?);
             c.number("main", number(r, "main_metric", &path)?);
-        }
-    }
-    c.frame(&["method", "approach", "modality"], &["seed", "fraction", "repetition", "main"])
-}
-
-/// Every (fraction, same_subset_as) pair recorded by a label-fraction run.
-fn coinciding(runs: &[Finished]) -> Result<Vec<(f64, f64)>> {
-    let mut pairs: Vec<(f64, f64)> = vec![];
-    for f in runs.iter().filter(|f| matches!(f.step, Step::LabelFractions { .. } | Step::SupervisedFractions { .. } | Step::RandomFractions { .. })) {
-        let path = f.dir.join("label_fractions.json");
-        let json = read_json(&path)?;
-        for r in json.get("runs").and_then(Value::as_array).into_iter().flatten() {
             if let Some(same) = r.get("same_subset_as").and_then(Value::as_f64) {
                 let pair = (number(r, "fraction", &path)?, same);
                 if !pairs.contains(&pair) {
@@ -237,7 +229,7 @@ fn coinciding(runs: &[Finished]) -> Result<Vec<(f64, f64)>> {
         }
     }
     pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
-    Ok(pairs)
+    Ok((c.frame(&["method", "approach", "modality"], &["seed", "fraction", "repetition", "main"])?, pairs))
 }
 
 fn curves(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {

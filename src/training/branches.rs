@@ -82,15 +82,7 @@ impl ModuleVisitor for Collect<'_> {
 /// burn initialises a parameter when it is first used, drawing from its
 /// process-wide generator; in branches running side by side that order
 /// would depend on the threads.
-pub fn initialise_parameters<M: Module>(model: &M) {
-    struct Touch;
-    impl ModuleVisitor for Touch {
-        fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-            let _ = param.val();
-        }
-    }
-    model.visit(&mut Touch);
-}
+pub use crate::models::initialise_parameters;
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,7 @@ use super::{default_series_channels, series_only, InputShape};
 use crate::models::dropout;
 use crate::models::transformer;
 use anyhow::{bail, Result};
-use burn::module::{ModuleMapper, ModuleVisitor, Param};
+use burn::module::{ModuleMapper, Param};
 use burn::nn::activation::ActivationConfig;
 use burn::nn::attention::MultiHeadAttention;
 use burn::nn::transformer::{TransformerEncoder, TransformerEncoderConfig};
@@ -109,7 +109,7 @@ impl CnnTransformerConfig {
             pytorch_attention_init(&mut layer.mha, d_model, device);
         }
         if self.identical_layers && !t.layers.is_empty() {
-            t.layers[0].visit(&mut DrawNow);
+            crate::models::initialise_parameters(&t.layers[0]);
             let first = t.layers[0].clone();
             for layer in t.layers.iter_mut().skip(1) {
                 *layer = first.clone().map(&mut FreshParameters);
@@ -135,15 +135,6 @@ fn pytorch_attention_init(mha: &mut MultiHeadAttention, d: usize, device: &Devic
 fn zero_bias(linear: &mut Linear, d: usize, device: &Device) {
     if linear.bias.is_some() {
         linear.bias = Some(Initializer::Zeros.init_with([d], Some(d), Some(d), device));
-    }
-}
-
-/// Draws every lazily initialised parameter of a module now.
-struct DrawNow;
-
-impl ModuleVisitor for DrawNow {
-    fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
-        let _ = param.val();
     }
 }
 
