@@ -57,8 +57,8 @@
 //! [0.55, 0.55, 0.575, 0.525]): (K=0, lambda=1) 0.009281100486805612,
 //! (K=1, lambda=1) 0.007947398223746986, (K=1, lambda=0) 0.007812582884120806.
 
-use cmkm::losses::plain::{cmc, cmkm, nt_xent};
-use cmkm::losses::CmkmOptions;
+use cmkm::losses::plain::{barlow_twins, cmc, cmkm, nt_xent, vicreg};
+use cmkm::losses::{BarlowTwinsOptions, CmkmOptions, VicregOptions};
 
 const Z1: [f32; 12] = [1.0, 0.2, -0.3, 0.1, 0.9, 0.4, -0.5, 0.3, 0.8, 0.7, -0.6, 0.2];
 const Z2: [f32; 12] = [0.9, 0.1, -0.2, 0.3, 0.8, 0.1, -0.2, 0.4, 0.9, 0.5, -0.8, 0.4];
@@ -157,4 +157,105 @@ fn switches_change_the_loss_and_bad_shapes_are_errors() {
     assert!(cmkm(&Z1, &Z2, &P1, &P2, 4, 3, &sym).unwrap().loss != base);
     assert!(cmc(&Z1, &Z2, 4, 4, 0.1).is_err());
     assert!(cmkm(&Z1, &Z2, &P1[..9], &P2, 4, 3, &cmkm_opts(1, 1.0)).is_err());
+}
+
+// VICReg and Barlow Twins against this loop-based NumPy statement, written
+// from the papers (VICReg: Bardes et al. 2022, eq. 1-6 with the authors'
+// unbiased variance and eps 1e-4; Barlow Twins: Zbontar et al. 2021, eq. 1
+// with the authors' affine-free batch norm, biased variance + 1e-5):
+//
+// ```python
+// import numpy as np
+// z1 = np.array([[1.0, 0.2, -0.3], [0.1, 0.9, 0.4], [-0.5, 0.3, 0.8], [0.7, -0.6, 0.2]])
+// z2 = np.array([[0.9, 0.1, -0.2], [0.3, 0.8, 0.1], [-0.2, 0.4, 0.9], [0.5, -0.8, 0.4]])
+// def vicreg(a, b, inv=25.0, var=25.0, cov=1.0, eps=1e-4):
+//     n, d = a.shape
+//     invariance = sum((a[i, k] - b[i, k]) ** 2 for i in range(n) for k in range(d)) / (n * d)
+//     def std_term(x):
+//         total = 0.0
+//         for k in range(d):
+//             m = sum(x[i, k] for i in range(n)) / n
+//             v = sum((x[i, k] - m) ** 2 for i in range(n)) / (n - 1)
+//             total += max(0.0, 1.0 - np.sqrt(v + eps))
+//         return total / d
+//     def cov_term(x):
+//         m = [sum(x[i, k] for i in range(n)) / n for k in range(d)]
+//         total = 0.0
+//         for p in range(d):
+//             for q in range(d):
+//                 if p != q:
+//                     c = sum((x[i, p] - m[p]) * (x[i, q] - m[q]) for i in range(n)) / (n - 1)
+//                     total += c * c
+//         return total / d
+//     return inv * invariance + var * (std_term(a) + std_term(b)) / 2 + cov * (cov_term(a) + cov_term(b))
+// def barlow(a, b, lam=5e-3, eps=1e-5):
+//     n, d = a.shape
+//     def norm(x):
+//         out = np.zeros_like(x)
+//         for k in range(d):
+//             m = sum(x[i, k] for i in range(n)) / n
+//             v = sum((x[i, k] - m) ** 2 for i in range(n)) / n
+//             for i in range(n):
+//                 out[i, k] = (x[i, k] - m) / np.sqrt(v + eps)
+//         return out
+//     an, bn = norm(a), norm(b)
+//     total = 0.0
+//     for p in range(d):
+//         for q in range(d):
+//             c = sum(an[i, p] * bn[i, q] for i in range(n)) / n
+//             total += (1 - c) ** 2 if p == q else lam * c * c
+//     return total
+// print("vicreg(z1, z2) =", repr(vicreg(z1, z2)))
+// print("vicreg(z1, z2, 1, 2, 3) =", repr(vicreg(z1, z2, 1.0, 2.0, 3.0)))
+// print("vicreg(2 z1, z2) =", repr(vicreg(2 * z1, z2)))
+// print("barlow(z1, z2) =", repr(barlow(z1, z2)))
+// print("barlow(z1, z2, 0.5) =", repr(barlow(z1, z2, 0.5)))
+// ```
+// which printed vicreg 12.00675382113417, vicreg with weights 1, 2, 3
+// 1.263420639024067, vicreg(2 z1, z2) 18.124559215380106, barlow
+// 0.02442795060213604, barlow with lambda 0.5 1.0802970736010231.
+
+fn vicreg_weights(invariance: f32, variance: f32, covariance: f32) -> VicregOptions {
+    VicregOptions { invariance, variance, covariance, ..VicregOptions::default() }
+}
+
+#[test]
+fn vicreg_and_barlow_twins_match_independent_values() {
+    let doubled: Vec<f32> = Z1.iter().map(|v| 2.0 * v).collect();
+    close(vicreg(&Z1, &Z2, 4, 3, &VicregOptions::default()).unwrap().loss, 12.00675382113417, 1e-5);
+    close(vicreg(&Z1, &Z2, 4, 3, &vicreg_weights(1.0, 2.0, 3.0)).unwrap().loss, 1.263420639024067, 1e-5);
+    close(vicreg(&doubled, &Z2, 4, 3, &VicregOptions::default()).unwrap().loss, 18.124559215380106, 1e-5);
+    close(barlow_twins(&Z1, &Z2, 4, 3, &BarlowTwinsOptions::default()).unwrap().loss, 0.02442795060213604, 1e-4);
+    close(barlow_twins(&Z1, &Z2, 4, 3, &BarlowTwinsOptions { lambda: 0.5 }).unwrap().loss, 1.0802970736010231, 1e-4);
+}
+
+#[test]
+fn vicreg_and_barlow_twins_by_hand() {
+    // Identical, already decorrelated views with unit spread: nothing to pay.
+    // Columns (1, -1, 1, -1) and (1, 1, -1, -1) have mean 0, are orthogonal
+    // and have biased variance 1, so C = I for Barlow Twins (up to its eps);
+    // VICReg sees unbiased variance 4/3 > 1, no invariance and no covariance.
+    let z = [1.0, 1.0, -1.0, 1.0, 1.0, -1.0, -1.0, -1.0];
+    assert!(vicreg(&z, &z, 4, 2, &VicregOptions::default()).unwrap().loss.abs() < 1e-6);
+    assert!(barlow_twins(&z, &z, 4, 2, &BarlowTwinsOptions::default()).unwrap().loss.abs() < 1e-4);
+    // Collapsed views (every sample the same): VICReg's variance term is
+    // 25 * (1 - sqrt(eps)) and Barlow Twins' diagonal pays 1 per dimension.
+    let flat = [0.5f32; 8];
+    close(vicreg(&flat, &flat, 4, 2, &VicregOptions::default()).unwrap().loss, 25.0 * (1.0 - 1e-4f64.sqrt()), 1e-5);
+    close(barlow_twins(&flat, &flat, 4, 2, &BarlowTwinsOptions::default()).unwrap().loss, 2.0, 1e-5);
+    assert!(vicreg(&z, &z, 1, 8, &VicregOptions::default()).is_err(), "one sample has no variance");
+}
+
+#[test]
+fn vicreg_and_barlow_twins_gradients_agree_with_finite_differences() {
+    let weights = vicreg_weights(1.0, 2.0, 3.0);
+    for o in [VicregOptions::default(), weights] {
+        let g = vicreg(&Z1, &Z2, 4, 3, &o).unwrap();
+        check_gradient(&Z1, &g.grads[0], |x| vicreg(x, &Z2, 4, 3, &o).unwrap().loss);
+        check_gradient(&Z2, &g.grads[1], |x| vicreg(&Z1, x, 4, 3, &o).unwrap().loss);
+    }
+    let o = BarlowTwinsOptions { lambda: 0.5 };
+    let g = barlow_twins(&Z1, &Z2, 4, 3, &o).unwrap();
+    check_gradient(&Z1, &g.grads[0], |x| barlow_twins(x, &Z2, 4, 3, &o).unwrap().loss);
+    check_gradient(&Z2, &g.grads[1], |x| barlow_twins(&Z1, x, 4, 3, &o).unwrap().loss);
 }

@@ -84,6 +84,24 @@ fn self_supervised_methods_train_and_repeat() {
     assert!(err.contains("not modality 'inertial'"), "{err}");
 }
 
+/// VICReg and Barlow Twins, registered methods like the others: each trains
+/// on one modality (two augmented views) and across two modalities, and the
+/// protocols get the encoders back (with projection heads when cross-modal).
+#[test]
+fn vicreg_and_barlow_twins_train_unimodally_and_across_modalities() {
+    let root = tempfile::tempdir().unwrap();
+    let both = ["inertial", "skeleton"];
+    let classes = dataset().decl.classes.len();
+    for kind in ["vicreg", "barlow_twins"] {
+        let one = trains_and_repeats(&method(&format!("name: {kind}-i\nkind: {kind}\nmodalities: [inertial]"), &["inertial"]), root.path());
+        let two = trains_and_repeats(&method(&format!("name: {kind}-x\nkind: {kind}\nmodalities: [inertial, skeleton]"), &both), root.path());
+        let (_, parts) = cmkm::methods::load_run(&one, classes, &Device::flex()).unwrap();
+        assert!(parts.encoders.len() == 1 && parts.projections.is_none(), "{kind}: one encoder, no shared space");
+        let (_, parts) = cmkm::methods::load_run(&two, classes, &Device::flex()).unwrap();
+        assert!(parts.encoders.len() == 2 && parts.projections.as_ref().is_some_and(|p| p.len() == 2), "{kind}: two encoders and projections");
+    }
+}
+
 #[test]
 fn method_declarations_are_checked() {
     let decl = &dataset().decl;
@@ -93,6 +111,23 @@ fn method_declarations_are_checked() {
     assert!(m.validate(decl).unwrap_err().to_string().contains("needs 1..=1 modalities"));
     let m = method("name: x\nkind: simclr\nmodalities: [depth]", &[]);
     assert!(m.validate(decl).unwrap_err().to_string().contains("no modality 'depth'"));
+    // Each kind reads its own loss settings and rejects the others'.
+    let error = |head: &str, modalities: &[&str]| format!("{:#}", method(head, modalities).validate(decl).unwrap_err());
+    let err = error("name: x\nkind: vicreg\nmodalities: [inertial]\nloss: {temperature: 0.1}", &["inertial"]);
+    assert!(err.contains("unknown field `temperature`") && err.contains("`vicreg`"), "{err}");
+    let err = error("name: x\nkind: barlow_twins\nmodalities: [inertial, skeleton]\nloss: {lambda: -1.0}", &["inertial", "skeleton"]);
+    assert!(err.contains("lambda must be finite and >= 0"), "{err}");
+    let err = error("name: x\nkind: supervised\nmodalities: [inertial]\nloss: {temperature: 0.1}", &["inertial"]);
+    assert!(err.contains("no `loss` settings"), "{err}");
+    let err = error(
+        "name: x\nkind: cmc\nmodalities: [inertial, skeleton]\nloss: {temperature: 0.1}\npretrained: {inertial: a, skeleton: b}",
+        &["inertial", "skeleton"],
+    );
+    assert!(err.contains("reads no pretrained encoders"), "{err}");
+    let err = error("name: x\nkind: vicreg\nmodalities: [inertial, skeleton, inertial]", &["inertial", "skeleton"]);
+    assert!(err.contains("needs 1..=2 modalities"), "{err}");
+    let err = error("name: x\nkind: byol\nmodalities: [inertial]", &["inertial"]);
+    assert!(err.contains("unknown value `byol` for `kind`") && err.contains("`barlow_twins`"), "{err}");
     let err = cmkm::config::parse_yaml::<MethodConfig>(&format!("name: x\nkind: cmc\nmodalities: [a]\nlos: 1\n{ENCODERS}")).unwrap_err().to_string();
     assert!(err.contains("los"), "{err}");
     let experiments = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments");
@@ -102,7 +137,7 @@ fn method_declarations_are_checked() {
             continue; // dataset-specific variants, checked through their suites below
         }
         let m = MethodConfig::from_file(&f).unwrap_or_else(|e| panic!("{}: {e:#}", f.display()));
-        if m.kind != cmkm::methods::config::MethodKind::Cmkm {
+        if m.kind != "cmkm" {
             m.validate(decl).unwrap_or_else(|e| panic!("{}: {e:#}", f.display()));
         }
     }

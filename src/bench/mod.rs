@@ -8,11 +8,15 @@
 mod kernels;
 
 use crate::data::Dataset;
+use crate::losses::{cmc_loss, nt_xent_loss, CmkmOptions};
 use crate::methods::config::MethodConfig;
-use crate::methods::{contrastive, devices, simclr, Context};
+use crate::methods::cross_modal::{CrossModal, CrossModalModel, Mining};
+use crate::methods::method::{required_loss, Temperature};
+use crate::methods::two_views::{TwoViewModel, TwoViews};
+use crate::methods::{devices, Context};
 use crate::training::batches::{batch_tensor, epoch_batches};
 use crate::training::{Objective, TrainData};
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use burn::optim::AdamConfig;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -179,22 +183,30 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
     }
     for (name, m) in [("cmc", &cmc), ("cmkm", &cmkm)].into_iter().filter(|(name, _)| opts.wants(name)) {
         progress(name);
-        let ctx = Context { method: m, data: &data, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone() };
-        let options = m.loss.clone().context("contrastive method without loss options")?;
-        let miners = if name == "cmkm" { Some([ctx.encoder(0, &eval_device)?, ctx.encoder(1, &eval_device)?]) } else { None };
-        let options = if miners.is_none() { crate::losses::CmkmOptions::cmc(options.temperature) } else { options };
-        let objective = contrastive::Contrastive { ctx: &ctx, options, miners };
-        let model = contrastive::CmcModel::for_training(&ctx, &train_device)?;
+        let mut ctx =
+            Context { method: m, data: &data, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone(), pretrained: vec![] };
+        if name == "cmkm" {
+            // Random frozen miners: the step's cost does not depend on their weights.
+            ctx.pretrained = vec![ctx.encoder(0, &eval_device)?, ctx.encoder(1, &eval_device)?];
+        }
+        let options: CmkmOptions = required_loss(m.loss.as_ref(), None, &m.kind)?;
+        let tau = options.temperature;
+        let mining = (name == "cmkm").then(|| Mining { miners: &ctx.pretrained, options });
+        let loss = |z1, z2| cmc_loss(z1, z2, tau);
+        let objective = CrossModal { ctx: &ctx, loss: &loss, mining };
+        let model = CrossModalModel::for_training(&ctx, &train_device)?;
         record(&mut timings, name, time_steps(&objective, model, &batch, opts.steps));
     }
     for (name, m) in [("simclr_inertial", &simclr_inertial), ("simclr_skeleton", &simclr_skeleton)].into_iter().filter(|(name, _)| opts.wants(name)) {
         progress(name);
         let one = TrainData::new(ds, &m.modalities, &opts.protocol)?;
-        let ctx = Context { method: m, data: &one, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone() };
-        let model = simclr::SimclrModel::new(&ctx, &train_device)?;
-        record(&mut timings, name, time_steps(&simclr::Simclr { ctx: &ctx }, model, &batch, opts.steps));
+        let ctx = Context { method: m, data: &one, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone(), pretrained: vec![] };
+        let tau = required_loss::<Temperature>(m.loss.as_ref(), None, &m.kind)?.temperature;
+        let loss = |a, b| nt_xent_loss(a, b, tau);
+        let model = TwoViewModel::new(&ctx, &train_device)?;
+        record(&mut timings, name, time_steps(&TwoViews { ctx: &ctx, loss: &loss }, model, &batch, opts.steps));
     }
-    let ctx = Context { method: &cmc, data: &data, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone() };
+    let ctx = Context { method: &cmc, data: &data, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone(), pretrained: vec![] };
     let wide: Vec<usize> = (0..opts.forward_batch).map(|i| data.split.train[i % data.split.train.len()]).collect();
     for (m, modality) in data.modalities.iter().enumerate().filter(|_| opts.wants("forward")) {
         let kind = cmc.encoders[modality].kind_name();

@@ -5,7 +5,7 @@
 //! version, so editing a method re-plans exactly the runs that depend on it.
 
 use super::suite::{Baseline, Suite};
-use crate::methods::config::{MethodConfig, MethodKind};
+use crate::methods::config::MethodConfig;
 use crate::models::EvaluationHead;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
@@ -87,7 +87,7 @@ pub fn plan(suite: &Suite, dataset_fingerprint: &str) -> Result<Vec<PlannedRun>>
         for (name, config) in &suite.methods {
             let encoders = trained[name].clone();
             let subsets = modality_subsets(config);
-            let ssl = config.kind != MethodKind::Supervised;
+            let ssl = config.is_self_supervised();
             if let (true, Some(ft)) = (ssl, &suite.decl.evaluations.fine_tuning) {
                 for modalities in &subsets {
                     let step = Step::FineTune {

@@ -111,9 +111,10 @@ pub struct SuiteDecl {
     pub methods: BTreeMap<String, SuiteMethod>,
     #[serde(default)]
     pub evaluations: EvaluationsDecl,
-    /// Orderings the claims table checks; without it, the paper's
-    /// (CMC-CMKM over CMC and SimCLR, CMC over SimCLR, each SSL approach
-    /// over Supervised) between every pair of methods with those approaches.
+    /// Orderings the claims table checks besides the paper's (CMC-CMKM
+    /// over CMC and SimCLR, CMC over SimCLR, each SSL approach over
+    /// Supervised, between every pair of methods with those approaches),
+    /// e.g. CMC-CMKM over a new baseline.
     #[serde(default)]
     pub claims: Option<Vec<ClaimDecl>>,
 }

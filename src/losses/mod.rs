@@ -1,13 +1,17 @@
-//! Contrastive losses (docs/method.md section 6) on burn tensors, used by the trainers,
-//! and [`plain`] wrappers that take row-major `&[f32]` matrices so the values
+//! Contrastive losses (docs/method.md section 6) and the non-contrastive
+//! VICReg and Barlow Twins on burn tensors, used by the trainers, and [`plain`] wrappers that take row-major `&[f32]` matrices so the values
 //! and gradients can be cross-checked from outside.
 
+pub mod barlow_twins;
 pub mod mining;
 pub mod plain;
+pub mod vicreg;
 
+pub use barlow_twins::{barlow_twins_loss, BarlowTwinsOptions};
 use burn::prelude::*;
 use burn::tensor::activation::log_softmax;
 pub use mining::{cmkm_masks, BlockMasks, CmkmOptions};
+pub use vicreg::{vicreg_loss, VicregOptions};
 
 /// Rows scaled to unit length.
 pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
@@ -18,6 +22,17 @@ pub fn l2_normalize(x: Tensor<2>) -> Tensor<2> {
 /// Cosine similarities of every row of `a` with every row of `b`.
 pub fn cosine_matrix(a: Tensor<2>, b: Tensor<2>) -> Tensor<2> {
     l2_normalize(a).matmul(l2_normalize(b).transpose())
+}
+
+/// Rows minus the batch mean of each dimension.
+fn centred(z: Tensor<2>) -> Tensor<2> {
+    let mean = z.clone().mean_dim(0);
+    z - mean
+}
+
+/// The D x D identity, a constant.
+fn identity(d: usize, device: &Device) -> Tensor<2> {
+    constant((0..d * d).map(|k| (k / d == k % d) as u8 as f32).collect(), [d, d], device)
 }
 
 fn constant(values: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2> {

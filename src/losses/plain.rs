@@ -2,7 +2,7 @@
 //! anyone can cross-check them (the tests compare them with values worked
 //! out independently and with finite differences).
 
-use super::{cmc_loss, cmkm_loss, cmkm_masks, nt_xent_loss, CmkmOptions};
+use super::{barlow_twins_loss, cmc_loss, cmkm_loss, cmkm_masks, nt_xent_loss, vicreg_loss, BarlowTwinsOptions, CmkmOptions, VicregOptions};
 use anyhow::{bail, Result};
 use burn::prelude::*;
 
@@ -20,7 +20,7 @@ fn evaluate(inputs: &[&[f32]], n: usize, d: usize, f: impl Fn(Vec<Tensor<2>>) ->
         }
     }
     if n < 2 {
-        bail!("contrastive losses need at least 2 samples, got {n}");
+        bail!("these losses need at least 2 samples, got {n}");
     }
     let device = Device::flex().autodiff();
     let tensors: Vec<Tensor<2>> = inputs.iter().map(|x| Tensor::from_data(TensorData::new(x.to_vec(), [n, d]), &device).require_grad()).collect();
@@ -62,5 +62,21 @@ pub fn cmkm(z1: &[f32], z2: &[f32], p1: &[f32], p2: &[f32], n: usize, d: usize, 
     evaluate(&[z1, z2], n, d, |mut t| {
         let z2 = t.pop().expect("two inputs");
         cmkm_loss(t.pop().expect("two inputs"), z2, &masks, o)
+    })
+}
+
+/// VICReg of two embeddings of the same samples (N x D each).
+pub fn vicreg(z1: &[f32], z2: &[f32], n: usize, d: usize, o: &VicregOptions) -> Result<LossAndGrad> {
+    evaluate(&[z1, z2], n, d, |mut t| {
+        let z2 = t.pop().expect("two inputs");
+        vicreg_loss(t.pop().expect("two inputs"), z2, o)
+    })
+}
+
+/// Barlow Twins of two embeddings of the same samples (N x D each).
+pub fn barlow_twins(z1: &[f32], z2: &[f32], n: usize, d: usize, o: &BarlowTwinsOptions) -> Result<LossAndGrad> {
+    evaluate(&[z1, z2], n, d, |mut t| {
+        let z2 = t.pop().expect("two inputs");
+        barlow_twins_loss(t.pop().expect("two inputs"), z2, o)
     })
 }

@@ -1,53 +1,34 @@
-//! Learning methods behind one entry point: supervised references, SimCLR,
-//! CMC and CMC-CMKM (one file each), sharing the loop in [`crate::training`].
-//! `train` builds the method's model, fits it and writes the run folder:
+//! Learning methods behind one trait ([`Method`]) and a registry by YAML
+//! `kind` ([`registry`]): supervised references, SimCLR, CMC, CMC-CMKM,
+//! VICReg and Barlow Twins, one file each, sharing the loop in
+//! [`crate::training`] and the two-view ([`two_views`]) and cross-modal
+//! ([`cross_modal`]) models. `train` lets the method build its model and fit it, and writes the run folder:
 //! `checkpoint.safetensors`, `run.yaml` (the resolved configuration),
 //! `curves.csv`, `timings.json` and, for classifiers, `metrics.json`.
 
+pub mod barlow_twins;
+pub mod cmc;
+pub mod cmkm;
 pub mod config;
-pub mod contrastive;
+pub mod cross_modal;
+pub mod method;
+pub mod registry;
 pub mod simclr;
 pub mod supervised;
+pub mod two_views;
+pub mod vicreg;
 
 use crate::data::Dataset;
 use crate::metrics::ClassificationMetrics;
 use crate::models::{Encoder, InputShape};
-use crate::training::{checkpoint, curves_csv, fit, FitRules, Fitted, Progress, TrainData};
+use crate::training::{curves_csv, Progress, TrainData};
 use anyhow::{bail, Context as _, Result};
 use burn::prelude::*;
-use config::{MethodConfig, MethodKind};
+use config::MethodConfig;
+pub use method::{Context, Method, TrainedParts, CHECKPOINT};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
-
-/// Everything a method needs while training.
-pub struct Context<'a> {
-    pub method: &'a MethodConfig,
-    pub data: &'a TrainData,
-    pub seed: u64,
-    /// Autodiff device: batch norm and dropout train there.
-    pub train_device: Device,
-    /// Plain device: evaluation and frozen encoders.
-    pub eval_device: Device,
-}
-
-impl Context<'_> {
-    /// Builds the encoder of the method's `m`-th modality.
-    pub fn encoder(&self, m: usize, device: &Device) -> Result<Encoder> {
-        let name = &self.data.modalities[m];
-        self.method.encoders[name].init(self.data.shapes[m], device).with_context(|| format!("encoder of modality '{name}'"))
-    }
-
-    /// Feature size of that encoder.
-    pub fn encoder_output(&self, m: usize) -> Result<usize> {
-        self.method.encoders[&self.data.modalities[m]].output_size(self.data.shapes[m])
-    }
-
-    /// The contrastive temperature.
-    pub fn temperature(&self) -> f32 {
-        self.method.loss.as_ref().map(|l| l.temperature).unwrap_or(0.1)
-    }
-}
 
 /// How to run a training.
 #[derive(Debug, Clone)]
@@ -105,10 +86,12 @@ pub fn train(method: &MethodConfig, ds: &Dataset, opts: &TrainOptions) -> Result
     if let Some(subset) = &opts.train_subset {
         data.split.train = subset.clone();
     }
+    let kind = method.method()?;
     let (train_device, eval_device) = devices();
+    let pretrained = if kind.uses_pretrained() { load_pretrained(method, &data, &eval_device)? } else { vec![] };
     let _exclusive = crate::training::exclusive();
     train_device.seed(opts.seed);
-    let ctx = Context { method, data: &data, seed: opts.seed, train_device, eval_device };
+    let ctx = Context { method, data: &data, seed: opts.seed, train_device, eval_device, pretrained };
     let progress = Progress { label: method.name.clone(), quiet: opts.quiet };
     let start = Instant::now();
     let record = RunRecord {
@@ -119,33 +102,8 @@ pub fn train(method: &MethodConfig, ds: &Dataset, opts: &TrainOptions) -> Result
         input_shapes: data.shapes.clone(),
         crate_version: env!("CARGO_PKG_VERSION").to_string(),
     };
-    let train = &data.split.train;
-    let rules = if method.is_self_supervised() { FitRules::SelfSupervised } else { FitRules::Classifier };
-    let (fitted_log, best_epoch, stopped_early, test) = match method.kind {
-        MethodKind::Supervised => {
-            let objective = supervised::Supervised { ctx: &ctx };
-            let fitted = fit(&objective, supervised::SupervisedModel::new(&ctx, &ctx.train_device)?, train, &method.schedule, rules, opts.seed, &progress)?;
-            let test = objective.evaluate(&fitted.best, &data.split.test);
-            write_predictions(&opts.out, &data, &data.split.test, &test.predictions)?;
-            finish(&opts.out, &fitted)?;
-            (fitted.log, fitted.best_epoch, fitted.stopped_early, Some(test.metrics))
-        }
-        MethodKind::Simclr => {
-            let objective = simclr::Simclr { ctx: &ctx };
-            let fitted = fit(&objective, simclr::SimclrModel::new(&ctx, &ctx.train_device)?, train, &method.schedule, rules, opts.seed, &progress)?;
-            finish(&opts.out, &fitted)?;
-            (fitted.log, fitted.best_epoch, fitted.stopped_early, None)
-        }
-        MethodKind::Cmc | MethodKind::Cmkm => {
-            let options = method.loss.clone().expect("validated");
-            let options = if method.kind == MethodKind::Cmc { crate::losses::CmkmOptions::cmc(options.temperature) } else { options };
-            let miners = if method.kind == MethodKind::Cmkm { Some(contrastive::Contrastive::load_miners(&ctx)?) } else { None };
-            let objective = contrastive::Contrastive { ctx: &ctx, options, miners };
-            let fitted = fit(&objective, contrastive::CmcModel::for_training(&ctx, &ctx.train_device)?, train, &method.schedule, rules, opts.seed, &progress)?;
-            finish(&opts.out, &fitted)?;
-            (fitted.log, fitted.best_epoch, fitted.stopped_early, None)
-        }
-    };
+    let trained = kind.train(&ctx, &progress, &opts.out)?;
+    let (fitted_log, best_epoch, stopped_early, test) = (trained.log, trained.best_epoch, trained.stopped_early, trained.test);
     let seconds = start.elapsed().as_secs_f64();
     let write = |name: &str, text: String| crate::fsutil::write_atomic(&opts.out.join(name), text.as_bytes());
     write("run.yaml", serde_yaml::to_string(&record)?)?;
@@ -169,58 +127,41 @@ pub fn train(method: &MethodConfig, ds: &Dataset, opts: &TrainOptions) -> Result
     Ok(summary)
 }
 
-fn finish<M: Module>(out: &Path, fitted: &Fitted<M>) -> Result<()> {
-    checkpoint::save(&fitted.best, &out.join("checkpoint.safetensors"))
-}
-
-fn write_predictions(out: &Path, data: &TrainData, indices: &[usize], predictions: &[usize]) -> Result<()> {
-    let mut csv = String::from("sample_id,label,prediction\n");
-    for (&i, p) in indices.iter().zip(predictions) {
-        csv.push_str(&format!("{},{},{}\n", data.sample_ids[i], data.labels[i] + 1, p + 1));
-    }
-    crate::fsutil::write_atomic(&out.join("predictions.csv"), csv.as_bytes())
-}
-
-/// A trained model read back from its run folder (evaluation mode).
-#[allow(clippy::large_enum_variant)] // one per loaded run
-pub enum TrainedModel {
-    Supervised(supervised::SupervisedModel),
-    Simclr(simclr::SimclrModel),
-    Cmc(contrastive::CmcModel),
-}
-
 /// Reads `run.yaml` of a finished run folder.
 pub fn read_record(dir: &Path) -> Result<RunRecord> {
     crate::config::read_yaml(&dir.join("run.yaml")).with_context(|| format!("{}: not a finished run folder", dir.display()))
 }
 
 /// Rebuilds a run's model from its `run.yaml` and loads its checkpoint, on
-/// `device`, in evaluation mode.
-pub fn load_run(dir: &Path, classes: usize, device: &Device) -> Result<(RunRecord, TrainedModel)> {
+/// `device`, in evaluation mode: the encoders (and a cross-modal method's
+/// projection heads) the protocols evaluate.
+pub fn load_run(dir: &Path, classes: usize, device: &Device) -> Result<(RunRecord, TrainedParts)> {
     let record = read_record(dir)?;
     let data = TrainData::shapes_only(&record.method.modalities, &record.input_shapes, classes);
-    let ctx = Context { method: &record.method, data: &data, seed: record.seed, train_device: device.clone(), eval_device: device.clone() };
-    let path = dir.join("checkpoint.safetensors");
-    let model = match record.method.kind {
-        MethodKind::Supervised => TrainedModel::Supervised(checkpoint::load(supervised::SupervisedModel::new(&ctx, device)?, &path)?.valid()),
-        MethodKind::Simclr => TrainedModel::Simclr(checkpoint::load(simclr::SimclrModel::new(&ctx, device)?, &path)?.valid()),
-        MethodKind::Cmc | MethodKind::Cmkm => TrainedModel::Cmc(checkpoint::load(contrastive::CmcModel::new(&ctx, device)?, &path)?.valid()),
-    };
-    Ok((record, model))
+    let ctx = Context { method: &record.method, data: &data, seed: record.seed, train_device: device.clone(), eval_device: device.clone(), pretrained: vec![] };
+    let parts = record.method.method().with_context(|| dir.display().to_string())?.load(&ctx, &dir.join(CHECKPOINT))?;
+    Ok((record, parts))
 }
 
-/// The frozen encoder of a finished SimCLR run on `modality`, checked
-/// against the input shape it will see.
-pub fn load_simclr_encoder(dir: &Path, modality: &str, shape: InputShape, classes: usize, device: &Device) -> Result<Encoder> {
-    let (record, model) = load_run(dir, classes, device)?;
+/// The frozen encoders named in `method.pretrained`, one per modality in order.
+fn load_pretrained(method: &MethodConfig, data: &TrainData, device: &Device) -> Result<Vec<Encoder>> {
+    let load = |m: usize| {
+        let name = &data.modalities[m];
+        let dir = method.pretrained.get(name).with_context(|| format!("method '{}': no pretrained run for modality '{name}'", method.name))?;
+        load_unimodal_encoder(dir, name, data.shapes[m], data.classes, device)
+    };
+    (0..data.modalities.len()).map(load).collect()
+}
+
+/// The frozen encoder of a finished unimodal run (SimCLR, VICReg, Barlow
+/// Twins or supervised) on `modality`, checked against the input shape it will see.
+pub fn load_unimodal_encoder(dir: &Path, modality: &str, shape: InputShape, classes: usize, device: &Device) -> Result<Encoder> {
+    let (record, parts) = load_run(dir, classes, device)?;
     if record.method.modalities != [modality.to_string()] {
-        bail!("{}: trained {:?}, not modality '{modality}'", dir.display(), record.method.modalities);
+        bail!("{}: trained {:?}, not modality '{modality}' alone", dir.display(), record.method.modalities);
     }
     if record.input_shapes.first() != Some(&shape) {
         bail!("{}: trained on inputs {:?}, this dataset gives {shape:?}", dir.display(), record.input_shapes);
     }
-    match model {
-        TrainedModel::Simclr(m) => Ok(m.encoder),
-        _ => bail!("{}: a {:?} run, not a SimCLR run", dir.display(), record.method.kind),
-    }
+    parts.encoders.into_iter().next().with_context(|| format!("{}: the run holds no encoder", dir.display()))
 }

@@ -1,70 +1,49 @@
 //! SimCLR (Chen et al., 2020) on one modality: two augmented views of each
-//! sample, encoder + projection head, NT-Xent.
+//! sample, encoder + projection head, NT-Xent at temperature tau.
+//!
+//! ```yaml
+//! kind: simclr
+//! loss: {temperature: 0.1}
+//! ```
 
-use super::Context;
+use super::method::{required_loss, Context, Method, Temperature, Trained, TrainedParts};
+use super::two_views;
 use crate::losses::nt_xent_loss;
-use crate::models::{Encoder, ProjectionHead};
-use crate::training::batches::{batch_tensor, eval_batches};
-use crate::training::{Objective, StepOutput, Validation};
-use burn::prelude::*;
+use crate::training::Progress;
+use anyhow::{Context as _, Result};
+use std::ops::RangeInclusive;
+use std::path::Path;
 
-/// Encoder + projection head.
-#[derive(Module, Debug)]
-pub struct SimclrModel {
-    pub encoder: Encoder,
-    pub projection: ProjectionHead,
-}
+/// SimCLR, registered as `kind: simclr`.
+pub struct Simclr;
 
-impl SimclrModel {
-    /// Builds the model for the method's only modality.
-    pub fn new(ctx: &Context, device: &Device) -> anyhow::Result<Self> {
-        let encoder = ctx.encoder(0, device)?;
-        let projection = ProjectionHead::new(ctx.encoder_output(0)?, &ctx.method.projection, device);
-        Ok(SimclrModel { encoder, projection })
+impl Method for Simclr {
+    fn kind(&self) -> &'static str {
+        "simclr"
     }
-
-    fn embed(&self, x: Tensor<4>) -> Tensor<2> {
-        self.projection.forward(self.encoder.forward(x))
+    fn display_name(&self) -> &'static str {
+        "SimCLR"
     }
-}
-
-/// SimCLR's training objective.
-pub struct Simclr<'a> {
-    pub ctx: &'a Context<'a>,
-}
-
-impl Simclr<'_> {
-    fn views(&self, model: &SimclrModel, batch: &[usize], names: [&str; 2], epoch: u64, device: &Device) -> Tensor<1> {
-        let c = self.ctx;
-        let view = |name: &str| {
-            let x = batch_tensor(&c.data.clips[0], batch, c.method.augmentation(&c.data.modalities[0]), Some((c.seed, name, epoch)), device);
-            model.embed(x)
+    fn modalities(&self) -> RangeInclusive<usize> {
+        1..=1
+    }
+    fn self_supervised(&self) -> bool {
+        true
+    }
+    fn check_loss(&self, loss: Option<&serde_yaml::Value>, file: Option<&Path>) -> Result<()> {
+        let hint = || {
+            format!(
+                "a `{}` method's loss takes only `temperature`; mining, intra negatives, pruning and weighting are CMC-CMKM switches (kind: cmkm)",
+                self.kind()
+            )
         };
-        nt_xent_loss(view(names[0]), view(names[1]), c.temperature())
+        required_loss::<Temperature>(loss, file, self.kind()).with_context(hint)?.check()
     }
-}
-
-impl Objective for Simclr<'_> {
-    type Model = SimclrModel;
-
-    fn step(&self, model: &SimclrModel, batch: &[usize], epoch: u64) -> StepOutput {
-        StepOutput::new(self.views(model, batch, ["view_a", "view_b"], epoch, &self.ctx.train_device), vec![])
+    fn train(&self, ctx: &Context, progress: &Progress, out: &Path) -> Result<Trained> {
+        let tau = required_loss::<Temperature>(ctx.method.loss.as_ref(), None, self.kind())?.temperature;
+        two_views::train(ctx, &|a, b| nt_xent_loss(a, b, tau), progress, out)
     }
-
-    fn validate(&self, model: &SimclrModel) -> Validation {
-        let c = self.ctx;
-        let batches = eval_batches(&c.data.split.val, c.method.schedule.batch_size);
-        let losses: Vec<(f64, usize)> = batches
-            .iter()
-            .filter(|b| b.len() >= 2)
-            .map(|b| (self.views(model, b, ["val_a", "val_b"], 0, &c.eval_device).into_scalar::<f32>() as f64, b.len()))
-            .collect();
-        Validation { loss: weighted_mean(&losses), metric: None }
+    fn load(&self, ctx: &Context, checkpoint: &Path) -> Result<TrainedParts> {
+        two_views::load(ctx, checkpoint)
     }
-}
-
-/// Mean of per-batch values weighted by batch size.
-pub fn weighted_mean(values: &[(f64, usize)]) -> f64 {
-    let n: usize = values.iter().map(|v| v.1).sum();
-    values.iter().map(|(v, k)| v * *k as f64).sum::<f64>() / n.max(1) as f64
 }

@@ -1,17 +1,70 @@
 //! Supervised references: encoders + classifier trained end to end on labels
-//! (one modality: a linear head; several: the fusion classifier). Also the
-//! evaluation of a fixed split, used for the test pass.
+//! (one modality: a linear head; several: the fusion classifier), tested
+//! with the epoch of the best validation main metric. Also the evaluation of
+//! a fixed split, used for the test pass.
+//!
+//! ```yaml
+//! kind: supervised   # no loss section: cross-entropy
+//! ```
 
-use super::simclr::weighted_mean;
-use super::Context;
+use super::method::{Context, Method, Trained, TrainedParts};
+use super::two_views::weighted_mean;
 use crate::metrics::{classification_metrics, ClassificationMetrics};
 use crate::models::{ClassifierHead, Encoder, FusionClassifier};
 use crate::training::batches::{batch_tensor, eval_batches, label_tensor};
-use crate::training::{Objective, StepOutput, TrainData, Validation};
-use anyhow::Result;
+use crate::training::{checkpoint, fit, FitRules, Objective, Progress, StepOutput, TrainData, Validation};
+use anyhow::{bail, Result};
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::nn::LinearConfig;
 use burn::prelude::*;
+use std::ops::RangeInclusive;
+use std::path::Path;
+
+/// Supervised training, registered as `kind: supervised`.
+pub struct SupervisedMethod;
+
+impl Method for SupervisedMethod {
+    fn kind(&self) -> &'static str {
+        "supervised"
+    }
+    fn display_name(&self) -> &'static str {
+        "Supervised"
+    }
+    fn modalities(&self) -> RangeInclusive<usize> {
+        1..=usize::MAX
+    }
+    fn self_supervised(&self) -> bool {
+        false
+    }
+    fn check_loss(&self, loss: Option<&serde_yaml::Value>, file: Option<&Path>) -> Result<()> {
+        match (loss, file) {
+            (Some(_), Some(f)) => bail!("{}: a supervised method trains on cross-entropy and has no `loss` settings; remove `loss`", f.display()),
+            (Some(_), None) => bail!("a supervised method trains on cross-entropy and has no `loss` settings; remove `loss`"),
+            _ => Ok(()),
+        }
+    }
+    fn train(&self, ctx: &Context, progress: &Progress, out: &Path) -> Result<Trained> {
+        let objective = Supervised { ctx };
+        let model = SupervisedModel::new(ctx, &ctx.train_device)?;
+        let fitted = fit(&objective, model, &ctx.data.split.train, &ctx.method.schedule, FitRules::Classifier, ctx.seed, progress)?;
+        let test = objective.evaluate(&fitted.best, &ctx.data.split.test);
+        write_predictions(out, ctx.data, &ctx.data.split.test, &test.predictions)?;
+        Trained::save(fitted, out, Some(test.metrics))
+    }
+    fn load(&self, ctx: &Context, path: &Path) -> Result<TrainedParts> {
+        let model = checkpoint::load(SupervisedModel::new(ctx, &ctx.eval_device)?, path)?.valid();
+        Ok(TrainedParts { encoders: model.encoders, projections: None })
+    }
+}
+
+/// `predictions.csv` (1-based labels) of `indices` into `out`.
+fn write_predictions(out: &Path, data: &TrainData, indices: &[usize], predictions: &[usize]) -> Result<()> {
+    let mut csv = String::from("sample_id,label,prediction\n");
+    for (&i, p) in indices.iter().zip(predictions) {
+        csv.push_str(&format!("{},{},{}\n", data.sample_ids[i], data.labels[i] + 1, p + 1));
+    }
+    crate::fsutil::write_atomic(&out.join("predictions.csv"), csv.as_bytes())
+}
 
 /// Encoders (one per modality) and a classifier head.
 #[derive(Module, Debug)]
@@ -21,6 +74,7 @@ pub struct SupervisedModel {
 }
 
 impl SupervisedModel {
+    /// One encoder per modality and the head (linear for one modality, the fusion classifier for several).
     pub fn new(ctx: &Context, device: &Device) -> Result<Self> {
         let n = ctx.data.modalities.len();
         let encoders = (0..n).map(|m| ctx.encoder(m, device)).collect::<Result<Vec<_>>>()?;

@@ -10,7 +10,7 @@
 //! the encoders too.
 
 use super::{ClassificationResult, EncoderSet};
-use crate::methods::config::{MethodConfig, MethodKind, ScheduleConfig};
+use crate::methods::config::{MethodConfig, ScheduleConfig};
 use crate::methods::supervised::{evaluate_classifier, Evaluation, Supervised, SupervisedModel};
 use crate::methods::{devices, Context};
 use crate::metrics::ClassificationMetrics;
@@ -147,7 +147,7 @@ pub fn fine_tune_encoders(
     train_device.seed(seed);
     let method = MethodConfig {
         name: format!("fine-tune:{}", set.source),
-        kind: MethodKind::Supervised,
+        kind: "supervised".to_string(),
         modalities: set.modalities.clone(),
         encoders: set.modalities.iter().cloned().zip(set.configs.iter().cloned()).collect(),
         augmentations: Default::default(),
@@ -156,7 +156,7 @@ pub fn fine_tune_encoders(
         pretrained: Default::default(),
         schedule: schedule.clone(),
     };
-    let ctx = Context { method: &method, data, seed, train_device: train_device.clone(), eval_device };
+    let ctx = Context { method: &method, data, seed, train_device: train_device.clone(), eval_device, pretrained: vec![] };
     let sizes = set.configs.iter().zip(&set.shapes).map(|(c, &s)| c.output_size(s)).collect::<Result<Vec<_>>>()?;
     let encoders = set.encoders.iter().map(|e| if full { e.clone().train() } else { e.clone().train().freeze() }).collect();
     let model = SupervisedModel { encoders, head: evaluation_head(&sizes, data.classes, head, &train_device) };

@@ -6,8 +6,8 @@ pub mod fine_tuning;
 pub mod label_fractions;
 pub mod retrieval;
 
-use crate::methods::config::{MethodConfig, MethodKind};
-use crate::methods::{load_run, TrainedModel};
+use crate::methods::config::MethodConfig;
+use crate::methods::load_run;
 use crate::metrics::ClassificationMetrics;
 use crate::models::{Encoder, EncoderConfig, InputShape, ProjectionHead};
 use crate::training::batches::{eval_batches, stack};
@@ -21,28 +21,25 @@ use std::path::Path;
 pub struct EncoderSet {
     /// Run folder, or `random:<method>` for untrained encoders.
     pub source: String,
-    pub kind: MethodKind,
+    /// The method kind that trained them (`random` encoders: the method's kind).
+    pub kind: String,
     pub modalities: Vec<String>,
     pub configs: Vec<EncoderConfig>,
     pub shapes: Vec<InputShape>,
     pub encoders: Vec<Encoder>,
-    /// CMC / CMC-CMKM projection heads: the shared space of cross-modal retrieval.
+    /// Cross-modal methods' projection heads: the shared space of cross-modal retrieval.
     pub projections: Option<Vec<ProjectionHead>>,
 }
 
 impl EncoderSet {
     /// The encoders of a finished run.
     pub fn from_run(dir: &Path, classes: usize, device: &Device) -> Result<Self> {
-        let (record, model) = load_run(dir, classes, device)?;
-        let (encoders, projections) = match model {
-            TrainedModel::Supervised(m) => (m.encoders, None),
-            TrainedModel::Simclr(m) => (vec![m.encoder], None),
-            TrainedModel::Cmc(m) => (m.encoders, Some(m.projections)),
-        };
+        let (record, parts) = load_run(dir, classes, device)?;
+        let (encoders, projections) = (parts.encoders, parts.projections);
         let configs = record.method.modalities.iter().map(|m| record.method.encoders[m].clone()).collect();
         Ok(EncoderSet {
             source: dir.display().to_string(),
-            kind: record.method.kind,
+            kind: record.method.kind.clone(),
             modalities: record.method.modalities.clone(),
             configs,
             shapes: record.input_shapes,
@@ -58,7 +55,7 @@ impl EncoderSet {
         let encoders = configs.iter().zip(shapes).map(|(c, &s)| c.init(s, device).map(|e| e.valid())).collect::<Result<_>>()?;
         Ok(EncoderSet {
             source: format!("random:{}", method.name),
-            kind: method.kind,
+            kind: method.kind.clone(),
             modalities: method.modalities.clone(),
             configs,
             shapes: shapes.to_vec(),
@@ -107,7 +104,7 @@ impl EncoderSet {
         self.encoders.iter().enumerate().map(|(m, e)| embed_all(data, m, device, |x| e.forward(x))).collect()
     }
 
-    /// Projection-space embeddings of both modalities (CMC / CMC-CMKM only).
+    /// Projection-space embeddings of both modalities (cross-modal methods only).
     pub fn projected(&self, data: &TrainData, device: &Device) -> Option<Vec<Vec<Vec<f32>>>> {
         let p = self.projections.as_ref()?;
         Some((0..2).map(|m| embed_all(data, m, device, |x| p[m].forward(self.encoders[m].forward(x)))).collect())

@@ -97,25 +97,25 @@ pub fn paired_bootstrap(seeds: &[PairedSeed], classes: usize, metric: MainMetric
     Difference { mean, low, high, wins: per_seed.iter().filter(|d| **d > 0.0).count(), seeds: seeds.len() }
 }
 
-/// The claims a suite checks: its own list, or the paper's orderings
-/// between every pair of its methods whose approaches the paper ranks.
+/// The claims a suite checks: the paper's orderings between every pair of
+/// its methods whose approaches the paper ranks, then the suite's own list.
 pub fn claims_of(p: &Prepared) -> Result<Vec<ClaimDecl>> {
-    if let Some(list) = &p.suite.decl.claims {
-        for c in list {
-            for m in [&c.a, &c.b] {
-                if !p.suite.methods.contains_key(m) {
-                    bail!("{}: claims: '{m}' is not a method of the suite ({:?})", p.suite.path.display(), p.suite.methods.keys().collect::<Vec<_>>());
-                }
-            }
-        }
-        return Ok(list.clone());
-    }
     let mut out = vec![];
     for (first, second) in PAPER_ORDERINGS {
         for a in p.suite.methods.keys().filter(|m| approach(p, m) == first) {
             for b in p.suite.methods.keys().filter(|m| approach(p, m) == second) {
                 out.push(ClaimDecl { a: a.clone(), b: b.clone() });
             }
+        }
+    }
+    for c in p.suite.decl.claims.iter().flatten() {
+        for m in [&c.a, &c.b] {
+            if !p.suite.methods.contains_key(m) {
+                bail!("{}: claims: '{m}' is not a method of the suite ({:?})", p.suite.path.display(), p.suite.methods.keys().collect::<Vec<_>>());
+            }
+        }
+        if !out.contains(c) {
+            out.push(c.clone());
         }
     }
     Ok(out)

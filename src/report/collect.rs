@@ -6,7 +6,6 @@ use crate::data::declaration::MainMetric;
 use crate::harness::plan::Step;
 use crate::harness::runner::Prepared;
 use crate::harness::store::RunRecordFile;
-use crate::methods::config::MethodKind;
 use anyhow::{Context, Result};
 use polars::prelude::*;
 use serde_json::Value;
@@ -50,14 +49,7 @@ pub fn approach(p: &Prepared, method: &str) -> String {
     if let Some(a) = p.suite.decl.methods.get(method).and_then(|m| m.approach.clone()) {
         return a;
     }
-    match p.suite.methods.get(method).map(|m| m.kind) {
-        Some(MethodKind::Supervised) => "Supervised",
-        Some(MethodKind::Simclr) => "SimCLR",
-        Some(MethodKind::Cmc) => "CMC",
-        Some(MethodKind::Cmkm) => "CMC-CMKM",
-        None => "?",
-    }
-    .to_string()
+    p.suite.methods.get(method).and_then(|m| m.method().ok()).map_or("?", |m| m.display_name()).to_string()
 }
 
 /// The paper's modality group: the modality's name capitalised, or
@@ -159,7 +151,7 @@ fn classification(p: &Prepared, runs: &[Finished], main_key: &str) -> Result<Dat
     for f in runs {
         let (method, modalities) = match f.step {
             Step::FineTune { method, modalities, .. } => (method, modalities.clone()),
-            Step::Train { method, config, .. } if config.kind == MethodKind::Supervised => (method, config.modalities.clone()),
+            Step::Train { method, config, .. } if !config.is_self_supervised() => (method, config.modalities.clone()),
             _ => continue,
         };
         let path = f.dir.join("metrics.json");
@@ -236,7 +228,7 @@ fn curves(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
     let mut c = Columns::default();
     for f in runs {
         let Step::Train { method, config, .. } = f.step else { continue };
-        if config.kind == MethodKind::Supervised {
+        if !config.is_self_supervised() {
             continue;
         }
         let path = f.dir.join("curves.csv");

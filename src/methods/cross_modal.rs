@@ -1,26 +1,28 @@
-//! CMC (Tian et al., 2020) and CMC-CMKM (Brinzea et al., 2022) on two
-//! modalities: one encoder + projection per modality, contrasted across
-//! modalities. CMC-CMKM also lets each modality's frozen SimCLR encoder mine
-//! positives for the other (docs/method.md section 6).
+//! Two modalities, one encoder and projection head each, and a loss that
+//! pulls the two modalities' embeddings of a sample together: CMC's
+//! InfoNCE (Tian et al., 2020), CMC-CMKM's mined one (Brinzea et al., 2022,
+//! with each modality's frozen pretrained encoder mining positives for the
+//! other, docs/method.md section 6), or VICReg and Barlow Twins across modalities.
 
-use super::simclr::weighted_mean;
-use super::Context;
-use crate::losses::{cmc_loss, cmkm_loss, cmkm_masks, cosine_matrix, mean_pair_similarity, CmkmOptions};
+use super::method::{Context, Trained, TrainedParts};
+use super::two_views::{weighted_mean, PairLoss};
+use crate::losses::{cmkm_loss, cmkm_masks, cosine_matrix, mean_pair_similarity, CmkmOptions};
 use crate::models::{Encoder, ProjectionHead};
 use crate::training::batches::{batch_tensor, eval_batches};
 use crate::training::branches::{forward_pair, initialise_parameters};
-use crate::training::{Objective, StepOutput, Validation};
+use crate::training::{checkpoint, fit, FitRules, Objective, Progress, StepOutput, Validation};
 use anyhow::Result;
 use burn::prelude::*;
+use std::path::Path;
 
 /// One encoder and projection head per modality.
 #[derive(Module, Debug)]
-pub struct CmcModel {
+pub struct CrossModalModel {
     pub encoders: Vec<Encoder>,
     pub projections: Vec<ProjectionHead>,
 }
 
-impl CmcModel {
+impl CrossModalModel {
     /// The two encoders and projection heads; burn initialises each
     /// parameter when it is first used (or a checkpoint replaces it).
     pub fn new(ctx: &Context, device: &Device) -> Result<Self> {
@@ -30,10 +32,10 @@ impl CmcModel {
             encoders.push(ctx.encoder(m, device)?);
             projections.push(ProjectionHead::new(ctx.encoder_output(m)?, &ctx.method.projection, device));
         }
-        Ok(CmcModel { encoders, projections })
+        Ok(CrossModalModel { encoders, projections })
     }
 
-    /// [`CmcModel::new`] with every parameter initialised now, in a fixed
+    /// [`CrossModalModel::new`] with every parameter initialised now, in a fixed
     /// order, for training: the two modalities' branches run side by side
     /// and must not race for burn's generator. Call it under the training
     /// lock; a model built to load a checkpoint draws nothing.
@@ -48,24 +50,22 @@ impl CmcModel {
     }
 }
 
-/// CMC, or CMC-CMKM when `miners` holds the two frozen SimCLR encoders.
-pub struct Contrastive<'a> {
-    pub ctx: &'a Context<'a>,
+/// CMC-CMKM's positive mining: the frozen encoders of modality 1 and 2 and
+/// the loss switches.
+pub struct Mining<'a> {
+    pub miners: &'a [Encoder],
     pub options: CmkmOptions,
-    /// Frozen, evaluation-mode SimCLR encoders of modality 1 and 2.
-    pub miners: Option<[Encoder; 2]>,
 }
 
-impl Contrastive<'_> {
-    /// Loads the frozen encoders from the SimCLR runs named in `pretrained`.
-    pub fn load_miners(ctx: &Context) -> Result<[Encoder; 2]> {
-        let load = |m: usize| -> Result<Encoder> {
-            let name = &ctx.data.modalities[m];
-            super::load_simclr_encoder(&ctx.method.pretrained[name], name, ctx.data.shapes[m], ctx.data.classes, &ctx.eval_device)
-        };
-        Ok([load(0)?, load(1)?])
-    }
+/// The objective: `loss` of the two modalities' embeddings (validation
+/// always), or the mined CMC-CMKM loss in training when `mining` is set.
+pub struct CrossModal<'a> {
+    pub ctx: &'a Context<'a>,
+    pub loss: PairLoss<'a>,
+    pub mining: Option<Mining<'a>>,
+}
 
+impl CrossModal<'_> {
     /// The two modalities of a batch, augmented with each modality's own
     /// pipeline, on the evaluation device (for the frozen miners).
     fn inputs(&self, batch: &[usize], view: &str, epoch: u64) -> [Tensor<4>; 2] {
@@ -77,20 +77,20 @@ impl Contrastive<'_> {
     }
 }
 
-impl Objective for Contrastive<'_> {
-    type Model = CmcModel;
+impl Objective for CrossModal<'_> {
+    type Model = CrossModalModel;
 
-    fn step(&self, model: &CmcModel, batch: &[usize], epoch: u64) -> StepOutput {
+    fn step(&self, model: &CrossModalModel, batch: &[usize], epoch: u64) -> StepOutput {
         let [x1, x2] = self.inputs(batch, "train", epoch);
-        let masks = self.miners.as_ref().map(|miners| {
+        let masks = self.mining.as_ref().map(|mining| {
             // P1, P2: similarities under the frozen encoders, on the very
             // batch the trained encoders see, side by side.
             let similarity = |e: &Encoder, x: Tensor<4>| {
                 let f = e.forward(x);
                 cosine_matrix(f.clone(), f).try_into_vec_as::<f32>().expect("an f32 similarity matrix reads back as f32")
             };
-            let (p1, p2) = rayon::join(|| similarity(&miners[0], x1.clone()), || similarity(&miners[1], x2.clone()));
-            cmkm_masks(&p1, &p2, batch.len(), &self.options)
+            let (p1, p2) = rayon::join(|| similarity(&mining.miners[0], x1.clone()), || similarity(&mining.miners[1], x2.clone()));
+            (cmkm_masks(&p1, &p2, batch.len(), &mining.options), &mining.options)
         });
         // The two modalities' encoders share nothing: they run, forward and
         // backward, side by side.
@@ -98,28 +98,42 @@ impl Objective for Contrastive<'_> {
         let branches = forward_pair(&self.ctx.train_device, || model.embed(0, x1), || model.embed(1, x2));
         let (z1, z2) = (branches[0].leaf(), branches[1].leaf());
         let (loss, stats) = match masks {
-            None => (cmc_loss(z1, z2, self.options.temperature), vec![]),
-            Some(masks) => {
+            None => ((self.loss)(z1, z2), vec![]),
+            Some((masks, options)) => {
                 let (pos, neg) = mean_pair_similarity(z1.clone(), z2.clone(), &masks);
                 let stats = vec![("positive_similarity", pos as f64), ("negative_similarity", neg as f64)];
-                (cmkm_loss(z1, z2, &masks, &self.options), stats)
+                (cmkm_loss(z1, z2, &masks, options), stats)
             }
         };
         StepOutput { loss, stats, branches: Some(branches) }
     }
 
-    /// Validation uses the plain CMC loss (docs/method.md: mining is training-only).
-    fn validate(&self, model: &CmcModel) -> Validation {
+    /// Validation uses `loss` (docs/method.md: mining is training-only).
+    fn validate(&self, model: &CrossModalModel) -> Validation {
         let c = self.ctx;
         let losses: Vec<(f64, usize)> = eval_batches(&c.data.split.val, c.method.schedule.batch_size)
             .iter()
             .filter(|b| b.len() >= 2)
             .map(|b| {
                 let [x1, x2] = self.inputs(b, "val", 0);
-                let loss = cmc_loss(model.embed(0, x1), model.embed(1, x2), self.options.temperature);
+                let loss = (self.loss)(model.embed(0, x1), model.embed(1, x2));
                 (loss.into_scalar::<f32>() as f64, b.len())
             })
             .collect();
         Validation { loss: weighted_mean(&losses), metric: None }
     }
+}
+
+/// Trains a [`CrossModalModel`] and saves it to `out`.
+pub fn train(ctx: &Context, loss: PairLoss, mining: Option<Mining>, progress: &Progress, out: &Path) -> Result<Trained> {
+    let objective = CrossModal { ctx, loss, mining };
+    let model = CrossModalModel::for_training(ctx, &ctx.train_device)?;
+    let fitted = fit(&objective, model, &ctx.data.split.train, &ctx.method.schedule, FitRules::SelfSupervised, ctx.seed, progress)?;
+    Trained::save(fitted, out, None)
+}
+
+/// The encoders and projection heads of a saved [`CrossModalModel`].
+pub fn load(ctx: &Context, path: &Path) -> Result<TrainedParts> {
+    let model = checkpoint::load(CrossModalModel::new(ctx, &ctx.eval_device)?, path)?.valid();
+    Ok(TrainedParts { encoders: model.encoders, projections: Some(model.projections) })
 }

@@ -1,0 +1,49 @@
+//! CMC (Tian et al., 2020) on two modalities: one encoder + projection per
+//! modality, InfoNCE across modalities in both directions at temperature tau.
+//!
+//! ```yaml
+//! kind: cmc
+//! loss: {temperature: 0.1}
+//! ```
+
+use super::cross_modal;
+use super::method::{required_loss, Context, Method, Temperature, Trained, TrainedParts};
+use crate::losses::cmc_loss;
+use crate::training::Progress;
+use anyhow::{Context as _, Result};
+use std::ops::RangeInclusive;
+use std::path::Path;
+
+/// CMC, registered as `kind: cmc`.
+pub struct Cmc;
+
+impl Method for Cmc {
+    fn kind(&self) -> &'static str {
+        "cmc"
+    }
+    fn display_name(&self) -> &'static str {
+        "CMC"
+    }
+    fn modalities(&self) -> RangeInclusive<usize> {
+        2..=2
+    }
+    fn self_supervised(&self) -> bool {
+        true
+    }
+    fn check_loss(&self, loss: Option<&serde_yaml::Value>, file: Option<&Path>) -> Result<()> {
+        let hint = || {
+            format!(
+                "a `{}` method's loss takes only `temperature`; mining, intra negatives, pruning and weighting are CMC-CMKM switches (kind: cmkm)",
+                self.kind()
+            )
+        };
+        required_loss::<Temperature>(loss, file, self.kind()).with_context(hint)?.check()
+    }
+    fn train(&self, ctx: &Context, progress: &Progress, out: &Path) -> Result<Trained> {
+        let tau = required_loss::<Temperature>(ctx.method.loss.as_ref(), None, self.kind())?.temperature;
+        cross_modal::train(ctx, &|z1, z2| cmc_loss(z1, z2, tau), None, progress, out)
+    }
+    fn load(&self, ctx: &Context, checkpoint: &Path) -> Result<TrainedParts> {
+        cross_modal::load(ctx, checkpoint)
+    }
+}

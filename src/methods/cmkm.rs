@@ -1,0 +1,54 @@
+//! CMC-CMKM (Brinzea et al., 2022): CMC whose positives are mined by each
+//! modality's frozen pretrained (SimCLR) encoder for the other, with the
+//! loss switches of docs/method.md section 6. Validation uses the plain CMC
+//! loss: mining is training-only.
+//!
+//! ```yaml
+//! kind: cmkm
+//! loss: {temperature: 0.1, mining_k: 1, intra_lambda: 1.0}
+//! pretrained: {inertial: ../runs/simclr-inertial, skeleton: ../runs/simclr-skeleton}
+//! ```
+
+use super::cross_modal::{self, Mining};
+use super::method::{required_loss, Context, Method, Trained, TrainedParts};
+use crate::losses::{cmc_loss, CmkmOptions};
+use crate::training::Progress;
+use anyhow::{ensure, Result};
+use std::ops::RangeInclusive;
+use std::path::Path;
+
+/// CMC-CMKM, registered as `kind: cmkm`.
+pub struct Cmkm;
+
+impl Method for Cmkm {
+    fn kind(&self) -> &'static str {
+        "cmkm"
+    }
+    fn display_name(&self) -> &'static str {
+        "CMC-CMKM"
+    }
+    fn modalities(&self) -> RangeInclusive<usize> {
+        2..=2
+    }
+    fn self_supervised(&self) -> bool {
+        true
+    }
+    fn check_loss(&self, loss: Option<&serde_yaml::Value>, file: Option<&Path>) -> Result<()> {
+        let o = required_loss::<CmkmOptions>(loss, file, self.kind())?;
+        ensure!(o.temperature > 0.0, "temperature must be positive, got {}", o.temperature);
+        Ok(())
+    }
+    fn uses_pretrained(&self) -> bool {
+        true
+    }
+    fn train(&self, ctx: &Context, progress: &Progress, out: &Path) -> Result<Trained> {
+        let options = required_loss::<CmkmOptions>(ctx.method.loss.as_ref(), None, self.kind())?;
+        ensure!(ctx.pretrained.len() == 2, "CMC-CMKM needs the two modalities' pretrained encoders, got {}", ctx.pretrained.len());
+        let tau = options.temperature;
+        let mining = Mining { miners: &ctx.pretrained, options };
+        cross_modal::train(ctx, &|z1, z2| cmc_loss(z1, z2, tau), Some(mining), progress, out)
+    }
+    fn load(&self, ctx: &Context, checkpoint: &Path) -> Result<TrainedParts> {
+        cross_modal::load(ctx, checkpoint)
+    }
+}

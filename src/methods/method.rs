@@ -1,0 +1,148 @@
+//! The contract every learning method fulfils: the harness, the protocols
+//! and the report ask a [`Method`] what it needs, never match on its kind.
+//! A method is one file implementing this trait plus one line in
+//! [`super::registry`]; its YAML mirrors what it reads.
+
+use super::config::MethodConfig;
+use crate::metrics::ClassificationMetrics;
+use crate::models::{Encoder, ProjectionHead};
+use crate::training::{checkpoint, EpochLog, Fitted, Progress, TrainData};
+use anyhow::{anyhow, Context as _, Result};
+use burn::module::Module;
+use burn::prelude::*;
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use std::ops::RangeInclusive;
+use std::path::Path;
+
+/// The parameters file of a run folder.
+pub const CHECKPOINT: &str = "checkpoint.safetensors";
+
+/// A learning method: what it trains, how, and what the protocols can
+/// evaluate afterwards.
+pub trait Method: Sync {
+    /// The YAML `kind` that selects it, e.g. `cmc`.
+    fn kind(&self) -> &'static str;
+    /// Its approach name in reports (the paper's row names), e.g. `CMC`.
+    fn display_name(&self) -> &'static str;
+    /// How many modalities it trains on.
+    fn modalities(&self) -> RangeInclusive<usize>;
+    /// Self-supervised (its encoders go to the evaluation protocols; SSL
+    /// training rules) or a classifier (it reports test metrics itself).
+    fn self_supervised(&self) -> bool;
+    /// Parses the `loss` section into the method's own settings, rejecting
+    /// what it does not read; `file` (where the section came from) lets the
+    /// error name the line.
+    fn check_loss(&self, loss: Option<&serde_yaml::Value>, file: Option<&Path>) -> Result<()>;
+    /// Whether it reads frozen `pretrained` encoders (CMC-CMKM's miners).
+    fn uses_pretrained(&self) -> bool {
+        false
+    }
+    /// Builds the model, trains it under the method's schedule on
+    /// `ctx.data.split.train` and saves the best epoch's parameters to
+    /// [`CHECKPOINT`] in the run folder `out` (classifiers also their test
+    /// predictions, `predictions.csv`).
+    fn train(&self, ctx: &Context, progress: &Progress, out: &Path) -> Result<Trained>;
+    /// Rebuilds the model of `ctx.method` and loads `checkpoint` into it, in
+    /// evaluation mode, on `ctx.eval_device`.
+    fn load(&self, ctx: &Context, checkpoint: &Path) -> Result<TrainedParts>;
+}
+
+/// Everything a method needs while training.
+pub struct Context<'a> {
+    pub method: &'a MethodConfig,
+    pub data: &'a TrainData,
+    pub seed: u64,
+    /// Autodiff device: batch norm and dropout train there.
+    pub train_device: Device,
+    /// Plain device: evaluation and frozen encoders.
+    pub eval_device: Device,
+    /// Frozen, evaluation-mode encoders of finished unimodal runs, one per
+    /// modality in the method's order, when the method uses `pretrained`.
+    pub pretrained: Vec<Encoder>,
+}
+
+impl Context<'_> {
+    /// Builds the encoder of the method's `m`-th modality.
+    pub fn encoder(&self, m: usize, device: &Device) -> Result<Encoder> {
+        let name = &self.data.modalities[m];
+        self.method.encoders[name].init(self.data.shapes[m], device).with_context(|| format!("encoder of modality '{name}'"))
+    }
+
+    /// Feature size of that encoder.
+    pub fn encoder_output(&self, m: usize) -> Result<usize> {
+        self.method.encoders[&self.data.modalities[m]].output_size(self.data.shapes[m])
+    }
+
+    /// The method's loss settings as `T` (defaults where the section is absent).
+    pub fn loss<T: DeserializeOwned + Default>(&self) -> Result<T> {
+        Ok(parse_loss::<T>(self.method.loss.as_ref(), None, self.method.kind.as_str())?.unwrap_or_default())
+    }
+}
+
+/// What a training produced.
+pub struct Trained {
+    pub log: Vec<EpochLog>,
+    /// Index of the kept epoch in `log`.
+    pub best_epoch: usize,
+    pub stopped_early: bool,
+    /// Test metrics of the kept epoch (classifiers only).
+    pub test: Option<ClassificationMetrics>,
+}
+
+impl Trained {
+    /// Saves the kept model of `fitted` to the run folder `out` and keeps its curves.
+    pub fn save<M: Module>(fitted: Fitted<M>, out: &Path, test: Option<ClassificationMetrics>) -> Result<Self> {
+        checkpoint::save(&fitted.best, &out.join(CHECKPOINT))?;
+        Ok(Trained { log: fitted.log, best_epoch: fitted.best_epoch, stopped_early: fitted.stopped_early, test })
+    }
+}
+
+/// A trained model's parts the protocols evaluate.
+pub struct TrainedParts {
+    /// One encoder per modality, in the method's order.
+    pub encoders: Vec<Encoder>,
+    /// Projection heads of a cross-modal method: the shared space of
+    /// cross-modal retrieval (none for unimodal and supervised methods).
+    pub projections: Option<Vec<ProjectionHead>>,
+}
+
+/// The `loss` section of a method file, nothing else read.
+#[derive(Deserialize)]
+struct LossSection<T> {
+    #[serde(default = "Option::default")]
+    loss: Option<T>,
+}
+
+/// Reads `loss` as the settings `T` of a `kind` method: from `file` when
+/// given, so that a key `T` does not know is an error naming its line, else
+/// from the parsed value.
+pub fn parse_loss<T: DeserializeOwned>(loss: Option<&serde_yaml::Value>, file: Option<&Path>, kind: &str) -> Result<Option<T>> {
+    if let Some(path) = file {
+        let section: LossSection<T> = crate::config::read_yaml(path).with_context(|| format!("{}: the loss settings of a `{kind}` method", path.display()))?;
+        return Ok(section.loss);
+    }
+    loss.map(|v| serde_yaml::from_value::<T>(v.clone())).transpose().map_err(|e| anyhow!("the loss settings of a `{kind}` method: {e}"))
+}
+
+/// The loss settings of a method that requires them (SimCLR and CMC need
+/// at least their temperature).
+pub fn required_loss<T: DeserializeOwned>(loss: Option<&serde_yaml::Value>, file: Option<&Path>, kind: &str) -> Result<T> {
+    parse_loss(loss, file, kind)?.ok_or_else(|| anyhow!("a `{kind}` method needs `loss` (at least the temperature)"))
+}
+
+/// SimCLR's and CMC's only loss setting.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Temperature {
+    /// Softmax temperature tau (> 0).
+    pub temperature: f32,
+}
+
+impl Temperature {
+    /// Checks tau > 0.
+    pub fn check(&self) -> Result<()> {
+        anyhow::ensure!(self.temperature > 0.0, "temperature must be positive, got {}", self.temperature);
+        Ok(())
+    }
+}
