@@ -2,6 +2,8 @@
 #   make reproduce        the paper's UTD-MHAD suite on the embedded synthetic
 #                         data, then its report (hours on a 2-core CPU)
 #   make test             the test suite (release mode: training tests need it;
+#                         the kernels run twice, the second time with
+#                         CMKM_KERNELS_PORTABLE=1 forcing their portable path;
 #                         the Slurm tests start one-node clusters on 127.0.0.1,
 #                         installing Debian's Slurm first when run as root)
 #   make reproduce-slurm  submit the suite to a Slurm cluster
@@ -48,8 +50,11 @@ plan: build
 plan-quick: build
 	$(CMKM) plan $(QUICK)
 
+# Every crate of the workspace, then the kernels (and the layers built on
+# them) again on the portable path, as a CPU without AVX2/FMA runs them.
 test:
-	$(CARGO) test --release
+	$(CARGO) test --release --workspace
+	CMKM_KERNELS_PORTABLE=1 $(CARGO) test --release -p cmkm-kernels -p cmkm --lib
 
 synth: build
 	$(CMKM) synth --out results/data/synthetic-utd-seed0 --seed 0

@@ -6,6 +6,7 @@
 
 // `!(x > 0.0)` rejects NaN parameters as well, on purpose.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
+#![deny(clippy::undocumented_unsafe_blocks)]
 
 pub mod bench;
 pub mod cli;

@@ -5,7 +5,6 @@
 //! regression in either shows as a ratio.
 
 use super::Timing;
-use crate::models::dropout::Mask;
 use crate::models::{channels_last, dropout, flex_kernels};
 use burn::nn::activation::ActivationConfig;
 use burn::nn::conv::Conv2dConfig;
@@ -74,7 +73,7 @@ pub fn time_kernels(steps: usize, device: &Device, timings: &mut BTreeMap<String
     let (inner, outer) = (&pwff.linear_inner, &pwff.linear_outer);
     let (b1, b2) = (inner.bias.as_ref().expect("burn's default has biases"), outer.bias.as_ref().expect("burn's default has biases"));
     let fused = |x: Tensor<4>| {
-        let mask = Mask::draw(&pwff.dropout, &x.device());
+        let mask = crate::models::dropout::draw_mask(&pwff.dropout, &x.device());
         square(
             flex_kernels::feed_forward(x.reshape([64 * 44, 128]), inner.weight.val(), b1.val(), outer.weight.val(), b2.val(), mask).reshape([64, 44, 128, 1]),
         )

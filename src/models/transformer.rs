@@ -34,13 +34,13 @@ fn self_attention(mha: &MultiHeadAttention, x: Tensor<3>) -> Tensor<3> {
     let [b, t, d_model] = x.dims();
     if let (Some(bq), Some(bk), Some(bv)) = (&mha.query.bias, &mha.key.bias, &mha.value.bias) {
         if flex_kernels::available(&x) && !mha.quiet_softmax {
-            let mask = Mask::draw(&mha.dropout, &x.device());
+            let mask = crate::models::dropout::draw_mask(&mha.dropout, &x.device());
             let projections = [(&mha.query, bq), (&mha.key, bk), (&mha.value, bv)].map(|(linear, bias)| (linear.weight.val(), bias.val()));
             let context = flex_kernels::attention(x.reshape([b * t, d_model]), projections, mha.n_heads, t, mask);
             return tokens(&mha.output, context.reshape([b, t, d_model]));
         }
     }
-    let mask = Mask::draw(&mha.dropout, &x.device());
+    let mask = crate::models::dropout::draw_mask(&mha.dropout, &x.device());
     composed_attention(mha, x, mask)
 }
 
@@ -67,7 +67,7 @@ fn feed_forward(pwff: &PositionWiseFeedForward, x: Tensor<3>) -> Tensor<3> {
     if let (Activation::Relu(_), Some(b1), Some(b2)) = (&pwff.activation, &inner.bias, &outer.bias) {
         if flex_kernels::available(&x) {
             let [b, t, d] = x.dims();
-            let mask = Mask::draw(&pwff.dropout, &x.device());
+            let mask = crate::models::dropout::draw_mask(&pwff.dropout, &x.device());
             return flex_kernels::feed_forward(x.reshape([b * t, d]), inner.weight.val(), b1.val(), outer.weight.val(), b2.val(), mask).reshape([b, t, d]);
         }
     }

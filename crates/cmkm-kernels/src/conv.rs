@@ -7,7 +7,7 @@
 //! one gemm call; the backward pass rebuilds the block instead of keeping
 //! every layer's patches alive between the passes.
 
-use super::{chunks_of, direct, winograd};
+use crate::{chunks_of, direct, winograd};
 use rayon::prelude::*;
 
 /// Sizes of one convolution.
@@ -392,10 +392,7 @@ mod tests {
     /// allows it (so the tests below cover it on CI's x86-64 machines).
     #[test]
     fn outputs_of_sixteen_channels_take_the_direct_path_on_avx2_cpus() {
-        #[cfg(target_arch = "x86_64")]
-        let cpu = is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma");
-        #[cfg(not(target_arch = "x86_64"))]
-        let cpu = false;
+        let cpu = crate::isa::avx2_fma();
         for s in SHAPES {
             assert_eq!(direct::available(&s), cpu && s.c_out % 16 == 0, "{s:?}");
             assert_eq!(direct::input_grad_available(&s), cpu && s.c_in >= 16, "{s:?}");

@@ -5,7 +5,7 @@
 //! Rows are reduced in fixed blocks whose partial sums are added in block
 //! order, so results do not depend on the thread count.
 
-use super::written;
+use crate::written;
 use rayon::prelude::*;
 
 /// Rows per reduction block.
@@ -113,8 +113,8 @@ pub fn moments(x: &[f32], channels: usize) -> (Vec<f32>, Vec<f32>) {
         .map(|b| {
             let block = &x[b * BLOCK * channels..((b + 1) * BLOCK).min(rows) * channels];
             #[cfg(target_arch = "x86_64")]
-            if is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2.
+            if crate::isa::avx2() {
+                // SAFETY: `isa::avx2` is true only on a CPU with AVX2.
                 return unsafe { block_spread_avx2(block, channels) };
             }
             block_spread(block, channels)

@@ -13,9 +13,9 @@
 //! back onto the overlapping input tiles by `B dV B^T`). Tiles that hang
 //! over an odd-sized output's edge read zeros and write nothing there.
 
-use super::conv::{self, ConvShape};
-use super::direct::{self, Rows};
-use super::written;
+use crate::conv::{self, ConvShape};
+use crate::direct::{self, Rows};
+use crate::written;
 use rayon::prelude::*;
 use std::array::from_fn;
 use std::mem::MaybeUninit;
@@ -377,9 +377,11 @@ fn forward_chunk(images: &[f32], kernels: &Kernels, bias: &[f32], t: &Tiles, out
     let s = &t.s;
     let tiles = images.len() / (s.height * s.width * s.c_in) * t.per_sample();
     with_scratch([TILE * tiles * s.c_in, TILE * tiles * s.c_out, 4 * s.c_out], |[v, m, scratch]| {
-        // SAFETY (target features, here and below): `available` found AVX2 and FMA.
+        // SAFETY: target features only: `available` (the caller's
+        // precondition) found AVX2 and FMA.
         unsafe { input_planes(images, t, tiles, v) };
         products(v, s.c_in, &kernels.forward, s.c_out, m);
+        // SAFETY: as above.
         unsafe { outputs(m, bias, t, tiles, scratch, out) };
     })
 }
@@ -409,7 +411,8 @@ fn backward_chunk(images: &[f32], dy: &[f32], kernels: &Kernels, t: &Tiles, dx: 
     let mut du = vec![0.0; TILE * s.c_in * s.c_out];
     let dv_len = if dx.is_some() { TILE * tiles * s.c_in } else { 0 };
     with_scratch([TILE * tiles * s.c_in, TILE * tiles * s.c_out, dv_len], |[v, m, dv]| {
-        // SAFETY (target features, here and below): `available` found AVX2 and FMA.
+        // SAFETY: target features only: `available` (the caller's
+        // precondition) found AVX2 and FMA.
         unsafe { (input_planes(images, t, tiles, v), output_grad_planes(dy, t, tiles, m)) };
         let rows = Rows::new(tiles, s.c_in);
         for ((v, m), du) in v.chunks_exact(tiles * s.c_in).zip(m.chunks_exact(tiles * s.c_out)).zip(du.chunks_exact_mut(s.c_in * s.c_out)) {
@@ -417,6 +420,7 @@ fn backward_chunk(images: &[f32], dy: &[f32], kernels: &Kernels, t: &Tiles, dx: 
         }
         if let Some(dx) = dx {
             products(m, s.c_out, &kernels.transposed, s.c_in, dv);
+            // SAFETY: target features only, as above.
             unsafe { spread_input_grad(dv, t, tiles, dx) };
         }
     });

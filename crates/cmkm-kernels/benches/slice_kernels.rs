@@ -1,15 +1,15 @@
-//! `cargo bench --bench slice_kernels`: the flex kernels on plain slices,
+//! `cargo bench -p cmkm-kernels --bench slice_kernels`: the flex kernels on plain slices,
 //! at the CMC step's shapes (batch 64), without burn around them.
 //! Timings only. Each convolution's two lowerings run interleaved, 21
 //! pairs after a warm-up, with both medians and the median of the paired
 //! ratios, so a regression or a gain shows despite a noisy machine; the
 //! other lines give the median and minimum of 15 runs after a warm-up.
-//! `cargo bench --bench slice_kernels -- TEXT` runs only the lines whose
+//! `cargo bench -p cmkm-kernels --bench slice_kernels -- TEXT` runs only the lines whose
 //! name contains TEXT.
 
-use cmkm::models::dropout::Mask;
-use cmkm::models::flex_kernels::conv::{self, ConvShape, Lowering};
-use cmkm::models::flex_kernels::{direct, feed_forward, norm, pool, sparse, winograd};
+use cmkm_kernels::conv::{self, ConvShape, Lowering};
+use cmkm_kernels::mask::Mask;
+use cmkm_kernels::{direct, feed_forward, norm, pool, sparse, winograd};
 use std::time::Instant;
 
 /// Whether the line `name` runs: every line, or those naming the first

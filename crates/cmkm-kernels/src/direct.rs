@@ -19,8 +19,8 @@
 //! row's run of `KW x C_in` values fills most of its 16-lane groups.
 //! [`super::conv`] uses im2col + gemm otherwise.
 
-use super::conv::ConvShape;
-use super::{chunks_of, written};
+use crate::conv::ConvShape;
+use crate::{chunks_of, written};
 use std::mem::MaybeUninit;
 
 /// Output positions (forward) or patch elements (weight gradient) per tile.
@@ -33,15 +33,9 @@ pub fn available(s: &ConvShape) -> bool {
     s.c_out > 0 && s.c_out.is_multiple_of(LANES) && cpu_supported()
 }
 
-/// Whether this CPU has AVX2 and FMA, which every kernel here needs.
-#[cfg(target_arch = "x86_64")]
-pub(super) fn cpu_supported() -> bool {
-    is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-}
-
-#[cfg(not(target_arch = "x86_64"))]
-pub(super) fn cpu_supported() -> bool {
-    false
+/// Whether the kernels here run: they all need AVX2 and FMA ([`crate::isa`]).
+pub fn cpu_supported() -> bool {
+    crate::isa::avx2_fma()
 }
 
 /// Whether [`input_grad`] runs for `s`: as [`available`], and each
@@ -432,12 +426,23 @@ mod tests {
     #[test]
     fn blocked_product_is_the_product_and_finishes_each_block_at_its_rows() {
         let (rows, depth, c_out) = (200, 16, 32);
-        if !available(&pointwise(rows, depth, c_out)) {
-            return; // no AVX2 + FMA: callers take gemm instead
-        }
         let values = |n: usize, seed: usize| (0..n).map(|i| ((i * 7919 + seed) % 997) as f32 / 498.5 - 1.0).collect::<Vec<f32>>();
         let (x, m, bias) = (values(rows * depth, 1), values(depth * c_out, 2), values(c_out, 3));
+        // The definition, in f64.
+        let reference: Vec<f32> = (0..rows * c_out)
+            .map(|i| (bias[i % c_out] as f64 + (0..depth).map(|k| x[i / c_out * depth + k] as f64 * m[k * c_out + i % c_out] as f64).sum::<f64>()) as f32)
+            .collect();
+        let close = |a: &[f32]| a.len() == reference.len() && a.iter().zip(&reference).all(|(a, b)| (a - b).abs() < 1e-4);
+        assert_eq!(available(&pointwise(rows, depth, c_out)), crate::isa::avx2_fma(), "the direct path runs exactly where the ISA allows");
+        if !available(&pointwise(rows, depth, c_out)) {
+            // The portable path: callers take gemm, which must be the product too.
+            let mut y = crate::conv::product(rows, c_out, depth, (&x, depth as isize, 1), (&m, c_out as isize, 1), gemm::Parallelism::None);
+            y.iter_mut().enumerate().for_each(|(i, v)| *v += bias[i % c_out]);
+            assert!(close(&y), "gemm's product");
+            return;
+        }
         let expected = product(&x, depth, (&m, c_out, 1), c_out, &bias);
+        assert!(close(&expected), "the direct product");
         let finished = Mutex::new(Vec::new());
         let blocked = product_blocked(&x, depth, (&m, c_out, 1), c_out, &bias, |first, block| {
             assert_eq!(block, &expected[first * c_out..][..block.len()], "block at row {first}");

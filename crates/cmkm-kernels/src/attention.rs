@@ -16,8 +16,8 @@
 //! the weight gradients are one product over all tokens. Results do not
 //! depend on the thread count.
 
-use super::direct;
-use crate::models::dropout::Mask;
+use crate::direct;
+use crate::mask::Mask;
 use rayon::prelude::*;
 
 /// Sizes of one attention: `batch x tokens` rows of width `d_model`,

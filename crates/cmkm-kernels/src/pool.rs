@@ -87,8 +87,8 @@ pub fn forward(x: &[f32], s: &PoolShape) -> (Vec<f32>, Vec<u16>) {
     let (mut y, mut winner) = (vec![0.0; s.batch * s.pooled()], vec![0u16; s.batch * s.pooled()]);
     y.par_chunks_mut(s.pooled()).zip(winner.par_chunks_mut(s.pooled())).zip(x.par_chunks(s.image())).for_each(|((y, winner), x)| {
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2.
+        if crate::isa::avx2() {
+            // SAFETY: `isa::avx2` is true only on a CPU with AVX2.
             unsafe { forward_sample_avx2(x, y, winner, s) };
             return;
         }
@@ -104,11 +104,11 @@ pub fn backward(dy: &[f32], winner: &[u16], s: &PoolShape) -> Vec<f32> {
     // SAFETY: `backward_sample` writes every value of its sample (each
     // window element once, the rows and columns no window covers with 0).
     unsafe {
-        super::written(s.batch * s.image(), s.image(), |n, dx| {
+        crate::written(s.batch * s.image(), s.image(), |n, dx| {
             let (dy, winner) = (&dy[n * s.pooled()..][..s.pooled()], &winner[n * s.pooled()..][..s.pooled()]);
             #[cfg(target_arch = "x86_64")]
-            if is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2.
+            if crate::isa::avx2() {
+                // SAFETY: `isa::avx2` is true only on a CPU with AVX2.
                 return backward_sample_avx2(dy, winner, s, dx);
             }
             backward_sample(dy, winner, s, dx);

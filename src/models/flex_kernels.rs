@@ -5,8 +5,8 @@
 //! Composed from burn's tensor operations, one such layer is ten to twenty
 //! operations, each allocating and streaming a whole activation, and the
 //! convolution's backward pass scatter-adds one value at a time. Here a
-//! layer is one pass of plain Rust over slices (gemm for the products),
-//! registered with burn's autodiff through its backend-extension API, so
+//! layer is one pass of plain Rust over slices (gemm for the products; the
+//! `cmkm-kernels` crate in `crates/cmkm-kernels`), registered here with burn's autodiff through its backend-extension API, so
 //! models, optimisers and records stay burn's.
 //!
 //! Only the flex backend (with or without autodiff) has these kernels;
@@ -14,15 +14,9 @@
 //! [`crate::models::channels_last`] fall back to composed operations
 //! elsewhere (CUDA).
 
-pub mod attention;
-pub mod conv;
-pub mod direct;
-pub mod feed_forward;
-pub mod norm;
-pub mod point;
-pub mod pool;
-pub mod sparse;
-pub mod winograd;
+// The slice-level kernels live in their own crate; the paths below keep
+// `flex_kernels::conv` and the like working for the glue and the bench.
+pub use cmkm_kernels::{attention, conv, direct, feed_forward, norm, point, pool, sparse, winograd};
 
 use crate::models::dropout::Mask;
 use attention::AttentionShape;
@@ -38,30 +32,8 @@ use burn::tensor::{DType, TensorData};
 use conv::ConvShape;
 use feed_forward::FeedForwardShape;
 use pool::PoolShape;
-use rayon::prelude::*;
 use sparse::Pattern;
 use std::sync::Arc;
-
-/// Samples per work chunk: im2col blocks of about 128 K values, and at
-/// least eight chunks. Depends on the shape only, never on the thread count.
-pub(crate) fn chunks_of(batch: usize, per_sample: usize) -> usize {
-    (131_072 / per_sample.max(1)).clamp(1, batch.div_ceil(8).max(1))
-}
-
-/// A new vector of `len` values, filled in parallel blocks of `span`
-/// values (the last may be shorter) by `fill(block index, block)`.
-/// Activations are written once instead of zeroed first: the zeroing was
-/// about 2% of a CMC step.
-///
-/// # Safety
-/// `fill` must write every value of every block it is given.
-pub(crate) unsafe fn written<T: Send>(len: usize, span: usize, fill: impl Fn(usize, &mut [std::mem::MaybeUninit<T>]) + Sync) -> Vec<T> {
-    let mut out = Vec::with_capacity(len);
-    out.spare_capacity_mut()[..len].par_chunks_mut(span.max(1)).enumerate().for_each(|(block, values)| fill(block, values));
-    // SAFETY: the caller's `fill` wrote all `len` values.
-    unsafe { out.set_len(len) };
-    out
-}
 
 thread_local! {
     static COMPOSED: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };

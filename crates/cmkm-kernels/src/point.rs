@@ -114,8 +114,8 @@ pub fn forward(x: &[f32], w: &[f32], bias: &[f32], stats: (&[f32], &[f32]), gamm
     let mut y = vec![0.0f32; s.rows * s.c_out];
     y.par_chunks_mut(BLOCK * s.c_out).zip(x.par_chunks(BLOCK * s.c_in)).for_each(|(y, x)| {
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") {
-            // SAFETY: the CPU has AVX2.
+        if crate::isa::avx2() {
+            // SAFETY: `isa::avx2` is true only on a CPU with AVX2.
             return unsafe { forward_block_avx2(&f, x, y) };
         }
         forward_block(&f, x, y);
@@ -197,8 +197,8 @@ pub fn backward(
         .zip(x.par_chunks(BLOCK * k_in))
         .map(|(dy, x)| {
             #[cfg(target_arch = "x86_64")]
-            if is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2.
+            if crate::isa::avx2() {
+                // SAFETY: `isa::avx2` is true only on a CPU with AVX2.
                 return unsafe { gradient_sums_avx2(&f, x, dy) };
             }
             gradient_sums(&f, x, dy)
