@@ -15,7 +15,7 @@ Figures (after 2 warm-up steps; median/min/max over --steps):
   co_occurrence_forward_ms    eval mode, no_grad, batch 256 (+ samples/s)
 
 Run (full measurement, from the repository root):
-  python3 bench/pytorch_reference.py --threads 2 --steps 10 --json
+  python3 scripts/pytorch_reference.py --threads 2 --steps 10 --json
 """
 
 import argparse
