@@ -4,6 +4,7 @@
 mod common;
 
 use cmkm::harness::runner::prepare;
+use cmkm::harness::workers::Workers;
 use common::write_tiny_suite as write_suite;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -52,7 +53,7 @@ fn a_tiny_suite_reproduces_once_and_then_does_nothing() {
     let again = prepare(&suite, &results).unwrap();
     assert_eq!(again.reproduce(true).unwrap(), (p.runs.len(), 0));
     assert!(start.elapsed().as_secs() < 20, "a finished suite is skipped quickly");
-    assert!(again.describe(std::path::Path::new("no-reports")).lines().filter(|l| l.contains(" done ")).count() == p.runs.len());
+    assert!(again.describe(std::path::Path::new("no-reports"), Workers::new(Some(1), 2)).lines().filter(|l| l.contains(" done ")).count() == p.runs.len());
     check_report(dir.path(), &suite, &results);
 }
 
@@ -100,8 +101,15 @@ fn check_report(dir: &Path, suite: &Path, results: &Path) {
     report();
     assert_eq!(first, std::fs::read(r.join("main_table.md")).unwrap());
     // A fresh store gets estimates for every run from the report's timings.
-    let fresh = prepare(suite, &dir.join("fresh")).unwrap().describe(&reports);
-    assert!(fresh.contains("expected wall time") && !fresh.contains("no recorded timing"), "{fresh}");
+    let fresh = prepare(suite, &dir.join("fresh")).unwrap();
+    let (one, two) = (fresh.overview(&reports, Workers::new(Some(1), 2)), fresh.overview(&reports, Workers::new(Some(2), 2)));
+    assert!(one.runs.iter().all(|r| r.estimate_seconds.is_some()), "every run has a recorded timing");
+    let serial = |o: &cmkm::harness::runner::PlanOverview| o.runs.iter().filter_map(|r| r.estimate_seconds).sum::<f64>();
+    // One worker runs one run after the other; two overlap independent runs.
+    assert!((one.wall_seconds_left - serial(&one)).abs() < 1e-6 * serial(&one) && serial(&one) > 0.0, "{} vs {}", one.wall_seconds_left, serial(&one));
+    assert!(two.wall_seconds_left < serial(&two), "{} vs {}", two.wall_seconds_left, serial(&two));
+    let text = fresh.describe(&reports, Workers::new(Some(2), 2));
+    assert!(text.contains("expected wall time") && text.contains("2 worker(s) of 1 thread(s)") && !text.contains("no recorded timing"), "{text}");
     // compare: identical stores agree exactly; a changed metric is found.
     let compare = |b: &Path| common::cmkm().arg("compare").arg(results).arg(b).args(["--max-diff", "0"]).output().unwrap();
     assert_eq!(compare(results).status.code(), Some(0));
@@ -155,9 +163,14 @@ fn reference() -> &'static (tempfile::TempDir, BTreeMap<String, String>) {
     })
 }
 
+/// `cmkm reproduce` with one process (the default is one worker per core).
 fn reproduce_cmd(results: &Path, suite: &Path) -> std::process::Command {
+    reproduce_with_jobs(results, suite, 1)
+}
+
+fn reproduce_with_jobs(results: &Path, suite: &Path, jobs: u32) -> std::process::Command {
     let mut cmd = common::cmkm();
-    cmd.args(["reproduce", "--quiet", "--results"]).arg(results).arg(suite);
+    cmd.args(["reproduce", "--quiet", "--jobs", &jobs.to_string(), "--results"]).arg(results).arg(suite);
     cmd
 }
 
@@ -255,7 +268,7 @@ fn reproduce_with_two_workers_gives_the_same_results_each_run_once() {
     let dir = tempfile::tempdir().unwrap();
     let suite = write_suite(dir.path(), 0.003);
     let results = dir.path().join("jobs");
-    let out = reproduce_cmd(&results, &suite).args(["--jobs", "2"]).output().unwrap();
+    let out = reproduce_with_jobs(&results, &suite, 2).output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     assert!(log.contains("2 workers with "), "{log}");
@@ -270,7 +283,7 @@ fn a_diverging_run_with_two_workers_fails_once_and_its_dependants_are_skipped() 
     let dir = tempfile::tempdir().unwrap();
     let suite = write_suite(dir.path(), 1e30);
     let results = dir.path().join("results");
-    let out = reproduce_cmd(&results, &suite).args(["--jobs", "2"]).output().unwrap();
+    let out = reproduce_with_jobs(&results, &suite, 2).output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(3), "{log}");
     assert_eq!(log.matches("FAILED: ").count(), 1, "the diverging training runs once: {log}");
@@ -297,5 +310,5 @@ fn a_diverging_run_is_recorded_as_failed_with_its_epoch_and_the_suite_goes_on() 
         let cmkm = r.label.contains("cmkm");
         assert_eq!(p.store.is_done(&r.id), !cmkm, "{}: every other run completes", r.label);
     }
-    assert!(p.describe(Path::new("no-reports")).contains("FAILED"));
+    assert!(p.describe(Path::new("no-reports"), Workers::new(Some(1), 2)).contains("FAILED"));
 }

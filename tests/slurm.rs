@@ -230,7 +230,7 @@ fn a_dry_run_of_the_paper_suite_has_the_plans_dependency_edges() {
     let plan = run_ok(common::cmkm().arg("plan").arg(&suite).arg("--results").arg(results.path()).arg("--reports").arg(&reports).arg("--json"));
     let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
     let runs = plan["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 108);
+    assert_eq!(runs.len(), 156, "7 paper rows and 2 non-contrastive baselines, 3 seeds");
     let out = run_ok(
         common::cmkm()
             .args(["slurm", "submit", "--dry-run", "--max-parallel", "4"])

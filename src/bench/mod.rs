@@ -201,7 +201,7 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
         progress(name);
         let one = TrainData::new(ds, &m.modalities, &opts.protocol)?;
         let ctx = Context { method: m, data: &one, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone(), pretrained: vec![] };
-        let tau = required_loss::<Temperature>(m.loss.as_ref(), None, &m.kind)?.temperature;
+        let tau = Temperature::of(&m.kind, m.loss.as_ref(), None)?;
         let loss = |a, b| nt_xent_loss(a, b, tau);
         let model = TwoViewModel::new(&ctx, &train_device)?;
         record(&mut timings, name, time_steps(&TwoViews { ctx: &ctx, loss: &loss }, model, &batch, opts.steps));

@@ -2,6 +2,7 @@
 //! compare`: suites and their results.
 
 use crate::harness::runner::{prepare_with, Executed, Prepared};
+use crate::harness::workers::Workers;
 use anyhow::{bail, Result};
 use std::path::PathBuf;
 
@@ -36,14 +37,19 @@ pub struct PlanArgs {
     /// status, dependencies and time estimate), for scripts and schedulers.
     #[arg(long)]
     pub json: bool,
+    /// Estimate for this many `cmkm reproduce` workers (default: as
+    /// `cmkm reproduce`, one per core).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: Option<u32>,
 }
 
 pub fn plan(args: PlanArgs) -> Result<i32> {
     let p = prepare(&args.suite)?;
+    let workers = Workers::new(args.jobs.map(|j| j as usize), Workers::cores());
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&p.overview(&args.suite.reports))?);
+        outln!("{}", serde_json::to_string_pretty(&p.overview(&args.suite.reports, workers))?);
     } else {
-        out!("{}", p.describe(&args.suite.reports));
+        out!("{}", p.describe(&args.suite.reports, workers));
     }
     Ok(0)
 }
@@ -105,10 +111,11 @@ pub struct ReproduceArgs {
     #[arg(long)]
     pub quiet: bool,
     /// Worker processes sharing the suite's runs, each with cores / N
-    /// threads. Results do not depend on it (each run is seeded and claimed
-    /// by one worker).
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=256))]
-    pub jobs: u32,
+    /// threads; default one per core (these small trainings gain more from
+    /// processes than from threads). Results do not depend on it (each run
+    /// is seeded and claimed by one worker).
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
+    pub jobs: Option<u32>,
     /// Internal: run as a worker of a `--jobs` parent started at this time
     /// (nanoseconds since the Unix epoch).
     #[arg(long, hide = true)]
@@ -122,17 +129,18 @@ pub fn reproduce(args: ReproduceArgs) -> Result<i32> {
         Some(nanos) => UNIX_EPOCH + Duration::from_nanos(nanos),
         None => SystemTime::now(),
     };
-    if args.jobs == 1 {
+    // A worker started by a parent runs the runs itself (its thread count
+    // comes from the parent, through RAYON_NUM_THREADS).
+    let Workers { jobs, threads } = Workers::new(args.jobs.map(|j| j as usize), Workers::cores());
+    if jobs == 1 || args.worker_since.is_some() {
         let (done, failed) = p.reproduce_since(args.quiet, since)?;
         eprintln!("suite {}: {done} of {} runs done, {failed} failed", p.suite.decl.name, p.runs.len());
         return Ok(if failed > 0 { 3 } else { 0 });
     }
-    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-    let threads = (cores / args.jobs as usize).max(1);
     // This process is worker 0; its thread pool is sized before first use.
     let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
-    let workers = spawn_workers(&args, since, threads)?;
-    eprintln!("suite {}: {} workers with {threads} thread(s) each", p.suite.decl.name, args.jobs);
+    let workers = spawn_workers(&args, jobs, since, threads)?;
+    eprintln!("suite {}: {jobs} workers with {threads} thread(s) each", p.suite.decl.name);
     let own = p.reproduce_since(args.quiet, since);
     let mut worker_errors = vec![];
     for (k, mut child) in workers.into_iter().enumerate() {
@@ -153,12 +161,12 @@ pub fn reproduce(args: ReproduceArgs) -> Result<i32> {
 }
 
 /// Starts `jobs - 1` copies of this `cmkm reproduce` as workers.
-fn spawn_workers(args: &ReproduceArgs, since: std::time::SystemTime, threads: usize) -> Result<Vec<std::process::Child>> {
+fn spawn_workers(args: &ReproduceArgs, jobs: usize, since: std::time::SystemTime, threads: usize) -> Result<Vec<std::process::Child>> {
     use anyhow::Context as _;
     let exe = std::env::current_exe().context("cannot tell where this cmkm binary is to start workers")?;
     let nanos = since.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
     let s = &args.suite;
-    (1..args.jobs)
+    (1..jobs)
         .map(|_| {
             let mut cmd = std::process::Command::new(&exe);
             cmd.arg("reproduce").arg(&s.suite).arg("--results").arg(&s.results).arg("--reports").arg(&s.reports);

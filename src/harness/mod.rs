@@ -7,3 +7,4 @@ pub mod runner;
 pub mod slurm;
 pub mod store;
 pub mod suite;
+pub mod workers;

@@ -7,6 +7,7 @@ use super::estimate::{work, Timings};
 use super::plan::{plan, PlannedRun, Step};
 use super::store::{ClaimOutcome, Hardware, RunRecordFile, RunStatus, RunStore};
 use super::suite::Suite;
+use super::workers::{wall_time, Workers};
 use crate::data::{Dataset, DatasetDecl};
 use crate::methods::{devices, train, TrainOptions};
 use crate::protocols::fine_tuning::{fine_tune_cached, paper_schedule};
@@ -15,6 +16,7 @@ use crate::protocols::retrieval::{retrieval_settings, write_retrieval};
 use crate::protocols::EncoderSet;
 use crate::training::{format_duration, Progress, TrainData};
 use anyhow::{bail, Context, Result};
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -214,7 +216,9 @@ impl Prepared {
     /// step timings (finished runs of any suite under the results folder,
     /// and the `timings.csv` of committed reports under `reports`): what
     /// `cmkm plan` prints and `cmkm plan --json` and the Slurm submitter read.
-    pub fn overview(&self, reports: &Path) -> PlanOverview {
+    /// Estimates are for runs on `workers.threads` threads, and the wall
+    /// time left for `workers.jobs` workers taking the runs in plan order.
+    pub fn overview(&self, reports: &Path, workers: Workers) -> PlanOverview {
         let results = self.store.root.parent().unwrap_or(Path::new("."));
         let timings = Timings::gather(results, reports);
         let runs = self
@@ -230,17 +234,26 @@ impl Prepared {
                     seed: r.seed,
                     status: self.store.status(&r.id),
                     depends_on: r.depends_on.clone(),
-                    estimate_seconds: timings.estimate(r),
+                    estimate_seconds: timings.estimate(r, workers.threads),
                 }
             })
             .collect();
-        PlanOverview { suite: self.suite.decl.name.clone(), results: self.store.root.clone(), runs, timing_cpus: timings.cpus }
+        let mut o = PlanOverview {
+            suite: self.suite.decl.name.clone(),
+            results: self.store.root.clone(),
+            runs,
+            timing_cpus: timings.cpus,
+            workers,
+            wall_seconds_left: 0.0,
+        };
+        o.wall_seconds_left = o.wall_time_left();
+        o
     }
 
     /// Lines of `cmkm plan`: each run with its status and dependencies, and
     /// the expected wall time of what is left (see [`Prepared::overview`]).
-    pub fn describe(&self, reports: &Path) -> String {
-        let o = self.overview(reports);
+    pub fn describe(&self, reports: &Path, workers: Workers) -> String {
+        let o = self.overview(reports, workers);
         let mut out = format!("suite {} ({} runs) -> {}\n", o.suite, o.runs.len(), o.results.display());
         for r in &o.runs {
             let guess = r.estimate_seconds.map(|s| format!("~{}", format_duration(s))).unwrap_or_else(|| "?".into());
@@ -248,7 +261,17 @@ impl Prepared {
             out.push_str(&format!("  {}  {:<6} {:>9}  {}{deps}\n", r.id, r.status.word(), guess, r.label));
         }
         let (total, left, unknown) = o.totals();
-        out.push_str(&format!("expected wall time: {} for the whole suite, {} left", format_duration(total), format_duration(left)));
+        let w = o.workers;
+        out.push_str(&format!(
+            "expected wall time: {} left with {} worker(s) of {} thread(s) (`--jobs {}`); the runs take {} on {} thread(s) each ({} for the whole suite)",
+            format_duration(o.wall_seconds_left),
+            w.jobs,
+            w.threads,
+            w.jobs,
+            format_duration(left),
+            w.threads,
+            format_duration(total)
+        ));
         if unknown > 0 {
             out.push_str(&format!(" + {unknown} run(s) with no recorded timing for their step and method"));
         }
@@ -270,6 +293,11 @@ pub struct PlanOverview {
     pub runs: Vec<PlanEntry>,
     /// The CPUs the timings behind the estimates were recorded on.
     pub timing_cpus: Vec<String>,
+    /// The workers the estimates are for.
+    pub workers: Workers,
+    /// Expected wall time of the runs left with those workers (runs without
+    /// an estimate count 0).
+    pub wall_seconds_left: f64,
 }
 
 /// One run of [`PlanOverview`].
@@ -304,6 +332,16 @@ impl PlanOverview {
             }
         }
         (total, left, unknown)
+    }
+
+    /// The wall time of the runs left, with [`PlanOverview::workers`] taking
+    /// them in plan order (failed runs count as finished).
+    fn wall_time_left(&self) -> f64 {
+        let index: BTreeMap<&str, usize> = self.runs.iter().enumerate().map(|(i, r)| (r.id.as_str(), i)).collect();
+        let seconds: Vec<f64> = self.runs.iter().map(|r| r.estimate_seconds.unwrap_or(0.0)).collect();
+        let depends: Vec<Vec<usize>> = self.runs.iter().map(|r| r.depends_on.iter().filter_map(|d| index.get(d.as_str()).copied()).collect()).collect();
+        let done: Vec<bool> = self.runs.iter().map(|r| matches!(r.status, RunStatus::Done | RunStatus::Failed)).collect();
+        wall_time(&seconds, &depends, &done, self.workers.jobs)
     }
 }
 

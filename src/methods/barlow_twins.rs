@@ -11,7 +11,7 @@
 //! ```
 
 use super::method::{parse_loss, Context, Method, Trained, TrainedParts};
-use super::{cross_modal, two_views};
+use super::views_or_modalities;
 use crate::losses::{barlow_twins_loss, BarlowTwinsOptions};
 use crate::training::Progress;
 use anyhow::{ensure, Result};
@@ -42,15 +42,9 @@ impl Method for BarlowTwins {
     fn train(&self, ctx: &Context, progress: &Progress, out: &Path) -> Result<Trained> {
         let o: BarlowTwinsOptions = ctx.loss()?;
         let loss = |z1, z2| barlow_twins_loss(z1, z2, &o);
-        match ctx.data.modalities.len() {
-            1 => two_views::train(ctx, &loss, progress, out),
-            _ => cross_modal::train(ctx, &loss, None, progress, out),
-        }
+        views_or_modalities::train(ctx, &loss, progress, out)
     }
     fn load(&self, ctx: &Context, checkpoint: &Path) -> Result<TrainedParts> {
-        match ctx.method.modalities.len() {
-            1 => two_views::load(ctx, checkpoint),
-            _ => cross_modal::load(ctx, checkpoint),
-        }
+        views_or_modalities::load(ctx, checkpoint)
     }
 }

@@ -7,10 +7,10 @@
 //! ```
 
 use super::cross_modal;
-use super::method::{required_loss, Context, Method, Temperature, Trained, TrainedParts};
+use super::method::{Context, Method, Temperature, Trained, TrainedParts};
 use crate::losses::cmc_loss;
 use crate::training::Progress;
-use anyhow::{Context as _, Result};
+use anyhow::Result;
 use std::ops::RangeInclusive;
 use std::path::Path;
 
@@ -31,16 +31,10 @@ impl Method for Cmc {
         true
     }
     fn check_loss(&self, loss: Option<&serde_yaml::Value>, file: Option<&Path>) -> Result<()> {
-        let hint = || {
-            format!(
-                "a `{}` method's loss takes only `temperature`; mining, intra negatives, pruning and weighting are CMC-CMKM switches (kind: cmkm)",
-                self.kind()
-            )
-        };
-        required_loss::<Temperature>(loss, file, self.kind()).with_context(hint)?.check()
+        Temperature::of(self.kind(), loss, file).map(|_| ())
     }
     fn train(&self, ctx: &Context, progress: &Progress, out: &Path) -> Result<Trained> {
-        let tau = required_loss::<Temperature>(ctx.method.loss.as_ref(), None, self.kind())?.temperature;
+        let tau = Temperature::of(self.kind(), ctx.method.loss.as_ref(), None)?;
         cross_modal::train(ctx, &|z1, z2| cmc_loss(z1, z2, tau), None, progress, out)
     }
     fn load(&self, ctx: &Context, checkpoint: &Path) -> Result<TrainedParts> {

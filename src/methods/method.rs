@@ -140,9 +140,13 @@ pub struct Temperature {
 }
 
 impl Temperature {
-    /// Checks tau > 0.
-    pub fn check(&self) -> Result<()> {
-        anyhow::ensure!(self.temperature > 0.0, "temperature must be positive, got {}", self.temperature);
-        Ok(())
+    /// The temperature of a `kind` method (SimCLR, CMC): required, > 0, and
+    /// the only key; a CMC-CMKM switch there is an error saying so.
+    pub fn of(kind: &str, loss: Option<&serde_yaml::Value>, file: Option<&Path>) -> Result<f32> {
+        let hint =
+            || format!("a `{kind}` method's loss takes only `temperature`; mining, intra negatives, pruning and weighting are CMC-CMKM switches (kind: cmkm)");
+        let tau = required_loss::<Temperature>(loss, file, kind).with_context(hint)?.temperature;
+        anyhow::ensure!(tau > 0.0, "temperature must be positive, got {tau}");
+        Ok(tau)
     }
 }

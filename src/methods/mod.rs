@@ -17,6 +17,7 @@ pub mod simclr;
 pub mod supervised;
 pub mod two_views;
 pub mod vicreg;
+pub mod views_or_modalities;
 
 use crate::data::Dataset;
 use crate::metrics::ClassificationMetrics;

@@ -19,6 +19,7 @@ use self::arrays::{job_arrays, Dependency, JobArray};
 use self::record::{RunJob, SubmissionRecord};
 use crate::harness::runner::{PlanEntry, Prepared};
 use crate::harness::store::RunStatus;
+use crate::harness::workers::Workers;
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -88,7 +89,9 @@ const UNKNOWN_TIME: &str = "1-00:00:00";
 /// them. With `dry_run` it only returns the scripts and `sbatch` lines.
 /// Returns what to print.
 pub fn submit(p: &Prepared, command: &JobCommand, resources: &JobResources, report: bool, dry_run: bool) -> Result<String> {
-    let overview = p.overview(&command.reports);
+    // Each job runs one run on its --cpus-per-task (Slurm's default: 1).
+    let threads = resources.cpus_per_task.map_or(1, |n| n as usize);
+    let overview = p.overview(&command.reports, Workers { jobs: resources.max_parallel.map_or(1, |n| n as usize).max(1), threads });
     let dir = p.store.root.join("slurm");
     let record_path = dir.join("jobs.json");
     let mut record = SubmissionRecord::load(&record_path)?;
@@ -320,7 +323,7 @@ fn report_script(suite: &str, c: &JobCommand, r: &JobResources, logs: &Path) -> 
 /// `cmkm slurm status`: each run's store status beside its job's Slurm
 /// state, then the counts of each.
 pub fn status(p: &Prepared, reports: &Path) -> Result<String> {
-    let overview = p.overview(reports);
+    let overview = p.overview(reports, Workers::new(Some(1), Workers::cores()));
     let record_path = p.store.root.join("slurm").join("jobs.json");
     let record = SubmissionRecord::load(&record_path)?;
     let states = if record.runs.is_empty() {

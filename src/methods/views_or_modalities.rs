@@ -1,0 +1,26 @@
+//! Methods that work both ways (VICReg, Barlow Twins): on one modality they
+//! compare two augmented views ([`two_views`]), on two modalities the
+//! modalities ([`cross_modal`]), with the same pair loss.
+
+use super::method::{Context, Trained, TrainedParts};
+use super::two_views::PairLoss;
+use super::{cross_modal, two_views};
+use crate::training::Progress;
+use anyhow::Result;
+use std::path::Path;
+
+/// Trains on two views of one modality, or across two modalities.
+pub fn train(ctx: &Context, loss: PairLoss, progress: &Progress, out: &Path) -> Result<Trained> {
+    match ctx.data.modalities.len() {
+        1 => two_views::train(ctx, loss, progress, out),
+        _ => cross_modal::train(ctx, loss, None, progress, out),
+    }
+}
+
+/// Loads what [`train`] saved.
+pub fn load(ctx: &Context, checkpoint: &Path) -> Result<TrainedParts> {
+    match ctx.method.modalities.len() {
+        1 => two_views::load(ctx, checkpoint),
+        _ => cross_modal::load(ctx, checkpoint),
+    }
+}
