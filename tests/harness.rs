@@ -100,6 +100,16 @@ fn check_report(dir: &Path, suite: &Path, results: &Path) {
     let first = std::fs::read(r.join("main_table.md")).unwrap();
     report();
     assert_eq!(first, std::fs::read(r.join("main_table.md")).unwrap());
+    // The runs' small files are enough for the report: a copy of the store
+    // without its checkpoints (as carried between machines or sittings)
+    // gives the same tables.
+    let small = dir.join("small");
+    copy_without_checkpoints(results, &small);
+    let out = common::cmkm().arg("report").arg(suite).arg("--results").arg(&small).arg("--reports").arg(dir.join("small-reports")).output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for f in ["main_table.csv", "claims.csv", "retrieval.csv", "label_fractions.csv", "timings.csv"] {
+        assert_eq!(std::fs::read(r.join(f)).unwrap(), std::fs::read(dir.join("small-reports/tiny").join(f)).unwrap(), "{f} without checkpoints");
+    }
     // A fresh store gets estimates for every run from the report's timings.
     let fresh = prepare(suite, &dir.join("fresh")).unwrap();
     let (one, two) = (fresh.overview(&reports, Workers::new(Some(1), 2)), fresh.overview(&reports, Workers::new(Some(2), 2)));
@@ -172,6 +182,19 @@ fn reproduce_with_jobs(results: &Path, suite: &Path, jobs: u32) -> std::process:
     let mut cmd = common::cmkm();
     cmd.args(["reproduce", "--quiet", "--jobs", &jobs.to_string(), "--results"]).arg(results).arg(suite);
     cmd
+}
+
+/// Copies the folder `from` to `to`, leaving out every `.safetensors` file.
+fn copy_without_checkpoints(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap().flatten() {
+        let (path, target) = (entry.path(), to.join(entry.file_name()));
+        if path.is_dir() {
+            copy_without_checkpoints(&path, &target);
+        } else if path.extension().is_none_or(|e| e != "safetensors") {
+            std::fs::copy(&path, &target).unwrap();
+        }
+    }
 }
 
 /// Names in `runs/` starting with a dot: staging folders and locks.
@@ -272,7 +295,14 @@ fn reproduce_with_two_workers_gives_the_same_results_each_run_once() {
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
     assert!(log.contains("2 workers with "), "{log}");
-    let runs = prepare(&suite, &results).unwrap().runs.len();
+    // Every run, worker 0's included, ran on its share of the cores.
+    let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+    let p = prepare(&suite, &results).unwrap();
+    for r in &p.runs {
+        let record: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(p.store.dir(&r.id).join("record.json")).unwrap()).unwrap();
+        assert_eq!(record["hardware"]["threads"].as_u64(), Some((cores / 2).max(1) as u64), "{}", r.label);
+    }
+    let runs = p.runs.len();
     assert_eq!(log.matches("] done in ").count(), runs, "every run executed exactly once across the workers: {log}");
     assert!(leftovers(&results).is_empty(), "{:?}", leftovers(&results));
     assert_eq!(*expected, outcomes(&results), "the worker count changes no result");

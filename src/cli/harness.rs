@@ -3,7 +3,7 @@
 
 use crate::harness::runner::{prepare_with, Executed, Prepared};
 use crate::harness::workers::Workers;
-use anyhow::{bail, Result};
+use anyhow::{bail, Context as _, Result};
 use std::path::PathBuf;
 
 /// Options shared by the suite commands.
@@ -124,6 +124,13 @@ pub struct ReproduceArgs {
 
 pub fn reproduce(args: ReproduceArgs) -> Result<i32> {
     use std::time::{Duration, SystemTime, UNIX_EPOCH};
+    let Workers { jobs, threads } = Workers::new(args.jobs.map(|j| j as usize), Workers::cores());
+    if jobs > 1 && args.worker_since.is_none() {
+        // This process is worker 0. Its thread pool is sized before anything
+        // uses rayon: loading the suite's data does, and would fix the pool at
+        // every core (before 0.13.0 worker 0 ran on all cores beside the others).
+        rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().context("cannot size the thread pool")?;
+    }
     let p = prepare(&args.suite)?;
     let since = match args.worker_since {
         Some(nanos) => UNIX_EPOCH + Duration::from_nanos(nanos),
@@ -131,14 +138,11 @@ pub fn reproduce(args: ReproduceArgs) -> Result<i32> {
     };
     // A worker started by a parent runs the runs itself (its thread count
     // comes from the parent, through RAYON_NUM_THREADS).
-    let Workers { jobs, threads } = Workers::new(args.jobs.map(|j| j as usize), Workers::cores());
     if jobs == 1 || args.worker_since.is_some() {
         let (done, failed) = p.reproduce_since(args.quiet, since)?;
         eprintln!("suite {}: {done} of {} runs done, {failed} failed", p.suite.decl.name, p.runs.len());
         return Ok(if failed > 0 { 3 } else { 0 });
     }
-    // This process is worker 0; its thread pool is sized before first use.
-    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
     let workers = spawn_workers(&args, jobs, since, threads)?;
     eprintln!("suite {}: {jobs} workers with {threads} thread(s) each", p.suite.decl.name);
     let own = p.reproduce_since(args.quiet, since);

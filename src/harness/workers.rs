@@ -6,8 +6,8 @@
 //! a supervised label-fraction training took 38.0 s with two threads and
 //! 66.4 s with one, while two one-thread trainings side by side took 60 s
 //! for both (0.79x of one after the other); the quick suite with two
-//! workers took 0.79-0.84x of one process (docs/performance.md). The
-//! default is therefore one worker per core.
+//! workers took 0.76x of one process (docs/performance.md). The default is
+//! therefore one worker per core.
 
 /// Worker processes and threads per worker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
