@@ -87,7 +87,7 @@ pub fn plan(suite: &Suite, dataset_fingerprint: &str) -> Result<Vec<PlannedRun>>
         for (name, config) in &suite.methods {
             let encoders = trained[name].clone();
             let subsets = modality_subsets(config);
-            let ssl = config.is_self_supervised();
+            let ssl = config.method()?.self_supervised();
             if let (true, Some(ft)) = (ssl, &suite.decl.evaluations.fine_tuning) {
                 for modalities in &subsets {
                     let step = Step::FineTune {

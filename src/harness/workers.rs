@@ -60,10 +60,10 @@ pub fn wall_time(seconds: &[f64], depends: &[Vec<usize>], done: &[bool], jobs: u
         let ready = |i: usize| !started[i] && depends[i].iter().all(|&d| finish[d].is_some_and(|f| f <= now));
         match (0..n).find(|&i| ready(i)) {
             Some(i) => {
-                let start = now.max(depends[i].iter().filter_map(|&d| finish[d]).fold(0.0, f64::max));
+                // Ready means every dependency finished by `now`.
                 started[i] = true;
-                finish[i] = Some(start + seconds[i]);
-                free_at[w] = start + seconds[i];
+                finish[i] = Some(now + seconds[i]);
+                free_at[w] = now + seconds[i];
             }
             None => {
                 // Nothing ready now: wait for the next run to finish (or stop).

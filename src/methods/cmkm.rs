@@ -10,7 +10,7 @@
 //! ```
 
 use super::cross_modal::{self, Mining};
-use super::method::{required_loss, Context, Method, Trained, TrainedParts};
+use super::method::{positive_temperature, required_loss, Context, Method, Trained, TrainedParts};
 use crate::losses::{cmc_loss, CmkmOptions};
 use crate::training::Progress;
 use anyhow::{ensure, Result};
@@ -34,9 +34,7 @@ impl Method for Cmkm {
         true
     }
     fn check_loss(&self, loss: Option<&serde_yaml::Value>, file: Option<&Path>) -> Result<()> {
-        let o = required_loss::<CmkmOptions>(loss, file, self.kind())?;
-        ensure!(o.temperature > 0.0, "temperature must be positive, got {}", o.temperature);
-        Ok(())
+        positive_temperature(required_loss::<CmkmOptions>(loss, file, self.kind())?.temperature).map(|_| ())
     }
     fn uses_pretrained(&self) -> bool {
         true

@@ -145,8 +145,12 @@ impl Temperature {
     pub fn of(kind: &str, loss: Option<&serde_yaml::Value>, file: Option<&Path>) -> Result<f32> {
         let hint =
             || format!("a `{kind}` method's loss takes only `temperature`; mining, intra negatives, pruning and weighting are CMC-CMKM switches (kind: cmkm)");
-        let tau = required_loss::<Temperature>(loss, file, kind).with_context(hint)?.temperature;
-        anyhow::ensure!(tau > 0.0, "temperature must be positive, got {tau}");
-        Ok(tau)
+        positive_temperature(required_loss::<Temperature>(loss, file, kind).with_context(hint)?.temperature)
     }
+}
+
+/// `tau` when it is a positive temperature (every contrastive loss's check).
+pub fn positive_temperature(tau: f32) -> Result<f32> {
+    anyhow::ensure!(tau > 0.0, "temperature must be positive, got {tau}");
+    Ok(tau)
 }

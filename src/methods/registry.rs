@@ -57,7 +57,8 @@ impl MethodConfig {
 
     /// Whether SSL rules apply: drop the last incomplete batch, schedule on
     /// the training loss, keep the checkpoint with the lowest validation
-    /// loss (an unknown kind is not).
+    /// loss. For configurations already planned (the plan fails on an
+    /// unknown kind); elsewhere ask [`MethodConfig::method`].
     pub fn is_self_supervised(&self) -> bool {
         method(&self.kind).is_ok_and(|m| m.self_supervised())
     }

@@ -6,8 +6,9 @@
 //! operations, each allocating and streaming a whole activation, and the
 //! convolution's backward pass scatter-adds one value at a time. Here a
 //! layer is one pass of plain Rust over slices (gemm for the products; the
-//! `cmkm-kernels` crate in `crates/cmkm-kernels`), registered here with burn's autodiff through its backend-extension API, so
-//! models, optimisers and records stay burn's.
+//! `cmkm-kernels` crate in `crates/cmkm-kernels`), registered here with
+//! burn's autodiff through its backend-extension API, so models, optimisers
+//! and records stay burn's.
 //!
 //! Only the flex backend (with or without autodiff) has these kernels;
 //! [`available`] says whether a tensor can use them, and the layers in
