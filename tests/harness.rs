@@ -342,3 +342,97 @@ fn a_diverging_run_is_recorded_as_failed_with_its_epoch_and_the_suite_goes_on() 
     }
     assert!(p.describe(Path::new("no-reports"), Workers::new(Some(1), 2)).contains("FAILED"));
 }
+
+/// `cmkm store <action>` on the tiny suite, with its results folder.
+fn store_cmd(action: &str, results: &Path, suite: &Path, archive: &Path) -> std::process::Output {
+    let flag = if action == "pack" { "--out" } else { "--archive" };
+    common::cmkm().args(["store", action, "--results"]).arg(results).arg(flag).arg(archive).arg(suite).output().unwrap()
+}
+
+/// Entry names of a gzip-compressed tar.
+fn archive_entries(archive: &Path) -> Vec<String> {
+    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(std::fs::File::open(archive).unwrap()));
+    tar.entries().unwrap().map(|e| e.unwrap().path().unwrap().to_string_lossy().to_string()).collect()
+}
+
+#[test]
+fn a_suite_carried_to_another_store_in_an_archive_finishes_with_the_same_results() {
+    let (_, expected) = reference();
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), 0.003);
+    let first = dir.path().join("first");
+    let p = prepare(&suite, &first).unwrap();
+    // The first sitting: the first half of the plan (which is in dependency order).
+    let cut = p.runs.len() / 2;
+    for r in &p.runs[..cut] {
+        p.execute(r, true).unwrap();
+    }
+    let archive = dir.path().join("carry/runs.tar.gz");
+    let out = store_cmd("pack", &first, &suite, &archive);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Every finished run travels; checkpoints only of the trainings that
+    // the unfinished runs need.
+    let entries = archive_entries(&archive);
+    assert_eq!(entries[0], "cmkm-archive.json");
+    let run_of = |e: &String| e.split('/').nth(1).unwrap_or_default().to_string();
+    let packed: std::collections::BTreeSet<String> = entries[1..].iter().map(run_of).collect();
+    let finished: std::collections::BTreeSet<String> = p.runs[..cut].iter().map(|r| r.id.clone()).collect();
+    assert_eq!(packed, finished);
+    let needed: std::collections::BTreeSet<String> = p.runs[cut..].iter().flat_map(|r| r.depends_on.clone()).filter(|d| finished.contains(d)).collect();
+    let with_checkpoints: std::collections::BTreeSet<String> = entries.iter().filter(|e| e.ends_with(".safetensors")).map(run_of).collect();
+    assert!(!needed.is_empty(), "the cut leaves dependants of finished trainings");
+    assert_eq!(with_checkpoints, needed);
+    // The second sitting, in another results folder.
+    let second = dir.path().join("second");
+    let out = store_cmd("unpack", &second, &suite, &archive);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && log.contains(&format!("{cut} run(s) placed")), "{log}");
+    let out = reproduce_cmd(&second, &suite).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(log.matches("] done in ").count(), p.runs.len() - cut, "only the runs left ran: {log}");
+    assert_eq!(*expected, outcomes(&second));
+    // Unpacking again changes nothing.
+    let out = store_cmd("unpack", &second, &suite, &archive);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && log.contains(&format!("0 run(s) placed into {} ({cut} already there)", second.join("tiny").display())), "{log}");
+}
+
+#[test]
+fn unpacking_a_damaged_or_foreign_archive_is_an_error_naming_it_and_places_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), 0.003);
+    let first = dir.path().join("first");
+    let p = prepare(&suite, &first).unwrap();
+    p.execute(&p.runs[0], true).unwrap();
+    let archive = dir.path().join("runs.tar.gz");
+    assert!(store_cmd("pack", &first, &suite, &archive).status.success());
+    let bytes = std::fs::read(&archive).unwrap();
+    let truncated = dir.path().join("truncated.tar.gz");
+    std::fs::write(&truncated, &bytes[..bytes.len() * 2 / 3]).unwrap();
+    let garbage = dir.path().join("garbage.tar.gz");
+    std::fs::write(&garbage, b"not an archive at all").unwrap();
+    // A manifest from another version of cmkm.
+    let foreign = dir.path().join("foreign.tar.gz");
+    {
+        let manifest = br#"{"suite": "tiny", "crate_version": "0.0.1", "runs": {}, "checkpoints": []}"#;
+        let mut tar = tar::Builder::new(flate2::write::GzEncoder::new(std::fs::File::create(&foreign).unwrap(), flate2::Compression::fast()));
+        let mut header = tar::Header::new_gnu();
+        header.set_size(manifest.len() as u64);
+        header.set_mode(0o644);
+        header.set_cksum();
+        tar.append_data(&mut header, "cmkm-archive.json", &manifest[..]).unwrap();
+        tar.into_inner().unwrap().finish().unwrap();
+    }
+    let second = dir.path().join("second");
+    for (archive, why) in
+        [(&truncated, "corrupt or truncated"), (&garbage, ""), (&foreign, "made by cmkm 0.0.1"), (&dir.path().join("absent.tar.gz"), "cannot open")]
+    {
+        let out = store_cmd("unpack", &second, &suite, archive);
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{log}");
+        assert!(log.contains(&archive.display().to_string()) && log.contains(why) && !log.contains("panicked"), "{log}");
+        let placed = std::fs::read_dir(second.join("tiny/runs")).map(|d| d.flatten().count()).unwrap_or(0);
+        assert_eq!(placed, 0, "{}: nothing is placed", archive.display());
+    }
+}

@@ -17,6 +17,7 @@ mod data;
 mod evaluate;
 mod harness;
 mod slurm;
+mod store;
 mod train;
 
 use clap::{Parser, Subcommand};
@@ -87,6 +88,10 @@ pub enum Command {
     /// job arrays, or show their jobs' states.
     #[command(subcommand)]
     Slurm(slurm::SlurmCommand),
+    /// Carry a suite's finished runs to another sitting or machine: pack
+    /// them into one archive, or unpack one into the results.
+    #[command(subcommand)]
+    Store(store::StoreCommand),
     /// Time the paper's training steps (CMC, CMC-CMKM, SimCLR), encoder
     /// forward throughput and one epoch of data preparation on this machine.
     Bench(bench::BenchArgs),
@@ -120,6 +125,7 @@ pub fn main() -> i32 {
         Command::Report(args) => harness::report(args),
         Command::Compare(args) => harness::compare(args),
         Command::Slurm(cmd) => slurm::run(cmd),
+        Command::Store(cmd) => store::run(cmd),
         Command::Bench(args) => bench::run(args),
     };
     match result {

@@ -1,6 +1,7 @@
 //! The harness: YAML suites, seeded run planning, a resumable run store
 //! and the runner behind `cmkm plan`, `cmkm run` and `cmkm reproduce`.
 
+pub mod archive;
 pub mod estimate;
 pub mod plan;
 pub mod runner;

@@ -216,6 +216,25 @@ impl RunStore {
         Ok(ClaimOutcome::Claimed(Claim { staging, final_dir: self.dir(id), failure: self.failure_path(id), _lock: lock }))
     }
 
+    /// Moves a finished run's folder `from` (with its record, e.g. unpacked
+    /// from an archive) into place under the run's lock. False, with the
+    /// store untouched, when the run is already done here; an error when a
+    /// live process is running it.
+    pub fn place(&self, id: &str, from: &std::path::Path) -> Result<bool> {
+        let Some(_lock) = self.try_lock(id)? else { anyhow::bail!("run {id}: a live process is running it in {}", self.root.display()) };
+        if self.is_done(id) {
+            return Ok(false);
+        }
+        self.remove_staging(id);
+        let dir = self.dir(id);
+        if dir.exists() {
+            std::fs::remove_dir_all(&dir)?; // an unfinished leftover without record
+        }
+        std::fs::rename(from, &dir).with_context(|| format!("{}: cannot move the run into place", dir.display()))?;
+        let _ = std::fs::remove_file(self.failure_path(id));
+        Ok(true)
+    }
+
     /// Staging folders of run `id` (the caller holds its lock, so whoever
     /// wrote them is gone).
     fn remove_staging(&self, id: &str) {
