@@ -5,7 +5,11 @@
 //! kind and method. So `cmkm plan` can say how long a full suite will take
 //! from a quick suite's timings on the same kind of machine. Each timing
 //! keeps the thread count it ran with; an estimate for another count is
-//! scaled by [`thread_scale`].
+//! scaled by [`thread_scale`]. Timings of runs with the same units of work
+//! (the same schedule) come first: a 100-epoch fine-tuning that stops early
+//! runs at another mean rate per scheduled epoch than a 20-epoch one, and
+//! a label-fraction sweep's coinciding subsets and early stopping differ
+//! with its length too.
 
 use super::plan::{PlannedRun, Step};
 use super::store::RunRecordFile;
@@ -14,10 +18,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 /// Seconds per unit of work, by (step kind, method), each with the thread
-/// count it was timed with (0: unknown).
+/// count it was timed with (0: unknown) and the run's units of work.
 #[derive(Debug, Default)]
 pub struct Timings {
-    rates: BTreeMap<(String, String), Vec<(f64, usize)>>,
+    rates: BTreeMap<(String, String), Vec<Rate>>,
     /// Distinct CPUs the timings came from.
     pub cpus: Vec<String>,
 }
@@ -59,7 +63,7 @@ impl Timings {
 
     fn add(&mut self, step: &str, method: &str, units: f64, seconds: f64, cpu: &str, threads: usize) {
         if units > 0.0 && seconds.is_finite() && seconds >= 0.0 {
-            self.rates.entry((step.to_string(), method.to_string())).or_default().push((seconds / units, threads));
+            self.rates.entry((step.to_string(), method.to_string())).or_default().push(Rate { seconds: seconds / units, threads, units });
             if !self.cpus.iter().any(|c| c == cpu) {
                 self.cpus.push(cpu.to_string());
             }
@@ -104,25 +108,38 @@ impl Timings {
     /// scaled by the subset sizes.
     pub fn estimate(&self, run: &PlannedRun, threads: usize) -> Option<f64> {
         let (kind, method, units) = work(&run.step);
-        if let Some(rate) = self.rate(kind, method, threads) {
+        if let Some(rate) = self.rate(kind, method, threads, units) {
             return Some(units * rate);
         }
         match &run.step {
             Step::SupervisedFractions { config, fractions, repetitions, .. } => {
-                Some(self.rate("train", method, threads)? * config.schedule.epochs as f64 * *repetitions as f64 * fractions.iter().sum::<f64>())
+                let epochs = config.schedule.epochs as f64;
+                Some(self.rate("train", method, threads, epochs)? * epochs * *repetitions as f64 * fractions.iter().sum::<f64>())
             }
             _ => None,
         }
     }
 
-    /// The mean rate of the timings taken with `threads` threads, else of
-    /// all of them scaled to `threads`.
-    fn rate(&self, kind: &str, method: &str, threads: usize) -> Option<f64> {
-        let rates = self.rates.get(&(kind.to_string(), method.to_string()))?;
-        let same: Vec<f64> = rates.iter().filter(|r| r.1 == threads).map(|r| r.0).collect();
-        let scaled: Vec<f64> = if same.is_empty() { rates.iter().map(|&(r, t)| r * thread_scale(t, threads)).collect() } else { same };
+    /// The mean rate of the timings of runs with these `units` of work if
+    /// any, else of all; among those, of the ones taken with `threads`
+    /// threads, else of all of them scaled to `threads`.
+    fn rate(&self, kind: &str, method: &str, threads: usize, units: f64) -> Option<f64> {
+        let all = self.rates.get(&(kind.to_string(), method.to_string()))?;
+        let alike: Vec<&Rate> = all.iter().filter(|r| r.units == units).collect();
+        let rates: Vec<&Rate> = if alike.is_empty() { all.iter().collect() } else { alike };
+        let same: Vec<f64> = rates.iter().filter(|r| r.threads == threads).map(|r| r.seconds).collect();
+        let scaled: Vec<f64> = if same.is_empty() { rates.iter().map(|r| r.seconds * thread_scale(r.threads, threads)).collect() } else { same };
         Some(scaled.iter().sum::<f64>() / scaled.len() as f64)
     }
+}
+
+/// One recorded timing: seconds per unit of work, on `threads` threads
+/// (0: unknown), of a run with `units` units of work.
+#[derive(Debug, Clone, Copy)]
+struct Rate {
+    seconds: f64,
+    threads: usize,
+    units: f64,
 }
 
 fn subdirs(dir: &Path) -> Vec<std::path::PathBuf> {
@@ -131,4 +148,29 @@ fn subdirs(dir: &Path) -> Vec<std::path::PathBuf> {
         entries.flatten().map(|e| e.path()).filter(|p| p.is_dir() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))).collect();
     out.sort();
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fine_tune(epochs: usize) -> PlannedRun {
+        let step = Step::FineTune { method: "m".into(), encoders: "e".into(), modalities: vec!["x".into()], epochs, head: Default::default() };
+        PlannedRun { id: "r".into(), label: "fine-tune m".into(), seed: 1, step, depends_on: vec![] }
+    }
+
+    #[test]
+    fn runs_with_the_same_schedule_set_the_rate_and_others_fall_back_to_all() {
+        let mut t = Timings::default();
+        t.add("fine_tune", "m", 20.0, 20.0, "cpu", 1); // 1 s per epoch, 20 epochs
+        t.add("fine_tune", "m", 100.0, 30.0, "cpu", 1); // stopped early: 0.3 s per scheduled epoch
+        assert_eq!(t.estimate(&fine_tune(100), 1), Some(30.0));
+        assert_eq!(t.estimate(&fine_tune(20), 1), Some(20.0));
+        // No run of 50 epochs: the mean rate of both, 0.65 s.
+        assert!((t.estimate(&fine_tune(50), 1).unwrap() - 32.5).abs() < 1e-9);
+        // Among alike runs, the thread count still picks, then scales.
+        t.add("fine_tune", "m", 100.0, 50.0, "cpu", 2);
+        assert_eq!(t.estimate(&fine_tune(100), 2), Some(50.0));
+        assert_eq!(t.estimate(&fine_tune(100), 1), Some(30.0));
+    }
 }
