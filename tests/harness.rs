@@ -436,3 +436,30 @@ fn unpacking_a_damaged_or_foreign_archive_is_an_error_naming_it_and_places_nothi
         assert_eq!(placed, 0, "{}: nothing is placed", archive.display());
     }
 }
+
+#[test]
+fn a_time_limit_starts_no_run_expected_to_end_after_it() {
+    let (reference_dir, _) = reference();
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), 0.003);
+    let results = dir.path().join("results");
+    // Timings for the estimates: the reference's runs, as another suite in the same results folder.
+    copy_dir(&reference_dir.path().join("reference/tiny"), &results.join("timing-source"));
+    for jobs in [1, 2] {
+        let out = reproduce_with_jobs(&results, &suite, jobs).args(["--time-limit", "0"]).output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{log}");
+        assert!(log.contains("not started: train ") && log.contains("the time limit ends in 0s"), "{log}");
+        assert!(!log.contains("] done in "), "{log}");
+        assert!(
+            !results.join("tiny/runs").exists()
+                || std::fs::read_dir(results.join("tiny/runs")).unwrap().flatten().all(|e| e.file_name().to_string_lossy().starts_with('.')),
+            "{log}"
+        );
+    }
+    let out = reproduce_with_jobs(&results, &suite, 1).args(["--time-limit", "1:00:00"]).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success() && !log.contains("not started"), "{log}");
+    let bad = reproduce_with_jobs(&results, &suite, 1).args(["--time-limit", "1:75"]).output().unwrap();
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("expected MINUTES, MM:SS or HH:MM:SS"));
+}

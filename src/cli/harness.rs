@@ -1,7 +1,8 @@
 //! `cmkm plan`, `cmkm run`, `cmkm reproduce`, `cmkm report`, `cmkm
 //! compare`: suites and their results.
 
-use crate::harness::runner::{prepare_with, Executed, Prepared};
+use crate::harness::runner::{prepare_with, Deadline, Executed, Prepared};
+use crate::harness::store::RunStatus;
 use crate::harness::workers::Workers;
 use anyhow::{bail, Context as _, Result};
 use std::path::PathBuf;
@@ -116,6 +117,12 @@ pub struct ReproduceArgs {
     /// is seeded and claimed by one worker).
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=256))]
     pub jobs: Option<u32>,
+    /// Start no run expected (from `cmkm plan`'s estimates) to end after
+    /// this much wall time from the start, nor what depends on it: for a
+    /// sitting or job of fixed length. MINUTES, MM:SS or HH:MM:SS. Finished
+    /// runs are kept; running `cmkm reproduce` again goes on with the rest.
+    #[arg(long, value_parser = parse_wall_time)]
+    pub time_limit: Option<std::time::Duration>,
     /// Internal: run as a worker of a `--jobs` parent started at this time
     /// (nanoseconds since the Unix epoch).
     #[arg(long, hide = true)]
@@ -136,16 +143,20 @@ pub fn reproduce(args: ReproduceArgs) -> Result<i32> {
         Some(nanos) => UNIX_EPOCH + Duration::from_nanos(nanos),
         None => SystemTime::now(),
     };
+    let deadline = args.time_limit.map(|limit| Deadline {
+        at: since + limit,
+        estimates: p.overview(&args.suite.reports, Workers { jobs, threads }).runs.into_iter().filter_map(|r| Some((r.id, r.estimate_seconds?))).collect(),
+    });
     // A worker started by a parent runs the runs itself (its thread count
     // comes from the parent, through RAYON_NUM_THREADS).
     if jobs == 1 || args.worker_since.is_some() {
-        let (done, failed) = p.reproduce_since(args.quiet, since)?;
+        let (done, failed) = p.reproduce_since(args.quiet, since, deadline.as_ref())?;
         eprintln!("suite {}: {done} of {} runs done, {failed} failed", p.suite.decl.name, p.runs.len());
         return Ok(if failed > 0 { 3 } else { 0 });
     }
     let workers = spawn_workers(&args, jobs, since, threads)?;
     eprintln!("suite {}: {jobs} workers with {threads} thread(s) each", p.suite.decl.name);
-    let own = p.reproduce_since(args.quiet, since);
+    let own = p.reproduce_since(args.quiet, since, deadline.as_ref());
     let mut worker_errors = vec![];
     for (k, mut child) in workers.into_iter().enumerate() {
         match child.wait() {
@@ -159,9 +170,24 @@ pub fn reproduce(args: ReproduceArgs) -> Result<i32> {
         bail!("{}", worker_errors.join("; "));
     }
     let done = p.runs.iter().filter(|r| p.store.is_done(&r.id)).count();
-    let failed = p.runs.len() - done;
-    eprintln!("suite {}: {done} of {} runs done, {failed} failed or skipped", p.suite.decl.name, p.runs.len());
-    Ok(if failed > 0 { 3 } else { 0 })
+    let failed = p.runs.iter().filter(|r| p.store.status(&r.id) == RunStatus::Failed).count();
+    let left = p.runs.len() - done - failed;
+    eprintln!("suite {}: {done} of {} runs done, {failed} failed, {left} skipped or not started", p.suite.decl.name, p.runs.len());
+    // Runs left without a failure are dependants of failed runs, or were
+    // not started because of the time limit.
+    Ok(if failed > 0 || (left > 0 && args.time_limit.is_none()) { 3 } else { 0 })
+}
+
+/// `--time-limit`: MINUTES, MM:SS or HH:MM:SS.
+fn parse_wall_time(s: &str) -> Result<std::time::Duration, String> {
+    let parts: Option<Vec<u64>> = s.split(':').map(|p| p.parse().ok()).collect();
+    let seconds = match parts.as_deref() {
+        Some([m]) => m * 60,
+        Some([m, s]) if *s < 60 => m * 60 + s,
+        Some([h, m, s]) if *m < 60 && *s < 60 => h * 3600 + m * 60 + s,
+        _ => return Err(format!("time limit {s:?}: expected MINUTES, MM:SS or HH:MM:SS")),
+    };
+    Ok(std::time::Duration::from_secs(seconds))
 }
 
 /// Starts `jobs - 1` copies of this `cmkm reproduce` as workers.
@@ -178,6 +204,10 @@ fn spawn_workers(args: &ReproduceArgs, jobs: usize, since: std::time::SystemTime
                 cmd.arg("--dataset").arg(d);
             }
             cmd.args(["--quiet", "--worker-since", &nanos.to_string()]).env("RAYON_NUM_THREADS", threads.to_string());
+            if let Some(limit) = args.time_limit {
+                let t = limit.as_secs();
+                cmd.args(["--time-limit", &format!("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60)]);
+            }
             cmd.spawn().context("cannot start a worker process")
         })
         .collect()

@@ -141,18 +141,21 @@ impl Prepared {
     /// and revisited, with what depends on them, until they are done or their
     /// process is gone. Returns (done, failed).
     pub fn reproduce(&self, quiet: bool) -> Result<(usize, usize)> {
-        self.reproduce_since(quiet, std::time::SystemTime::now())
+        self.reproduce_since(quiet, std::time::SystemTime::now(), None)
     }
 
     /// [`Prepared::reproduce`] as one of several worker processes started
     /// at `since` (`cmkm reproduce --jobs N`): a failure any of them
     /// recorded since then is final for all of them, so no run fails twice
-    /// and dependants of a failed run are skipped everywhere.
-    pub fn reproduce_since(&self, quiet: bool, since: std::time::SystemTime) -> Result<(usize, usize)> {
+    /// and dependants of a failed run are skipped everywhere. With a
+    /// [`Deadline`], a run expected to end after it is not started, nor
+    /// are its dependants: they stay to do, for the next sitting.
+    pub fn reproduce_since(&self, quiet: bool, since: std::time::SystemTime, deadline: Option<&Deadline>) -> Result<(usize, usize)> {
         crate::fsutil::ensure_writable_dir(&self.store.root)?;
         self.store.clean_stale();
         let total = self.runs.len();
         let mut failed: Vec<String> = vec![];
+        let mut deferred: Vec<String> = vec![];
         let start = Instant::now();
         let mut pending: Vec<(usize, &PlannedRun)> = self.runs.iter().enumerate().collect();
         let mut announced_wait = std::collections::BTreeSet::new();
@@ -175,8 +178,17 @@ impl Prepared {
                     progressed = true;
                     continue;
                 }
+                if run.depends_on.iter().any(|d| deferred.contains(d)) {
+                    deferred.push(run.id.clone());
+                    continue;
+                }
                 if run.depends_on.iter().any(|d| !self.store.is_done(d)) {
                     waiting.push((k, run)); // a dependency is being run elsewhere
+                    continue;
+                }
+                if let Some(why) = deadline.and_then(|d| d.excludes(&run.id)) {
+                    eprintln!("[{}/{total}] not started: {} ({}) {why}", k + 1, run.label, run.id);
+                    deferred.push(run.id.clone());
                     continue;
                 }
                 eprintln!("[{}/{total}] {} ({}) | elapsed {}", k + 1, run.label, run.id, format_duration(start.elapsed().as_secs_f64()));
@@ -208,6 +220,9 @@ impl Prepared {
                 std::thread::sleep(std::time::Duration::from_millis(200));
             }
             pending = waiting;
+        }
+        if !deferred.is_empty() {
+            eprintln!("{} run(s) not started within the time limit; `cmkm reproduce` again goes on with them", deferred.len());
         }
         Ok((self.runs.iter().filter(|r| self.store.is_done(&r.id)).count(), failed.len()))
     }
@@ -280,6 +295,25 @@ impl Prepared {
         }
         out.push('\n');
         out
+    }
+}
+
+/// When a time-limited `cmkm reproduce` must be done (`--time-limit`), and
+/// how long each run is expected to take.
+pub struct Deadline {
+    pub at: std::time::SystemTime,
+    /// Run id -> expected seconds ([`Prepared::overview`]); a run without an
+    /// estimate is started whatever the time.
+    pub estimates: BTreeMap<String, f64>,
+}
+
+impl Deadline {
+    /// Why run `id` should not start now, if it should not: it is expected
+    /// to end after the deadline.
+    fn excludes(&self, id: &str) -> Option<String> {
+        let expected = *self.estimates.get(id)?;
+        let left = self.at.duration_since(std::time::SystemTime::now()).map_or(0.0, |d| d.as_secs_f64());
+        (expected > left).then(|| format!("is expected to take {} and the time limit ends in {}", format_duration(expected), format_duration(left)))
     }
 }
 
