@@ -19,7 +19,7 @@ pub struct RunRecordFile {
 }
 
 /// The machine a run ran on.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hardware {
     pub cpu: String,
     pub cores: usize,

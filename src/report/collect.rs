@@ -30,8 +30,30 @@ pub struct Collected {
     /// Planned runs not finished yet, and those that failed.
     pub missing: usize,
     pub failed: Vec<String>,
-    /// The hardware of the finished runs (first one; runs may differ).
-    pub hardware: Option<crate::harness::store::Hardware>,
+    /// Each distinct machine (and thread count, version) the finished runs
+    /// ran on, in order of first appearance, with its number of runs: a
+    /// suite carried across sittings may have run on several.
+    pub machines: Vec<MachineRuns>,
+}
+
+/// One machine of [`Collected::machines`] and how many runs it finished.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct MachineRuns {
+    #[serde(flatten)]
+    pub hardware: crate::harness::store::Hardware,
+    pub runs: usize,
+}
+
+/// The distinct machines of some runs' `hardware`, in order of first appearance.
+fn machines<'a>(hardware: impl IntoIterator<Item = &'a crate::harness::store::Hardware>) -> Vec<MachineRuns> {
+    let mut machines: Vec<MachineRuns> = vec![];
+    for h in hardware {
+        match machines.iter_mut().find(|m| m.hardware == *h) {
+            Some(m) => m.runs += 1,
+            None => machines.push(MachineRuns { hardware: h.clone(), runs: 1 }),
+        }
+    }
+    machines
 }
 
 /// One finished run with what the report needs to label it.
@@ -105,7 +127,7 @@ pub fn collect(p: &Prepared) -> Result<Collected> {
         timings: timings(&finished)?,
         missing,
         failed,
-        hardware: finished.first().map(|f| f.record.hardware.clone()),
+        machines: machines(finished.iter().map(|f| &f.record.hardware)),
     })
 }
 
@@ -266,4 +288,24 @@ fn timings(runs: &[Finished]) -> Result<DataFrame> {
         c.number("threads", f.record.hardware.threads as f64);
     }
     c.frame(&["run", "label", "step", "method", "cpu"], &["seed", "seconds", "epochs", "threads"])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::machines;
+    use crate::harness::store::Hardware;
+
+    fn machine(cpu: &str, threads: usize) -> Hardware {
+        Hardware { cpu: cpu.into(), cores: 2, threads, gpu: None, os: "linux x86_64".into(), crate_version: "0.13.0".into() }
+    }
+
+    #[test]
+    fn runs_on_several_machines_are_counted_per_machine_in_order_of_first_appearance() {
+        let runs = [machine("AMD EPYC", 1), machine("Intel Xeon", 1), machine("AMD EPYC", 1), machine("AMD EPYC", 2)];
+        let found: Vec<(String, usize, usize)> = machines(&runs).into_iter().map(|m| (m.hardware.cpu, m.hardware.threads, m.runs)).collect();
+        assert_eq!(found, [("AMD EPYC".into(), 1, 2), ("Intel Xeon".into(), 1, 1), ("AMD EPYC".into(), 2, 1)]);
+        let json = serde_json::to_value(machines(&runs[..1])).unwrap();
+        assert_eq!(json[0]["cpu"], "AMD EPYC");
+        assert_eq!(json[0]["runs"], 1);
+    }
 }

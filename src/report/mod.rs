@@ -67,8 +67,9 @@ pub fn write_report(p: &Prepared, reports: &Path) -> Result<ReportSummary> {
     let timings = suite_tables::timings_table(&c.timings)?;
     crate::fsutil::write_atomic(&dir.join("timings.csv"), timings.csv()?.as_bytes())?;
     files.push("timings.csv".into());
-    if let Some(h) = &c.hardware {
-        crate::fsutil::write_atomic(&dir.join("hardware.json"), serde_json::to_string_pretty(h)?.as_bytes())?;
+    if !c.machines.is_empty() {
+        let machines = HardwareFile { machines: &c.machines };
+        crate::fsutil::write_atomic(&dir.join("hardware.json"), serde_json::to_string_pretty(&machines)?.as_bytes())?;
         files.push("hardware.json".into());
     }
     files.extend(write_plots(p, &c, &groups, metric, column, &dir)?);
@@ -128,10 +129,29 @@ fn main_note(p: &Prepared, column: Option<PaperColumn>, c: &collect::Collected) 
         }
         note.push_str(".\n");
     }
-    if let Some(h) = &c.hardware {
-        note.push_str(&format!("\nHardware: {} ({} cores, {} threads), {}, cmkm {}.\n", h.cpu, h.cores, h.threads, h.os, h.crate_version));
+    if !c.machines.is_empty() {
+        note.push_str(&format!("\nHardware: {}.\n", machines_text(&c.machines)));
     }
     note
+}
+
+/// `hardware.json`: every machine the report's runs ran on.
+#[derive(serde::Serialize)]
+struct HardwareFile<'a> {
+    machines: &'a [collect::MachineRuns],
+}
+
+/// The machines the runs ran on, each with its run count when there are several.
+fn machines_text(machines: &[collect::MachineRuns]) -> String {
+    let text: Vec<String> = machines
+        .iter()
+        .map(|m| {
+            let h = &m.hardware;
+            let runs = if machines.len() > 1 { format!(" for {} runs", m.runs) } else { String::new() };
+            format!("{} ({} cores, {} threads), {}, cmkm {}{runs}", h.cpu, h.cores, h.threads, h.os, h.crate_version)
+        })
+        .collect();
+    text.join("; ")
 }
 
 fn write_plots(
