@@ -463,3 +463,26 @@ fn a_time_limit_starts_no_run_expected_to_end_after_it() {
     let bad = reproduce_with_jobs(&results, &suite, 1).args(["--time-limit", "1:75"]).output().unwrap();
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("expected MINUTES, MM:SS or HH:MM:SS"));
 }
+
+#[test]
+fn a_run_in_flight_elsewhere_when_the_time_limit_comes_is_left_to_its_owner() {
+    let (reference_dir, _) = reference();
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), 0.003);
+    let results = dir.path().join("results");
+    copy_dir(&reference_dir.path().join("reference/tiny"), &results.join("timing-source"));
+    let p = prepare(&suite, &results).unwrap();
+    let held = p.runs.iter().find(|r| r.label == "train si seed 3").unwrap();
+    // This test process holds the run, as another worker would while training it.
+    let claim = p.store.claim(&held.id).unwrap();
+    assert!(matches!(claim, cmkm::harness::store::ClaimOutcome::Claimed(_)));
+    let out = reproduce_with_jobs(&results, &suite, 1).args(["--time-limit", "0:10"]).output().unwrap();
+    drop(claim);
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    // Tried once, found busy, then neither retried with a new start line nor
+    // reported as "not started" when the limit drew near.
+    assert_eq!(log.matches("being run by another process").count(), 1, "{log}");
+    assert_eq!(log.matches(&format!("{} ({})", held.label, held.id)).count(), 1, "{log}");
+    assert!(!p.store.is_done(&held.id), "{log}");
+}

@@ -156,6 +156,8 @@ impl Prepared {
         let total = self.runs.len();
         let mut failed: Vec<String> = vec![];
         let mut deferred: Vec<String> = vec![];
+        // Runs in flight in another process when the deadline excluded them here.
+        let mut left_to_owner: Vec<String> = vec![];
         let start = Instant::now();
         let mut pending: Vec<(usize, &PlannedRun)> = self.runs.iter().enumerate().collect();
         let mut announced_wait = std::collections::BTreeSet::new();
@@ -178,7 +180,7 @@ impl Prepared {
                     progressed = true;
                     continue;
                 }
-                if run.depends_on.iter().any(|d| deferred.contains(d)) {
+                if run.depends_on.iter().any(|d| deferred.contains(d) || left_to_owner.contains(d)) {
                     deferred.push(run.id.clone());
                     continue;
                 }
@@ -186,12 +188,20 @@ impl Prepared {
                     waiting.push((k, run)); // a dependency is being run elsewhere
                     continue;
                 }
+                let in_flight_elsewhere = announced_wait.contains(&run.id);
                 if let Some(why) = deadline.and_then(|d| d.excludes(&run.id)) {
-                    eprintln!("[{}/{total}] not started: {} ({}) {why}", k + 1, run.label, run.id);
-                    deferred.push(run.id.clone());
+                    if in_flight_elsewhere {
+                        // Another process holds it and finishes it: not a run left for later.
+                        left_to_owner.push(run.id.clone());
+                    } else {
+                        eprintln!("[{}/{total}] not started: {} ({}) {why}", k + 1, run.label, run.id);
+                        deferred.push(run.id.clone());
+                    }
                     continue;
                 }
-                eprintln!("[{}/{total}] {} ({}) | elapsed {}", k + 1, run.label, run.id, format_duration(start.elapsed().as_secs_f64()));
+                if !in_flight_elsewhere {
+                    eprintln!("[{}/{total}] {} ({}) | elapsed {}", k + 1, run.label, run.id, format_duration(start.elapsed().as_secs_f64()));
+                }
                 match self.execute(run, quiet) {
                     Ok(Executed::Ran(s)) => {
                         eprintln!("[{}/{total}] done in {}", k + 1, format_duration(s));
