@@ -9,10 +9,24 @@ use std::path::{Component, Path, PathBuf};
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create directory", dir.display()))?;
-    let mut tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
+    let mut tmp = output_temp_file(dir)?;
     tmp.write_all(bytes).and_then(|_| tmp.as_file().sync_all()).with_context(|| format!("{}: write failed", path.display()))?;
     tmp.persist(path).with_context(|| format!("{}: cannot move the finished file into place", path.display()))?;
     Ok(())
+}
+
+/// A temporary file in `dir` for an output moved into place once complete,
+/// with the permissions a file created directly would get (0644 less the
+/// umask on Unix; tempfile's own 0600 would hide reports and run records
+/// from the rest of a group sharing a results folder).
+pub fn output_temp_file(dir: &Path) -> Result<tempfile::NamedTempFile> {
+    let mut builder = tempfile::Builder::new();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o644));
+    }
+    builder.tempfile_in(dir).with_context(|| format!("{}: cannot create a temporary file", dir.display()))
 }
 
 /// Creates `dir` if needed and checks that a file can be written in it, so
@@ -48,5 +62,16 @@ mod tests {
         let n = super::normalize(std::path::Path::new("experiments/datasets/../../results/./data"));
         assert_eq!(n, std::path::Path::new("results/data"));
         assert_eq!(super::normalize(std::path::Path::new("../a/../b")), std::path::Path::new("../b"));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn files_written_atomically_get_the_permissions_of_a_file_created_directly() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        std::fs::File::create(dir.path().join("direct")).unwrap();
+        super::write_atomic(&dir.path().join("atomic"), b"x").unwrap();
+        assert_eq!(mode(&dir.path().join("atomic")), mode(&dir.path().join("direct")));
     }
 }

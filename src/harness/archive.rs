@@ -59,7 +59,7 @@ pub fn pack(p: &Prepared, out: &Path) -> Result<Manifest> {
     };
     let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the folder", dir.display()))?;
-    let tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| format!("{}: cannot create a temporary file", dir.display()))?;
+    let tmp = crate::fsutil::output_temp_file(dir)?;
     let gz = flate2::write::GzEncoder::new(tmp, flate2::Compression::best());
     let mut tar = tar::Builder::new(gz);
     tar.mode(tar::HeaderMode::Deterministic);
