@@ -7,6 +7,7 @@
 #                         the Slurm tests start one-node clusters on 127.0.0.1,
 #                         installing Debian's Slurm first when run as root)
 #   make reproduce-slurm  submit the suite to a Slurm cluster
+#   make report-archived  the suite's report from its committed run archive
 # SUITE= picks another suite, DATA= another dataset declaration, e.g.
 #   make reproduce SUITE=experiments/paper-mmact-xsubject.yaml
 #   make reproduce DATA=experiments/datasets/utd-mhad.yaml
@@ -18,7 +19,7 @@ QUICK = experiments/quick-utd.yaml
 CMKM = $(CARGO) run --release --quiet --
 DATA_ARG = $(if $(DATA),--dataset $(DATA),)
 
-.PHONY: build reproduce reproduce-quick reproduce-slurm report plan plan-quick test synth
+.PHONY: build reproduce reproduce-quick reproduce-slurm report report-archived plan plan-quick test synth
 
 build:
 	$(CARGO) build --release
@@ -42,6 +43,12 @@ reproduce-quick: build
 	$(CMKM) report $(QUICK)
 
 report: build
+	$(CMKM) report $(SUITE) $(DATA_ARG)
+
+# The report from the suite's committed runs (reports/<suite>/runs.tar.gz,
+# written by `cmkm store pack`), without training anything: seconds.
+report-archived: build
+	$(CMKM) store unpack $(SUITE) $(DATA_ARG)
 	$(CMKM) report $(SUITE) $(DATA_ARG)
 
 plan: build

@@ -1,6 +1,6 @@
 //! `cmkm store pack` and `cmkm store unpack`: a suite's finished runs as one
 //! archive, to go on with a long suite in another sitting or on another
-//! machine (README, "Long suites in several sittings").
+//! machine (README, "Across sittings and machines").
 
 use super::harness::{prepare, SuiteArgs};
 use crate::harness::archive;
