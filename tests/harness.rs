@@ -437,14 +437,21 @@ fn unpacking_a_damaged_or_foreign_archive_is_an_error_naming_it_and_places_nothi
     }
 }
 
-#[test]
-fn a_time_limit_starts_no_run_expected_to_end_after_it() {
+/// The tiny suite in a fresh folder whose results hold the reference's runs
+/// as another suite, so that `cmkm plan` has timings to estimate from:
+/// (folder kept alive, suite file, results folder).
+fn suite_with_timings() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let (reference_dir, _) = reference();
     let dir = tempfile::tempdir().unwrap();
     let suite = write_suite(dir.path(), 0.003);
     let results = dir.path().join("results");
-    // Timings for the estimates: the reference's runs, as another suite in the same results folder.
     copy_dir(&reference_dir.path().join("reference/tiny"), &results.join("timing-source"));
+    (dir, suite, results)
+}
+
+#[test]
+fn a_time_limit_starts_no_run_expected_to_end_after_it() {
+    let (_dir, suite, results) = suite_with_timings();
     for jobs in [1, 2] {
         let out = reproduce_with_jobs(&results, &suite, jobs).args(["--time-limit", "0"]).output().unwrap();
         let log = String::from_utf8_lossy(&out.stderr);
@@ -466,11 +473,7 @@ fn a_time_limit_starts_no_run_expected_to_end_after_it() {
 
 #[test]
 fn a_run_in_flight_elsewhere_when_the_time_limit_comes_is_left_to_its_owner() {
-    let (reference_dir, _) = reference();
-    let dir = tempfile::tempdir().unwrap();
-    let suite = write_suite(dir.path(), 0.003);
-    let results = dir.path().join("results");
-    copy_dir(&reference_dir.path().join("reference/tiny"), &results.join("timing-source"));
+    let (_dir, suite, results) = suite_with_timings();
     let p = prepare(&suite, &results).unwrap();
     let held = p.runs.iter().find(|r| r.label == "train si seed 3").unwrap();
     // This test process holds the run, as another worker would while training it.
