@@ -30,6 +30,12 @@ pub struct Hardware {
 }
 
 impl Hardware {
+    /// "CPU (N cores, M threads), OS, cmkm VERSION", for report notes.
+    pub fn describe(&self) -> String {
+        let threads = if self.threads == 1 { "1 thread".to_string() } else { format!("{} threads", self.threads) };
+        format!("{} ({} cores, {threads}), {}, cmkm {}", self.cpu, self.cores, self.os, self.crate_version)
+    }
+
     /// This machine.
     pub fn current() -> Self {
         let cpu = std::fs::read_to_string("/proc/cpuinfo")

@@ -146,9 +146,8 @@ fn machines_text(machines: &[collect::MachineRuns]) -> String {
     let text: Vec<String> = machines
         .iter()
         .map(|m| {
-            let h = &m.hardware;
             let runs = if machines.len() > 1 { format!(" for {} runs", m.runs) } else { String::new() };
-            format!("{} ({} cores, {} threads), {}, cmkm {}{runs}", h.cpu, h.cores, h.threads, h.os, h.crate_version)
+            format!("{}{runs}", m.hardware.describe())
         })
         .collect();
     text.join("; ")
