@@ -7,19 +7,20 @@ use std::path::{Component, Path, PathBuf};
 /// Writes `bytes` to `path` so that readers see either the old file or the
 /// complete new one: a temp file in the same directory, synced, then renamed.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create directory", dir.display()))?;
-    let mut tmp = output_temp_file(dir)?;
+    let mut tmp = output_temp_file(path)?;
     tmp.write_all(bytes).and_then(|_| tmp.as_file().sync_all()).with_context(|| format!("{}: write failed", path.display()))?;
     tmp.persist(path).with_context(|| format!("{}: cannot move the finished file into place", path.display()))?;
     Ok(())
 }
 
-/// A temporary file in `dir` for an output moved into place once complete,
-/// with the permissions a file created directly would get (0644 less the
-/// umask on Unix; tempfile's own 0600 would hide reports and run records
-/// from the rest of a group sharing a results folder).
-pub fn output_temp_file(dir: &Path) -> Result<tempfile::NamedTempFile> {
+/// A temporary file for the output `path`, in its folder (created if
+/// missing) so that it can be moved into place once complete, with the
+/// permissions a file created directly would get (0644 less the umask on
+/// Unix; tempfile's own 0600 would hide reports and run records from the
+/// rest of a group sharing a results folder).
+pub fn output_temp_file(path: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create directory", dir.display()))?;
     let mut builder = tempfile::Builder::new();
     #[cfg(unix)]
     {

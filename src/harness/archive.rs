@@ -57,9 +57,7 @@ pub fn pack(p: &Prepared, out: &Path) -> Result<Manifest> {
         checkpoints,
         missing_checkpoints: missing,
     };
-    let dir = out.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create the folder", dir.display()))?;
-    let tmp = crate::fsutil::output_temp_file(dir)?;
+    let tmp = crate::fsutil::output_temp_file(out)?;
     let gz = flate2::write::GzEncoder::new(tmp, flate2::Compression::best());
     let mut tar = tar::Builder::new(gz);
     tar.mode(tar::HeaderMode::Deterministic);
