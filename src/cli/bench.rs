@@ -58,17 +58,8 @@ pub fn run(args: BenchArgs) -> Result<i32> {
         outln!("{}", serde_json::to_string_pretty(&report.json())?);
         return Ok(0);
     }
-    let h = &report.hardware;
-    outln!(
-        "{} ({} cores, {} threads), {}, cmkm {}; batch {}, {} timed steps after 1 warm-up",
-        h.cpu,
-        h.cores,
-        report.threads,
-        h.os,
-        h.crate_version,
-        report.batch,
-        report.steps
-    );
+    let machine = crate::harness::store::Hardware { threads: report.threads, ..report.hardware.clone() };
+    outln!("{}; batch {}, {} timed steps after 1 warm-up", machine.describe(), report.batch, report.steps);
     outln!("{:<34} {:>10} {:>10} {:>10}", "figure", "median", "min", "max");
     for (name, t) in &report.timings {
         outln!("{name:<34} {:>10.1} {:>10.1} {:>10.1}", t.median, t.min, t.max);
