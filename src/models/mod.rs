@@ -5,6 +5,7 @@ pub mod channels_last;
 pub mod dropout;
 pub mod encoders;
 pub mod flex_kernels;
+pub mod flops;
 pub mod heads;
 pub mod transformer;
 

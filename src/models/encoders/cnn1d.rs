@@ -1,7 +1,7 @@
 //! CNN1D (docs/method.md section 4): Conv1d -> BatchNorm -> ReLU blocks, flattened.
 
 use super::{conv_len, default_series_channels, series_only, InputShape};
-use crate::models::channels_last;
+use crate::models::{channels_last, flops};
 use anyhow::{bail, Result};
 use burn::nn::conv::{Conv1d, Conv1dConfig as BurnConv1d};
 use burn::nn::{BatchNorm, BatchNormConfig, PaddingConfig1d, Relu};
@@ -64,7 +64,25 @@ pub(super) fn blocks_len(channels: &[usize], kernel: usize, padding: usize, fram
     channels.iter().try_fold(frames, |t, _| conv_len(t, kernel, padding))
 }
 
+/// Forward FLOPs of the convolution blocks on `shape` ([`crate::models::flops`]).
+pub(super) fn blocks_flops(channels: &[usize], kernel: usize, padding: usize, shape: InputShape) -> Result<u64> {
+    let inputs = std::iter::once(shape.channels).chain(channels.iter().copied());
+    let mut len = shape.frames;
+    let mut total = 0;
+    for (c_in, &c_out) in inputs.zip(channels) {
+        len = conv_len(len, kernel, padding)?;
+        total += flops::conv(c_in, c_out, kernel, len);
+    }
+    Ok(total)
+}
+
 impl Cnn1dConfig {
+    /// Forward FLOPs per sample ([`crate::models::flops`]).
+    pub fn forward_flops(&self, shape: InputShape) -> Result<u64> {
+        self.output_size(shape)?;
+        blocks_flops(&self.channels, self.kernel, self.padding, shape)
+    }
+
     pub fn output_size(&self, shape: InputShape) -> Result<usize> {
         series_only(shape, "cnn1d")?;
         Ok(blocks_len(&self.channels, self.kernel, self.padding, shape.frames)? * self.channels.last().copied().unwrap_or(0))

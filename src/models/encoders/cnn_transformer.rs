@@ -2,10 +2,10 @@
 //! Conv1d blocks, sinusoidal positions with dropout, post-norm Transformer
 //! encoder layers with a ReLU feed-forward, flattened.
 
-use super::cnn1d::{blocks_len, ConvBlock1d};
+use super::cnn1d::{blocks_flops, blocks_len, ConvBlock1d};
 use super::{default_series_channels, series_only, InputShape};
-use crate::models::dropout;
 use crate::models::transformer;
+use crate::models::{dropout, flops};
 use anyhow::{bail, Result};
 use burn::module::{ModuleMapper, Param};
 use burn::nn::activation::ActivationConfig;
@@ -80,6 +80,16 @@ impl CnnTransformerConfig {
             bail!("cnn_transformer: dropout must be in [0, 1)");
         }
         Ok(blocks_len(&self.channels, self.kernel, self.padding, shape.frames)? * d_model)
+    }
+
+    /// Forward FLOPs per sample ([`crate::models::flops`]): the
+    /// convolution blocks, then each Transformer layer on their time steps.
+    pub fn forward_flops(&self, shape: InputShape) -> Result<u64> {
+        let d_model = self.output_size(shape)?;
+        let tokens = blocks_len(&self.channels, self.kernel, self.padding, shape.frames)?;
+        let d_model = d_model / tokens;
+        let layer = flops::transformer_layer(tokens, d_model, self.feed_forward);
+        Ok(blocks_flops(&self.channels, self.kernel, self.padding, shape)? + self.layers as u64 * layer)
     }
 
     pub fn init(&self, shape: InputShape, device: &Device) -> CnnTransformer {
@@ -162,6 +172,23 @@ impl CnnTransformer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn forward_flops_of_the_papers_inertial_encoder() {
+        let c: CnnTransformerConfig = crate::config::parse_yaml("{}").unwrap();
+        let shape = InputShape { channels: 6, frames: 50, joints: 1 };
+        // Multiply-adds: convolutions 6x32x5x48 + 32x64x5x46 + 64x128x5x44;
+        // per layer on 44 tokens: projections 4x44x128x128, feed-forward
+        // 2x44x128x2048, scores and sum 2x44x44x128.
+        let convs = 6 * 32 * 5 * 48 + 32 * 64 * 5 * 46 + 64 * 128 * 5 * 44;
+        let layer = 4 * 44 * 128 * 128 + 2 * 44 * 128 * 2048 + 2 * 44 * 44 * 128;
+        assert_eq!(c.forward_flops(shape).unwrap(), 2 * (convs + 2 * layer));
+        // Kernel 3 keeps 50 steps (the supervised multimodal baseline).
+        let k3: CnnTransformerConfig = crate::config::parse_yaml("kernel: 3").unwrap();
+        let convs = 6 * 32 * 3 * 50 + 32 * 64 * 3 * 50 + 64 * 128 * 3 * 50;
+        let layer = 4 * 50 * 128 * 128 + 2 * 50 * 128 * 2048 + 2 * 50 * 50 * 128;
+        assert_eq!(k3.forward_flops(shape).unwrap(), 2 * (convs + 2 * layer));
+    }
 
     fn values(p: &Param<Tensor<2>>) -> Vec<f32> {
         p.val().into_data().try_to_vec::<f32>().unwrap()

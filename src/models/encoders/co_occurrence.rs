@@ -9,7 +9,7 @@
 //! inputs (time-axis concatenation leaves a zero-width map).
 
 use super::{conv_len, pool_len, InputShape};
-use crate::models::channels_last;
+use crate::models::{channels_last, flops};
 use anyhow::{bail, Result};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
 use burn::nn::pool::{MaxPool2d, MaxPool2dConfig};
@@ -158,6 +158,32 @@ impl CoOccurrenceConfig {
         Ok(h * w * self.fused_channels.last().copied().unwrap_or(0))
     }
 
+    /// Forward FLOPs per sample ([`crate::models::flops`]): both streams'
+    /// point, temporal and co-occurrence convolutions, then the fused ones.
+    pub fn forward_flops(&self, shape: InputShape) -> Result<u64> {
+        self.output_size(shape)?;
+        let (k, kk) = (self.kernel, self.kernel * self.kernel);
+        let (frames, joints) = (shape.frames, shape.joints);
+        let mut h = conv_len(frames, self.temporal_kernel, 0)?;
+        let mut stream = flops::conv(shape.channels, self.point_channels, 1, frames * joints)
+            + flops::conv(self.point_channels, self.temporal_channels, self.temporal_kernel, h * joints);
+        let mut w = self.temporal_channels;
+        let mut c_in = joints;
+        for &c_out in &self.cooccurrence_channels {
+            let (ch, cw) = (conv_len(h, k, 0)?, conv_len(w, k, 0)?);
+            stream += flops::conv(c_in, c_out, kk, ch * cw);
+            (h, w, c_in) = (pool_len(ch, self.pool)?, pool_len(cw, self.pool)?, c_out);
+        }
+        let mut fused = 0;
+        w *= 2;
+        for &c_out in &self.fused_channels {
+            let (ch, cw) = (conv_len(h, k, 0)?, conv_len(w, k, 0)?);
+            fused += flops::conv(c_in, c_out, kk, ch * cw);
+            (h, w, c_in) = (pool_len(ch, self.pool)?, pool_len(cw, self.pool)?, c_out);
+        }
+        Ok(2 * stream + fused)
+    }
+
     pub fn init(&self, shape: InputShape, device: &Device) -> CoOccurrenceEncoder {
         let last_stream = *self.cooccurrence_channels.last().expect("validated by output_size");
         let inputs = std::iter::once(last_stream).chain(self.fused_channels.iter().copied());
@@ -194,6 +220,20 @@ pub fn motion(x: Tensor<4>) -> Tensor<4> {
 mod tests {
     use super::*;
     use burn::tensor::{Distribution, Tolerance};
+
+    #[test]
+    fn forward_flops_of_the_papers_skeleton_encoder() {
+        let c: CoOccurrenceConfig = crate::config::parse_yaml("{}").unwrap();
+        // Multiply-adds per stream on 3 x 50 x 20: point 3x64 at 50x20,
+        // temporal 64x32x3 at 48x20, co-occurrence 20x32x9 at 46x30 (pooled
+        // to 23x15) and 32x64x9 at 21x13 (pooled to 10x6); fused, on 10x12:
+        // 64x128x9 at 8x10 (pooled to 4x5), 128x256x9 at 2x3.
+        let stream = 3 * 64 * 1000 + 64 * 32 * 3 * 960 + 20 * 32 * 9 * 1380 + 32 * 64 * 9 * 273;
+        let fused = 64 * 128 * 9 * 80 + 128 * 256 * 9 * 6;
+        let shape = InputShape { channels: 3, frames: 50, joints: 20 };
+        assert_eq!(c.forward_flops(shape).unwrap(), 2 * (2 * stream + fused));
+        assert!(c.forward_flops(InputShape { frames: 8, ..shape }).is_err(), "too few frames is an error, as for output_size");
+    }
 
     /// The encoder as burn's channels-first layers compute it.
     fn channels_first(e: &CoOccurrenceEncoder, x: Tensor<4>) -> Tensor<2> {

@@ -62,6 +62,16 @@ impl EncoderConfig {
         }
     }
 
+    /// Forward FLOPs per sample for inputs of `shape`
+    /// ([`crate::models::flops`]: convolutions, linear layers, attention).
+    pub fn forward_flops(&self, shape: InputShape) -> Result<u64> {
+        match self {
+            EncoderConfig::Cnn1d(c) => c.forward_flops(shape),
+            EncoderConfig::CnnTransformer(c) => c.forward_flops(shape),
+            EncoderConfig::CoOccurrence(c) => c.forward_flops(shape),
+        }
+    }
+
     /// Builds the encoder for inputs of `shape`.
     pub fn init(&self, shape: InputShape, device: &Device) -> Result<Encoder> {
         self.output_size(shape)?;
