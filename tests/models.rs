@@ -53,3 +53,25 @@ fn impossible_sizes_are_errors_not_panics() {
     let err = cmkm::config::parse_yaml::<EncoderConfig>("{type: cnn1d, kernal: 3}").unwrap_err().to_string();
     assert!(err.contains("kernal"), "{err}");
 }
+
+/// `cmkm bench` turns the FLOP counts into rates against the measured
+/// peak: the supervised step and validation figures are there, and a
+/// sane share of the peak (a count off by a factor, or a peak timed
+/// wrongly, would put them far outside).
+#[test]
+fn bench_reports_flop_rates_against_the_peak() {
+    let dataset = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/datasets/synthetic-utd.yaml");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_cmkm"))
+        .args(["bench", "--json", "--steps", "1", "--only", "supervised_multimodal", "--dataset"])
+        .arg(&dataset)
+        .env("RAYON_NUM_THREADS", "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let peak = json["peak_gflop_per_s"].as_f64().unwrap();
+    for figure in ["supervised_multimodal_step_gflop_per_s", "supervised_multimodal_validation_gflop_per_s"] {
+        let rate = json[figure].as_f64().unwrap_or_else(|| panic!("{figure} missing from {json}"));
+        assert!(rate > 0.02 * peak && rate < 1.5 * peak, "{figure}: {rate} GFLOP/s against a peak of {peak}");
+    }
+}

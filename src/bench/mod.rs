@@ -5,6 +5,7 @@
 //! spread. Numbers, not assertions: they are compared across
 //! machines and versions, never checked in tests.
 
+pub mod efficiency;
 mod kernels;
 
 use crate::data::Dataset;
@@ -12,12 +13,15 @@ use crate::losses::{cmc_loss, nt_xent_loss, CmkmOptions};
 use crate::methods::config::MethodConfig;
 use crate::methods::cross_modal::{CrossModal, CrossModalModel, Mining};
 use crate::methods::method::{required_loss, Temperature};
+use crate::methods::supervised::{Supervised, SupervisedModel};
 use crate::methods::two_views::{TwoViewModel, TwoViews};
 use crate::methods::{devices, Context};
 use crate::training::batches::{batch_tensor, epoch_batches};
 use crate::training::{Objective, TrainData};
 use anyhow::Result;
+use burn::module::Module;
 use burn::optim::AdamConfig;
+use efficiency::MethodFlops;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -38,7 +42,7 @@ pub struct BenchOptions {
 }
 
 /// The figure groups `--only` selects from.
-pub const GROUPS: [&str; 7] = ["data", "cmc", "cmkm", "simclr_inertial", "simclr_skeleton", "forward", "kernels"];
+pub const GROUPS: [&str; 8] = ["data", "cmc", "cmkm", "simclr_inertial", "simclr_skeleton", "supervised_multimodal", "forward", "kernels"];
 
 /// Errors on a `--only` name that is not one of [`GROUPS`].
 pub fn check_groups(only: &[String]) -> Result<()> {
@@ -72,11 +76,16 @@ impl Timing {
 }
 
 /// Every figure by name (`cmc_step_ms`, ...), in milliseconds, plus the
-/// forward throughputs in samples per second.
+/// forward throughputs in samples per second, and the FLOP rate of each
+/// step and forward figure against the machine's peak ([`efficiency`]).
 #[derive(Debug, Clone, Serialize)]
 pub struct BenchReport {
     pub timings: BTreeMap<String, Timing>,
     pub throughput: BTreeMap<String, f64>,
+    /// GFLOP/s of a figure's median, by the figure's name.
+    pub gflop_per_s: BTreeMap<String, f64>,
+    /// The multiply-add peak of one thread times the threads, GFLOP/s.
+    pub peak_gflop_per_s: f64,
     pub batch: usize,
     pub steps: usize,
     pub threads: usize,
@@ -94,6 +103,10 @@ impl BenchReport {
         for (name, v) in &self.throughput {
             obj.insert(name.clone(), (*v).into());
         }
+        for (name, v) in &self.gflop_per_s {
+            obj.insert(format!("{}_gflop_per_s", name.trim_end_matches("_ms")), (*v).into());
+        }
+        obj.insert("peak_gflop_per_s".into(), self.peak_gflop_per_s.into());
         obj.insert("spread_ms".into(), serde_json::to_value(&self.timings).unwrap_or_default());
         obj.insert("batch".into(), self.batch.into());
         obj.insert("steps".into(), self.steps.into());
@@ -109,12 +122,13 @@ fn method(text: &str) -> Result<MethodConfig> {
 
 /// The paper's method files, embedded so that the bench measures the same
 /// architectures wherever it runs.
-fn paper_methods() -> Result<[MethodConfig; 4]> {
+fn paper_methods() -> Result<[MethodConfig; 5]> {
     Ok([
         method(include_str!("../../experiments/methods/cmc.yaml"))?,
         method(include_str!("../../experiments/methods/cmc-cmkm.yaml"))?,
         method(include_str!("../../experiments/methods/simclr-inertial.yaml"))?,
         method(include_str!("../../experiments/methods/simclr-skeleton.yaml"))?,
+        method(include_str!("../../experiments/methods/supervised-multimodal.yaml"))?,
     ])
 }
 
@@ -165,9 +179,12 @@ fn record(timings: &mut BTreeMap<String, Timing>, name: &str, t: StepTimes) {
 /// Runs every figure on `ds` (the synthetic UTD-MHAD by default).
 pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchReport> {
     check_groups(&opts.only)?;
-    let [cmc, cmkm, simclr_inertial, simclr_skeleton] = paper_methods()?;
+    let [cmc, cmkm, simclr_inertial, simclr_skeleton, supervised] = paper_methods()?;
     let mut timings = BTreeMap::new();
     let mut throughput = BTreeMap::new();
+    let mut flops: BTreeMap<String, u64> = BTreeMap::new();
+    progress("the floating-point peak");
+    let peak_gflop_per_s = cmkm_kernels::peak::flops_per_second(1.0) / 1e9 * rayon::current_num_threads() as f64;
     let (train_device, eval_device) = devices();
     let _exclusive = crate::training::exclusive();
     train_device.seed(opts.seed);
@@ -196,6 +213,7 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
         let objective = CrossModal { ctx: &ctx, loss: &loss, mining };
         let model = CrossModalModel::for_training(&ctx, &train_device)?;
         record(&mut timings, name, time_steps(&objective, model, &batch, opts.steps));
+        flops.insert(format!("{name}_step_ms"), MethodFlops::of(m, &data)?.cross_modal_step(opts.batch, name == "cmkm"));
     }
     for (name, m) in [("simclr_inertial", &simclr_inertial), ("simclr_skeleton", &simclr_skeleton)].into_iter().filter(|(name, _)| opts.wants(name)) {
         progress(name);
@@ -205,6 +223,11 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
         let loss = |a, b| nt_xent_loss(a, b, tau);
         let model = TwoViewModel::new(&ctx, &train_device)?;
         record(&mut timings, name, time_steps(&TwoViews { ctx: &ctx, loss: &loss }, model, &batch, opts.steps));
+        flops.insert(format!("{name}_step_ms"), MethodFlops::of(m, &one)?.two_views_step(opts.batch));
+    }
+    if opts.wants("supervised_multimodal") {
+        progress("supervised_multimodal");
+        time_supervised(&supervised, &data, &batch, opts, &mut timings, &mut flops)?;
     }
     let ctx = Context { method: &cmc, data: &data, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone(), pretrained: vec![] };
     let wide: Vec<usize> = (0..opts.forward_batch).map(|i| data.split.train[i % data.split.train.len()]).collect();
@@ -223,6 +246,7 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
             .skip(1)
             .collect();
         let t = Timing::of(samples);
+        flops.insert(name.clone(), opts.forward_batch as u64 * cmc.encoders[modality].forward_flops(data.shapes[m])?);
         throughput.insert(format!("{kind}_forward_samples_per_s"), opts.forward_batch as f64 / (t.median / 1e3));
         timings.insert(name, t);
     }
@@ -230,14 +254,49 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
         progress("kernels");
         kernels::time_kernels(opts.steps, &train_device, &mut timings);
     }
+    let gflop_per_s = flops.iter().filter_map(|(name, &f)| timings.get(name).map(|t| (name.clone(), efficiency::gflop_per_s(f, t.median)))).collect();
     Ok(BenchReport {
         timings,
         throughput,
+        gflop_per_s,
+        peak_gflop_per_s,
         batch: opts.batch,
         steps: opts.steps,
         threads: rayon::current_num_threads(),
         hardware: crate::harness::store::Hardware::current(),
     })
+}
+
+/// The supervised multimodal baseline (kernel-3 CNN-Transformer and
+/// co-occurrence encoders, fusion classifier): a training step on `batch`,
+/// and the validation pass that every epoch of its label-fraction
+/// trainings runs (`supervised_multimodal_validation_ms`).
+fn time_supervised(
+    method: &MethodConfig,
+    data: &TrainData,
+    batch: &[usize],
+    opts: &BenchOptions,
+    timings: &mut BTreeMap<String, Timing>,
+    flops: &mut BTreeMap<String, u64>,
+) -> Result<()> {
+    let (train_device, eval_device) = devices();
+    let ctx = Context { method, data, seed: opts.seed, train_device: train_device.clone(), eval_device, pretrained: vec![] };
+    let objective = Supervised { ctx: &ctx };
+    let counts = MethodFlops::of(method, data)?;
+    record(timings, "supervised_multimodal", time_steps(&objective, SupervisedModel::new(&ctx, &train_device)?, batch, opts.steps));
+    flops.insert("supervised_multimodal_step_ms".into(), 3 * counts.supervised_forward(batch.len()));
+    let model = SupervisedModel::new(&ctx, &train_device)?.valid();
+    let samples: Vec<f64> = (0..=opts.steps)
+        .map(|_| {
+            let start = Instant::now();
+            let _ = objective.validate(&model);
+            1e3 * start.elapsed().as_secs_f64()
+        })
+        .skip(1)
+        .collect();
+    timings.insert("supervised_multimodal_validation_ms".into(), Timing::of(samples));
+    flops.insert("supervised_multimodal_validation_ms".into(), counts.supervised_forward(data.split.val.len()));
+    Ok(())
 }
 
 /// One epoch of batch assembly with augmentation, and the data figures.

@@ -29,8 +29,9 @@ pub struct BenchArgs {
     #[arg(long, default_value = "cross_subject")]
     pub protocol: String,
     /// Measure only these groups (comma-separated): data, cmc, cmkm,
-    /// simclr_inertial, simclr_skeleton, forward, kernels (our layers
-    /// against burn's). All by default.
+    /// simclr_inertial, simclr_skeleton, supervised_multimodal (a step and
+    /// one validation pass), forward, kernels (our layers against burn's).
+    /// All by default.
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
 }
@@ -60,12 +61,18 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     }
     let machine = crate::harness::store::Hardware { threads: report.threads, ..report.hardware.clone() };
     outln!("{}; batch {}, {} timed steps after 1 warm-up", machine.describe(), report.batch, report.steps);
-    outln!("{:<34} {:>10} {:>10} {:>10}", "figure", "median", "min", "max");
+    outln!("{:<40} {:>10} {:>10} {:>10}", "figure", "median", "min", "max");
     for (name, t) in &report.timings {
-        outln!("{name:<34} {:>10.1} {:>10.1} {:>10.1}", t.median, t.min, t.max);
+        outln!("{name:<40} {:>10.1} {:>10.1} {:>10.1}", t.median, t.min, t.max);
     }
     for (name, v) in &report.throughput {
-        outln!("{name:<34} {v:>10.1}");
+        outln!("{name:<40} {v:>10.1}");
     }
+    outln!("{:<40} {:>10} {:>10}", "figure", "GFLOP/s", "of peak");
+    for (name, v) in &report.gflop_per_s {
+        outln!("{:<40} {v:>10.1} {:>9.0}%", name.trim_end_matches("_ms"), 100.0 * v / report.peak_gflop_per_s);
+    }
+    let threads = if report.threads == 1 { "1 thread".to_string() } else { format!("{} threads", report.threads) };
+    outln!("{:<40} {:>10.1}   (multiply-add chains, {threads})", "peak", report.peak_gflop_per_s);
     Ok(0)
 }

@@ -2,7 +2,9 @@
 //! convolution (im2col + gemm, direct AVX2 tiles, Winograd F(2x2, 3x3)),
 //! batch norm, max-pool, the 1 x 1 point convolution, the Transformer's
 //! feed-forward and attention, and the sparse products that skip ReLU's
-//! zeros, each with its backward pass, on plain `&[f32]` slices.
+//! zeros, each with its backward pass, on plain `&[f32]` slices; and
+//! [`peak`], the multiply-add peak of one thread that they are measured
+//! against.
 //!
 //! Nothing here knows burn: the main crate registers these as single
 //! operations of burn's CPU backend (`cmkm::models::flex_kernels`). Which
@@ -23,6 +25,7 @@ pub mod feed_forward;
 pub mod isa;
 pub mod mask;
 pub mod norm;
+pub mod peak;
 pub mod point;
 pub mod pool;
 pub mod sparse;
