@@ -8,7 +8,7 @@ mod common;
 use cmkm::methods::config::ScheduleConfig;
 use cmkm::methods::devices;
 use cmkm::models::EvaluationHead;
-use cmkm::protocols::fine_tuning::{fine_tune_cached, fine_tune_encoders};
+use cmkm::protocols::fine_tuning::{fine_tune_cached, fine_tune_encoders, FrozenEncoders};
 use cmkm::protocols::label_fractions::run_label_fractions;
 use cmkm::protocols::retrieval::retrieval_settings;
 use cmkm::protocols::EncoderSet;
@@ -47,7 +47,7 @@ fn cached_features_give_the_same_fine_tuning_as_running_the_encoders() {
         let (_, device) = devices();
         let features = set.features(&data, &device);
         let cached = fine_tune_cached(&features, &data, &data.split.train, &schedule(4), head, 3, &quiet()).unwrap();
-        let live = fine_tune_encoders(&set, &data, &data.split.train, &schedule(4), head, false, 3, &quiet()).unwrap();
+        let live = fine_tune_encoders(&set, &data, &data.split.train, &schedule(4), head, false, FrozenEncoders::Eval, 3, &quiet()).unwrap();
         // The same up to float rounding: matrix products over different batch
         // groupings (128 samples when caching, 32 per step when live) round
         // differently in the last bits, which training can amplify slightly.
@@ -58,9 +58,38 @@ fn cached_features_give_the_same_fine_tuning_as_running_the_encoders() {
             assert_eq!(cached.predictions, live.predictions, "the co-occurrence encoder is batch-invariant here: exactly equal");
         }
         // Full fine-tuning trains the encoders too, which changes the outcome.
-        let full = fine_tune_encoders(&set, &data, &data.split.train, &schedule(4), head, true, 3, &quiet()).unwrap();
+        let full = fine_tune_encoders(&set, &data, &data.split.train, &schedule(4), head, true, FrozenEncoders::Eval, 3, &quiet()).unwrap();
         assert_eq!(full.predictions.len(), cached.predictions.len());
     }
+}
+
+/// The reference's frozen encoders (training mode, gradients stopped):
+/// batch statistics and moving running statistics change what the head
+/// learns from, the same run repeats exactly, and no gradient reaches an
+/// encoder weight.
+#[test]
+fn frozen_encoders_in_training_mode_normalise_by_batch_and_take_no_gradient() {
+    use burn::module::Module;
+    let data = data(&["skeleton"]);
+    let set = random_set(&["skeleton"], &data);
+    let tune = |frozen| fine_tune_encoders(&set, &data, &data.split.train, &schedule(4), EvaluationHead::Linear, false, frozen, 3, &quiet()).unwrap();
+    let (eval, training) = (tune(FrozenEncoders::Eval), tune(FrozenEncoders::Training));
+    assert_ne!(eval.predictions, training.predictions, "training mode must change what the head sees");
+    assert_eq!(training.predictions, tune(FrozenEncoders::Training).predictions, "and repeat exactly");
+
+    let (train_device, eval_device) = devices();
+    let encoder = set.encoders[0].clone().train().no_grad();
+    let batch: Vec<usize> = data.split.train.iter().copied().take(8).collect();
+    let x = cmkm::training::batches::batch_tensor(&data.clips[0], &batch, &[], None, &train_device);
+    let features = encoder.forward(x.clone());
+    let head = burn::nn::LinearConfig::new(features.dims()[1], 3).init(&train_device);
+    let grads = head.forward(features).sum().backward();
+    assert_eq!(burn::optim::GradientsParams::from_grads(grads, &encoder).len(), 0, "no encoder weight gets a gradient");
+    // The running statistics moved: in evaluation mode the encoder now
+    // computes other features than before that batch.
+    let before = set.encoders[0].forward(x.clone().to_device(&eval_device)).into_data();
+    let after = encoder.valid().forward(x.to_device(&eval_device)).into_data();
+    assert_ne!(before, after);
 }
 
 #[test]

@@ -6,8 +6,10 @@ use clap::{Args, Subcommand};
 use cmkm_lib::data::{Dataset, DatasetDecl};
 use cmkm_lib::methods::config::MethodConfig;
 use cmkm_lib::methods::{devices, read_record};
-use cmkm_lib::protocols::fine_tuning::{fine_tune_cached, fine_tune_encoders, paper_schedule};
-use cmkm_lib::protocols::label_fractions::{cached_label_fractions, random_encoder_features, supervised_label_fractions, PAPER_FRACTIONS};
+use cmkm_lib::protocols::fine_tuning::{fine_tune_cached, fine_tune_encoders, paper_schedule, FrozenEncoders};
+use cmkm_lib::protocols::label_fractions::{
+    cached_label_fractions, encoder_label_fractions, random_encoder_features, random_encoders, supervised_label_fractions, PAPER_FRACTIONS,
+};
 use cmkm_lib::protocols::retrieval::{retrieval_settings, write_retrieval};
 use cmkm_lib::protocols::EncoderSet;
 use cmkm_lib::training::{Progress, TrainData};
@@ -31,6 +33,13 @@ pub struct Common {
     /// fractions; several modalities get the fusion classifier).
     #[arg(long, value_enum, default_value = "linear")]
     pub head: cmkm_lib::models::EvaluationHead,
+    /// How the frozen encoders run while the head trains (fine-tuning
+    /// without --full, label fractions of a run or of random encoders):
+    /// `eval` (cmkm's: evaluation mode, features computed once) or
+    /// `training` (the reference's: batch statistics and dropout, running
+    /// statistics moving; the encoders run every step, much slower).
+    #[arg(long, value_enum, default_value = "eval")]
+    pub frozen: FrozenEncoders,
     /// No per-epoch progress lines.
     #[arg(long)]
     pub quiet: bool,
@@ -118,8 +127,33 @@ fn schedule(c: &Common, multimodal: bool) -> cmkm_lib::methods::config::Schedule
     s
 }
 
+/// `<base>/eval/<name>`, or `<name>-frozen-training` with `--frozen training`.
 fn out_dir(c: &Common, base: &Path, name: &str) -> PathBuf {
+    let name = match c.frozen {
+        FrozenEncoders::Eval => name.to_string(),
+        FrozenEncoders::Training => format!("{name}-frozen-training"),
+    };
     c.out.clone().unwrap_or_else(|| base.join("eval").join(name))
+}
+
+/// Label fractions on frozen encoders, in the mode `--frozen` picks.
+fn frozen_label_fractions(
+    set: &EncoderSet,
+    data: &TrainData,
+    common: &Common,
+    fractions: &[f64],
+    repetitions: u64,
+    out: &Path,
+) -> Result<Vec<cmkm_lib::protocols::label_fractions::FractionSummary>> {
+    let s = schedule(common, set.modalities.len() > 1);
+    let (head, seed) = (common.head, common.data.seed);
+    Ok(match common.frozen {
+        FrozenEncoders::Eval => {
+            let (_, device) = devices();
+            cached_label_fractions(&set.features(data, &device), data, fractions, repetitions, &s, head, seed, out)?.1
+        }
+        FrozenEncoders::Training => encoder_label_fractions(set, data, fractions, repetitions, &s, head, common.frozen, seed, out)?.1,
+    })
 }
 
 pub fn run(cmd: EvaluateCommand) -> Result<i32> {
@@ -128,14 +162,17 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
             let (set, data) = encoders(&run, &common)?;
             let s = schedule(&common, set.modalities.len() > 1);
             let progress = Progress { label: "fine-tune".into(), quiet: common.quiet };
-            let result = if full || uncached {
-                fine_tune_encoders(&set, &data, &data.split.train, &s, common.head, full, common.data.seed, &progress)?
+            if full && common.frozen != FrozenEncoders::Eval {
+                bail!("--frozen applies to frozen encoders; --full trains them");
+            }
+            let result = if full || uncached || common.frozen == FrozenEncoders::Training {
+                fine_tune_encoders(&set, &data, &data.split.train, &s, common.head, full, common.frozen, common.data.seed, &progress)?
             } else {
                 let (_, device) = devices();
                 fine_tune_cached(&set.features(&data, &device), &data, &data.split.train, &s, common.head, common.data.seed, &progress)?
             };
             let out = out_dir(&common, &run, if full { "fine-tune-full" } else { "fine-tune" });
-            result.write(&out, serde_json::json!({ "encoders": set.source, "modalities": set.modalities, "full": full }))?;
+            result.write(&out, serde_json::json!({ "encoders": set.source, "modalities": set.modalities, "full": full, "frozen": common.frozen }))?;
             eprintln!("test accuracy {:.2}%, macro F1 {:.2}%; wrote {}", 100.0 * result.metrics.accuracy, 100.0 * result.metrics.f1_macro, out.display());
             Ok(0)
         }
@@ -162,12 +199,8 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
             let (summary, out) = match (run, random, supervised) {
                 (Some(run), None, None) => {
                     let (set, data) = encoders(&run, &common)?;
-                    let (_, device) = devices();
-                    let features = set.features(&data, &device);
-                    let s = schedule(&common, set.modalities.len() > 1);
                     let out = out_dir(&common, &run, "label-fractions");
-                    let (_, summary) = cached_label_fractions(&features, &data, &fractions, repetitions, &s, common.head, common.data.seed, &out)?;
-                    (summary, out)
+                    (frozen_label_fractions(&set, &data, &common, &fractions, repetitions, &out)?, out)
                 }
                 (None, Some(method), None) => {
                     let mut m = MethodConfig::from_file(&method)?;
@@ -176,10 +209,18 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
                     }
                     let data = load_data(&common, &m.modalities)?;
                     let (_, device) = devices();
-                    let features = random_encoder_features(&m, &data, common.data.seed, &device)?;
-                    let s = schedule(&common, m.modalities.len() > 1);
-                    let out = common.out.clone().unwrap_or_else(|| PathBuf::from(format!("results/eval/random-{}/label-fractions", m.name)));
-                    let (_, summary) = cached_label_fractions(&features, &data, &fractions, repetitions, &s, common.head, common.data.seed, &out)?;
+                    let out = out_dir(&common, &PathBuf::from(format!("results/eval/random-{}", m.name)), "label-fractions");
+                    let summary = match common.frozen {
+                        FrozenEncoders::Eval => {
+                            let features = random_encoder_features(&m, &data, common.data.seed, &device)?;
+                            let s = schedule(&common, m.modalities.len() > 1);
+                            cached_label_fractions(&features, &data, &fractions, repetitions, &s, common.head, common.data.seed, &out)?.1
+                        }
+                        FrozenEncoders::Training => {
+                            let set = random_encoders(&m, &data, common.data.seed, &device)?;
+                            frozen_label_fractions(&set, &data, &common, &fractions, repetitions, &out)?
+                        }
+                    };
                     (summary, out)
                 }
                 (None, None, Some(method)) => {

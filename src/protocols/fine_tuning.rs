@@ -22,6 +22,31 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
 
+/// How frozen encoders behave while a head trains on them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum FrozenEncoders {
+    /// Evaluation mode: batch norm on its running statistics, no dropout.
+    /// The features never change, so they are computed once (cmkm's
+    /// default).
+    #[default]
+    Eval,
+    /// Training mode with gradients stopped, as the reference's frozen
+    /// encoders run under pytorch_lightning 1.4.9 (docs/method.md section
+    /// 8): batch norm normalises with each batch's statistics and moves its
+    /// running statistics (which validation and test then use), dropout
+    /// is on. The encoders run in every step and every validation pass.
+    Training,
+}
+
+impl FrozenEncoders {
+    /// Whether this is the default, [`FrozenEncoders::Eval`] (left out of
+    /// run specifications, so that run ids from before the setting stand).
+    pub fn is_eval(&self) -> bool {
+        *self == FrozenEncoders::Eval
+    }
+}
+
 /// docs/method.md section 7: 100 epochs, batch 64, Adam 1e-3, plateau on the
 /// validation metric (factor 0.5, patience 10; 5 for the multimodal
 /// classifier), early stopping on the validation loss (patience 50).
@@ -128,8 +153,10 @@ pub fn fine_tune_cached(
     Ok(result(data, &data.split.test, e.predictions, e.metrics, fitted.best_epoch, fitted.log.len()))
 }
 
-/// Fine-tunes with the encoders in the loop: frozen (the same result as
-/// [`fine_tune_cached`], slower) or, with `full`, trained too.
+/// Fine-tunes with the encoders in the loop: frozen (in [`FrozenEncoders::Eval`]
+/// mode the same result as [`fine_tune_cached`], slower; in
+/// [`FrozenEncoders::Training`] mode as the reference) or, with `full`,
+/// trained too.
 #[allow(clippy::too_many_arguments)]
 pub fn fine_tune_encoders(
     set: &EncoderSet,
@@ -138,6 +165,7 @@ pub fn fine_tune_encoders(
     schedule: &ScheduleConfig,
     head: EvaluationHead,
     full: bool,
+    frozen: FrozenEncoders,
     seed: u64,
     progress: &Progress,
 ) -> Result<ClassificationResult> {
@@ -158,7 +186,15 @@ pub fn fine_tune_encoders(
     };
     let ctx = Context { method: &method, data, seed, train_device: train_device.clone(), eval_device, pretrained: vec![] };
     let sizes = set.configs.iter().zip(&set.shapes).map(|(c, &s)| c.output_size(s)).collect::<Result<Vec<_>>>()?;
-    let encoders = set.encoders.iter().map(|e| if full { e.clone().train() } else { e.clone().train().freeze() }).collect();
+    let encoders = set
+        .encoders
+        .iter()
+        .map(|e| match (full, frozen) {
+            (true, _) => e.clone().train(),
+            (false, FrozenEncoders::Eval) => e.clone().train().freeze(),
+            (false, FrozenEncoders::Training) => e.clone().train().no_grad(),
+        })
+        .collect();
     let model = SupervisedModel { encoders, head: evaluation_head(&sizes, data.classes, head, &train_device) };
     let objective = Supervised { ctx: &ctx };
     let fitted = fit(&objective, model, train, schedule, FitRules::Classifier, seed, progress)?;

@@ -6,6 +6,7 @@
 
 use crate::data::splits::label_fraction_split;
 use crate::metrics::ClassificationMetrics;
+use crate::protocols::fine_tuning::FrozenEncoders;
 use crate::training::TrainData;
 use anyhow::Result;
 use serde::Serialize;
@@ -131,6 +132,33 @@ pub fn cached_label_fractions(
     Ok((runs, summary))
 }
 
+/// Label fractions with the frozen encoders of `set` run in every step
+/// ([`fine_tune_encoders`](crate::protocols::fine_tuning::fine_tune_encoders)),
+/// each repetition from the encoders as given: how the reference evaluates
+/// with [`FrozenEncoders::Training`]. Writes as [`cached_label_fractions`].
+#[allow(clippy::too_many_arguments)]
+pub fn encoder_label_fractions(
+    set: &crate::protocols::EncoderSet,
+    data: &TrainData,
+    fractions: &[f64],
+    repetitions: u64,
+    schedule: &crate::methods::config::ScheduleConfig,
+    head: crate::models::EvaluationHead,
+    frozen: FrozenEncoders,
+    seed: u64,
+    out: &std::path::Path,
+) -> Result<(Vec<FractionRun>, Vec<FractionSummary>)> {
+    let quiet = crate::training::Progress { label: String::new(), quiet: true };
+    let evaluate = |subset: &[usize], f, r| {
+        let result = crate::protocols::fine_tuning::fine_tune_encoders(set, data, subset, schedule, head, false, frozen, seed, &quiet)?;
+        result.write(&out.join(format!("f{f}-r{r}")), serde_json::json!({ "fraction": f, "repetition": r, "frozen": frozen }))?;
+        Ok(result.metrics)
+    };
+    let (runs, summary) = run_label_fractions(data, fractions, repetitions, seed, evaluate, |from, to, r| copy_repetition(out, from, to, r))?;
+    write_summary(out, &runs, &summary)?;
+    Ok((runs, summary))
+}
+
 /// The supervised baseline (docs/method.md section 8): `method` trained from scratch on each
 /// label subset with its own schedule; each repetition's run folder goes to
 /// `out/f<fraction>-r<repetition>/`, the summary to `out/label_fractions.json`.
@@ -185,8 +213,28 @@ pub fn random_encoder_features(
     device: &burn::prelude::Device,
 ) -> Result<Vec<Vec<Vec<f32>>>> {
     let _exclusive = crate::training::exclusive();
+    Ok(random_encoders_locked(method, data, seed, device)?.features(data, device))
+}
+
+/// The randomly initialised encoders of [`random_encoder_features`] themselves.
+pub fn random_encoders(
+    method: &crate::methods::config::MethodConfig,
+    data: &TrainData,
+    seed: u64,
+    device: &burn::prelude::Device,
+) -> Result<crate::protocols::EncoderSet> {
+    let _exclusive = crate::training::exclusive();
+    random_encoders_locked(method, data, seed, device)
+}
+
+fn random_encoders_locked(
+    method: &crate::methods::config::MethodConfig,
+    data: &TrainData,
+    seed: u64,
+    device: &burn::prelude::Device,
+) -> Result<crate::protocols::EncoderSet> {
     device.seed(seed);
-    Ok(crate::protocols::EncoderSet::random(method, &data.shapes, device)?.features(data, device))
+    crate::protocols::EncoderSet::random(method, &data.shapes, device)
 }
 
 /// Writes `label_fractions.json`: the per-fraction summary and every run.
