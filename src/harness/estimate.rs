@@ -30,17 +30,21 @@ pub struct Timings {
 pub fn work(step: &Step) -> (&'static str, &str, f64) {
     match step {
         Step::Train { method, config, .. } => ("train", method, config.schedule.epochs as f64),
-        Step::FineTune { method, epochs, .. } => ("fine_tune", method, *epochs as f64),
+        Step::FineTune { method, epochs, frozen, .. } => (if frozen.is_eval() { "fine_tune" } else { "fine_tune_frozen_training" }, method, *epochs as f64),
         Step::Retrieval { method, .. } => ("retrieval", method, 1.0),
-        Step::LabelFractions { method, epochs, fractions, repetitions, .. } => {
-            ("label_fractions", method, (*epochs * fractions.len()) as f64 * *repetitions as f64)
-        }
+        Step::LabelFractions { method, epochs, fractions, repetitions, frozen, .. } => (
+            if frozen.is_eval() { "label_fractions" } else { "label_fractions_frozen_training" },
+            method,
+            (*epochs * fractions.len()) as f64 * *repetitions as f64,
+        ),
         Step::SupervisedFractions { method, config, fractions, repetitions } => {
             ("supervised_fractions", method, (config.schedule.epochs * fractions.len()) as f64 * *repetitions as f64)
         }
-        Step::RandomFractions { method, epochs, fractions, repetitions, .. } => {
-            ("random_fractions", method, (*epochs * fractions.len()) as f64 * *repetitions as f64)
-        }
+        Step::RandomFractions { method, epochs, fractions, repetitions, frozen, .. } => (
+            if frozen.is_eval() { "random_fractions" } else { "random_fractions_frozen_training" },
+            method,
+            (*epochs * fractions.len()) as f64 * *repetitions as f64,
+        ),
     }
 }
 
@@ -155,7 +159,14 @@ mod tests {
     use super::*;
 
     fn fine_tune(epochs: usize) -> PlannedRun {
-        let step = Step::FineTune { method: "m".into(), encoders: "e".into(), modalities: vec!["x".into()], epochs, head: Default::default() };
+        let step = Step::FineTune {
+            method: "m".into(),
+            encoders: "e".into(),
+            modalities: vec!["x".into()],
+            epochs,
+            head: Default::default(),
+            frozen: Default::default(),
+        };
         PlannedRun { id: "r".into(), label: "fine-tune m".into(), seed: 1, step, depends_on: vec![] }
     }
 

@@ -7,6 +7,7 @@
 use super::suite::{Baseline, Suite};
 use crate::methods::config::MethodConfig;
 use crate::models::EvaluationHead;
+use crate::protocols::fine_tuning::FrozenEncoders;
 use anyhow::{bail, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -27,6 +28,8 @@ pub enum Step {
         epochs: usize,
         #[serde(default)]
         head: EvaluationHead,
+        #[serde(default, skip_serializing_if = "FrozenEncoders::is_eval")]
+        frozen: FrozenEncoders,
     },
     /// Retrieval with the encoders of run `encoders`.
     Retrieval { method: String, encoders: String },
@@ -40,6 +43,8 @@ pub enum Step {
         epochs: usize,
         #[serde(default)]
         head: EvaluationHead,
+        #[serde(default, skip_serializing_if = "FrozenEncoders::is_eval")]
+        frozen: FrozenEncoders,
     },
     /// Label-fraction baseline: the supervised `method` trained from scratch
     /// on each subset.
@@ -54,6 +59,8 @@ pub enum Step {
         epochs: usize,
         #[serde(default)]
         head: EvaluationHead,
+        #[serde(default, skip_serializing_if = "FrozenEncoders::is_eval")]
+        frozen: FrozenEncoders,
     },
 }
 
@@ -96,6 +103,7 @@ pub fn plan(suite: &Suite, dataset_fingerprint: &str) -> Result<Vec<PlannedRun>>
                         modalities: modalities.clone(),
                         epochs: ft.epochs,
                         head: suite.decl.evaluations.head,
+                        frozen: suite.decl.evaluations.frozen,
                     };
                     runs.push(make(
                         suite,
@@ -131,6 +139,7 @@ pub fn plan(suite: &Suite, dataset_fingerprint: &str) -> Result<Vec<PlannedRun>>
                                 repetitions: lf.repetitions,
                                 epochs: lf.epochs,
                                 head: suite.decl.evaluations.head,
+                                frozen: suite.decl.evaluations.frozen,
                             },
                             format!("label-fractions random-init {name} seed {seed}"),
                         ),
@@ -148,6 +157,7 @@ pub fn plan(suite: &Suite, dataset_fingerprint: &str) -> Result<Vec<PlannedRun>>
                         repetitions: lf.repetitions,
                         epochs: lf.epochs,
                         head: suite.decl.evaluations.head,
+                        frozen: suite.decl.evaluations.frozen,
                     };
                     runs.push(make(
                         suite,

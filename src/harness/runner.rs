@@ -10,8 +10,10 @@ use super::suite::Suite;
 use super::workers::{wall_time, Workers};
 use crate::data::{Dataset, DatasetDecl};
 use crate::methods::{devices, train, TrainOptions};
-use crate::protocols::fine_tuning::{fine_tune_cached, paper_schedule};
-use crate::protocols::label_fractions::{cached_label_fractions, random_encoder_features, supervised_label_fractions};
+use crate::protocols::fine_tuning::{fine_tune_cached, fine_tune_encoders, paper_schedule, FrozenEncoders};
+use crate::protocols::label_fractions::{
+    cached_label_fractions, encoder_label_fractions, random_encoder_features, random_encoders, supervised_label_fractions,
+};
 use crate::protocols::retrieval::{retrieval_settings, write_retrieval};
 use crate::protocols::EncoderSet;
 use crate::training::{format_duration, Progress, TrainData};
@@ -96,11 +98,14 @@ impl Prepared {
                 let opts = TrainOptions { protocol, seed: run.seed, out: out.to_path_buf(), quiet, train_subset: None };
                 train(&method, &self.dataset, &opts)?;
             }
-            Step::FineTune { encoders, modalities, epochs, head, .. } => {
+            Step::FineTune { encoders, modalities, epochs, head, frozen, .. } => {
                 let (set, data) = self.encoders(encoders, modalities, classes, &device)?;
                 let mut schedule = paper_schedule(modalities.len() > 1);
                 schedule.epochs = *epochs;
-                let result = fine_tune_cached(&set.features(&data, &device), &data, &data.split.train, &schedule, *head, run.seed, &progress)?;
+                let result = match frozen {
+                    FrozenEncoders::Eval => fine_tune_cached(&set.features(&data, &device), &data, &data.split.train, &schedule, *head, run.seed, &progress)?,
+                    FrozenEncoders::Training => fine_tune_encoders(&set, &data, &data.split.train, &schedule, *head, false, *frozen, run.seed, &progress)?,
+                };
                 result.write(out, serde_json::json!({ "modalities": modalities }))?;
             }
             Step::Retrieval { encoders, .. } => {
@@ -108,22 +113,35 @@ impl Prepared {
                 let data = TrainData::new(&self.dataset, &set.modalities, &protocol)?;
                 write_retrieval(out, &retrieval_settings(&set, &data, &device)?, &data)?;
             }
-            Step::LabelFractions { encoders, modalities, fractions, repetitions, epochs, head, .. } => {
+            Step::LabelFractions { encoders, modalities, fractions, repetitions, epochs, head, frozen, .. } => {
                 let (set, data) = self.encoders(encoders, modalities, classes, &device)?;
                 let mut schedule = paper_schedule(modalities.len() > 1);
                 schedule.epochs = *epochs;
-                cached_label_fractions(&set.features(&data, &device), &data, fractions, *repetitions, &schedule, *head, run.seed, out)?;
+                match frozen {
+                    FrozenEncoders::Eval => {
+                        cached_label_fractions(&set.features(&data, &device), &data, fractions, *repetitions, &schedule, *head, run.seed, out)?
+                    }
+                    FrozenEncoders::Training => encoder_label_fractions(&set, &data, fractions, *repetitions, &schedule, *head, *frozen, run.seed, out)?,
+                };
             }
             Step::SupervisedFractions { config, fractions, repetitions, .. } => {
                 let data = TrainData::new(&self.dataset, &config.modalities, &protocol)?;
                 supervised_label_fractions(config, &self.dataset, &data, &protocol, fractions, *repetitions, run.seed, out)?;
             }
-            Step::RandomFractions { config, fractions, repetitions, epochs, head, .. } => {
+            Step::RandomFractions { config, fractions, repetitions, epochs, head, frozen, .. } => {
                 let data = TrainData::new(&self.dataset, &config.modalities, &protocol)?;
-                let features = random_encoder_features(config, &data, run.seed, &device)?;
                 let mut schedule = paper_schedule(config.modalities.len() > 1);
                 schedule.epochs = *epochs;
-                cached_label_fractions(&features, &data, fractions, *repetitions, &schedule, *head, run.seed, out)?;
+                match frozen {
+                    FrozenEncoders::Eval => {
+                        let features = random_encoder_features(config, &data, run.seed, &device)?;
+                        cached_label_fractions(&features, &data, fractions, *repetitions, &schedule, *head, run.seed, out)?
+                    }
+                    FrozenEncoders::Training => {
+                        let set = random_encoders(config, &data, run.seed, &device)?;
+                        encoder_label_fractions(&set, &data, fractions, *repetitions, &schedule, *head, *frozen, run.seed, out)?
+                    }
+                };
             }
         }
         Ok(())

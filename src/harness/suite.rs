@@ -83,6 +83,13 @@ pub struct EvaluationsDecl {
     /// `mlp` (256-128). Several modalities always get the fusion classifier.
     #[serde(default)]
     pub head: crate::models::EvaluationHead,
+    /// How frozen encoders run while the heads train (fine-tuning, label
+    /// fractions, random-encoder baselines): `eval` (the default; features
+    /// computed once) or `training` (the reference's: batch statistics,
+    /// dropout, moving running statistics; encoders run every step, many
+    /// times slower). docs/method.md section 8.
+    #[serde(default)]
+    pub frozen: crate::protocols::fine_tuning::FrozenEncoders,
 }
 
 /// One claim of a suite's `claims:` list, checked by `cmkm report`'s

@@ -14,6 +14,7 @@ pub mod table;
 
 use crate::data::declaration::MainMetric;
 use crate::harness::runner::Prepared;
+use crate::protocols::fine_tuning::FrozenEncoders;
 use anyhow::{Context, Result};
 use paper::PaperColumn;
 use polars::prelude::*;
@@ -106,8 +107,12 @@ fn fractions_note(coinciding: &[(f64, f64)]) -> String {
 const RETRIEVAL_NOTE: &str = "Queries: the test split; gallery: the train split; cosine similarity of frozen encoder features (cross-modal settings use the CMC projection space). Mean ± sample standard deviation over seeds. This protocol is ours: the paper does not state its variant.\n";
 
 fn main_note(p: &Prepared, column: Option<PaperColumn>, c: &collect::Collected) -> String {
+    let frozen = match p.suite.decl.evaluations.frozen {
+        FrozenEncoders::Eval => "frozen encoders",
+        FrozenEncoders::Training => "frozen encoders in training mode as the reference runs them (`frozen: training`: batch statistics, dropout)",
+    };
     let mut note = format!(
-        "Mean ± sample standard deviation over seeds {:?}; protocol `{}`. SSL rows: frozen encoders + evaluation heads (fine-tuning); supervised rows: trained end to end.\n",
+        "Mean ± sample standard deviation over seeds {:?}; protocol `{}`. SSL rows: {frozen} + evaluation heads (fine-tuning); supervised rows: trained end to end.\n",
         p.suite.decl.seeds, p.suite.decl.protocol
     );
     if let Some(col) = column {
