@@ -215,3 +215,21 @@ fn make(suite: &Suite, fingerprint: &str, seed: u64, label: String, step: Step, 
     let id: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     Ok(PlannedRun { id, label, seed, step, depends_on })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Run ids hash the serialised step: the default frozen mode is left
+    /// out, so the ids of suites written before the setting stand, and
+    /// `frozen: training` makes other runs.
+    #[test]
+    fn the_default_frozen_mode_is_left_out_of_the_run_specification() {
+        let step =
+            |frozen| Step::FineTune { method: "m".into(), encoders: "e".into(), modalities: vec!["x".into()], epochs: 100, head: Default::default(), frozen };
+        let eval = serde_json::to_string(&step(FrozenEncoders::Eval)).unwrap();
+        assert_eq!(eval, r#"{"step":"fine_tune","method":"m","encoders":"e","modalities":["x"],"epochs":100,"head":"linear"}"#);
+        let training = serde_json::to_string(&step(FrozenEncoders::Training)).unwrap();
+        assert!(training.ends_with(r#""head":"linear","frozen":"training"}"#), "{training}");
+    }
+}
