@@ -487,5 +487,8 @@ fn a_run_in_flight_elsewhere_when_the_time_limit_comes_is_left_to_its_owner() {
     // reported as "not started" when the limit drew near.
     assert_eq!(log.matches("being run by another process").count(), 1, "{log}");
     assert_eq!(log.matches(&format!("{} ({})", held.label, held.id)).count(), 1, "{log}");
+    // That one line says another process runs it: a worker that does not
+    // hold a run never prints its start line.
+    assert!(!log.contains(&format!("{} ({}) | elapsed", held.label, held.id)), "{log}");
     assert!(!p.store.is_done(&held.id), "{log}");
 }

@@ -70,6 +70,13 @@ impl Prepared {
     /// Executes one run whose dependencies are done, unless another process
     /// holds its lock ([`Executed::Busy`]) or has finished it meanwhile.
     pub fn execute(&self, run: &PlannedRun, quiet: bool) -> Result<Executed> {
+        self.execute_announced(run, quiet, || {})
+    }
+
+    /// [`Self::execute`], calling `started` once this process holds the
+    /// run, before it starts: so that of two workers reaching a run
+    /// together only the one that runs it says so.
+    fn execute_announced(&self, run: &PlannedRun, quiet: bool, started: impl FnOnce()) -> Result<Executed> {
         if let Some(dep) = run.depends_on.iter().find(|d| !self.store.is_done(d)) {
             bail!("run {} ({}) needs run {dep} first", run.id, run.label);
         }
@@ -78,6 +85,7 @@ impl Prepared {
             ClaimOutcome::Busy => return Ok(Executed::Busy),
             ClaimOutcome::Done => return Ok(Executed::AlreadyDone),
         };
+        started();
         let start = Instant::now();
         self.perform(run, &claim.staging, quiet).with_context(|| format!("run {} ({})", run.id, run.label))?;
         let seconds = start.elapsed().as_secs_f64();
@@ -217,10 +225,8 @@ impl Prepared {
                     }
                     continue;
                 }
-                if !in_flight_elsewhere {
-                    eprintln!("[{}/{total}] {} ({}) | elapsed {}", k + 1, run.label, run.id, format_duration(start.elapsed().as_secs_f64()));
-                }
-                match self.execute(run, quiet) {
+                let announce = || eprintln!("[{}/{total}] {} ({}) | elapsed {}", k + 1, run.label, run.id, format_duration(start.elapsed().as_secs_f64()));
+                match self.execute_announced(run, quiet, announce) {
                     Ok(Executed::Ran(s)) => {
                         eprintln!("[{}/{total}] done in {}", k + 1, format_duration(s));
                         progressed = true;
@@ -231,7 +237,7 @@ impl Prepared {
                     }
                     Ok(Executed::Busy) => {
                         if announced_wait.insert(run.id.clone()) {
-                            eprintln!("[{}/{total}] being run by another process; coming back to it", k + 1);
+                            eprintln!("[{}/{total}] {} ({}) is being run by another process; coming back to it", k + 1, run.label, run.id);
                         }
                         waiting.push((k, run));
                     }
