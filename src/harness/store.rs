@@ -24,6 +24,8 @@ pub struct Hardware {
     pub cpu: String,
     pub cores: usize,
     pub threads: usize,
+    /// The GPU device the runs used (`cuda:0` with the `cuda` feature);
+    /// `None`: the CPU backend, whatever GPU the machine has.
     pub gpu: Option<String>,
     pub os: String,
     pub crate_version: String,

@@ -151,15 +151,7 @@ pub fn compare(a: &Path, b: &Path) -> Result<Comparison> {
 /// A results folder as given on the command line, for messages.
 pub fn describe_side(label: &str, path: &Path, hw: &Option<Hardware>) -> String {
     match hw {
-        Some(h) => format!(
-            "{label}: {} — {} ({} cores, {} threads), {}, cmkm {}",
-            path.display(),
-            h.cpu,
-            h.cores,
-            h.threads,
-            h.gpu.clone().unwrap_or_else(|| "no GPU".into()),
-            h.crate_version
-        ),
+        Some(h) => format!("{label}: {} — {}, {}", path.display(), h.describe(), h.gpu.as_deref().map_or("CPU backend".to_string(), |g| format!("GPU {g}"))),
         None => format!("{label}: {} — no finished runs", path.display()),
     }
 }
