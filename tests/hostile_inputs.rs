@@ -230,6 +230,15 @@ fn splits_with_an_empty_class_or_split_and_bad_label_fractions_name_the_file() {
         let shown = bad.parse::<f64>().unwrap().to_string(); // 0.0 prints as 0
         assert!(text.contains("suite.yaml") && text.contains("label_fractions.fractions") && text.contains(&shown), "{text}");
     }
+    // A frozen-encoder mode with nothing it applies to is not silently ignored.
+    let suite = dir.path().join("suite.yaml");
+    std::fs::write(
+        &suite,
+        "name: s\ndataset: data.yaml\nprotocol: cross_subject\nseeds: [1]\nmethods:\n  m: {file: m.yaml}\nevaluations: {retrieval: true, frozen: training}\n",
+    )
+    .unwrap();
+    let text = fails(cmkm().arg("plan").arg(&suite));
+    assert!(text.contains("suite.yaml: evaluations.frozen applies to fine_tuning and label_fractions"), "{text}");
     let text = fails(
         cmkm()
             .args(["evaluate", "label-fractions", "--protocol", "usable", "--fractions", "0", "--repetitions", "1", "--dataset"])
@@ -386,4 +395,17 @@ fn full_disk_writes_are_errors_naming_the_target() {
 fn bench_names_an_unknown_figure_group_before_any_work() {
     let text = fails(Command::new(env!("CARGO_BIN_EXE_cmkm")).args(["bench", "--only", "cmc,kernel", "--dataset", "/nonexistent.yaml"]));
     assert!(text.contains("unknown figure group \"kernel\"") && text.contains("kernels"), "{text}");
+}
+
+#[test]
+fn frozen_training_mode_where_no_frozen_encoder_trains_a_head_is_an_error() {
+    let bin = env!("CARGO_BIN_EXE_cmkm");
+    for args in [
+        &["evaluate", "retrieval", "--run", "/nonexistent", "--frozen", "training"][..],
+        &["evaluate", "fine-tune", "--run", "/nonexistent", "--full", "--frozen", "training"][..],
+        &["evaluate", "label-fractions", "--supervised", "/nonexistent.yaml", "--frozen", "training"][..],
+    ] {
+        let text = fails(Command::new(bin).args(args));
+        assert!(text.contains("--frozen applies to frozen encoders"), "{args:?}: {text}");
+    }
 }

@@ -7,9 +7,7 @@ use cmkm_lib::data::{Dataset, DatasetDecl};
 use cmkm_lib::methods::config::MethodConfig;
 use cmkm_lib::methods::{devices, read_record};
 use cmkm_lib::protocols::fine_tuning::{fine_tune_cached, fine_tune_encoders, paper_schedule, FrozenEncoders};
-use cmkm_lib::protocols::label_fractions::{
-    cached_label_fractions, encoder_label_fractions, random_encoder_features, random_encoders, supervised_label_fractions, PAPER_FRACTIONS,
-};
+use cmkm_lib::protocols::label_fractions::{cached_label_fractions, encoder_label_fractions, random_encoders, supervised_label_fractions, PAPER_FRACTIONS};
 use cmkm_lib::protocols::retrieval::{retrieval_settings, write_retrieval};
 use cmkm_lib::protocols::EncoderSet;
 use cmkm_lib::training::{Progress, TrainData};
@@ -136,6 +134,15 @@ fn out_dir(c: &Common, base: &Path, name: &str) -> PathBuf {
     c.out.clone().unwrap_or_else(|| base.join("eval").join(name))
 }
 
+/// Errors when `--frozen training` was given where no frozen encoder
+/// trains a head (`why`), rather than ignoring it.
+fn not_frozen(c: &Common, why: &str) -> Result<()> {
+    if c.frozen != FrozenEncoders::Eval {
+        bail!("--frozen applies to frozen encoders under a training head; {why}");
+    }
+    Ok(())
+}
+
 /// Label fractions on frozen encoders, in the mode `--frozen` picks.
 fn frozen_label_fractions(
     set: &EncoderSet,
@@ -159,12 +166,12 @@ fn frozen_label_fractions(
 pub fn run(cmd: EvaluateCommand) -> Result<i32> {
     match cmd {
         EvaluateCommand::FineTune { run, common, full, uncached } => {
+            if full {
+                not_frozen(&common, "--full trains the encoders")?;
+            }
             let (set, data) = encoders(&run, &common)?;
             let s = schedule(&common, set.modalities.len() > 1);
             let progress = Progress { label: "fine-tune".into(), quiet: common.quiet };
-            if full && common.frozen != FrozenEncoders::Eval {
-                bail!("--frozen applies to frozen encoders; --full trains them");
-            }
             let result = if full || uncached || common.frozen == FrozenEncoders::Training {
                 fine_tune_encoders(&set, &data, &data.split.train, &s, common.head, full, common.frozen, common.data.seed, &progress)?
             } else {
@@ -177,6 +184,7 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
             Ok(0)
         }
         EvaluateCommand::Retrieval { run, common } => {
+            not_frozen(&common, "retrieval trains no head")?;
             let (set, data) = encoders(&run, &common)?;
             let (_, device) = devices();
             let settings = retrieval_settings(&set, &data, &device)?;
@@ -209,21 +217,12 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
                     }
                     let data = load_data(&common, &m.modalities)?;
                     let (_, device) = devices();
+                    let set = random_encoders(&m, &data, common.data.seed, &device)?;
                     let out = out_dir(&common, &PathBuf::from(format!("results/eval/random-{}", m.name)), "label-fractions");
-                    let summary = match common.frozen {
-                        FrozenEncoders::Eval => {
-                            let features = random_encoder_features(&m, &data, common.data.seed, &device)?;
-                            let s = schedule(&common, m.modalities.len() > 1);
-                            cached_label_fractions(&features, &data, &fractions, repetitions, &s, common.head, common.data.seed, &out)?.1
-                        }
-                        FrozenEncoders::Training => {
-                            let set = random_encoders(&m, &data, common.data.seed, &device)?;
-                            frozen_label_fractions(&set, &data, &common, &fractions, repetitions, &out)?
-                        }
-                    };
-                    (summary, out)
+                    (frozen_label_fractions(&set, &data, &common, &fractions, repetitions, &out)?, out)
                 }
                 (None, None, Some(method)) => {
+                    not_frozen(&common, "--supervised trains its encoders")?;
                     let mut m = MethodConfig::from_file(&method)?;
                     if let Some(e) = common.epochs {
                         m.schedule.epochs = e;

@@ -152,6 +152,10 @@ impl Suite {
                 bail!("{}: evaluations.label_fractions needs at least one fraction, one repetition and one epoch", path.display());
             }
         }
+        let e = &decl.evaluations;
+        if !e.frozen.is_eval() && e.fine_tuning.is_none() && e.label_fractions.is_none() {
+            bail!("{}: evaluations.frozen applies to fine_tuning and label_fractions, and the suite has neither", path.display());
+        }
         let mut methods = BTreeMap::new();
         for (name, m) in &decl.methods {
             let mut method = MethodConfig::from_file(&resolve(&m.file)).with_context(|| format!("{}: method '{name}'", path.display()))?;
