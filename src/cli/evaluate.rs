@@ -6,8 +6,8 @@ use clap::{Args, Subcommand};
 use cmkm_lib::data::{Dataset, DatasetDecl};
 use cmkm_lib::methods::config::MethodConfig;
 use cmkm_lib::methods::{devices, read_record};
-use cmkm_lib::protocols::fine_tuning::{fine_tune_cached, fine_tune_encoders, paper_schedule, FrozenEncoders};
-use cmkm_lib::protocols::label_fractions::{cached_label_fractions, encoder_label_fractions, random_encoders, supervised_label_fractions, PAPER_FRACTIONS};
+use cmkm_lib::protocols::fine_tuning::{fine_tune_encoders, fine_tune_frozen, paper_schedule, FrozenEncoders};
+use cmkm_lib::protocols::label_fractions::{frozen_label_fractions, random_encoders, supervised_label_fractions, FractionSummary, PAPER_FRACTIONS};
 use cmkm_lib::protocols::retrieval::{retrieval_settings, write_retrieval};
 use cmkm_lib::protocols::EncoderSet;
 use cmkm_lib::training::{Progress, TrainData};
@@ -144,23 +144,10 @@ fn not_frozen(c: &Common, why: &str) -> Result<()> {
 }
 
 /// Label fractions on frozen encoders, in the mode `--frozen` picks.
-fn frozen_label_fractions(
-    set: &EncoderSet,
-    data: &TrainData,
-    common: &Common,
-    fractions: &[f64],
-    repetitions: u64,
-    out: &Path,
-) -> Result<Vec<cmkm_lib::protocols::label_fractions::FractionSummary>> {
+fn label_fractions_on(set: &EncoderSet, data: &TrainData, common: &Common, fractions: &[f64], repetitions: u64, out: &Path) -> Result<Vec<FractionSummary>> {
     let s = schedule(common, set.modalities.len() > 1);
-    let (head, seed) = (common.head, common.data.seed);
-    Ok(match common.frozen {
-        FrozenEncoders::Eval => {
-            let (_, device) = devices();
-            cached_label_fractions(&set.features(data, &device), data, fractions, repetitions, &s, head, seed, out)?.1
-        }
-        FrozenEncoders::Training => encoder_label_fractions(set, data, fractions, repetitions, &s, head, common.frozen, seed, out)?.1,
-    })
+    let (_, device) = devices();
+    Ok(frozen_label_fractions(set, data, fractions, repetitions, &s, common.head, common.frozen, common.data.seed, &device, out)?.1)
 }
 
 pub fn run(cmd: EvaluateCommand) -> Result<i32> {
@@ -172,11 +159,11 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
             let (set, data) = encoders(&run, &common)?;
             let s = schedule(&common, set.modalities.len() > 1);
             let progress = Progress { label: "fine-tune".into(), quiet: common.quiet };
-            let result = if full || uncached || common.frozen == FrozenEncoders::Training {
+            let result = if full || uncached {
                 fine_tune_encoders(&set, &data, &data.split.train, &s, common.head, full, common.frozen, common.data.seed, &progress)?
             } else {
                 let (_, device) = devices();
-                fine_tune_cached(&set.features(&data, &device), &data, &data.split.train, &s, common.head, common.data.seed, &progress)?
+                fine_tune_frozen(&set, &data, &data.split.train, &s, common.head, common.frozen, common.data.seed, &device, &progress)?
             };
             let out = out_dir(&common, &run, if full { "fine-tune-full" } else { "fine-tune" });
             result.write(&out, serde_json::json!({ "encoders": set.source, "modalities": set.modalities, "full": full, "frozen": common.frozen }))?;
@@ -208,7 +195,7 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
                 (Some(run), None, None) => {
                     let (set, data) = encoders(&run, &common)?;
                     let out = out_dir(&common, &run, "label-fractions");
-                    (frozen_label_fractions(&set, &data, &common, &fractions, repetitions, &out)?, out)
+                    (label_fractions_on(&set, &data, &common, &fractions, repetitions, &out)?, out)
                 }
                 (None, Some(method), None) => {
                     let mut m = MethodConfig::from_file(&method)?;
@@ -219,7 +206,7 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
                     let (_, device) = devices();
                     let set = random_encoders(&m, &data, common.data.seed, &device)?;
                     let out = out_dir(&common, &PathBuf::from(format!("results/eval/random-{}", m.name)), "label-fractions");
-                    (frozen_label_fractions(&set, &data, &common, &fractions, repetitions, &out)?, out)
+                    (label_fractions_on(&set, &data, &common, &fractions, repetitions, &out)?, out)
                 }
                 (None, None, Some(method)) => {
                     not_frozen(&common, "--supervised trains its encoders")?;

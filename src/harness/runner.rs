@@ -10,10 +10,8 @@ use super::suite::Suite;
 use super::workers::{wall_time, Workers};
 use crate::data::{Dataset, DatasetDecl};
 use crate::methods::{devices, train, TrainOptions};
-use crate::protocols::fine_tuning::{fine_tune_cached, fine_tune_encoders, paper_schedule, FrozenEncoders};
-use crate::protocols::label_fractions::{
-    cached_label_fractions, encoder_label_fractions, random_encoder_features, random_encoders, supervised_label_fractions,
-};
+use crate::protocols::fine_tuning::{fine_tune_frozen, paper_schedule};
+use crate::protocols::label_fractions::{frozen_label_fractions, random_encoders, supervised_label_fractions};
 use crate::protocols::retrieval::{retrieval_settings, write_retrieval};
 use crate::protocols::EncoderSet;
 use crate::training::{format_duration, Progress, TrainData};
@@ -110,10 +108,7 @@ impl Prepared {
                 let (set, data) = self.encoders(encoders, modalities, classes, &device)?;
                 let mut schedule = paper_schedule(modalities.len() > 1);
                 schedule.epochs = *epochs;
-                let result = match frozen {
-                    FrozenEncoders::Eval => fine_tune_cached(&set.features(&data, &device), &data, &data.split.train, &schedule, *head, run.seed, &progress)?,
-                    FrozenEncoders::Training => fine_tune_encoders(&set, &data, &data.split.train, &schedule, *head, false, *frozen, run.seed, &progress)?,
-                };
+                let result = fine_tune_frozen(&set, &data, &data.split.train, &schedule, *head, *frozen, run.seed, &device, &progress)?;
                 result.write(out, serde_json::json!({ "modalities": modalities }))?;
             }
             Step::Retrieval { encoders, .. } => {
@@ -125,12 +120,7 @@ impl Prepared {
                 let (set, data) = self.encoders(encoders, modalities, classes, &device)?;
                 let mut schedule = paper_schedule(modalities.len() > 1);
                 schedule.epochs = *epochs;
-                match frozen {
-                    FrozenEncoders::Eval => {
-                        cached_label_fractions(&set.features(&data, &device), &data, fractions, *repetitions, &schedule, *head, run.seed, out)?
-                    }
-                    FrozenEncoders::Training => encoder_label_fractions(&set, &data, fractions, *repetitions, &schedule, *head, *frozen, run.seed, out)?,
-                };
+                frozen_label_fractions(&set, &data, fractions, *repetitions, &schedule, *head, *frozen, run.seed, &device, out)?;
             }
             Step::SupervisedFractions { config, fractions, repetitions, .. } => {
                 let data = TrainData::new(&self.dataset, &config.modalities, &protocol)?;
@@ -140,16 +130,8 @@ impl Prepared {
                 let data = TrainData::new(&self.dataset, &config.modalities, &protocol)?;
                 let mut schedule = paper_schedule(config.modalities.len() > 1);
                 schedule.epochs = *epochs;
-                match frozen {
-                    FrozenEncoders::Eval => {
-                        let features = random_encoder_features(config, &data, run.seed, &device)?;
-                        cached_label_fractions(&features, &data, fractions, *repetitions, &schedule, *head, run.seed, out)?
-                    }
-                    FrozenEncoders::Training => {
-                        let set = random_encoders(config, &data, run.seed, &device)?;
-                        encoder_label_fractions(&set, &data, fractions, *repetitions, &schedule, *head, *frozen, run.seed, out)?
-                    }
-                };
+                let set = random_encoders(config, &data, run.seed, &device)?;
+                frozen_label_fractions(&set, &data, fractions, *repetitions, &schedule, *head, *frozen, run.seed, &device, out)?;
             }
         }
         Ok(())

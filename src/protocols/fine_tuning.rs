@@ -153,6 +153,27 @@ pub fn fine_tune_cached(
     Ok(result(data, &data.split.test, e.predictions, e.metrics, fitted.best_epoch, fitted.log.len()))
 }
 
+/// Fine-tunes heads on the frozen encoders of `set` in the `frozen` mode:
+/// on their cached features ([`FrozenEncoders::Eval`]) or with them run in
+/// every step ([`FrozenEncoders::Training`]). `device` computes the cache.
+#[allow(clippy::too_many_arguments)]
+pub fn fine_tune_frozen(
+    set: &EncoderSet,
+    data: &TrainData,
+    train: &[usize],
+    schedule: &ScheduleConfig,
+    head: EvaluationHead,
+    frozen: FrozenEncoders,
+    seed: u64,
+    device: &Device,
+    progress: &Progress,
+) -> Result<ClassificationResult> {
+    match frozen {
+        FrozenEncoders::Eval => fine_tune_cached(&set.features(data, device), data, train, schedule, head, seed, progress),
+        FrozenEncoders::Training => fine_tune_encoders(set, data, train, schedule, head, false, frozen, seed, progress),
+    }
+}
+
 /// Fine-tunes with the encoders in the loop: frozen (in [`FrozenEncoders::Eval`]
 /// mode the same result as [`fine_tune_cached`], slower; in
 /// [`FrozenEncoders::Training`] mode as the reference) or, with `full`,

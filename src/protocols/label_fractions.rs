@@ -132,12 +132,34 @@ pub fn cached_label_fractions(
     Ok((runs, summary))
 }
 
+/// Label fractions on the frozen encoders of `set` in the `frozen` mode:
+/// on their cached features ([`cached_label_fractions`]; `device` computes
+/// the cache) or with them run in every step ([`FrozenEncoders::Training`],
+/// as the reference evaluates). Writes as [`cached_label_fractions`].
+#[allow(clippy::too_many_arguments)]
+pub fn frozen_label_fractions(
+    set: &crate::protocols::EncoderSet,
+    data: &TrainData,
+    fractions: &[f64],
+    repetitions: u64,
+    schedule: &crate::methods::config::ScheduleConfig,
+    head: crate::models::EvaluationHead,
+    frozen: FrozenEncoders,
+    seed: u64,
+    device: &burn::prelude::Device,
+    out: &std::path::Path,
+) -> Result<(Vec<FractionRun>, Vec<FractionSummary>)> {
+    match frozen {
+        FrozenEncoders::Eval => cached_label_fractions(&set.features(data, device), data, fractions, repetitions, schedule, head, seed, out),
+        FrozenEncoders::Training => encoder_label_fractions(set, data, fractions, repetitions, schedule, head, frozen, seed, out),
+    }
+}
+
 /// Label fractions with the frozen encoders of `set` run in every step
 /// ([`fine_tune_encoders`](crate::protocols::fine_tuning::fine_tune_encoders)),
-/// each repetition from the encoders as given: how the reference evaluates
-/// with [`FrozenEncoders::Training`]. Writes as [`cached_label_fractions`].
+/// each repetition from the encoders as given.
 #[allow(clippy::too_many_arguments)]
-pub fn encoder_label_fractions(
+fn encoder_label_fractions(
     set: &crate::protocols::EncoderSet,
     data: &TrainData,
     fractions: &[f64],
@@ -204,19 +226,9 @@ fn copy_repetition(out: &std::path::Path, from: f64, to: f64, r: u64) -> Result<
     crate::fsutil::write_atomic(&dst.join("same_subset_as.txt"), format!("f{from}-r{r}\n").as_bytes())
 }
 
-/// Features of randomly initialised encoders of `method` (the random-encoder
-/// baseline of docs/method.md section 8), drawn from `seed`.
-pub fn random_encoder_features(
-    method: &crate::methods::config::MethodConfig,
-    data: &TrainData,
-    seed: u64,
-    device: &burn::prelude::Device,
-) -> Result<Vec<Vec<Vec<f32>>>> {
-    let _exclusive = crate::training::exclusive();
-    Ok(random_encoders_locked(method, data, seed, device)?.features(data, device))
-}
-
-/// The randomly initialised encoders of [`random_encoder_features`] themselves.
+/// Randomly initialised encoders of `method` (the random-encoder baseline
+/// of docs/method.md section 8), drawn from `seed` under the training lock
+/// (burn's generator is global to the process).
 pub fn random_encoders(
     method: &crate::methods::config::MethodConfig,
     data: &TrainData,
@@ -224,15 +236,6 @@ pub fn random_encoders(
     device: &burn::prelude::Device,
 ) -> Result<crate::protocols::EncoderSet> {
     let _exclusive = crate::training::exclusive();
-    random_encoders_locked(method, data, seed, device)
-}
-
-fn random_encoders_locked(
-    method: &crate::methods::config::MethodConfig,
-    data: &TrainData,
-    seed: u64,
-    device: &burn::prelude::Device,
-) -> Result<crate::protocols::EncoderSet> {
     device.seed(seed);
     crate::protocols::EncoderSet::random(method, &data.shapes, device)
 }
