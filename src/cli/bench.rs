@@ -72,7 +72,7 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     for (name, v) in &report.gflop_per_s {
         outln!("{:<40} {v:>10.1} {:>9.0}%", name.trim_end_matches("_ms"), 100.0 * v / report.peak_gflop_per_s);
     }
-    let threads = if report.threads == 1 { "1 thread".to_string() } else { format!("{} threads", report.threads) };
+    let threads = crate::harness::store::threads_phrase(report.threads);
     outln!("{:<40} {:>10.1}   (multiply-add chains, {threads})", "peak", report.peak_gflop_per_s);
     Ok(0)
 }

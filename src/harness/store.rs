@@ -18,6 +18,15 @@ pub struct RunRecordFile {
     pub hardware: Hardware,
 }
 
+/// "1 thread", "2 threads".
+pub fn threads_phrase(threads: usize) -> String {
+    if threads == 1 {
+        "1 thread".to_string()
+    } else {
+        format!("{threads} threads")
+    }
+}
+
 /// The machine a run ran on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Hardware {
@@ -34,8 +43,7 @@ pub struct Hardware {
 impl Hardware {
     /// "CPU (N cores, M threads), OS, cmkm VERSION", for report notes.
     pub fn describe(&self) -> String {
-        let threads = if self.threads == 1 { "1 thread".to_string() } else { format!("{} threads", self.threads) };
-        format!("{} ({} cores, {threads}), {}, cmkm {}", self.cpu, self.cores, self.os, self.crate_version)
+        format!("{} ({} cores, {}), {}, cmkm {}", self.cpu, self.cores, threads_phrase(self.threads), self.os, self.crate_version)
     }
 
     /// This machine.
