@@ -216,6 +216,7 @@ mod tests {
     /// channel mean far from zero and the ReLU cutting about half.
     #[test]
     fn point_layer_trains_as_conv_then_batch_norm_relu() {
+        let _rng = crate::training::exclusive();
         let d = device().autodiff();
         let conv = Conv2dConfig::new([3, 16], [1, 1]).init(&d);
         let (fused_norm, composed_norm) = (BatchNormConfig::new(16).init(&d), BatchNormConfig::new(16).init(&d));
@@ -237,6 +238,7 @@ mod tests {
 
     #[test]
     fn conv2d_matches_burns_channels_first_convolution() {
+        let _rng = crate::training::exclusive();
         both_paths(|| {
             let d = device();
             let conv = Conv2dConfig::new([5, 7], [3, 2]).init(&d);
@@ -248,6 +250,7 @@ mod tests {
 
     #[test]
     fn conv1d_with_padding_matches_burns_convolution() {
+        let _rng = crate::training::exclusive();
         both_paths(|| {
             let d = device();
             let conv = Conv1dConfig::new(4, 6, 5).with_padding(PaddingConfig1d::Explicit(1, 1)).init(&d);
@@ -259,6 +262,7 @@ mod tests {
 
     #[test]
     fn max_pool_and_its_gradient_match_burns_in_floor_mode() {
+        let _rng = crate::training::exclusive();
         both_paths(|| {
             let d = device().autodiff();
             let x = Tensor::<4>::random([2, 3, 7, 5], Distribution::Normal(0.0, 1.0), &d).require_grad();
@@ -274,6 +278,7 @@ mod tests {
 
     #[test]
     fn batch_norm_matches_burns_in_training_and_keeps_the_unbiased_running_variance() {
+        let _rng = crate::training::exclusive();
         both_paths(|| {
             let d = device().autodiff();
             let (ours, theirs) = (BatchNormConfig::new(3).init(&d), BatchNormConfig::new(3).init(&d));
@@ -300,6 +305,7 @@ mod tests {
     /// one thread.
     #[test]
     fn running_statistics_follow_the_batches_whatever_thread_runs_them() {
+        let _rng = crate::training::exclusive();
         for composed in [false, true] {
             let on_path = |f: &dyn Fn()| if composed { flex_kernels::composed(f) } else { f() };
             let d = device().autodiff();
@@ -317,6 +323,7 @@ mod tests {
 
     #[test]
     fn batch_norm_with_and_without_relu_has_burns_gradients_and_inference() {
+        let _rng = crate::training::exclusive();
         both_paths(|| {
             for relu in [false, true] {
                 let d = device().autodiff();
@@ -350,6 +357,7 @@ mod tests {
 
     #[test]
     fn gradients_match_burns_convolution() {
+        let _rng = crate::training::exclusive();
         both_paths(|| {
             let d = device().autodiff();
             let conv = Conv2dConfig::new([3, 4], [3, 3]).init(&d);

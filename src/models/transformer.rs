@@ -92,6 +92,7 @@ mod tests {
 
     #[test]
     fn matches_burns_encoder_at_inference() {
+        let _rng = crate::training::exclusive();
         let device = Device::flex();
         for norm_first in [false, true] {
             let encoder = TransformerEncoderConfig::new(16, 32, 2, 2).with_norm_first(norm_first).with_activation(ActivationConfig::Relu).init(&device);
@@ -107,6 +108,7 @@ mod tests {
     /// whole vector) and 7 tokens (the per-head matrices padded).
     #[test]
     fn attention_kernel_trains_as_the_composed_operations() {
+        let _rng = crate::training::exclusive();
         let device = Device::flex().autodiff();
         for (d_model, heads) in [(16, 2), (30, 3)] {
             let encoder = TransformerEncoderConfig::new(d_model, 32, heads, 1).init(&device);
@@ -135,6 +137,7 @@ mod tests {
     /// burn's generator is shared with tests running alongside.)
     #[test]
     fn fused_feed_forward_trains_as_the_composed_operations() {
+        let _rng = crate::training::exclusive();
         let device = Device::flex().autodiff();
         let encoder = TransformerEncoderConfig::new(16, 64, 2, 1).with_activation(ActivationConfig::Relu).init(&device);
         let pwff = &encoder.layers[0].pwff;

@@ -229,6 +229,7 @@ mod tests {
 
     #[test]
     fn the_linear_evaluation_head_is_one_linear_layer() {
+        let _rng = crate::training::exclusive();
         let device = Device::flex();
         let params = |kind| evaluation_head(&[5632], 27, kind, &device).num_params();
         assert_eq!(params(EvaluationHead::Linear), 5632 * 27 + 27);

@@ -101,6 +101,7 @@ mod tests {
     /// parameter of both branches.
     #[test]
     fn branch_gradients_match_one_backward_pass() {
+        let _rng = crate::training::exclusive();
         let device = Device::flex().autodiff();
         let pair = Pair { a: LinearConfig::new(12, 8).init(&device), b: LinearConfig::new(5, 8).init(&device) };
         initialise_parameters(&pair);

@@ -28,6 +28,8 @@ use std::time::Instant;
 /// global to the process, so the parameter initialisation and dropout of two
 /// trainings running side by side would interleave and break determinism:
 /// trainings in one process run one at a time (each still uses every core).
+/// Unit tests that draw from that generator hold it too, so that the
+/// dropout tests' seeded draws see no other test's draws in between.
 pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())

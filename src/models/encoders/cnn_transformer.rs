@@ -204,6 +204,7 @@ mod tests {
     /// feed-forward projections U(+-1/sqrt(fan_in)).
     #[test]
     fn attention_starts_as_pytorchs_and_copied_layers_are_an_option() {
+        let _rng = crate::training::exclusive();
         let e = encoder(false);
         let layer = &e.transformer.layers[0];
         let d = 128.0f32;

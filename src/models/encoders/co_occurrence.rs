@@ -265,6 +265,7 @@ mod tests {
 
     #[test]
     fn channels_last_forward_matches_the_channels_first_layers() {
+        let _rng = crate::training::exclusive();
         let device = Device::flex();
         let config: CoOccurrenceConfig = serde_yaml::from_str("{}").unwrap();
         // 64 frames leave a 2 x 1 final map, so the flattening order matters.
@@ -285,6 +286,7 @@ mod tests {
     /// each kernel's formulas are checked exactly against finite differences.
     #[test]
     fn training_gradients_of_the_flex_kernels_match_the_composed_layers() {
+        let _rng = crate::training::exclusive();
         let device = Device::flex().autodiff();
         let config: CoOccurrenceConfig = serde_yaml::from_str("{}").unwrap();
         let shape = InputShape { channels: 3, frames: 50, joints: 20 };
