@@ -12,6 +12,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod data;
+pub mod device;
 pub mod fsutil;
 pub mod harness;
 pub mod losses;

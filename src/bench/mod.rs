@@ -21,6 +21,7 @@ use crate::training::{Objective, TrainData};
 use anyhow::Result;
 use burn::module::Module;
 use burn::optim::AdamConfig;
+use burn::prelude::Device;
 use efficiency::MethodFlops;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -143,19 +144,23 @@ struct StepTimes {
 /// Times `steps` optimisation steps on one fixed batch after one warm-up
 /// step: forward (augmentation, encoders, loss), backward, Adam update.
 /// The CPU backend is eager, so each phase is finished when it returns.
-fn time_steps<O: Objective>(objective: &O, mut model: O::Model, batch: &[usize], steps: usize) -> StepTimes {
+/// On a GPU each phase is waited for before its clock stops.
+fn time_steps<O: Objective>(objective: &O, mut model: O::Model, batch: &[usize], steps: usize, device: &Device) -> StepTimes {
     let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
     let mut t = StepTimes { total: vec![], forward: vec![], backward: vec![], adam: vec![] };
     let ms = |since: Instant| 1e3 * since.elapsed().as_secs_f64();
     for i in 0..=steps {
         let start = Instant::now();
         let step = objective.step(&model, batch, i as u64);
+        let _ = crate::device::sync(device);
         let forward = ms(start);
         let mark = Instant::now();
         let grads = step.gradients(&model);
+        let _ = crate::device::sync(device);
         let backward = ms(mark);
         let mark = Instant::now();
         model = optimizer.step(1e-3, model, grads);
+        let _ = crate::device::sync(device);
         let adam = ms(mark);
         if i > 0 {
             t.total.push(ms(start));
@@ -187,7 +192,7 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
     let peak_gflop_per_s = cmkm_kernels::peak::flops_per_second(1.0) / 1e9 * rayon::current_num_threads() as f64;
     let (train_device, eval_device) = devices();
     let _exclusive = crate::training::exclusive();
-    train_device.seed(opts.seed);
+    crate::device::seed(&train_device, opts.seed);
 
     progress("data preparation");
     let start = Instant::now();
@@ -212,7 +217,7 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
         let loss = |z1, z2| cmc_loss(z1, z2, tau);
         let objective = CrossModal { ctx: &ctx, loss: &loss, mining };
         let model = CrossModalModel::for_training(&ctx, &train_device)?;
-        record(&mut timings, name, time_steps(&objective, model, &batch, opts.steps));
+        record(&mut timings, name, time_steps(&objective, model, &batch, opts.steps, &train_device));
         flops.insert(format!("{name}_step_ms"), MethodFlops::of(m, &data)?.cross_modal_step(opts.batch, name == "cmkm"));
     }
     for (name, m) in [("simclr_inertial", &simclr_inertial), ("simclr_skeleton", &simclr_skeleton)].into_iter().filter(|(name, _)| opts.wants(name)) {
@@ -222,7 +227,7 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
         let tau = Temperature::of(&m.kind, m.loss.as_ref(), None)?;
         let loss = |a, b| nt_xent_loss(a, b, tau);
         let model = TwoViewModel::new(&ctx, &train_device)?;
-        record(&mut timings, name, time_steps(&TwoViews { ctx: &ctx, loss: &loss }, model, &batch, opts.steps));
+        record(&mut timings, name, time_steps(&TwoViews { ctx: &ctx, loss: &loss }, model, &batch, opts.steps, &train_device));
         flops.insert(format!("{name}_step_ms"), MethodFlops::of(m, &one)?.two_views_step(opts.batch));
     }
     if opts.wants("supervised_multimodal") {
@@ -250,7 +255,8 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
         throughput.insert(format!("{kind}_forward_samples_per_s"), opts.forward_batch as f64 / (t.median / 1e3));
         timings.insert(name, t);
     }
-    if opts.wants("kernels") {
+    // The kernels group times the CPU backend's own layers against burn's.
+    if opts.wants("kernels") && crate::device::is_host(&train_device) {
         progress("kernels");
         kernels::time_kernels(opts.steps, &train_device, &mut timings);
     }
@@ -283,7 +289,7 @@ fn time_supervised(
     let ctx = Context { method, data, seed: opts.seed, train_device: train_device.clone(), eval_device, pretrained: vec![] };
     let objective = Supervised { ctx: &ctx };
     let counts = MethodFlops::of(method, data)?;
-    record(timings, "supervised_multimodal", time_steps(&objective, SupervisedModel::new(&ctx, &train_device)?, batch, opts.steps));
+    record(timings, "supervised_multimodal", time_steps(&objective, SupervisedModel::new(&ctx, &train_device)?, batch, opts.steps, &train_device));
     flops.insert("supervised_multimodal_step_ms".into(), 3 * counts.supervised_forward(batch.len()));
     let model = SupervisedModel::new(&ctx, &train_device)?.valid();
     let samples: Vec<f64> = (0..=opts.steps)

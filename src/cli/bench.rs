@@ -68,11 +68,14 @@ pub fn run(args: BenchArgs) -> Result<i32> {
     for (name, v) in &report.throughput {
         outln!("{name:<40} {v:>10.1}");
     }
-    outln!("{:<40} {:>10} {:>10}", "figure", "GFLOP/s", "of peak");
+    // The peak is the CPU's: a share of it says nothing of a GPU's figures.
+    let on_gpu = report.hardware.gpu.is_some();
+    outln!("{:<40} {:>10} {:>10}", "figure", "GFLOP/s", if on_gpu { "" } else { "of peak" });
     for (name, v) in &report.gflop_per_s {
-        outln!("{:<40} {v:>10.1} {:>9.0}%", name.trim_end_matches("_ms"), 100.0 * v / report.peak_gflop_per_s);
+        let share = if on_gpu { String::new() } else { format!("{:>9.0}%", 100.0 * v / report.peak_gflop_per_s) };
+        outln!("{:<40} {v:>10.1} {share}", name.trim_end_matches("_ms"));
     }
     let threads = crate::harness::store::threads_phrase(report.threads);
-    outln!("{:<40} {:>10.1}   (multiply-add chains, {threads})", "peak", report.peak_gflop_per_s);
+    outln!("{:<40} {:>10.1}   (the CPU's multiply-add chains, {threads})", "peak", report.peak_gflop_per_s);
     Ok(0)
 }

@@ -138,6 +138,7 @@ pub fn reproduce(args: ReproduceArgs) -> Result<i32> {
         // every core (before 0.13.0 worker 0 ran on all cores beside the others).
         rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().context("cannot size the thread pool")?;
     }
+    super::open_device()?;
     let p = prepare(&args.suite)?;
     let since = match args.worker_since {
         Some(nanos) => UNIX_EPOCH + Duration::from_nanos(nanos),
@@ -204,6 +205,9 @@ fn spawn_workers(args: &ReproduceArgs, jobs: usize, since: std::time::SystemTime
                 cmd.arg("--dataset").arg(d);
             }
             cmd.args(["--quiet", "--worker-since", &nanos.to_string()]).env("RAYON_NUM_THREADS", threads.to_string());
+            if crate::device::chosen() != crate::device::DeviceChoice::Cpu {
+                cmd.args(["--device", &crate::device::chosen().arg()]);
+            }
             if let Some(limit) = args.time_limit {
                 let t = limit.as_secs();
                 cmd.args(["--time-limit", &format!("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60)]);

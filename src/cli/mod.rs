@@ -14,6 +14,7 @@ macro_rules! outln {
 
 mod bench;
 mod data;
+mod devices;
 mod evaluate;
 mod harness;
 mod slurm;
@@ -30,6 +31,12 @@ use std::path::PathBuf;
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
+    /// Where to compute: cpu (burn's CPU backend, the default), gpu (the
+    /// first hardware GPU through wgpu: Vulkan, Metal or DirectX 12) or
+    /// gpu:N (adapter N of `cmkm devices`, software ones included). A GPU
+    /// run's id and record say so; workers and Slurm jobs inherit it.
+    #[arg(long, global = true, default_value = "cpu")]
+    pub device: crate::device::DeviceChoice,
 }
 
 #[derive(Subcommand, Debug)]
@@ -95,6 +102,14 @@ pub enum Command {
     /// Time the paper's training steps (CMC, CMC-CMKM, SimCLR), encoder
     /// forward throughput and one epoch of data preparation on this machine.
     Bench(bench::BenchArgs),
+    /// List the devices cmkm can compute on: the CPU and each GPU adapter
+    /// wgpu reaches (name, graphics API, type, driver), numbered for
+    /// `--device gpu:N`.
+    Devices {
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Which data a command trains or evaluates on, and with which seed.
@@ -114,19 +129,24 @@ pub struct DataArgs {
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
+    if let Err(e) = crate::device::select(cli.device) {
+        eprintln!("error: {e:#}");
+        return 1;
+    }
     let result = match cli.command {
         Command::Synth { out, seed } => data::synth(&out, seed),
         Command::Data(cmd) => data::run(cmd),
-        Command::Train(args) => train::run(args),
-        Command::Evaluate(cmd) => evaluate::run(cmd),
+        Command::Train(args) => open_device().and_then(|_| train::run(args)),
+        Command::Evaluate(cmd) => open_device().and_then(|_| evaluate::run(cmd)),
         Command::Plan(args) => harness::plan(args),
-        Command::Run { suite, id, quiet, wait } => harness::run_one(suite, &id, quiet, wait),
+        Command::Run { suite, id, quiet, wait } => open_device().and_then(|_| harness::run_one(suite, &id, quiet, wait)),
         Command::Reproduce(args) => harness::reproduce(args),
         Command::Report(args) => harness::report(args),
         Command::Compare(args) => harness::compare(args),
         Command::Slurm(cmd) => slurm::run(cmd),
         Command::Store(cmd) => store::run(cmd),
-        Command::Bench(args) => bench::run(args),
+        Command::Bench(args) => open_device().and_then(|_| bench::run(args)),
+        Command::Devices { json } => devices::list(json),
     };
     match result {
         Ok(code) => code,
@@ -135,6 +155,16 @@ pub fn main() -> i32 {
             1
         }
     }
+}
+
+/// Opens the `--device` of a command that computes, before any work, and
+/// says which GPU it is where it is one.
+pub fn open_device() -> anyhow::Result<()> {
+    let selected = crate::device::open()?;
+    if selected.adapter.is_some() {
+        eprintln!("device: {}", crate::device::describe());
+    }
+    Ok(())
 }
 
 /// Writes `text` to standard output and flushes it; an error (e.g. ENOSPC on

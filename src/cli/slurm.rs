@@ -97,6 +97,7 @@ fn submit(args: SubmitArgs) -> Result<i32> {
         results: absolute(&s.results)?,
         reports: absolute(&s.reports)?,
         dataset: s.dataset.as_deref().map(absolute).transpose()?,
+        device: crate::device::chosen(),
     };
     let p = prepare_with(&command.suite, &command.results, command.dataset.as_deref())?;
     if !args.dry_run {

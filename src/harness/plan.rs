@@ -204,13 +204,18 @@ fn training_order(suite: &Suite) -> Result<Vec<String>> {
 }
 
 fn make(suite: &Suite, fingerprint: &str, seed: u64, label: String, step: Step, depends_on: Vec<String>) -> Result<PlannedRun> {
-    let identity = serde_json::json!({
+    let mut identity = serde_json::json!({
         "step": &step,
         "seed": seed,
         "dataset": fingerprint,
         "protocol": suite.decl.protocol,
         "crate_version": env!("CARGO_PKG_VERSION"),
     });
+    // A GPU's results are other results: its adapter joins the id. The CPU
+    // adds nothing, so every CPU run id stands.
+    if let Some(device) = crate::device::run_key() {
+        identity["device"] = device.into();
+    }
     let digest = Sha256::digest(serde_json::to_string(&identity)?.as_bytes());
     let id: String = digest.iter().take(8).map(|b| format!("{b:02x}")).collect();
     Ok(PlannedRun { id, label, seed, step, depends_on })

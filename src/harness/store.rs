@@ -33,17 +33,20 @@ pub struct Hardware {
     pub cpu: String,
     pub cores: usize,
     pub threads: usize,
-    /// The GPU device the runs used (`cuda:0` with the `cuda` feature);
-    /// `None`: the CPU backend, whatever GPU the machine has.
+    /// The GPU adapter the runs computed on (`--device gpu`), as
+    /// [`crate::device::Adapter::describe`] names it; `None`: the CPU
+    /// backend, whatever GPU the machine has.
     pub gpu: Option<String>,
     pub os: String,
     pub crate_version: String,
 }
 
 impl Hardware {
-    /// "CPU (N cores, M threads), OS, cmkm VERSION", for report notes.
+    /// "CPU (N cores, M threads), OS, cmkm VERSION", and ", on GPU ..."
+    /// where the runs computed on one, for report notes.
     pub fn describe(&self) -> String {
-        format!("{} ({} cores, {}), {}, cmkm {}", self.cpu, self.cores, threads_phrase(self.threads), self.os, self.crate_version)
+        let gpu = self.gpu.as_ref().map(|g| format!(", on GPU {g}")).unwrap_or_default();
+        format!("{} ({} cores, {}), {}, cmkm {}{gpu}", self.cpu, self.cores, threads_phrase(self.threads), self.os, self.crate_version)
     }
 
     /// This machine.
@@ -56,7 +59,7 @@ impl Hardware {
             cpu,
             cores: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             threads: rayon::current_num_threads(),
-            gpu: if cfg!(feature = "cuda") { Some("cuda:0".into()) } else { None },
+            gpu: crate::device::opened_adapter().map(crate::device::Adapter::describe),
             os: format!("{} {}", std::env::consts::OS, std::env::consts::ARCH),
             crate_version: env!("CARGO_PKG_VERSION").to_string(),
         }

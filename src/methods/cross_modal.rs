@@ -89,7 +89,7 @@ impl Objective for CrossModal<'_> {
                 let f = e.forward(x);
                 cosine_matrix(f.clone(), f).try_into_vec_as::<f32>().expect("an f32 similarity matrix reads back as f32")
             };
-            let (p1, p2) = rayon::join(|| similarity(&mining.miners[0], x1.clone()), || similarity(&mining.miners[1], x2.clone()));
+            let (p1, p2) = crate::device::join(&x1.device(), || similarity(&mining.miners[0], x1.clone()), || similarity(&mining.miners[1], x2.clone()));
             (cmkm_masks(&p1, &p2, batch.len(), &mining.options), &mining.options)
         });
         // The two modalities' encoders share nothing: they run, forward and
@@ -127,7 +127,7 @@ impl Objective for CrossModal<'_> {
 /// Trains a [`CrossModalModel`] and saves it to `out`.
 pub fn train(ctx: &Context, loss: PairLoss, mining: Option<Mining>, progress: &Progress, out: &Path) -> Result<Trained> {
     let objective = CrossModal { ctx, loss, mining };
-    let model = CrossModalModel::for_training(ctx, &ctx.train_device)?;
+    let model = crate::device::build(&ctx.train_device, |d| CrossModalModel::for_training(ctx, d))?;
     let fitted = fit(&objective, model, &ctx.data.split.train, &ctx.method.schedule, FitRules::SelfSupervised, ctx.seed, progress)?;
     Trained::save(fitted, out, None)
 }

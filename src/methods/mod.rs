@@ -52,6 +52,9 @@ pub struct RunRecord {
     pub seed: u64,
     pub input_shapes: Vec<InputShape>,
     pub crate_version: String,
+    /// The GPU adapter it trained on (absent for the CPU backend).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device: Option<String>,
 }
 
 /// What a training produced.
@@ -69,15 +72,7 @@ pub struct TrainSummary {
     pub test: Option<ClassificationMetrics>,
 }
 
-/// The compute devices: CPU (flex) unless built with `cuda`.
-pub fn devices() -> (Device, Device) {
-    crate::training::allocator::keep_freed_memory();
-    #[cfg(feature = "cuda")]
-    let base = Device::cuda(0);
-    #[cfg(not(feature = "cuda"))]
-    let base = Device::flex();
-    (base.clone().autodiff(), base)
-}
+pub use crate::device::devices;
 
 /// Trains `method` on `ds` and writes the run folder `opts.out`.
 pub fn train(method: &MethodConfig, ds: &Dataset, opts: &TrainOptions) -> Result<TrainSummary> {
@@ -91,7 +86,7 @@ pub fn train(method: &MethodConfig, ds: &Dataset, opts: &TrainOptions) -> Result
     let (train_device, eval_device) = devices();
     let pretrained = if kind.uses_pretrained() { load_pretrained(method, &data, &eval_device)? } else { vec![] };
     let _exclusive = crate::training::exclusive();
-    train_device.seed(opts.seed);
+    crate::device::seed(&train_device, opts.seed);
     let ctx = Context { method, data: &data, seed: opts.seed, train_device, eval_device, pretrained };
     let progress = Progress { label: method.name.clone(), quiet: opts.quiet };
     let start = Instant::now();
@@ -102,6 +97,7 @@ pub fn train(method: &MethodConfig, ds: &Dataset, opts: &TrainOptions) -> Result
         seed: opts.seed,
         input_shapes: data.shapes.clone(),
         crate_version: env!("CARGO_PKG_VERSION").to_string(),
+        device: crate::device::opened_adapter().map(crate::device::Adapter::describe),
     };
     let trained = kind.train(&ctx, &progress, &opts.out)?;
     let (fitted_log, best_epoch, stopped_early, test) = (trained.log, trained.best_epoch, trained.stopped_early, trained.test);

@@ -45,7 +45,7 @@ impl Method for SupervisedMethod {
     }
     fn train(&self, ctx: &Context, progress: &Progress, out: &Path) -> Result<Trained> {
         let objective = Supervised { ctx };
-        let model = SupervisedModel::new(ctx, &ctx.train_device)?;
+        let model = crate::device::build(&ctx.train_device, |d| SupervisedModel::new(ctx, d))?;
         let fitted = fit(&objective, model, &ctx.data.split.train, &ctx.method.schedule, FitRules::Classifier, ctx.seed, progress)?;
         let test = objective.evaluate(&fitted.best, &ctx.data.split.test);
         write_predictions(out, ctx.data, &ctx.data.split.test, &test.predictions)?;

@@ -72,7 +72,7 @@ impl Objective for TwoViews<'_> {
 /// Trains a [`TwoViewModel`] with `loss` and saves it to `out`.
 pub fn train(ctx: &Context, loss: PairLoss, progress: &Progress, out: &Path) -> Result<Trained> {
     let objective = TwoViews { ctx, loss };
-    let model = TwoViewModel::new(ctx, &ctx.train_device)?;
+    let model = crate::device::build(&ctx.train_device, |d| TwoViewModel::new(ctx, d))?;
     let fitted = fit(&objective, model, &ctx.data.split.train, &ctx.method.schedule, FitRules::SelfSupervised, ctx.seed, progress)?;
     Trained::save(fitted, out, None)
 }

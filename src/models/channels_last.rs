@@ -48,6 +48,13 @@ fn convolve(weight: Tensor<4>, bias: Option<Tensor<1>>, x: Tensor<4>) -> Tensor<
         Some(bias) if flex_kernels::available(&x) => return flex_kernels::conv(x, weight, bias),
         bias => bias,
     };
+    if !crate::device::is_host(&x.device()) {
+        // A GPU: burn's own convolution kernels, on a channels-first view;
+        // the im2col below would build its gather index on the host per
+        // call, and its backward pass is a scatter-add.
+        let options = burn::tensor::ops::ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+        return burn::tensor::module::conv2d(x.permute([0, 3, 1, 2]), weight, bias, options).permute([0, 2, 3, 1]);
+    }
     let [c_out, c_in, kh, kw] = weight.dims();
     let [b, h, w, _] = x.dims();
     // (C_out, C_in, KH, KW) -> (KH x KW x C_in, C_out), matching the patch order.

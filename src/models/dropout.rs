@@ -77,7 +77,7 @@ fn draw_seed(device: &Device) -> u64 {
 /// 48 random bits from burn's seeded generator: a dropout seed, or the
 /// start of a [`with_seed_stream`] stream.
 pub fn generator_seed(device: &Device) -> u64 {
-    let draws = Tensor::<1>::random([2], Distribution::Uniform(0.0, 1.0), device).into_data();
+    let draws = Tensor::<1>::random([2], Distribution::Uniform(0.0, 1.0), &crate::device::generator(device)).into_data();
     let draws = draws.try_to_vec::<f32>().expect("uniform f32 draws read back as f32");
     draws.iter().fold(0u64, |seed, &u| (seed << 24) | (u * (1 << 24) as f32) as u64)
 }

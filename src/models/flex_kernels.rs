@@ -51,9 +51,10 @@ pub fn composed<T>(f: impl FnOnce() -> T) -> T {
 }
 
 /// Whether `x` lives on the flex backend in f32, where these kernels run
-/// (unless switched off by [`composed`]).
+/// (unless switched off by [`composed`], or for the whole process by
+/// `CMKM_CPU_AS_GPU=1`, see [`crate::device::cpu_as_gpu`]).
 pub fn available<const D: usize>(x: &Tensor<D>) -> bool {
-    !COMPOSED.with(|c| c.get()) && x.device().inner() == Device::flex() && x.dtype() == DType::F32
+    !COMPOSED.with(|c| c.get()) && !crate::device::cpu_as_gpu() && x.device().inner() == Device::flex() && x.dtype() == DType::F32
 }
 
 #[backend_extension(Flex, Autodiff)]

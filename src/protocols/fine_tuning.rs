@@ -144,10 +144,10 @@ pub fn fine_tune_cached(
 ) -> Result<ClassificationResult> {
     let _exclusive = exclusive();
     let (train_device, eval_device) = devices();
-    train_device.seed(seed);
+    crate::device::seed(&train_device, seed);
     let sizes: Vec<usize> = features.iter().map(|f| f[0].len()).collect();
     let objective = CachedHead { features, data, batch_size: schedule.batch_size, train_device: train_device.clone(), eval_device };
-    let head = evaluation_head(&sizes, data.classes, head, &train_device);
+    let head = crate::device::build(&train_device, |d| Ok(evaluation_head(&sizes, data.classes, head, d)))?;
     let fitted = fit(&objective, head, train, schedule, FitRules::Classifier, seed, progress)?;
     let e = objective.evaluate(&fitted.best, &data.split.test);
     Ok(result(data, &data.split.test, e.predictions, e.metrics, fitted.best_epoch, fitted.log.len()))
@@ -193,7 +193,7 @@ pub fn fine_tune_encoders(
     set.check(data)?;
     let _exclusive = exclusive();
     let (train_device, eval_device) = devices();
-    train_device.seed(seed);
+    crate::device::seed(&train_device, seed);
     let method = MethodConfig {
         name: format!("fine-tune:{}", set.source),
         kind: "supervised".to_string(),
@@ -216,7 +216,8 @@ pub fn fine_tune_encoders(
             (false, FrozenEncoders::Training) => e.clone().train().no_grad(),
         })
         .collect();
-    let model = SupervisedModel { encoders, head: evaluation_head(&sizes, data.classes, head, &train_device) };
+    let head = crate::device::build(&train_device, |d| Ok(evaluation_head(&sizes, data.classes, head, d)))?;
+    let model = SupervisedModel { encoders, head };
     let objective = Supervised { ctx: &ctx };
     let fitted = fit(&objective, model, train, schedule, FitRules::Classifier, seed, progress)?;
     let e = objective.evaluate(&fitted.best, &data.split.test);

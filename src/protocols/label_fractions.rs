@@ -236,7 +236,7 @@ pub fn random_encoders(
     device: &burn::prelude::Device,
 ) -> Result<crate::protocols::EncoderSet> {
     let _exclusive = crate::training::exclusive();
-    device.seed(seed);
+    crate::device::seed(device, seed);
     crate::protocols::EncoderSet::random(method, &data.shapes, device)
 }
 

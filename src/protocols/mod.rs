@@ -52,7 +52,7 @@ impl EncoderSet {
     /// baseline); the caller seeds burn's generator.
     pub fn random(method: &MethodConfig, shapes: &[InputShape], device: &Device) -> Result<Self> {
         let configs: Vec<EncoderConfig> = method.modalities.iter().map(|m| method.encoders[m].clone()).collect();
-        let encoders = configs.iter().zip(shapes).map(|(c, &s)| c.init(s, device).map(|e| e.valid())).collect::<Result<_>>()?;
+        let encoders = configs.iter().zip(shapes).map(|(c, &s)| crate::device::build(device, |d| c.init(s, d)).map(|e| e.valid())).collect::<Result<_>>()?;
         Ok(EncoderSet {
             source: format!("random:{}", method.name),
             kind: method.kind.clone(),

@@ -151,7 +151,8 @@ pub fn compare(a: &Path, b: &Path) -> Result<Comparison> {
 /// A results folder as given on the command line, for messages.
 pub fn describe_side(label: &str, path: &Path, hw: &Option<Hardware>) -> String {
     match hw {
-        Some(h) => format!("{label}: {} — {}, {}", path.display(), h.describe(), h.gpu.as_deref().map_or("CPU backend".to_string(), |g| format!("GPU {g}"))),
+        // `describe` names a GPU itself ("on GPU ...").
+        Some(h) => format!("{label}: {} — {}{}", path.display(), h.describe(), if h.gpu.is_some() { "" } else { ", CPU backend" }),
         None => format!("{label}: {} — no finished runs", path.display()),
     }
 }

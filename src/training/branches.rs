@@ -38,7 +38,7 @@ impl Branch {
 /// seed stream drawn from burn's generator on this thread (in order).
 pub fn forward_pair(device: &Device, first: impl FnOnce() -> Tensor<2> + Send, second: impl FnOnce() -> Tensor<2> + Send) -> [Branch; 2] {
     let seeds = [generator_seed(device), generator_seed(device)];
-    let (a, b) = rayon::join(|| with_seed_stream(seeds[0], first), || with_seed_stream(seeds[1], second));
+    let (a, b) = crate::device::join(device, || with_seed_stream(seeds[0], first), || with_seed_stream(seeds[1], second));
     [a, b].map(|output| Branch { leaf: output.clone().detach().require_grad(), output })
 }
 
@@ -46,13 +46,14 @@ pub fn forward_pair(device: &Device, first: impl FnOnce() -> Tensor<2> + Send, s
 /// parameter of `model`: the loss's own backward pass, then the branches'
 /// backward passes side by side.
 pub fn gradients<M: Module>(loss: Tensor<1>, branches: [Branch; 2], model: &M) -> GradientsParams {
+    let device = loss.device();
     let mut loss_grads = loss.backward();
     let [a, b] = branches.map(|branch| {
         let seed = branch.leaf.grad_remove(&mut loss_grads);
         (branch.output, seed)
     });
     let backward = |(output, seed): (Tensor<2>, Option<Tensor<2>>)| seed.map(|g| (output * g).sum().backward());
-    let (a, b) = rayon::join(|| backward(a), || backward(b));
+    let (a, b) = crate::device::join(&device, || backward(a), || backward(b));
     let mut all: Vec<Gradients> = [Some(loss_grads), a, b].into_iter().flatten().collect();
     let mut params = GradientsParams::new();
     model.visit(&mut Collect { grads: &mut all, params: &mut params });

@@ -23,12 +23,26 @@ impl ModuleVisitor for AbsSum<'_> {
     }
 }
 
-/// The sum of the absolute values of all of `model`'s gradients (one
-/// reduction and one read-back per step): NaN or infinite exactly when some
-/// gradient is (or when their magnitudes overflow f32, which is as bad).
-/// `None` when the model has no gradient at all.
-pub fn gradient_magnitude<M: Module>(model: &M, grads: &GradientsParams) -> Option<f64> {
+/// The sum of the absolute values of all of `model`'s gradients: NaN or
+/// infinite exactly when some gradient is (or when their magnitudes
+/// overflow f32, which is as bad). `None` when the model has no gradient.
+fn magnitude_tensor<M: Module>(model: &M, grads: &GradientsParams) -> Option<Tensor<1>> {
     let mut visitor = AbsSum { grads, total: None };
     model.visit(&mut visitor);
-    visitor.total.map(|t| t.into_scalar::<f32>() as f64)
+    visitor.total
+}
+
+/// A step's loss and its gradients' magnitude (see `magnitude_tensor`) in one read-back: on a GPU
+/// each read-back waits for the device, and these two are the only ones
+/// the training loop needs per step.
+pub fn loss_and_gradient_magnitude<M: Module>(loss: Tensor<1>, model: &M, grads: &GradientsParams) -> (f64, Option<f64>) {
+    let loss = loss.without_autodiff();
+    match magnitude_tensor(model, grads) {
+        None => (loss.into_scalar::<f32>() as f64, None),
+        Some(g) => {
+            let both = Tensor::cat(vec![loss.reshape([1]), g.reshape([1])], 0).into_data();
+            let both = both.try_to_vec::<f32>().expect("f32 losses and gradients read back as f32");
+            (both[0] as f64, Some(both[1] as f64))
+        }
+    }
 }

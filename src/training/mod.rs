@@ -252,13 +252,14 @@ pub fn fit<O: Objective>(
         let mut stats: BTreeMap<String, f64> = BTreeMap::new();
         for (b, batch) in batches.iter().enumerate() {
             let mut out = objective.step(&model, batch, epoch as u64);
-            let value = out.loss.clone().into_scalar::<f32>() as f64;
+            let step_stats = std::mem::take(&mut out.stats);
+            let loss = out.loss.clone().detach();
+            let grads = out.gradients(&model);
+            let (value, magnitude) = health::loss_and_gradient_magnitude(loss, &model, &grads);
             if !value.is_finite() {
                 bail!("the training loss became non-finite ({value}) at epoch {}, batch {}", epoch + 1, b + 1);
             }
-            let step_stats = std::mem::take(&mut out.stats);
-            let grads = out.gradients(&model);
-            if let Some(g) = health::gradient_magnitude(&model, &grads).filter(|g| !g.is_finite()) {
+            if let Some(g) = magnitude.filter(|g| !g.is_finite()) {
                 bail!("the gradients became non-finite (sum of |g| = {g}) at epoch {}, batch {} (the loss was {value})", epoch + 1, b + 1);
             }
             model = optimizer.step(lr, model, grads);

@@ -17,6 +17,7 @@ pub mod scheduler;
 
 use self::arrays::{job_arrays, Dependency, JobArray};
 use self::record::{RunJob, SubmissionRecord};
+use crate::device::DeviceChoice;
 use crate::harness::runner::{PlanEntry, Prepared};
 use crate::harness::store::RunStatus;
 use crate::harness::workers::Workers;
@@ -78,6 +79,8 @@ pub struct JobCommand {
     pub results: PathBuf,
     pub reports: PathBuf,
     pub dataset: Option<PathBuf>,
+    /// `--device` of every job (left off for the CPU).
+    pub device: DeviceChoice,
 }
 
 /// The time limit used when `--time auto` finds no recorded timing.
@@ -275,6 +278,9 @@ fn suite_options(c: &JobCommand) -> String {
     if let Some(d) = &c.dataset {
         s.push_str(&format!(" --dataset {}", shell_quote(d)));
     }
+    if c.device != DeviceChoice::Cpu {
+        s.push_str(&format!(" --device {}", c.device));
+    }
     s
 }
 
@@ -385,6 +391,24 @@ mod tests {
         }
         assert_eq!(slurm_minutes(61.0), "0-00:02:00");
         assert_eq!(slurm_minutes(25.0 * 3600.0), "1-01:00:00");
+    }
+
+    /// Every job computes on the submitting command's `--device`; the CPU
+    /// adds nothing, so CPU job scripts stay as they were.
+    #[test]
+    fn jobs_inherit_the_device() {
+        let command = |device| JobCommand {
+            cmkm: "/bin/cmkm".into(),
+            workdir: "/w".into(),
+            suite: "/w/s.yaml".into(),
+            results: "/w/r".into(),
+            reports: "/w/p".into(),
+            dataset: None,
+            device,
+        };
+        assert_eq!(suite_options(&command(DeviceChoice::Cpu)), "'/w/s.yaml' --results '/w/r' --reports '/w/p'");
+        assert_eq!(suite_options(&command(DeviceChoice::Gpu)), "'/w/s.yaml' --results '/w/r' --reports '/w/p' --device gpu");
+        assert!(suite_options(&command(DeviceChoice::Adapter(1))).ends_with(" --device gpu:1"));
     }
 
     #[test]

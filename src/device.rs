@@ -1,0 +1,422 @@
+//! Where the tensors live: burn's CPU backend (flex, the default) or a GPU
+//! through burn's wgpu backend (Vulkan, Metal, DirectX 12), chosen at run
+//! time with `--device` as a property of the machine, not of the suite.
+//!
+//! - `cpu`: flex, with the hand-written kernels of [`crate::models::flex_kernels`].
+//! - `gpu`: the first hardware adapter of the graphics API wgpu settles on
+//!   (Vulkan where it exists). A software rasterizer (Mesa's lavapipe) or an
+//!   OpenGL-only fallback is refused here: the user names it instead.
+//! - `gpu:N`: adapter `N` of `cmkm devices`'s list, whatever it is (this is
+//!   how CI runs on lavapipe).
+//!
+//! Every random draw (parameter initialisation, dropout seeds) comes from
+//! the CPU generator whatever the device: a model for a GPU is built and
+//! initialised on the CPU, then moved ([`build`]). So a GPU run starts from
+//! the very weights the CPU run starts from, and the two differ only by
+//! floating-point rounding.
+//!
+//! A process selects its device once ([`select`]); [`devices`] hands it out.
+//! The CPU run ids stand: only a GPU adds its adapter to a run's id
+//! ([`run_key`]) and record.
+
+use anyhow::{bail, Context as _, Result};
+use burn::module::Module;
+use burn::prelude::*;
+use burn::tensor::wgpu::wgpu;
+use std::sync::OnceLock;
+
+/// What `--device` asked for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceChoice {
+    /// burn's CPU backend (flex).
+    #[default]
+    Cpu,
+    /// The first hardware GPU adapter.
+    Gpu,
+    /// Adapter `N` of [`adapters`], software ones included.
+    Adapter(usize),
+    /// CUDA device `N`, in a binary built with the `cuda` feature.
+    Cuda(usize),
+}
+
+impl DeviceChoice {
+    /// How the choice is written on a command line (`cpu`, `gpu`, `gpu:N`).
+    pub fn arg(&self) -> String {
+        match self {
+            DeviceChoice::Cpu => "cpu".into(),
+            DeviceChoice::Gpu => "gpu".into(),
+            DeviceChoice::Adapter(n) => format!("gpu:{n}"),
+            DeviceChoice::Cuda(n) => format!("cuda:{n}"),
+        }
+    }
+}
+
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "cpu" => Ok(DeviceChoice::Cpu),
+            "gpu" => Ok(DeviceChoice::Gpu),
+            other => match (other.strip_prefix("gpu:").map(str::parse::<usize>), other.strip_prefix("cuda:").map(str::parse::<usize>)) {
+                (Some(Ok(n)), _) => Ok(DeviceChoice::Adapter(n)),
+                (_, Some(Ok(n))) => Ok(DeviceChoice::Cuda(n)),
+                _ => Err(format!("device {s:?}: expected cpu, gpu or gpu:N (N from `cmkm devices`), or cuda:N")),
+            },
+        }
+    }
+}
+
+impl std::fmt::Display for DeviceChoice {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.arg())
+    }
+}
+
+/// One adapter wgpu reaches, as `cmkm devices` lists it.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Adapter {
+    /// Position in the list (`--device gpu:N`).
+    pub index: usize,
+    pub name: String,
+    /// Graphics API: `Vulkan`, `Metal`, `Dx12`, `Gl`.
+    pub api: String,
+    /// `DiscreteGpu`, `IntegratedGpu`, `VirtualGpu`, `Cpu` (a software
+    /// rasterizer), `Other`.
+    pub kind: String,
+    pub driver: String,
+    /// A software rasterizer (lavapipe, llvmpipe, WARP) or an OpenGL
+    /// fallback: correct, but no GPU.
+    pub fallback: bool,
+    #[serde(skip)]
+    burn_kind: Option<DeviceKind>,
+}
+
+impl Adapter {
+    fn from_info(index: usize, info: &wgpu::AdapterInfo, burn_kind: Option<DeviceKind>) -> Self {
+        let driver = [info.driver.as_str(), info.driver_info.as_str()].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(" ");
+        Adapter {
+            index,
+            name: info.name.clone(),
+            api: format!("{:?}", info.backend),
+            kind: format!("{:?}", info.device_type),
+            driver,
+            fallback: info.device_type == wgpu::DeviceType::Cpu || info.backend == wgpu::Backend::Gl,
+            burn_kind,
+        }
+    }
+
+    /// `llvmpipe (LLVM 15.0.6, 256 bits) [Vulkan Cpu, llvmpipe Mesa 22.3.6]`.
+    pub fn describe(&self) -> String {
+        let driver = if self.driver.is_empty() { String::new() } else { format!(", {}", self.driver) };
+        format!("{} [{} {}{driver}]", self.name, self.api, self.kind)
+    }
+}
+
+/// The graphics APIs in the order wgpu's `Auto` tries them.
+const API_ORDER: [wgpu::Backend; 4] = [wgpu::Backend::Vulkan, wgpu::Backend::Metal, wgpu::Backend::Dx12, wgpu::Backend::Gl];
+
+/// The adapters of the graphics API burn's wgpu runtime settles on (the
+/// first with a hardware adapter, else the first with any: the rule of
+/// cubecl-wgpu's `settle`), in its enumeration order, each with the burn
+/// device that reaches it.
+pub fn adapters() -> Vec<Adapter> {
+    let enabled = wgpu::Instance::enabled_backend_features();
+    let mut software_only: Option<Vec<wgpu::AdapterInfo>> = None;
+    for api in API_ORDER.into_iter().filter(|api| enabled.contains((*api).into())) {
+        let found = probe(api);
+        if found.iter().any(|a| a.device_type != wgpu::DeviceType::Cpu) {
+            return with_burn_kinds(found);
+        }
+        if software_only.is_none() && !found.is_empty() {
+            software_only = Some(found);
+        }
+    }
+    software_only.map(with_burn_kinds).unwrap_or_default()
+}
+
+fn probe(api: wgpu::Backend) -> Vec<wgpu::AdapterInfo> {
+    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor { backends: api.into(), ..wgpu::InstanceDescriptor::new_without_display_handle() });
+    let adapters = futures_lite::future::block_on(instance.enumerate_adapters(api.into()));
+    adapters.iter().map(wgpu::Adapter::get_info).collect()
+}
+
+/// Numbers each adapter within its type, as burn's `DeviceKind` does
+/// (`DiscreteGpu(1)` is the second discrete adapter).
+fn with_burn_kinds(infos: Vec<wgpu::AdapterInfo>) -> Vec<Adapter> {
+    let mut next = [0usize; 5];
+    infos
+        .iter()
+        .enumerate()
+        .map(|(i, info)| {
+            // burn's device kinds cannot name an adapter of type `Other`.
+            let (slot, make): (usize, fn(usize) -> Option<DeviceKind>) = match info.device_type {
+                wgpu::DeviceType::DiscreteGpu => (0, |i| Some(DeviceKind::DiscreteGpu(i))),
+                wgpu::DeviceType::IntegratedGpu => (1, |i| Some(DeviceKind::IntegratedGpu(i))),
+                wgpu::DeviceType::VirtualGpu => (2, |i| Some(DeviceKind::VirtualGpu(i))),
+                wgpu::DeviceType::Cpu => (3, |_| Some(DeviceKind::Cpu)),
+                wgpu::DeviceType::Other => (4, |_| None),
+            };
+            let kind = make(next[slot]);
+            next[slot] += 1;
+            Adapter::from_info(i, info, kind)
+        })
+        .collect()
+}
+
+/// The device a process computes on, once opened.
+#[derive(Debug, Clone)]
+pub struct Selected {
+    pub choice: DeviceChoice,
+    /// Plain device (evaluation, frozen encoders).
+    pub device: Device,
+    /// The GPU adapter, `None` on the CPU.
+    pub adapter: Option<Adapter>,
+}
+
+/// What `--device` chose, and whether that is a hardware GPU.
+#[derive(Debug, Clone, Copy)]
+struct Choice {
+    choice: DeviceChoice,
+    fallback: bool,
+}
+
+static CHOICE: OnceLock<Choice> = OnceLock::new();
+static OPENED: OnceLock<Selected> = OnceLock::new();
+
+/// Records the device `choice` names for this process, without opening it
+/// (planning and reporting on a machine without that GPU, a cluster's login
+/// node, need only its kind). Once per process: the same choice again is a
+/// no-op, another one an error. `gpu:N` must name an adapter of
+/// [`adapters`].
+pub fn select(choice: DeviceChoice) -> Result<()> {
+    let fallback = match choice {
+        DeviceChoice::Cpu | DeviceChoice::Gpu | DeviceChoice::Cuda(_) => false,
+        DeviceChoice::Adapter(n) => listed(n)?.fallback,
+    };
+    if let Some(opened) = OPENED.get().filter(|s| s.choice != choice) {
+        bail!("this process already computes on {}; cannot switch to {choice}", opened.choice);
+    }
+    let chosen = *CHOICE.get_or_init(|| Choice { choice, fallback });
+    if chosen.choice != choice {
+        bail!("this process already chose {}; cannot switch to {choice}", chosen.choice);
+    }
+    Ok(())
+}
+
+/// The device this process was told to compute on.
+pub fn chosen() -> DeviceChoice {
+    choice().choice
+}
+
+/// The choice made, the CPU until [`select`] says otherwise (reading it
+/// fixes nothing: only [`open`] does).
+fn choice() -> Choice {
+    CHOICE.get().copied().unwrap_or(Choice { choice: DeviceChoice::Cpu, fallback: false })
+}
+
+fn listed(n: usize) -> Result<Adapter> {
+    let all = adapters();
+    let count = all.len();
+    all.into_iter().nth(n).with_context(|| format!("--device gpu:{n}: no such adapter ({count} found; `cmkm devices` lists them)"))
+}
+
+/// Opens the selected device (the CPU where none was selected): once per
+/// process, and before the first computation, so that a GPU that is not
+/// there is an error at the start, not a panic mid-run.
+pub fn open() -> Result<&'static Selected> {
+    if let Some(s) = OPENED.get() {
+        return Ok(s);
+    }
+    let opened = open_choice(choice().choice)?;
+    Ok(OPENED.get_or_init(|| opened))
+}
+
+/// The GPU adapter this process computes on, where it has opened one.
+pub fn opened_adapter() -> Option<&'static Adapter> {
+    OPENED.get().and_then(|s| s.adapter.as_ref())
+}
+
+/// The opened device. Opens it first where needed, and panics where that
+/// fails: commands that compute call [`open`] at their start.
+pub fn selected() -> &'static Selected {
+    open().unwrap_or_else(|e| panic!("{e:#}"))
+}
+
+fn open_choice(choice: DeviceChoice) -> Result<Selected> {
+    let adapter = match choice {
+        DeviceChoice::Cpu => return Ok(Selected { choice, device: Device::flex(), adapter: None }),
+        DeviceChoice::Gpu => hardware_adapter()?,
+        DeviceChoice::Adapter(n) => listed(n)?,
+        DeviceChoice::Cuda(n) => return open_cuda(n),
+    };
+    let Some(kind) = adapter.burn_kind.clone() else {
+        bail!("--device {choice}: {} is of a type burn's wgpu runtime cannot select", adapter.describe());
+    };
+    let (device, setup) = Device::wgpu_options()
+        .device_kind(kind)
+        .init_with_setup()
+        .map_err(|e| anyhow::anyhow!("--device {choice}: cannot open {}: {e}", adapter.describe()))?;
+    let info = setup.adapter.get_info();
+    if info.name != adapter.name {
+        bail!("--device {choice}: asked for {} but wgpu opened {}", adapter.describe(), info.name);
+    }
+    Ok(Selected { choice, device, adapter: Some(adapter) })
+}
+
+/// CUDA device `n` (burn's `cuda` feature; never built here, see README).
+#[cfg(feature = "cuda")]
+fn open_cuda(n: usize) -> Result<Selected> {
+    let adapter =
+        Adapter { index: n, name: format!("CUDA device {n}"), api: "CUDA".into(), kind: "Gpu".into(), driver: String::new(), fallback: false, burn_kind: None };
+    Ok(Selected { choice: DeviceChoice::Cuda(n), device: Device::cuda(n), adapter: Some(adapter) })
+}
+
+#[cfg(not(feature = "cuda"))]
+fn open_cuda(n: usize) -> Result<Selected> {
+    bail!("--device cuda:{n}: this binary was built without the `cuda` feature (README, \"On a GPU\")")
+}
+
+/// The first hardware adapter; an error naming what exists otherwise.
+fn hardware_adapter() -> Result<Adapter> {
+    let all = adapters();
+    if let Some(a) = all.iter().find(|a| !a.fallback) {
+        return Ok(a.clone());
+    }
+    if all.is_empty() {
+        bail!("--device gpu: wgpu finds no adapter (no Vulkan, Metal or DirectX 12 driver; on Debian, a GPU driver or `mesa-vulkan-drivers`)");
+    }
+    let list: Vec<String> = all.iter().map(|a| format!("gpu:{} {}", a.index, a.describe())).collect();
+    bail!(
+        "--device gpu: no hardware GPU, only software or OpenGL fallbacks: {}; name one (e.g. --device gpu:{}) to run there anyway",
+        list.join("; "),
+        all[0].index
+    )
+}
+
+/// The training (autodiff) and evaluation devices of this process.
+pub fn devices() -> (Device, Device) {
+    crate::training::allocator::keep_freed_memory();
+    let base = selected().device.clone();
+    (base.clone().autodiff(), base)
+}
+
+/// Whether `device` is burn's CPU backend (with or without autodiff).
+pub fn is_host(device: &Device) -> bool {
+    device.clone().inner() == Device::flex()
+}
+
+/// The CPU device whose generator stands in for `device`'s: `device` itself
+/// on the CPU, else flex (with autodiff where `device` has it).
+pub fn generator(device: &Device) -> Device {
+    match (is_host(device), device.is_autodiff()) {
+        (true, _) => device.clone(),
+        (false, true) => Device::flex().autodiff(),
+        (false, false) => Device::flex(),
+    }
+}
+
+/// Waits for the work queued on `device` (a GPU runs asynchronously), so
+/// that a timing covers it; nothing to wait for on the CPU.
+pub fn sync(device: &Device) -> Result<()> {
+    if is_host(device) {
+        return Ok(());
+    }
+    device.sync().map_err(|e| anyhow::anyhow!("{}: {e:?}", describe()))
+}
+
+/// Runs `a` and `b` side by side on CPU threads where `device` is the CPU
+/// (each layer uses few cores); one after the other on a GPU, which runs
+/// asynchronously anyway and whose work two threads would submit in
+/// either order.
+pub fn join<A: Send, B: Send>(device: &Device, a: impl FnOnce() -> A + Send, b: impl FnOnce() -> B + Send) -> (A, B) {
+    if is_host(device) {
+        rayon::join(a, b)
+    } else {
+        (a(), b())
+    }
+}
+
+/// Seeds the generator every draw for `device` comes from.
+pub fn seed(device: &Device, seed: u64) {
+    generator(device).seed(seed);
+}
+
+/// Whether `CMKM_CPU_AS_GPU=1` asks the CPU to run exactly the code a GPU
+/// runs: burn's composed operations instead of cmkm's CPU kernels, and
+/// parameters initialised up front in the module's order (see [`build`]).
+/// Only the backend's arithmetic then differs, which is how the GPU tests
+/// compare the two. Its runs are other runs ([`run_key`]).
+pub fn cpu_as_gpu() -> bool {
+    static ON: OnceLock<bool> = OnceLock::new();
+    *ON.get_or_init(|| std::env::var("CMKM_CPU_AS_GPU").is_ok_and(|v| v == "1"))
+}
+
+/// A model for `device`, built by `make`: on the CPU as it is (each
+/// parameter initialised when first used); elsewhere built on the CPU,
+/// every parameter initialised there in the module's order from the CPU
+/// generator, then moved. The two orders differ where a model is not
+/// initialised up front (supervised and single-modality methods, heads), so
+/// there a GPU run starts from another draw of the same initialisation.
+pub fn build<M: Module>(device: &Device, make: impl FnOnce(&Device) -> Result<M>) -> Result<M> {
+    if is_host(device) && !cpu_as_gpu() {
+        return make(device);
+    }
+    let model = make(&generator(device))?;
+    crate::models::initialise_parameters(&model);
+    if is_host(device) {
+        return Ok(model);
+    }
+    // `fork`, not `to_device`: each parameter becomes a leaf of the target's
+    // graph, where `to_device` would chain it to the CPU one (and the second
+    // step would find that link's tape consumed).
+    Ok(model.fork(device))
+}
+
+/// What a GPU adds to a run's id: `gpu`, or `gpu-fallback` for a software
+/// or OpenGL adapter named with `gpu:N`; `None` on the CPU, so every CPU
+/// run id stands. The kind, not the adapter: planning needs no GPU (a
+/// login node plans for its cluster's GPU nodes), and one suite may run on
+/// nodes with different cards. The adapter goes into each run's record.
+pub fn run_key() -> Option<&'static str> {
+    match choice() {
+        Choice { choice: DeviceChoice::Cpu, .. } if cpu_as_gpu() => Some("cpu-as-gpu"),
+        Choice { choice: DeviceChoice::Cpu, .. } => None,
+        Choice { fallback: false, .. } => Some("gpu"),
+        Choice { fallback: true, .. } => Some("gpu-fallback"),
+    }
+}
+
+/// "CPU backend" or the GPU adapter, for logs and records.
+pub fn describe() -> String {
+    match &selected().adapter {
+        None => "CPU backend (flex)".into(),
+        Some(a) => format!("GPU {}", a.describe()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_names_parse_and_print_back() {
+        for (text, choice) in [("cpu", DeviceChoice::Cpu), ("GPU", DeviceChoice::Gpu), ("gpu:2", DeviceChoice::Adapter(2)), ("cuda:0", DeviceChoice::Cuda(0))] {
+            let parsed: DeviceChoice = text.parse().unwrap();
+            assert_eq!(parsed, choice);
+            assert_eq!(parsed.arg().parse::<DeviceChoice>().unwrap(), choice);
+        }
+        for bad in ["tpu", "gpu:", "gpu:-1", "gpu:x", "cuda"] {
+            let err = bad.parse::<DeviceChoice>().unwrap_err();
+            assert!(err.contains("expected cpu, gpu or gpu:N"), "{bad}: {err}");
+        }
+    }
+
+    /// Unit tests never select a device: the CPU adds nothing to run ids.
+    #[test]
+    fn the_cpu_adds_nothing_to_a_run_id() {
+        assert_eq!(choice().choice, DeviceChoice::Cpu);
+        if !cpu_as_gpu() {
+            assert_eq!(run_key(), None);
+        }
+    }
+}
