@@ -5,7 +5,9 @@
 #                         the kernels run twice, the second time with
 #                         CMKM_KERNELS_PORTABLE=1 forcing their portable path;
 #                         the Slurm tests start one-node clusters on 127.0.0.1,
-#                         installing Debian's Slurm first when run as root)
+#                         installing Debian's Slurm first when run as root;
+#                         the GPU tests run on any Vulkan adapter, Mesa's
+#                         software one in CI, and say SKIPPED without one)
 #   make reproduce-slurm  submit the suite to a Slurm cluster
 #   make report-archived  the suite's report from its committed run archive
 # SUITE= picks another suite, DATA= another dataset declaration, e.g.
@@ -15,11 +17,16 @@
 CARGO ?= cargo
 SUITE ?= experiments/paper-utd.yaml
 DATA ?=
+# DEVICE=gpu computes on the first hardware GPU (wgpu: Vulkan, Metal,
+# DirectX 12), DEVICE=gpu:N on adapter N of `cmkm devices`; the default
+# build already holds the GPU backend, so `make build DEVICE=gpu` is
+# `make build`.
+DEVICE ?= cpu
 QUICK = experiments/quick-utd.yaml
-CMKM = $(CARGO) run --release --quiet --
+CMKM = $(CARGO) run --release --quiet -- --device $(DEVICE)
 DATA_ARG = $(if $(DATA),--dataset $(DATA),)
 
-.PHONY: build reproduce reproduce-quick reproduce-slurm report report-archived plan plan-quick test synth
+.PHONY: build reproduce reproduce-quick reproduce-slurm report report-archived plan plan-quick devices test synth
 
 build:
 	$(CARGO) build --release
@@ -56,6 +63,10 @@ plan: build
 
 plan-quick: build
 	$(CMKM) plan $(QUICK)
+
+# The CPU and the GPU adapters that DEVICE= can name.
+devices: build
+	$(CMKM) devices
 
 # Every crate of the workspace, then the kernels (and the layers built on
 # them) again on the portable path, as a CPU without AVX2/FMA runs them.
