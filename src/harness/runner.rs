@@ -309,6 +309,12 @@ impl Prepared {
         if !o.timing_cpus.is_empty() {
             out.push_str(&format!("\n(per-epoch rates recorded on {}; other machines and datasets differ)", o.timing_cpus.join(", ")));
         }
+        if crate::device::run_key().is_some() {
+            out.push_str(&format!(
+                "\n(planned for --device {}: the rates are of whatever device recorded them, the CPU backend for the shipped reports)",
+                crate::device::chosen()
+            ));
+        }
         out.push('\n');
         out
     }
