@@ -62,6 +62,11 @@ fn method_file(dir: &Path, name: &str, head: &str, modalities: &[&str], lr: f64)
     path
 }
 
+/// The data declaration and a tiny CMC method file (lr 0.003) in `dir`.
+fn tiny_cmc(dir: &Path) -> (PathBuf, PathBuf) {
+    (data_yaml(dir), method_file(dir, "cmc", "kind: cmc\nloss: {temperature: 0.1}", &["inertial", "skeleton"], 0.003))
+}
+
 /// `cmkm train` on `device`; the run folder's per-epoch curves. The CPU
 /// runs the GPU's code (`CMKM_CPU_AS_GPU=1`: burn's composed operations,
 /// parameters initialised in module order), so that a difference is the
@@ -148,8 +153,7 @@ fn one_epoch_of_every_method_kind_matches_the_cpu_backend() {
 fn a_gpu_training_repeats_bit_identically() {
     let Some(device) = gpu("a_gpu_training_repeats_bit_identically") else { return };
     let dir = tempfile::tempdir().unwrap();
-    let data = data_yaml(dir.path());
-    let file = method_file(dir.path(), "cmc", "kind: cmc\nloss: {temperature: 0.1}", &["inertial", "skeleton"], 0.003);
+    let (data, file) = tiny_cmc(dir.path());
     let a = train(&device, &file, &data, &dir.path().join("a"), &["--epochs".into(), "2".into()]);
     let b = train(&device, &file, &data, &dir.path().join("b"), &["--epochs".into(), "2".into()]);
     assert_eq!(a, b, "two GPU trainings with the same seed");
@@ -211,8 +215,7 @@ fn a_tiny_suite_on_the_gpu_matches_the_cpu_and_keeps_the_cpu_run_ids() {
 fn a_gpu_that_is_not_there_is_an_error_naming_the_choice() {
     let Some(_) = gpu("a_gpu_that_is_not_there_is_an_error_naming_the_choice") else { return };
     let dir = tempfile::tempdir().unwrap();
-    let data = data_yaml(dir.path());
-    let file = method_file(dir.path(), "cmc", "kind: cmc\nloss: {temperature: 0.1}", &["inertial", "skeleton"], 0.003);
+    let (data, file) = tiny_cmc(dir.path());
     let run = |device: &str| {
         cmkm().args(["--device", device, "train"]).arg(&file).arg("--dataset").arg(&data).arg("--out").arg(dir.path().join(device)).output().unwrap()
     };
