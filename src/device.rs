@@ -173,13 +173,23 @@ pub struct Selected {
     pub adapter: Option<Adapter>,
 }
 
-/// What `--device` chose, and whether that is a hardware GPU.
-#[derive(Debug, Clone, Copy)]
+/// What `--device` chose, with the adapter `gpu:N` names (listed once, at
+/// [`select`], and opened from that listing).
+#[derive(Debug)]
 struct Choice {
     choice: DeviceChoice,
-    fallback: bool,
+    listed: Option<Adapter>,
 }
 
+impl Choice {
+    /// A software or OpenGL adapter named with `gpu:N`.
+    fn fallback(&self) -> bool {
+        self.listed.as_ref().is_some_and(|a| a.fallback)
+    }
+}
+
+/// The choice of a process that selected none.
+static CPU: Choice = Choice { choice: DeviceChoice::Cpu, listed: None };
 static CHOICE: OnceLock<Choice> = OnceLock::new();
 static OPENED: OnceLock<Selected> = OnceLock::new();
 
@@ -189,14 +199,20 @@ static OPENED: OnceLock<Selected> = OnceLock::new();
 /// no-op, another one an error. `gpu:N` must name an adapter of
 /// [`adapters`].
 pub fn select(choice: DeviceChoice) -> Result<()> {
-    let fallback = match choice {
-        DeviceChoice::Cpu | DeviceChoice::Gpu | DeviceChoice::Cuda(_) => false,
-        DeviceChoice::Adapter(n) => listed(n)?.fallback,
-    };
     if let Some(opened) = OPENED.get().filter(|s| s.choice != choice) {
         bail!("this process already computes on {}; cannot switch to {choice}", opened.choice);
     }
-    let chosen = *CHOICE.get_or_init(|| Choice { choice, fallback });
+    if let Some(chosen) = CHOICE.get() {
+        if chosen.choice != choice {
+            bail!("this process already chose {}; cannot switch to {choice}", chosen.choice);
+        }
+        return Ok(());
+    }
+    let listed = match choice {
+        DeviceChoice::Cpu | DeviceChoice::Gpu | DeviceChoice::Cuda(_) => None,
+        DeviceChoice::Adapter(n) => Some(listed(n)?),
+    };
+    let chosen = CHOICE.get_or_init(|| Choice { choice, listed });
     if chosen.choice != choice {
         bail!("this process already chose {}; cannot switch to {choice}", chosen.choice);
     }
@@ -210,8 +226,8 @@ pub fn chosen() -> DeviceChoice {
 
 /// The choice made, the CPU until [`select`] says otherwise (reading it
 /// fixes nothing: only [`open`] does).
-fn choice() -> Choice {
-    CHOICE.get().copied().unwrap_or(Choice { choice: DeviceChoice::Cpu, fallback: false })
+fn choice() -> &'static Choice {
+    CHOICE.get().unwrap_or(&CPU)
 }
 
 fn listed(n: usize) -> Result<Adapter> {
@@ -227,7 +243,7 @@ pub fn open() -> Result<&'static Selected> {
     if let Some(s) = OPENED.get() {
         return Ok(s);
     }
-    let opened = open_choice(choice().choice)?;
+    let opened = open_choice(choice())?;
     Ok(OPENED.get_or_init(|| opened))
 }
 
@@ -242,12 +258,14 @@ pub fn selected() -> &'static Selected {
     open().unwrap_or_else(|e| panic!("{e:#}"))
 }
 
-fn open_choice(choice: DeviceChoice) -> Result<Selected> {
-    let adapter = match choice {
-        DeviceChoice::Cpu => return Ok(Selected { choice, device: Device::flex(), adapter: None }),
-        DeviceChoice::Gpu => hardware_adapter()?,
-        DeviceChoice::Adapter(n) => listed(n)?,
-        DeviceChoice::Cuda(n) => return open_cuda(n),
+fn open_choice(chosen: &Choice) -> Result<Selected> {
+    let choice = chosen.choice;
+    let adapter = match (choice, &chosen.listed) {
+        (DeviceChoice::Cpu, _) => return Ok(Selected { choice, device: Device::flex(), adapter: None }),
+        (DeviceChoice::Gpu, _) => hardware_adapter()?,
+        (DeviceChoice::Adapter(_), Some(listed)) => listed.clone(),
+        (DeviceChoice::Adapter(n), None) => listed(n)?,
+        (DeviceChoice::Cuda(n), _) => return open_cuda(n),
     };
     let Some(kind) = adapter.burn_kind.clone() else {
         bail!("--device {choice}: {} is of a type burn's wgpu runtime cannot select", adapter.describe());
@@ -378,11 +396,12 @@ pub fn build<M: Module>(device: &Device, make: impl FnOnce(&Device) -> Result<M>
 /// login node plans for its cluster's GPU nodes), and one suite may run on
 /// nodes with different cards. The adapter goes into each run's record.
 pub fn run_key() -> Option<&'static str> {
-    match choice() {
-        Choice { choice: DeviceChoice::Cpu, .. } if cpu_as_gpu() => Some("cpu-as-gpu"),
-        Choice { choice: DeviceChoice::Cpu, .. } => None,
-        Choice { fallback: false, .. } => Some("gpu"),
-        Choice { fallback: true, .. } => Some("gpu-fallback"),
+    let chosen = choice();
+    match chosen.choice {
+        DeviceChoice::Cpu if cpu_as_gpu() => Some("cpu-as-gpu"),
+        DeviceChoice::Cpu => None,
+        _ if chosen.fallback() => Some("gpu-fallback"),
+        _ => Some("gpu"),
     }
 }
 

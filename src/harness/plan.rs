@@ -211,8 +211,9 @@ fn make(suite: &Suite, fingerprint: &str, seed: u64, label: String, step: Step, 
         "protocol": suite.decl.protocol,
         "crate_version": env!("CARGO_PKG_VERSION"),
     });
-    // A GPU's results are other results: its adapter joins the id. The CPU
-    // adds nothing, so every CPU run id stands.
+    // A GPU's results are other results: its kind joins the id (the adapter
+    // goes to the run's record). The CPU adds nothing, so every CPU run id
+    // stands.
     if let Some(device) = crate::device::run_key() {
         identity["device"] = device.into();
     }

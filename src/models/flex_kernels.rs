@@ -54,7 +54,7 @@ pub fn composed<T>(f: impl FnOnce() -> T) -> T {
 /// (unless switched off by [`composed`], or for the whole process by
 /// `CMKM_CPU_AS_GPU=1`, see [`crate::device::cpu_as_gpu`]).
 pub fn available<const D: usize>(x: &Tensor<D>) -> bool {
-    !COMPOSED.with(|c| c.get()) && !crate::device::cpu_as_gpu() && x.device().inner() == Device::flex() && x.dtype() == DType::F32
+    !COMPOSED.with(|c| c.get()) && !crate::device::cpu_as_gpu() && crate::device::is_host(&x.device()) && x.dtype() == DType::F32
 }
 
 #[backend_extension(Flex, Autodiff)]
