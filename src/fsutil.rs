@@ -9,6 +9,7 @@ use std::path::{Component, Path, PathBuf};
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     let mut tmp = output_temp_file(path)?;
     tmp.write_all(bytes).and_then(|_| tmp.as_file().sync_all()).with_context(|| format!("{}: write failed", path.display()))?;
+    crate::faults::at("write");
     tmp.persist(path).with_context(|| format!("{}: cannot move the finished file into place", path.display()))?;
     Ok(())
 }

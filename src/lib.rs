@@ -13,6 +13,7 @@ pub mod cli;
 pub mod config;
 pub mod data;
 pub mod device;
+pub mod faults;
 pub mod fsutil;
 pub mod harness;
 pub mod losses;

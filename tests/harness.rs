@@ -492,3 +492,62 @@ fn a_run_in_flight_elsewhere_when_the_time_limit_comes_is_left_to_its_owner() {
     assert!(!log.contains(&format!("{} ({}) | elapsed", held.label, held.id)), "{log}");
     assert!(!p.store.is_done(&held.id), "{log}");
 }
+
+/// The runs that need `id`, directly or through others, and `id` itself.
+fn with_dependants(p: &cmkm::harness::runner::Prepared, id: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::from([id.to_string()]);
+    for r in &p.runs {
+        if r.depends_on.iter().any(|d| out.contains(d)) {
+            out.insert(r.id.clone());
+        }
+    }
+    out
+}
+
+#[test]
+fn a_run_that_panics_or_errors_fails_alone_and_a_resume_does_not_enter_it_again() {
+    let (_, expected) = reference();
+    for (fault, label, says) in
+        [("panic@run:train si seed", "train si seed 3", "panicked at src/faults.rs"), ("error@run:retrieval ss", "retrieval ss seed 3", "injected error")]
+    {
+        let dir = tempfile::tempdir().unwrap();
+        let suite = write_suite(dir.path(), 0.003);
+        let results = dir.path().join("results");
+        let out = reproduce_cmd(&results, &suite).env("CMKM_FAULT", fault).output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{fault}: failed runs give status 3: {log}");
+        let p = prepare(&suite, &results).unwrap();
+        let failing = p.runs.iter().find(|r| r.label == label).unwrap();
+        let reason = p.store.failure(&failing.id).unwrap_or_else(|| panic!("{fault}: no failure recorded: {log}"));
+        assert!(reason.contains(says) && reason.contains(label), "{fault}: {reason}");
+        let skipped = with_dependants(&p, &failing.id);
+        for r in &p.runs {
+            assert_eq!(p.store.is_done(&r.id), !skipped.contains(&r.id), "{fault}: {} ({log})", r.label);
+        }
+        // A resume without the fault neither panics nor enters the failed run.
+        let out = reproduce_cmd(&results, &suite).output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(3), "{fault}: {log}");
+        assert!(log.contains("failed in an earlier sitting") && !log.contains("thread '") && !log.contains("] done in "), "{fault}: {log}");
+        // `--retry-failed` runs it and its dependants, to the results of an uninterrupted suite.
+        let out = reproduce_cmd(&results, &suite).arg("--retry-failed").output().unwrap();
+        assert!(out.status.success(), "{fault}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(p.store.failure(&failing.id).is_none(), "{fault}: the failure record goes once the run is done");
+        assert_eq!(*expected, outcomes(&results), "{fault}");
+    }
+}
+
+#[test]
+fn cmkm_run_records_a_panicking_run_as_failed_and_exits_non_zero() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), 0.003);
+    let results = dir.path().join("results");
+    let p = prepare(&suite, &results).unwrap();
+    let run = p.runs.iter().find(|r| r.label == "train sup seed 3").unwrap();
+    let out = common::cmkm().args(["run", "--quiet", "--results"]).arg(&results).arg(&suite).args(["--run", &run.id]).env("CMKM_FAULT", "panic@run:train sup").output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("FAILED; recorded in"), "{log}");
+    assert!(p.store.failure(&run.id).is_some_and(|r| r.contains("injected panic")), "{log}");
+    assert!(!p.store.is_done(&run.id) && leftovers(&results).is_empty(), "{:?}", leftovers(&results));
+}

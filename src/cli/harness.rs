@@ -1,7 +1,7 @@
 //! `cmkm plan`, `cmkm run`, `cmkm reproduce`, `cmkm report`, `cmkm
 //! compare`: suites and their results.
 
-use crate::harness::runner::{prepare_with, Deadline, Executed, Prepared};
+use crate::harness::runner::{prepare_with, Deadline, Executed, Prepared, Sitting};
 use crate::harness::store::RunStatus;
 use crate::harness::workers::Workers;
 use anyhow::{bail, Context as _, Result};
@@ -123,6 +123,12 @@ pub struct ReproduceArgs {
     /// runs are kept; running `cmkm reproduce` again goes on with the rest.
     #[arg(long, value_parser = parse_wall_time)]
     pub time_limit: Option<std::time::Duration>,
+    /// Run again the runs an earlier sitting recorded as failed (by default
+    /// they stay failed: their ids change with their inputs, so the same id
+    /// fails the same way unless something outside them, e.g. a full disk,
+    /// was the cause).
+    #[arg(long)]
+    pub retry_failed: bool,
     /// Internal: run as a worker of a `--jobs` parent started at this time
     /// (nanoseconds since the Unix epoch).
     #[arg(long, hide = true)]
@@ -150,14 +156,15 @@ pub fn reproduce(args: ReproduceArgs) -> Result<i32> {
     });
     // A worker started by a parent runs the runs itself (its thread count
     // comes from the parent, through RAYON_NUM_THREADS).
+    let sitting = Sitting { quiet: args.quiet, since, deadline: deadline.as_ref(), retry_failed: args.retry_failed };
     if jobs == 1 || args.worker_since.is_some() {
-        let (done, failed) = p.reproduce_since(args.quiet, since, deadline.as_ref())?;
+        let (done, failed) = p.reproduce_sitting(&sitting)?;
         eprintln!("suite {}: {done} of {} runs done, {failed} failed", p.suite.decl.name, p.runs.len());
         return Ok(if failed > 0 { 3 } else { 0 });
     }
     let workers = spawn_workers(&args, jobs, since, threads)?;
     eprintln!("suite {}: {jobs} workers with {threads} thread(s) each", p.suite.decl.name);
-    let own = p.reproduce_since(args.quiet, since, deadline.as_ref());
+    let own = p.reproduce_sitting(&sitting);
     let mut worker_errors = vec![];
     for (k, mut child) in workers.into_iter().enumerate() {
         match child.wait() {
@@ -203,6 +210,9 @@ fn spawn_workers(args: &ReproduceArgs, jobs: usize, since: std::time::SystemTime
             cmd.arg("reproduce").arg(&s.suite).arg("--results").arg(&s.results).arg("--reports").arg(&s.reports);
             if let Some(d) = &s.dataset {
                 cmd.arg("--dataset").arg(d);
+            }
+            if args.retry_failed {
+                cmd.arg("--retry-failed");
             }
             cmd.args(["--quiet", "--worker-since", &nanos.to_string()]).env("RAYON_NUM_THREADS", threads.to_string());
             if crate::device::chosen() != crate::device::DeviceChoice::Cpu {

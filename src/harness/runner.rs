@@ -85,7 +85,11 @@ impl Prepared {
         };
         started();
         let start = Instant::now();
-        self.perform(run, &claim.staging, quiet).with_context(|| format!("run {} ({})", run.id, run.label))?;
+        let performed = catch_panic(|| {
+            crate::faults::at_run_start(&run.label)?;
+            self.perform(run, &claim.staging, quiet)
+        });
+        performed.with_context(|| format!("run {} ({})", run.id, run.label))?;
         let seconds = start.elapsed().as_secs_f64();
         claim.commit(&RunRecordFile { id: run.id.clone(), label: run.label.clone(), seconds, hardware: Hardware::current() })?;
         Ok(Executed::Ran(seconds))
@@ -143,22 +147,27 @@ impl Prepared {
         Ok((set, data))
     }
 
-    /// Runs everything missing, in plan order; failures are recorded and
-    /// skipped along with what depends on them. Runs locked by another live
-    /// process (a second `cmkm reproduce` on the same results) are left to it
-    /// and revisited, with what depends on them, until they are done or their
-    /// process is gone. Returns (done, failed).
+    /// Runs everything missing, in plan order; failures (errors and panics
+    /// alike) are recorded and skipped along with what depends on them.
+    /// Runs locked by another live process (a second `cmkm reproduce` on
+    /// the same results) are left to it and revisited, with what depends on
+    /// them, until they are done or their process is gone. Returns (done,
+    /// failed).
     pub fn reproduce(&self, quiet: bool) -> Result<(usize, usize)> {
-        self.reproduce_since(quiet, std::time::SystemTime::now(), None)
+        self.reproduce_sitting(&Sitting::new(quiet))
     }
 
-    /// [`Prepared::reproduce`] as one of several worker processes started
-    /// at `since` (`cmkm reproduce --jobs N`): a failure any of them
-    /// recorded since then is final for all of them, so no run fails twice
-    /// and dependants of a failed run are skipped everywhere. With a
-    /// [`Deadline`], a run expected to end after it is not started, nor
-    /// are its dependants: they stay to do, for the next sitting.
-    pub fn reproduce_since(&self, quiet: bool, since: std::time::SystemTime, deadline: Option<&Deadline>) -> Result<(usize, usize)> {
+    /// [`Prepared::reproduce`] as one sitting: possibly one of several
+    /// worker processes started at `sitting.since` (`cmkm reproduce --jobs
+    /// N`), where a failure any of them recorded since then is final for
+    /// all of them, so no run fails twice and dependants of a failed run are
+    /// skipped everywhere. A failure recorded by an earlier sitting is final
+    /// too (the run's id changes with its inputs, so the same id would fail
+    /// the same way) unless `sitting.retry_failed`. With a [`Deadline`], a
+    /// run expected to end after it is not started, nor are its dependants:
+    /// they stay to do, for the next sitting.
+    pub fn reproduce_sitting(&self, sitting: &Sitting) -> Result<(usize, usize)> {
+        let (quiet, since, deadline) = (sitting.quiet, sitting.since, sitting.deadline);
         crate::fsutil::ensure_writable_dir(&self.store.root)?;
         self.store.clean_stale();
         let total = self.runs.len();
@@ -181,6 +190,15 @@ impl Prepared {
                     failed.push(run.id.clone());
                     progressed = true;
                     continue;
+                }
+                if !sitting.retry_failed && !failed.contains(&run.id) {
+                    if let Some(reason) = self.store.failure(&run.id) {
+                        let first = reason.lines().next().unwrap_or("");
+                        eprintln!("[{}/{total}] {} ({}) failed in an earlier sitting ({first}); not run again without --retry-failed", k + 1, run.label, run.id);
+                        failed.push(run.id.clone());
+                        progressed = true;
+                        continue;
+                    }
                 }
                 if let Some(dep) = run.depends_on.iter().find(|d| failed.contains(d) || self.store.failed_since(d, since)) {
                     eprintln!("[{}/{total}] skip {} ({}): its dependency {dep} failed", k + 1, run.label, run.id);
@@ -317,6 +335,55 @@ impl Prepared {
         }
         out.push('\n');
         out
+    }
+}
+
+/// How one `cmkm reproduce` process goes through a suite
+/// ([`Prepared::reproduce_sitting`]).
+pub struct Sitting<'a> {
+    /// No per-epoch progress lines.
+    pub quiet: bool,
+    /// When the sitting (its first worker) started: failures recorded since
+    /// then are final for every worker of it.
+    pub since: std::time::SystemTime,
+    /// Runs expected to end after it are not started.
+    pub deadline: Option<&'a Deadline>,
+    /// Run again the runs whose failure an earlier sitting recorded
+    /// (`--retry-failed`: after fixing what failed them outside their
+    /// inputs, e.g. a full disk).
+    pub retry_failed: bool,
+}
+
+impl Sitting<'_> {
+    /// A sitting starting now, without deadline or retries.
+    pub fn new(quiet: bool) -> Self {
+        Sitting { quiet, since: std::time::SystemTime::now(), deadline: None, retry_failed: false }
+    }
+}
+
+/// Runs `f`, turning a panic inside it (on this thread or a rayon worker
+/// it waits for) into an error with the panic's message and where the hook
+/// saw it: a bug met by one run fails that run, not the suite. The panic
+/// hook still prints its usual line, so the log keeps it too.
+fn catch_panic<T>(f: impl FnOnce() -> Result<T>) -> Result<T> {
+    static LOCATION: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if let Some(l) = info.location() {
+                *LOCATION.lock().unwrap_or_else(|p| p.into_inner()) = Some(format!("{}:{}", l.file(), l.line()));
+            }
+            previous(info);
+        }));
+    });
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)) {
+        Ok(result) => result,
+        Err(payload) => {
+            let message = payload.downcast_ref::<&str>().map(|s| s.to_string()).or_else(|| payload.downcast_ref::<String>().cloned());
+            let at = LOCATION.lock().unwrap_or_else(|p| p.into_inner()).take().map(|l| format!(" at {l}")).unwrap_or_default();
+            bail!("panicked{at}: {}", message.as_deref().unwrap_or("(no message)"))
+        }
     }
 }
 

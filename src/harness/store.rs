@@ -295,6 +295,7 @@ impl Claim {
     /// recorded by an earlier attempt is removed.
     pub fn commit(self, record: &RunRecordFile) -> Result<()> {
         crate::fsutil::write_atomic(&self.staging.join("record.json"), serde_json::to_string_pretty(record)?.as_bytes())?;
+        crate::faults::at("commit");
         if self.final_dir.exists() {
             std::fs::remove_dir_all(&self.final_dir)?; // an unfinished leftover without record
         }

@@ -279,6 +279,7 @@ pub fn fit<O: Objective>(
         let entry = EpochLog { epoch, train_loss, val_loss: val.loss, val_metric: val.metric, lr, seconds: epoch_start.elapsed().as_secs_f64(), stats };
         progress.epoch(&entry, s.epochs, start.elapsed().as_secs_f64());
         log.push(entry);
+        crate::faults::at("epoch");
         if early.as_mut().is_some_and(|e| e.should_stop(val.loss)) {
             stopped_early = true;
             break;
