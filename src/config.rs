@@ -12,6 +12,73 @@ pub fn read_yaml<T: DeserializeOwned>(path: &Path) -> Result<T> {
     serde_yaml::from_str(&text).map_err(|e| anyhow!("{}", describe(&e, Some(path))))
 }
 
+/// [`read_yaml`], also returning the file's text, so that checks made after
+/// parsing can point at a key's line ([`setting_error`]).
+pub fn read_yaml_text<T: DeserializeOwned>(path: &Path) -> Result<(T, String)> {
+    let text = std::fs::read_to_string(path).map_err(|e| anyhow!("{}: cannot read file: {e}", path.display()))?;
+    let value = serde_yaml::from_str(&text).map_err(|e| anyhow!("{}", describe(&e, Some(path))))?;
+    Ok((value, text))
+}
+
+/// The 1-based line of the key at `keys` (e.g. `["evaluations",
+/// "fine_tuning", "epochs"]`) in YAML `text`, block or flow style: each key
+/// is looked for, as a whole word followed by `:`, after the previous one;
+/// the first at the start of a line (a top-level key of a block mapping).
+/// `None` when a key is not written (a default).
+pub fn key_line(text: &str, keys: &[&str]) -> Option<usize> {
+    let (mut from, mut at) = (0, 0);
+    for (k, key) in keys.iter().enumerate() {
+        at = from + find_key(&text[from..], key, k == 0)?;
+        from = at + key.len();
+    }
+    Some(text[..at].matches('\n').count() + 1)
+}
+
+/// The 1-based line where `value` is first written, as a whole word, after
+/// the key at `keys` (e.g. the second claim's `b: nope` under `claims`).
+pub fn value_line(text: &str, keys: &[&str], value: &str) -> Option<usize> {
+    let from = text.lines().take(key_line(text, keys)? - 1).map(|l| l.len() + 1).sum::<usize>();
+    let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-');
+    let mut start = from;
+    while let Some(i) = text[start..].find(value).map(|i| i + start) {
+        let end = i + value.len();
+        if !word(text[..i].chars().next_back()) && !word(text[end..].chars().next()) {
+            return Some(text[..i].matches('\n').count() + 1);
+        }
+        start = end;
+    }
+    None
+}
+
+/// Byte offset of `key` used as a mapping key in `text` (at a line's start
+/// when `top`).
+fn find_key(text: &str, key: &str, top: bool) -> Option<usize> {
+    let bytes = text.as_bytes();
+    let mut start = 0;
+    while let Some(i) = text[start..].find(key).map(|i| i + start) {
+        let before = if i == 0 { b' ' } else { bytes[i - 1] };
+        let after = text[i + key.len()..].trim_start_matches([' ', '"', '\'']);
+        let quoted_or_bare = if top { before == b'\n' || i == 0 } else { matches!(before, b' ' | b'\n' | b'\t' | b'{' | b',' | b'"' | b'\'' | b'-') };
+        if quoted_or_bare && after.starts_with(':') {
+            return Some(i);
+        }
+        start = i + key.len();
+    }
+    None
+}
+
+/// An error about a setting found wrong after parsing: "FILE line N: `a.b`:
+/// MESSAGE", the line that of the setting's key where the file writes it.
+pub fn setting_error(path: &Path, text: &str, keys: &[&str], message: impl std::fmt::Display) -> anyhow::Error {
+    located_error(path, key_line(text, keys), keys, message)
+}
+
+/// "FILE line N: `a.b`: MESSAGE" with a known line (or none).
+pub fn located_error(path: &Path, line: Option<usize>, keys: &[&str], message: impl std::fmt::Display) -> anyhow::Error {
+    let line = line.map(|l| format!(" line {l}")).unwrap_or_default();
+    anyhow!("{}{line}: `{}`: {message}", path.display(), keys.join("."))
+}
+
 /// Parses YAML text into `T`; the error says where and what.
 pub fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T> {
     serde_yaml::from_str(text).map_err(|e| anyhow!("{}", describe(&e, None)))
@@ -101,6 +168,24 @@ mod tests {
         assert_eq!(closest("epochz", &["batch_size", "epochs", "lr"]), Some("epochs"));
         assert_eq!(closest("btach_size", &["batch_size", "epochs"]), Some("batch_size"));
         assert_eq!(closest("zzzzzzzz", &["lr", "epochs"]), None);
+    }
+
+    #[test]
+    fn keys_are_found_on_their_line_in_block_and_flow_style() {
+        let text = "name: x\nevaluations:\n  retrieval: true\n  fine_tuning:\n    epochs: 0\nepochs: 3\n";
+        assert_eq!(key_line(text, &["evaluations", "fine_tuning", "epochs"]), Some(5));
+        assert_eq!(key_line(text, &["epochs"]), Some(6), "the first key is a top-level one");
+        assert_eq!(key_line(text, &["name"]), Some(1));
+        let flow = "seeds: [1]\nevaluations: {fine_tuning: {epochs: 0}}\nclaims:\n  - {a: cmc, b: nope}\n";
+        assert_eq!(key_line(flow, &["evaluations", "fine_tuning", "epochs"]), Some(2));
+        assert_eq!(key_line(flow, &["claims", "b"]), Some(4));
+        assert_eq!(key_line(flow, &["label_fractions"]), None);
+        let claims = "claims:\n  - {a: cmc-cmkm, b: cmc}\n  - {a: cmc, b: nope}\n";
+        assert_eq!(value_line(claims, &["claims"], "cmc"), Some(2), "whole words: not inside cmc-cmkm");
+        assert_eq!(value_line(claims, &["claims"], "nope"), Some(3));
+        assert_eq!(key_line("my_epochs: 1\nepochs: 2\n", &["epochs"]), Some(2), "whole words only");
+        let e = setting_error(Path::new("s.yaml"), flow, &["claims", "b"], "no method `nope`").to_string();
+        assert_eq!(e, "s.yaml line 4: `claims.b`: no method `nope`");
     }
 
     #[derive(Debug, serde::Deserialize)]

@@ -238,7 +238,7 @@ fn splits_with_an_empty_class_or_split_and_bad_label_fractions_name_the_file() {
     )
     .unwrap();
     let text = fails(cmkm().arg("plan").arg(&suite));
-    assert!(text.contains("suite.yaml: evaluations.frozen applies to fine_tuning and label_fractions"), "{text}");
+    assert!(text.contains("suite.yaml line 7: `evaluations.frozen`: applies to fine_tuning and label_fractions"), "{text}");
     let text = fails(
         cmkm()
             .args(["evaluate", "label-fractions", "--protocol", "usable", "--fractions", "0", "--repetitions", "1", "--dataset"])
@@ -248,7 +248,7 @@ fn splits_with_an_empty_class_or_split_and_bad_label_fractions_name_the_file() {
             .arg("--out")
             .arg(dir.path().join("lf")),
     );
-    assert!(text.contains("label fraction must be in (0, 1]"), "{text}");
+    assert!(text.contains("invalid value '0' for '--fractions") && text.contains("0 is not in (0, 1]"), "{text}");
 }
 
 #[test]
@@ -407,5 +407,63 @@ fn frozen_training_mode_where_no_frozen_encoder_trains_a_head_is_an_error() {
     ] {
         let text = fails(Command::new(bin).args(args));
         assert!(text.contains("--frozen applies to frozen encoders"), "{args:?}: {text}");
+    }
+}
+
+/// A suite setting that would fail a run hours in fails `cmkm plan` (and
+/// `cmkm reproduce`, before any run) with the file, the key's line and the
+/// key. (edit of the tiny suite, or of one of its method files; the line and
+/// key the error must name; words of the message).
+#[test]
+fn suite_settings_that_would_fail_a_run_fail_at_plan_with_file_line_and_key() {
+    type Edit = (&'static str, &'static str, &'static str);
+    let cases: [(&str, Edit, usize, &str, &str); 16] = [
+        ("epochs 0 in fine-tuning", ("suite", "fine_tuning: {epochs: 2}", "fine_tuning: {epochs: 0}"), 11, "evaluations.fine_tuning.epochs", "at least 1"),
+        ("0 repetitions", ("suite", "repetitions: 1", "repetitions: 0"), 13, "evaluations.label_fractions.repetitions", "at least 1"),
+        ("0 label-fraction epochs", ("suite", "epochs: 2, baselines", "epochs: 0, baselines"), 13, "evaluations.label_fractions.epochs", "at least 1"),
+        ("a repeated fraction", ("suite", "fractions: [0.5]", "fractions: [0.5, 0.5]"), 13, "evaluations.label_fractions.fractions", "listed twice"),
+        ("suite epochs 0", ("suite", "supervised]}\n", "supervised]}\nepochs: 0\n"), 14, "epochs", "at least 1"),
+        ("a repeated seed", ("suite", "seeds: [3]", "seeds: [3, 3]"), 4, "seeds", "listed twice"),
+        ("a claim naming a missing method", ("suite", "evaluations:", "claims:\n  - {a: cmkm, b: ss}\n  - {a: cmkm, b: nothere}\nevaluations:"), 12, "claims.b", "`nothere`, which is not a method"),
+        ("a claim of a method over itself", ("suite", "evaluations:", "claims:\n  - {a: cmkm, b: cmkm}\nevaluations:"), 11, "claims.b", "with itself"),
+        ("a miner of the other modality", ("suite", "{inertial: si, skeleton: ss}", "{inertial: ss, skeleton: ss}"), 9, "methods.cmkm.pretrained", "not 'inertial' alone"),
+        ("a missing miner", ("suite", "{inertial: si, skeleton: ss}", "{inertial: si}"), 9, "methods.cmkm.pretrained", "for modality 'skeleton'"),
+        ("a miner that is no method", ("suite", "{inertial: si, skeleton: ss}", "{inertial: si, skeleton: sss}"), 9, "methods.cmkm.pretrained", "`sss`, which is not a method"),
+        ("a miner for a method that reads none", ("suite", "sup: {file: sup.yaml}", "sup: {file: sup.yaml, pretrained: {skeleton: ss}}"), 6, "methods.sup.pretrained", "reads no pretrained"),
+        ("an unknown protocol", ("suite", "protocol: cross_subject", "protocol: cross_subjekt"), 3, "protocol", "no protocol 'cross_subjekt'"),
+        ("baselines without a supervised method", ("suite", "  sup: {file: sup.yaml}\n", ""), 12, "evaluations.label_fractions.baselines", "the suite has none"),
+        ("a batch larger than the train split", ("si.yaml", "batch_size: ", "batch_size: 100000 #"), 7, "methods.si.file", "batch_size 100000 exceeds"),
+        ("0 epochs in a method file", ("ss.yaml", "epochs: ", "epochs: 0 #"), 8, "methods.ss.file", "need epochs >= 1"),
+    ];
+    for (what, (file, from, to), line, key, says) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let suite = common::write_tiny_suite(dir.path(), 0.003);
+        let path = if file == "suite" { suite.clone() } else { dir.path().join(file) };
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{what}: {from:?} not in {text}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+        let results = dir.path().join("results");
+        let message = fails(cmkm().arg("plan").arg(&suite).arg("--results").arg(&results));
+        let expected = format!("suite.yaml line {line}: `{key}`: ");
+        assert!(message.contains(&expected) && message.contains(says), "{what}: expected {expected:?} and {says:?} in {message}");
+        let message = fails(cmkm().args(["reproduce", "--quiet", "--jobs", "1", "--results"]).arg(&results).arg(&suite));
+        assert!(message.contains(&expected), "{what}: reproduce: {message}");
+        assert!(!results.join("tiny/runs").exists(), "{what}: a run started");
+    }
+}
+
+/// The CLI flags get the suite's checks.
+#[test]
+fn command_line_counts_and_fractions_out_of_range_are_refused_by_the_parser() {
+    for args in [
+        &["evaluate", "fine-tune", "--run", "x", "--epochs", "0"][..],
+        &["train", "m.yaml", "--epochs", "0"],
+        &["evaluate", "label-fractions", "--run", "x", "--repetitions", "0"],
+        &["evaluate", "label-fractions", "--run", "x", "--fractions", "0.5,1.5"],
+    ] {
+        let out = cmkm().args(args).output().unwrap();
+        let text = check_failed(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: clap's usage status: {text}");
+        assert!(text.contains("invalid value"), "{args:?}: {text}");
     }
 }

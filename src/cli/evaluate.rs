@@ -25,7 +25,7 @@ pub struct Common {
     #[arg(long, value_delimiter = ',')]
     pub modalities: Vec<String>,
     /// Override the head's number of epochs (quick checks).
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one)]
     pub epochs: Option<usize>,
     /// The head on one modality's frozen encoder (fine-tuning and label
     /// fractions; several modalities get the fusion classifier).
@@ -87,10 +87,10 @@ pub enum EvaluateCommand {
         #[command(flatten)]
         common: Common,
         /// Fractions of the train labels.
-        #[arg(long, value_delimiter = ',', default_values_t = PAPER_FRACTIONS)]
+        #[arg(long, value_delimiter = ',', default_values_t = PAPER_FRACTIONS, value_parser = super::label_fraction)]
         fractions: Vec<f64>,
         /// Repetitions per fraction (paper: 10).
-        #[arg(long, default_value_t = 10)]
+        #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
         repetitions: u64,
     },
 }

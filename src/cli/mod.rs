@@ -126,6 +126,25 @@ pub struct DataArgs {
     pub seed: u64,
 }
 
+/// Clap parser of a count that must be at least 1 (epochs, repetitions):
+/// `--epochs 0` is refused before any work, as a suite's `epochs: 0` is.
+pub fn at_least_one(text: &str) -> Result<usize, String> {
+    match text.parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Clap parser of a label fraction: a number in (0, 1].
+pub fn label_fraction(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(f) if f > 0.0 && f <= 1.0 => Ok(f),
+        Ok(f) => Err(format!("{f} is not in (0, 1]")),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();

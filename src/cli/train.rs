@@ -19,7 +19,7 @@ pub struct TrainArgs {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Override the method's number of epochs (quick checks).
-    #[arg(long)]
+    #[arg(long, value_parser = super::at_least_one)]
     pub epochs: Option<usize>,
     /// CMC-CMKM: SimCLR run folder of a modality, as MODALITY=DIR
     /// (overrides the method's `pretrained`; repeatable).

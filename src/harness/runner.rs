@@ -48,6 +48,7 @@ pub fn prepare_with(suite_path: &Path, results: &Path, dataset: Option<&Path>) -
     }
     let dataset = Dataset::load(&decl, &[])?;
     dataset.ensure_clean()?;
+    suite.check_against(&dataset)?;
     let fingerprint = crate::data::fingerprint::fingerprint(&dataset)?;
     let runs = plan(&suite, &fingerprint)?;
     let store = RunStore::new(results.join(&suite.decl.name));

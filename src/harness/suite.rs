@@ -2,7 +2,7 @@
 //! experiment (e.g. the paper's UTD-MHAD table), declared in YAML.
 
 use crate::methods::config::MethodConfig;
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -133,29 +133,18 @@ pub struct Suite {
     pub path: PathBuf,
     pub dataset_path: PathBuf,
     pub methods: BTreeMap<String, MethodConfig>,
+    /// The suite file's text, for the lines of later errors.
+    text: String,
 }
 
 impl Suite {
-    /// Reads a suite and every method file it names.
+    /// Reads a suite and every method file it names, and checks every
+    /// setting that needs no data ([`Suite::check_against`] checks the
+    /// rest): each error names the file, the key's line and the key.
     pub fn from_file(path: &Path) -> Result<Self> {
-        let decl: SuiteDecl = crate::config::read_yaml(path)?;
+        let (decl, text): (SuiteDecl, String) = crate::config::read_yaml_text(path)?;
         let base = path.parent().unwrap_or(Path::new(""));
         let resolve = |p: &Path| crate::fsutil::normalize(&base.join(p));
-        if decl.seeds.is_empty() {
-            bail!("{}: a suite needs at least one seed", path.display());
-        }
-        if let Some(lf) = &decl.evaluations.label_fractions {
-            if let Some(f) = lf.fractions.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
-                bail!("{}: evaluations.label_fractions.fractions: {f} is not in (0, 1] (it would leave classes without a labelled sample)", path.display());
-            }
-            if lf.fractions.is_empty() || lf.repetitions == 0 || lf.epochs == 0 {
-                bail!("{}: evaluations.label_fractions needs at least one fraction, one repetition and one epoch", path.display());
-            }
-        }
-        let e = &decl.evaluations;
-        if !e.frozen.is_eval() && e.fine_tuning.is_none() && e.label_fractions.is_none() {
-            bail!("{}: evaluations.frozen applies to fine_tuning and label_fractions, and the suite has neither", path.display());
-        }
         let mut methods = BTreeMap::new();
         for (name, m) in &decl.methods {
             let mut method = MethodConfig::from_file(&resolve(&m.file)).with_context(|| format!("{}: method '{name}'", path.display()))?;
@@ -164,13 +153,134 @@ impl Suite {
             }
             // Miners come from the suite's own runs, not from paths.
             method.pretrained.clear();
-            for (modality, dep) in &m.pretrained {
-                if !decl.methods.contains_key(dep) {
-                    bail!("{}: method '{name}' pretrains '{modality}' with unknown suite method '{dep}'", path.display());
-                }
-            }
             methods.insert(name.clone(), method);
         }
-        Ok(Suite { dataset_path: resolve(&decl.dataset), path: path.to_path_buf(), decl, methods })
+        let suite = Suite { dataset_path: resolve(&decl.dataset), path: path.to_path_buf(), decl, methods, text };
+        suite.check_settings()?;
+        Ok(suite)
+    }
+
+    /// An error about the setting at `keys`, naming the file and its line.
+    fn error(&self, keys: &[&str], message: impl std::fmt::Display) -> anyhow::Error {
+        crate::config::setting_error(&self.path, &self.text, keys, message)
+    }
+
+    /// The checks that need only the suite and its method files.
+    fn check_settings(&self) -> Result<()> {
+        let d = &self.decl;
+        if d.seeds.is_empty() {
+            return Err(self.error(&["seeds"], "a suite needs at least one seed"));
+        }
+        if let Some(s) = d.seeds.iter().enumerate().find_map(|(i, s)| d.seeds[..i].contains(s).then_some(s)) {
+            return Err(self.error(&["seeds"], format!("seed {s} is listed twice (its runs would be the same runs)")));
+        }
+        if d.methods.is_empty() {
+            return Err(self.error(&["methods"], "a suite needs at least one method"));
+        }
+        if d.epochs == Some(0) {
+            return Err(self.error(&["epochs"], "must be at least 1"));
+        }
+        self.check_evaluations()?;
+        self.check_pretrained()?;
+        for (k, claim) in d.claims.iter().flatten().enumerate() {
+            for (key, name) in [("a", &claim.a), ("b", &claim.b)] {
+                if !d.methods.contains_key(name) {
+                    let known: Vec<&str> = d.methods.keys().map(String::as_str).collect();
+                    let hint = crate::config::closest(name, &known).map(|b| format!("; did you mean `{b}`?")).unwrap_or_default();
+                    let line = crate::config::value_line(&self.text, &["claims"], name);
+                    let message = format!("claim {} names `{name}`, which is not a method of the suite{hint} (methods: {known:?})", k + 1);
+                    return Err(crate::config::located_error(&self.path, line, &["claims", key], message));
+                }
+            }
+            if claim.a == claim.b {
+                return Err(self.error(&["claims", "b"], format!("claim {} compares `{}` with itself", k + 1, claim.a)));
+            }
+        }
+        Ok(())
+    }
+
+    fn check_evaluations(&self) -> Result<()> {
+        let e = &self.decl.evaluations;
+        let kinds: Vec<(bool, &str)> = self.methods.values().map(|m| (m.is_self_supervised(), m.kind.as_str())).collect();
+        let any_ssl = kinds.iter().any(|k| k.0);
+        let any_supervised = kinds.iter().any(|k| !k.0);
+        if let Some(ft) = &e.fine_tuning {
+            if ft.epochs == 0 {
+                return Err(self.error(&["evaluations", "fine_tuning", "epochs"], "must be at least 1"));
+            }
+            if !any_ssl {
+                return Err(self.error(&["evaluations", "fine_tuning"], "fine-tunes self-supervised methods, and the suite has none"));
+            }
+        }
+        if let Some(lf) = &e.label_fractions {
+            let at = |key: &'static str| ["evaluations", "label_fractions", key];
+            if lf.fractions.is_empty() {
+                return Err(self.error(&at("fractions"), "needs at least one fraction"));
+            }
+            if let Some(f) = lf.fractions.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
+                return Err(self.error(&at("fractions"), format!("{f} is not in (0, 1] (it would leave classes without a labelled sample)")));
+            }
+            if let Some(f) = lf.fractions.iter().enumerate().find_map(|(i, f)| lf.fractions[..i].contains(f).then_some(f)) {
+                return Err(self.error(&at("fractions"), format!("{f} is listed twice")));
+            }
+            if lf.repetitions == 0 {
+                return Err(self.error(&at("repetitions"), "must be at least 1"));
+            }
+            if lf.epochs == 0 {
+                return Err(self.error(&at("epochs"), "must be at least 1"));
+            }
+            if !lf.baselines.is_empty() && !any_supervised {
+                return Err(self.error(&at("baselines"), "baselines are planned for supervised methods, and the suite has none"));
+            }
+            if !any_ssl && lf.baselines.is_empty() {
+                return Err(self.error(&["evaluations", "label_fractions"], "evaluates self-supervised methods (or the baselines of supervised ones), and the suite has neither"));
+            }
+        }
+        let heads_used = e.fine_tuning.is_some() || e.label_fractions.is_some();
+        if !e.frozen.is_eval() && !heads_used {
+            return Err(self.error(&["evaluations", "frozen"], "applies to fine_tuning and label_fractions, and the suite has neither"));
+        }
+        if e.head != Default::default() && !heads_used {
+            return Err(self.error(&["evaluations", "head"], "applies to fine_tuning and label_fractions, and the suite has neither"));
+        }
+        Ok(())
+    }
+
+    /// Each `pretrained` entry names a suite method trained on that modality
+    /// alone, for a method whose kind reads pretrained encoders.
+    fn check_pretrained(&self) -> Result<()> {
+        for (name, m) in &self.decl.methods {
+            let method = &self.methods[name];
+            let at = ["methods", name.as_str(), "pretrained"];
+            method.check_pretrained(m.pretrained.keys().map(String::as_str)).map_err(|e| self.error(&at, e))?;
+            for (modality, dep) in &m.pretrained {
+                let Some(miner) = self.methods.get(dep) else {
+                    return Err(self.error(&at, format!("'{modality}' is pretrained by `{dep}`, which is not a method of the suite")));
+                };
+                if miner.modalities != [modality.clone()] {
+                    return Err(self.error(&at, format!("'{modality}' is pretrained by `{dep}`, which trains {:?}, not '{modality}' alone", miner.modalities)));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The checks that need the dataset: the protocol, each method against
+    /// the dataset's modalities and shapes, and every batch against the
+    /// train split. What passes here fails no run for its settings.
+    pub fn check_against(&self, dataset: &crate::data::Dataset) -> Result<()> {
+        let protocol = &self.decl.protocol;
+        dataset.decl.protocol(protocol).map_err(|e| self.error(&["protocol"], e))?;
+        let train = dataset.decl.split(protocol, &dataset.meta).map_err(|e| self.error(&["protocol"], format!("{e:#}")))?.train.len();
+        for (name, m) in &self.methods {
+            let at = ["methods", name.as_str(), "file"];
+            let file = self.decl.methods[name].file.display();
+            m.validate_except_pretrained(&dataset.decl).map_err(|e| self.error(&at, format!("{file}: {e:#}")))?;
+            if m.is_self_supervised() && m.schedule.batch_size > train {
+                let why = format!("{file}: batch_size {} exceeds the {train} samples of protocol '{protocol}''s train split (no complete batch)", m.schedule.batch_size);
+                return Err(self.error(&at, why));
+            }
+        }
+        Ok(())
     }
 }

@@ -65,6 +65,14 @@ impl MethodConfig {
 
     /// Checks the method against itself and the dataset it will train on.
     pub fn validate(&self, dataset: &DatasetDecl) -> Result<()> {
+        self.validate_except_pretrained(dataset)?;
+        self.check_pretrained(self.pretrained.keys().map(String::as_str))
+    }
+
+    /// [`MethodConfig::validate`] but for the pretrained runs, which a suite
+    /// names by suite method rather than by path: what `cmkm plan` checks
+    /// of each suite method.
+    pub fn validate_except_pretrained(&self, dataset: &DatasetDecl) -> Result<()> {
         let method = self.method()?;
         let wanted = method.modalities();
         if !wanted.contains(&self.modalities.len()) {
@@ -72,10 +80,20 @@ impl MethodConfig {
             bail!("method '{}' ({}) needs {count} modalities, got {:?}", self.name, self.kind, self.modalities);
         }
         self.validate_common(dataset)?;
-        method.check_loss(self.loss.as_ref(), None).with_context(|| format!("method '{}'", self.name))?;
-        match (method.uses_pretrained(), self.modalities.iter().find(|m| !self.pretrained.contains_key(*m))) {
+        method.check_loss(self.loss.as_ref(), None).with_context(|| format!("method '{}'", self.name))
+    }
+
+    /// Checks that the modalities given a pretrained run are what the kind
+    /// reads: each of its modalities for CMC-CMKM, none for the others.
+    pub fn check_pretrained<'a>(&self, given: impl IntoIterator<Item = &'a str>) -> Result<()> {
+        let method = self.method()?;
+        let given: Vec<&str> = given.into_iter().collect();
+        if let Some(m) = given.iter().find(|m| !self.modalities.iter().any(|x| x == *m)) {
+            bail!("method '{}': pretrained run for '{m}', which is not one of its modalities {:?}", self.name, self.modalities);
+        }
+        match (method.uses_pretrained(), self.modalities.iter().find(|m| !given.contains(&m.as_str()))) {
             (true, Some(m)) => bail!("method '{}': {} needs a pretrained unimodal run for modality '{m}'", self.name, method.display_name()),
-            (false, _) if !self.pretrained.is_empty() => {
+            (false, _) if !given.is_empty() => {
                 bail!("method '{}': a `{}` method reads no pretrained encoders; remove `pretrained`", self.name, self.kind)
             }
             _ => Ok(()),

@@ -286,7 +286,10 @@ pub fn fit<O: Objective>(
         }
     }
     let best_epoch = best.epoch.unwrap_or(0);
-    Ok(Fitted { best: best_model.expect("at least one epoch ran"), best_epoch, log, stopped_early })
+    // Settings are checked before any run (`cmkm plan`, the CLI flags); a
+    // caller reaching here with 0 epochs gets an error, not a panic.
+    let best = best_model.ok_or_else(|| anyhow::anyhow!("no epoch ran (the schedule has {} epochs)", s.epochs))?;
+    Ok(Fitted { best, best_epoch, log, stopped_early })
 }
 
 /// Writes the per-epoch curves as CSV.
