@@ -131,7 +131,7 @@ pub fn adapters() -> Vec<Adapter> {
             software_only = Some(found);
         }
     }
-    software_only.map(with_burn_kinds).unwrap_or_default()
+    software_only.map(with_burn_kinds).unwrap_or_default() // no adapter at all: an empty list
 }
 
 fn probe(api: wgpu::Backend) -> Vec<wgpu::AdapterInfo> {

@@ -14,6 +14,19 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Reads the JSON file at `path` into `T`: a missing file, bad JSON or a
+/// missing or mistyped field is an error naming the file (and the field).
+pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
+    let mut reader = serde_json::Deserializer::from_str(&text);
+    // The error names the field ("f1_macro: invalid type ..."), not just a column.
+    serde_path_to_error::deserialize(&mut reader).map_err(|e| {
+        let at = e.path().to_string();
+        let field = if at == "." { String::new() } else { format!("`{at}`: ") };
+        anyhow::anyhow!("{}: not the expected JSON: {field}{}", path.display(), e.inner())
+    })
+}
+
 /// A temporary file for the output `path`, in its folder (created if
 /// missing) so that it can be moved into place once complete, with the
 /// permissions a file created directly would get (0644 less the umask on

@@ -14,8 +14,10 @@ pub enum MainMetric {
 }
 
 /// Accuracy, macro precision / recall / F1 (fractions in 0..1) and the
-/// confusion matrix (`confusion[true][predicted]`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// confusion matrix (`confusion[true][predicted]`). What `metrics.json`
+/// holds (fine-tuning adds its epochs and modalities beside), and what the
+/// report reads back from it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ClassificationMetrics {
     pub accuracy: f64,
     pub f1_macro: f64,

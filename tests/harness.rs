@@ -551,3 +551,44 @@ fn cmkm_run_records_a_panicking_run_as_failed_and_exits_non_zero() {
     assert!(p.store.failure(&run.id).is_some_and(|r| r.contains("injected panic")), "{log}");
     assert!(!p.store.is_done(&run.id) && leftovers(&results).is_empty(), "{:?}", leftovers(&results));
 }
+
+/// A run file the report reads with its type: a renamed, mistyped or
+/// missing field, a confusion matrix of the wrong size, or a truncated
+/// file fails `cmkm report` and `cmkm compare` with the file and the field,
+/// never a 0 or a gap in a table.
+#[test]
+fn malformed_run_files_fail_the_report_naming_the_file_and_the_field() {
+    let (reference_dir, _) = reference();
+    let p = prepare(&reference_dir.path().join("suite.yaml"), &reference_dir.path().join("reference")).unwrap();
+    let dir_of = |label: &str| p.runs.iter().find(|r| r.label == label).map(|r| r.id.clone()).unwrap();
+    let (fine_tune, retrieval, fractions) = (dir_of("fine-tune ss skeleton seed 3"), dir_of("retrieval si seed 3"), dir_of("label-fractions cmkm inertial seed 3"));
+    type Damage = fn(&str) -> String;
+    let cases: [(&str, &str, Damage, &str); 5] = [
+        (&fine_tune, "metrics.json", |t| t.replace("\"accuracy\"", "\"acc\""), "missing field `accuracy`"),
+        (&fine_tune, "metrics.json", |t| t.replace("\"f1_macro\": ", "\"f1_macro\": \"high\", \"old_f1\": "), "f1_macro"),
+        (&fine_tune, "metrics.json", |t| t.replacen("[\n    [", "[\n    [1, 2],\n    [", 1), "confusion matrix is not"),
+        (&retrieval, "retrieval.json", |t| t[..t.len() / 2].to_string(), "retrieval.json"),
+        (&fractions, "label_fractions.json", |t| t.replace("\"main_metric\"", "\"main\""), "missing field `main_metric`"),
+    ];
+    for (k, (id, file, damage, says)) in cases.into_iter().enumerate() {
+        let dir = tempfile::tempdir().unwrap();
+        let results = dir.path().join("results");
+        copy_dir(&reference_dir.path().join("reference"), &results);
+        let path = results.join("tiny/runs").join(id).join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let damaged = damage(&text);
+        assert_ne!(damaged, text, "case {k}: the damage changes the file");
+        std::fs::write(&path, damaged).unwrap();
+        let suite = reference_dir.path().join("suite.yaml");
+        let out = common::cmkm().arg("report").arg(&suite).arg("--results").arg(&results).arg("--reports").arg(dir.path().join("reports")).output().unwrap();
+        let log = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "case {k}: {log}");
+        assert!(log.contains(&format!("{id}/{file}")) && log.contains(says) && !log.contains("panicked"), "case {k}: expected {says:?}: {log}");
+        if !says.contains("confusion") {
+            let out = common::cmkm().arg("compare").arg(&results).arg(reference_dir.path().join("reference")).output().unwrap();
+            let log = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "case {k}: compare: {log}");
+            assert!(log.contains(&format!("{id}/{file}")), "case {k}: compare: {log}");
+        }
+    }
+}

@@ -45,7 +45,7 @@ fn cached_features_give_the_same_fine_tuning_as_running_the_encoders() {
         let data = data(modalities);
         let set = random_set(modalities, &data);
         let (_, device) = devices();
-        let features = set.features(&data, &device);
+        let features = set.features(&data, &device).unwrap();
         let cached = fine_tune_cached(&features, &data, &data.split.train, &schedule(4), head, 3, &quiet()).unwrap();
         let live = fine_tune_encoders(&set, &data, &data.split.train, &schedule(4), head, false, FrozenEncoders::Eval, 3, &quiet()).unwrap();
         // The same up to float rounding: matrix products over different batch
@@ -113,9 +113,9 @@ fn every_protocol_runs_for_every_kind_of_encoder_and_repeats_exactly() {
         let set = EncoderSet::from_run(dir, 27, &device).unwrap();
         let names: Vec<&str> = set.modalities.iter().map(String::as_str).collect();
         let data = data(&names);
-        let features = set.features(&data, &device);
+        let features = set.features(&data, &device).unwrap();
         let a = fine_tune_cached(&features, &data, &data.split.train, &schedule(3), EvaluationHead::Linear, 7, &quiet()).unwrap();
-        let b = fine_tune_cached(&set.features(&data, &device), &data, &data.split.train, &schedule(3), EvaluationHead::Linear, 7, &quiet()).unwrap();
+        let b = fine_tune_cached(&set.features(&data, &device).unwrap(), &data, &data.split.train, &schedule(3), EvaluationHead::Linear, 7, &quiet()).unwrap();
         assert_eq!(a.metrics, b.metrics, "{}", dir.display());
         if set.kind == "supervised" {
             assert!(a.metrics.accuracy > 2.0 / 27.0, "a head on trained encoders beats chance: {}", a.metrics.accuracy);
@@ -156,7 +156,7 @@ fn supervised_and_random_baselines_run_on_label_fractions() {
     let data = data(&["skeleton"]);
     let set = random_set(&["skeleton"], &data);
     let (_, device) = devices();
-    let features = set.features(&data, &device);
+    let features = set.features(&data, &device).unwrap();
     let (runs, summary) = run_label_fractions(
         &data,
         &[0.25],
@@ -204,7 +204,7 @@ fn identical_label_subsets_are_trained_once() {
     let data = data(&["skeleton"]);
     let set = random_set(&["skeleton"], &data);
     let (_, device) = devices();
-    let features = set.features(&data, &device);
+    let features = set.features(&data, &device).unwrap();
     let trained = std::cell::RefCell::new(vec![]);
     let reused = std::cell::RefCell::new(vec![]);
     let fine_tune = |subset: &[usize]| fine_tune_cached(&features, &data, subset, &schedule(2), EvaluationHead::Linear, 5, &quiet()).unwrap().metrics;
@@ -263,4 +263,20 @@ fn evaluate_commands_write_recomputable_outputs() {
     let r: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(dir.join("eval/retrieval/retrieval.json")).unwrap()).unwrap();
     assert!(r["inertial->skeleton"]["mean_average_precision"].is_number());
     assert!(Path::new(&dir.join("eval/retrieval/ranking_fused.csv")).is_file());
+}
+
+/// A feature that is not finite (diverged weights, a NaN that reached the
+/// data) is an error naming the encoders and the sample, never ranked or
+/// fitted as a number.
+#[test]
+fn non_finite_encoder_features_are_an_error_naming_the_sample() {
+    let mut data = data(&["skeleton"]);
+    let set = random_set(&["skeleton"], &data);
+    let (_, device) = devices();
+    let bad = 5;
+    data.clips[0][bad][[0, 0, 0]] = f32::NAN;
+    let e = set.features(&data, &device).unwrap_err().to_string();
+    assert!(e.contains("random:random") && e.contains("non-finite") && e.contains(&data.sample_ids[bad]), "{e}");
+    let e = cmkm::protocols::retrieval::retrieval_settings(&set, &data, &device).err().expect("retrieval refuses NaN features").to_string();
+    assert!(e.contains("non-finite"), "{e}");
 }

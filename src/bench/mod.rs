@@ -96,7 +96,7 @@ pub struct BenchReport {
 impl BenchReport {
     /// One flat JSON object: `<name>_ms` medians, `<name>_samples_per_s`,
     /// the spread of each timing, threads and the hardware record.
-    pub fn json(&self) -> serde_json::Value {
+    pub fn json(&self) -> anyhow::Result<serde_json::Value> {
         let mut obj = serde_json::Map::new();
         for (name, t) in &self.timings {
             obj.insert(name.clone(), t.median.into());
@@ -108,12 +108,12 @@ impl BenchReport {
             obj.insert(format!("{}_gflop_per_s", name.trim_end_matches("_ms")), (*v).into());
         }
         obj.insert("peak_gflop_per_s".into(), self.peak_gflop_per_s.into());
-        obj.insert("spread_ms".into(), serde_json::to_value(&self.timings).unwrap_or_default());
+        obj.insert("spread_ms".into(), serde_json::to_value(&self.timings)?);
         obj.insert("batch".into(), self.batch.into());
         obj.insert("steps".into(), self.steps.into());
         obj.insert("threads".into(), self.threads.into());
-        obj.insert("hardware".into(), serde_json::to_value(&self.hardware).unwrap_or_default());
-        serde_json::Value::Object(obj)
+        obj.insert("hardware".into(), serde_json::to_value(&self.hardware)?);
+        Ok(serde_json::Value::Object(obj))
     }
 }
 

@@ -56,7 +56,7 @@ pub fn run(args: BenchArgs) -> Result<i32> {
         }
     })?;
     if args.json {
-        outln!("{}", serde_json::to_string_pretty(&report.json())?);
+        outln!("{}", serde_json::to_string_pretty(&report.json()?)?);
         return Ok(0);
     }
     let machine = crate::harness::store::Hardware { threads: report.threads, ..report.hardware.clone() };

@@ -202,7 +202,7 @@ fn parse_wall_time(s: &str) -> Result<std::time::Duration, String> {
 fn spawn_workers(args: &ReproduceArgs, jobs: usize, since: std::time::SystemTime, threads: usize) -> Result<Vec<std::process::Child>> {
     use anyhow::Context as _;
     let exe = std::env::current_exe().context("cannot tell where this cmkm binary is to start workers")?;
-    let nanos = since.duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(0);
+    let nanos = since.duration_since(std::time::UNIX_EPOCH).context("the system clock is set before 1970")?.as_nanos() as u64;
     let s = &args.suite;
     (1..jobs)
         .map(|_| {

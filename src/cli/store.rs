@@ -4,7 +4,7 @@
 
 use super::harness::{prepare, SuiteArgs};
 use crate::harness::archive;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::PathBuf;
 
 #[derive(clap::Subcommand, Debug)]
@@ -37,7 +37,7 @@ pub fn run(cmd: StoreCommand) -> Result<i32> {
             let p = prepare(&suite)?;
             let out = out.unwrap_or_else(|| suite.reports.join(&p.suite.decl.name).join("runs.tar.gz"));
             let m = archive::pack(&p, &out)?;
-            let bytes = std::fs::metadata(&out).map(|m| m.len()).unwrap_or(0);
+            let bytes = std::fs::metadata(&out).with_context(|| format!("{}: the archive just written cannot be read", out.display()))?.len();
             outln!("{}", out.display());
             eprintln!(
                 "packed {} of {} planned runs of suite '{}' ({:.1} MB), with the checkpoints of {} training(s) that unfinished runs need",

@@ -22,8 +22,12 @@ pub fn clip_from_layout(array: ArrayD<f64>, layout: &str) -> Result<Clip> {
         array = array.insert_axis(last);
         letters.push('J');
     }
-    let pos = |c: char| letters.iter().position(|&l| l == c).unwrap_or(0);
-    let permuted = array.permuted_axes(IxDyn(&[pos('T'), pos('J'), pos('C')]));
+    let pos = |c: char| letters.iter().position(|&l| l == c).ok_or_else(|| anyhow::anyhow!("layout '{layout}' has no axis {c}"));
+    let axes = [pos('T')?, pos('J')?, pos('C')?];
+    if axes[0] == axes[1] || axes[1] == axes[2] || axes[0] == axes[2] || letters.len() != 3 {
+        bail!("layout '{layout}' must name each of T, J (optional) and C once");
+    }
+    let permuted = array.permuted_axes(IxDyn(&axes));
     let shape = permuted.shape().to_vec();
     let clip = Array3::from_shape_vec((shape[0], shape[1], shape[2]), permuted.iter().map(|&v| v as f32).collect())?;
     Ok(clip)

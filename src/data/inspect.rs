@@ -71,6 +71,7 @@ impl InspectReport {
                 kind: m.kind,
                 channels: m.channels,
                 joints: m.joint_count(),
+                // A modality without samples reports 0 frames (its sample count says 0 too).
                 frames_min: clips.iter().map(|c| c.dim().0).min().unwrap_or(0),
                 frames_max: clips.iter().map(|c| c.dim().0).max().unwrap_or(0),
                 non_finite_values: clips.iter().map(crate::data::clip::count_non_finite).sum(),

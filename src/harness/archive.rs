@@ -49,7 +49,15 @@ pub fn pack(p: &Prepared, out: &Path) -> Result<Manifest> {
         bail!("suite '{}': no finished run in {} to pack", p.suite.decl.name, p.store.root.display());
     }
     let needed = needed_checkpoints(p);
-    let (checkpoints, missing): (Vec<String>, Vec<String>) = needed.into_iter().partition(|id| !checkpoint_files(&p.store.dir(id)).is_empty());
+    let mut checkpoints = vec![];
+    let mut missing = vec![];
+    for id in needed {
+        if checkpoint_files(&p.store.dir(&id))?.is_empty() {
+            missing.push(id);
+        } else {
+            checkpoints.push(id);
+        }
+    }
     let manifest = Manifest {
         suite: p.suite.decl.name.clone(),
         crate_version: env!("CARGO_PKG_VERSION").to_string(),
@@ -89,8 +97,8 @@ fn is_checkpoint(path: &Path) -> bool {
 }
 
 /// The checkpoint files anywhere under a run folder.
-fn checkpoint_files(dir: &Path) -> Vec<PathBuf> {
-    files_under(dir).unwrap_or_default().into_iter().filter(|f| is_checkpoint(f)).collect()
+fn checkpoint_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    Ok(files_under(dir)?.into_iter().filter(|f| is_checkpoint(f)).collect())
 }
 
 /// Every file under `dir`, in sorted order (so archives are reproducible).

@@ -75,6 +75,10 @@ impl Timings {
     }
 
     /// A finished run: its step from `plan.json`, its time from `record.json`.
+    /// Timings only feed estimates: a run folder (of any suite under the
+    /// results folder) whose files cannot be read gives none, so the
+    /// estimate shows "?" rather than planning failing on another suite's
+    /// damaged folder; no number stands in for it.
     fn add_run(&mut self, dir: &Path) {
         #[derive(serde::Deserialize)]
         struct PlanFile {
@@ -89,6 +93,9 @@ impl Timings {
         }
     }
 
+    /// The rows of a committed report's `timings.csv` (rows that do not
+    /// parse give no timing, as in [`Self::add_run`]; a missing thread count,
+    /// from reports older than the column, is 0: "unknown").
     fn add_csv(&mut self, path: &Path) {
         let Ok(mut reader) = csv::Reader::from_path(path) else { return };
         let Ok(headers) = reader.headers().cloned() else { return };

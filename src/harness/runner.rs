@@ -462,6 +462,7 @@ impl PlanOverview {
     /// them in plan order (failed runs count as finished).
     fn wall_time_left(&self) -> f64 {
         let index: BTreeMap<&str, usize> = self.runs.iter().enumerate().map(|(i, r)| (r.id.as_str(), i)).collect();
+        // Documented on the field: runs without an estimate count 0, and `cmkm plan` says how many there are.
         let seconds: Vec<f64> = self.runs.iter().map(|r| r.estimate_seconds.unwrap_or(0.0)).collect();
         let depends: Vec<Vec<usize>> = self.runs.iter().map(|r| r.depends_on.iter().filter_map(|d| index.get(d.as_str()).copied()).collect()).collect();
         let done: Vec<bool> = self.runs.iter().map(|r| matches!(r.status, RunStatus::Done | RunStatus::Failed)).collect();

@@ -51,6 +51,8 @@ impl Hardware {
 
     /// This machine.
     pub fn current() -> Self {
+        // The CPU's name describes the machine; where /proc/cpuinfo cannot
+        // be read (not Linux) the architecture stands in, and says so.
         let cpu = std::fs::read_to_string("/proc/cpuinfo")
             .ok()
             .and_then(|t| t.lines().find(|l| l.starts_with("model name")).and_then(|l| l.split(':').nth(1)).map(|s| s.trim().to_string()))
@@ -168,8 +170,14 @@ impl RunStore {
     }
 
     /// Why the run failed last time, if it did.
+    /// A record that exists but cannot be read still marks the run failed.
     pub fn failure(&self, id: &str) -> Option<String> {
-        std::fs::read_to_string(self.failure_path(id)).ok()
+        let path = self.failure_path(id);
+        match std::fs::read_to_string(&path) {
+            Ok(reason) => Some(reason),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            Err(e) => Some(format!("(the failure record {} cannot be read: {e})", path.display())),
+        }
     }
 
     /// True when the run's failure was recorded at or after `since` (by

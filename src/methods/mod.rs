@@ -107,19 +107,22 @@ pub fn train(method: &MethodConfig, ds: &Dataset, opts: &TrainOptions) -> Result
     write("curves.csv", curves_csv(&fitted_log))?;
     let per_epoch: Vec<f64> = fitted_log.iter().map(|e| e.seconds).collect();
     write("timings.json", serde_json::to_string_pretty(&serde_json::json!({ "total_seconds": seconds, "epoch_seconds": per_epoch }))?)?;
+    let (Some(first), Some(last), Some(best)) = (fitted_log.first(), fitted_log.last(), fitted_log.get(best_epoch)) else {
+        bail!("method '{}': the training log has {} epochs and no best epoch {}", method.name, fitted_log.len(), best_epoch + 1);
+    };
     let summary = TrainSummary {
         method: method.name.clone(),
         epochs_run: fitted_log.len(),
         best_epoch: best_epoch + 1,
         stopped_early,
-        first_train_loss: fitted_log.first().map(|e| e.train_loss).unwrap_or(f64::NAN),
-        last_train_loss: fitted_log.last().map(|e| e.train_loss).unwrap_or(f64::NAN),
-        best_val_loss: fitted_log.get(best_epoch).map(|e| e.val_loss).unwrap_or(f64::NAN),
+        first_train_loss: first.train_loss,
+        last_train_loss: last.train_loss,
+        best_val_loss: best.val_loss,
         seconds,
         test,
     };
     if let Some(t) = &summary.test {
-        write("metrics.json", serde_json::to_string_pretty(t)?)?;
+        write(crate::protocols::METRICS_FILE, serde_json::to_string_pretty(t)?)?;
     }
     Ok(summary)
 }

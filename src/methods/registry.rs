@@ -42,6 +42,7 @@ impl MethodConfig {
     pub fn from_file(path: &Path) -> Result<Self> {
         let m = Self::read_file(path)?;
         let Ok(method) = method(&m.kind) else {
+            // Only to say which line: the file was just read, and without it the message has no line.
             let text = std::fs::read_to_string(path).unwrap_or_default();
             let line = text.lines().position(|l| l.trim_start().starts_with("kind:")).map_or(String::new(), |i| format!(" line {}", i + 1));
             bail!("{}", unknown_kind(&m.kind, Some(format!("{}{line}", path.display()))));

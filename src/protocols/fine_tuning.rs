@@ -169,7 +169,7 @@ pub fn fine_tune_frozen(
     progress: &Progress,
 ) -> Result<ClassificationResult> {
     match frozen {
-        FrozenEncoders::Eval => fine_tune_cached(&set.features(data, device), data, train, schedule, head, seed, progress),
+        FrozenEncoders::Eval => fine_tune_cached(&set.features(data, device)?, data, train, schedule, head, seed, progress),
         FrozenEncoders::Training => fine_tune_encoders(set, data, train, schedule, head, false, frozen, seed, progress),
     }
 }

@@ -9,13 +9,13 @@ use crate::metrics::ClassificationMetrics;
 use crate::protocols::fine_tuning::FrozenEncoders;
 use crate::training::TrainData;
 use anyhow::Result;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// The paper's fractions.
 pub const PAPER_FRACTIONS: [f64; 5] = [0.01, 0.05, 0.10, 0.25, 0.50];
 
 /// One repetition at one fraction.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FractionRun {
     pub fraction: f64,
     pub repetition: u64,
@@ -31,7 +31,7 @@ pub struct FractionRun {
 }
 
 /// Mean and standard deviation over the repetitions of one fraction.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FractionSummary {
     pub fraction: f64,
     pub repetitions: usize,
@@ -150,7 +150,7 @@ pub fn frozen_label_fractions(
     out: &std::path::Path,
 ) -> Result<(Vec<FractionRun>, Vec<FractionSummary>)> {
     match frozen {
-        FrozenEncoders::Eval => cached_label_fractions(&set.features(data, device), data, fractions, repetitions, schedule, head, seed, out),
+        FrozenEncoders::Eval => cached_label_fractions(&set.features(data, device)?, data, fractions, repetitions, schedule, head, seed, out),
         FrozenEncoders::Training => encoder_label_fractions(set, data, fractions, repetitions, schedule, head, frozen, seed, out),
     }
 }
@@ -218,7 +218,7 @@ fn copy_repetition(out: &std::path::Path, from: f64, to: f64, r: u64) -> Result<
     std::fs::create_dir_all(&dst).with_context(|| format!("{}: cannot create the folder", dst.display()))?;
     for entry in std::fs::read_dir(&src).with_context(|| format!("{}: cannot read the repetition to reuse", src.display()))? {
         let path = entry?.path();
-        let name = path.file_name().unwrap_or_default();
+        let name = path.file_name().unwrap_or_default(); // entries of read_dir always have a name
         if path.is_file() && !name.to_string_lossy().ends_with(".safetensors") {
             std::fs::copy(&path, dst.join(name)).with_context(|| format!("{}: cannot copy into {}", path.display(), dst.display()))?;
         }
@@ -240,10 +240,28 @@ pub fn random_encoders(
     crate::protocols::EncoderSet::random(method, &data.shapes, device)
 }
 
+/// `label_fractions.json`: the per-fraction summary and every run.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LabelFractionsFile {
+    pub summary: Vec<FractionSummary>,
+    pub runs: Vec<FractionRun>,
+}
+
+/// The name of a label-fraction run's results file.
+pub const LABEL_FRACTIONS_FILE: &str = "label_fractions.json";
+
 /// Writes `label_fractions.json`: the per-fraction summary and every run.
 pub fn write_summary(out: &std::path::Path, runs: &[FractionRun], summary: &[FractionSummary]) -> Result<()> {
-    let json = serde_json::json!({ "summary": summary, "runs": runs });
-    crate::fsutil::write_atomic(&out.join("label_fractions.json"), serde_json::to_string_pretty(&json)?.as_bytes())
+    let file = LabelFractionsFile { summary: summary.to_vec(), runs: runs.to_vec() };
+    // Through a JSON value, whose keys are sorted: the bytes of every
+    // label_fractions.json written before the file had its type.
+    let json = serde_json::to_value(&file)?;
+    crate::fsutil::write_atomic(&out.join(LABEL_FRACTIONS_FILE), serde_json::to_string_pretty(&json)?.as_bytes())
+}
+
+/// Reads a run's `label_fractions.json`.
+pub fn read_label_fractions(dir: &std::path::Path) -> Result<LabelFractionsFile> {
+    crate::fsutil::read_json(&dir.join(LABEL_FRACTIONS_FILE))
 }
 
 /// Mean and sample standard deviation (0 for a single value).

@@ -100,28 +100,44 @@ impl EncoderSet {
 
     /// Encoder features of every sample, per modality (computed once, in
     /// batches; frozen encoders see no augmentation, so this is exact).
-    pub fn features(&self, data: &TrainData, device: &Device) -> Vec<Vec<Vec<f32>>> {
-        self.encoders.iter().enumerate().map(|(m, e)| embed_all(data, m, device, |x| e.forward(x))).collect()
+    pub fn features(&self, data: &TrainData, device: &Device) -> Result<Vec<Vec<Vec<f32>>>> {
+        self.encoders.iter().enumerate().map(|(m, e)| self.embed_all(data, m, device, |x| e.forward(x))).collect()
     }
 
     /// Projection-space embeddings of both modalities (cross-modal methods only).
-    pub fn projected(&self, data: &TrainData, device: &Device) -> Option<Vec<Vec<Vec<f32>>>> {
-        let p = self.projections.as_ref()?;
-        Some((0..2).map(|m| embed_all(data, m, device, |x| p[m].forward(self.encoders[m].forward(x)))).collect())
+    pub fn projected(&self, data: &TrainData, device: &Device) -> Result<Option<Vec<Vec<Vec<f32>>>>> {
+        let Some(p) = self.projections.as_ref() else { return Ok(None) };
+        let both = (0..2).map(|m| self.embed_all(data, m, device, |x| p[m].forward(self.encoders[m].forward(x)))).collect::<Result<_>>()?;
+        Ok(Some(both))
+    }
+
+    /// `f` of modality `m` of every sample, read back from the device; a
+    /// failed read-back or a non-finite value (diverged weights) is an error
+    /// naming the encoders and the sample, never a stand-in value.
+    fn embed_all(&self, data: &TrainData, m: usize, device: &Device, f: impl Fn(Tensor<4>) -> Tensor<2>) -> Result<Vec<Vec<f32>>> {
+        let all: Vec<usize> = (0..data.labels.len()).collect();
+        let mut out = Vec::with_capacity(all.len());
+        for batch in eval_batches(&all, 128) {
+            let clips: Vec<_> = batch.iter().map(|&i| &data.clips[m][i]).collect();
+            let y = f(stack(&clips, device));
+            let [_, d] = y.dims();
+            let flat = y.try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("{}: cannot read the '{}' features back from the device: {e:?}", self.source, data.modalities[m]))?;
+            if let Some(k) = flat.iter().position(|v| !v.is_finite()) {
+                bail!("{}: the '{}' encoder gives a non-finite feature ({}) for sample {}", self.source, data.modalities[m], flat[k], data.sample_ids[batch[k / d]]);
+            }
+            out.extend(flat.chunks(d).map(<[f32]>::to_vec));
+        }
+        Ok(out)
     }
 }
 
-fn embed_all(data: &TrainData, m: usize, device: &Device, f: impl Fn(Tensor<4>) -> Tensor<2>) -> Vec<Vec<f32>> {
-    let all: Vec<usize> = (0..data.labels.len()).collect();
-    let mut out = Vec::with_capacity(all.len());
-    for batch in eval_batches(&all, 128) {
-        let clips: Vec<_> = batch.iter().map(|&i| &data.clips[m][i]).collect();
-        let y = f(stack(&clips, device));
-        let [b, d] = y.dims();
-        let flat = y.try_into_vec_as::<f32>().unwrap_or_else(|_| vec![f32::NAN; b * d]);
-        out.extend(flat.chunks(d).map(<[f32]>::to_vec));
-    }
-    out
+/// The name of a classification run's metrics file.
+pub const METRICS_FILE: &str = "metrics.json";
+
+/// Reads the test metrics of a run's `metrics.json` (fine-tuning or
+/// supervised training).
+pub fn read_metrics(dir: &Path) -> Result<ClassificationMetrics> {
+    crate::fsutil::read_json(&dir.join(METRICS_FILE))
 }
 
 /// A classification evaluation: test metrics, what was predicted, and the
@@ -148,7 +164,7 @@ impl ClassificationResult {
             obj.insert("epochs_run".into(), self.epochs_run.into());
             obj.extend(more);
         }
-        crate::fsutil::write_atomic(&dir.join("metrics.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
+        crate::fsutil::write_atomic(&dir.join(METRICS_FILE), serde_json::to_string_pretty(&json)?.as_bytes())?;
         let mut csv = String::from("sample_id,label,prediction\n");
         for ((id, l), p) in self.sample_ids.iter().zip(&self.labels).zip(&self.predictions) {
             csv.push_str(&format!("{id},{},{}\n", l + 1, p + 1));

@@ -5,10 +5,10 @@
 //! gallery order (lower index first), so results are reproducible.
 
 use rayon::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// Retrieval quality of one embedding.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RetrievalMetrics {
     pub precision_at_1: f64,
     pub precision_at_5: f64,
@@ -107,13 +107,13 @@ pub fn retrieval_settings(set: &super::EncoderSet, data: &crate::training::Train
         let (metrics, rankings) = retrieve(&pick(query, q), &labels(q), &pick(gallery, g), &labels(g));
         RetrievalSetting { name, metrics, rankings }
     };
-    let features = set.features(data, device);
+    let features = set.features(data, device)?;
     let mut out: Vec<RetrievalSetting> = set.modalities.iter().zip(&features).map(|(m, f)| run(m.clone(), f, f)).collect();
     if features.len() > 1 {
         let fused = fuse(&features);
         out.push(run("fused".into(), &fused, &fused));
     }
-    if let Some(p) = set.projected(data, device) {
+    if let Some(p) = set.projected(data, device)? {
         let (a, b) = (&set.modalities[0], &set.modalities[1]);
         out.push(run(format!("{a}->{b}"), &p[0], &p[1]));
         out.push(run(format!("{b}->{a}"), &p[1], &p[0]));
@@ -121,12 +121,25 @@ pub fn retrieval_settings(set: &super::EncoderSet, data: &crate::training::Train
     Ok(out)
 }
 
+/// `retrieval.json`: the metrics of each setting, by setting name
+/// (`inertial`, `skeleton`, `fused`, `inertial->skeleton`...).
+pub type RetrievalFile = std::collections::BTreeMap<String, RetrievalMetrics>;
+
+/// The name of a retrieval run's metrics file.
+pub const RETRIEVAL_FILE: &str = "retrieval.json";
+
+/// Reads a run's `retrieval.json`.
+pub fn read_retrieval(dir: &std::path::Path) -> anyhow::Result<RetrievalFile> {
+    crate::fsutil::read_json(&dir.join(RETRIEVAL_FILE))
+}
+
 /// Writes `retrieval.json` (metrics per setting) and, per setting,
 /// `ranking_<setting>.csv` with the top-10 gallery ids of every query.
 pub fn write_retrieval(dir: &std::path::Path, settings: &[RetrievalSetting], data: &crate::training::TrainData) -> anyhow::Result<()> {
-    let json: serde_json::Map<String, serde_json::Value> =
-        settings.iter().map(|s| (s.name.clone(), serde_json::to_value(&s.metrics).unwrap_or_default())).collect();
-    crate::fsutil::write_atomic(&dir.join("retrieval.json"), serde_json::to_string_pretty(&json)?.as_bytes())?;
+    let file: RetrievalFile = settings.iter().map(|s| (s.name.clone(), s.metrics.clone())).collect();
+    // Through a JSON value, whose keys are sorted: the bytes of every
+    // retrieval.json written before the file had its type.
+    crate::fsutil::write_atomic(&dir.join(RETRIEVAL_FILE), serde_json::to_string_pretty(&serde_json::to_value(&file)?)?.as_bytes())?;
     for s in settings {
         let mut csv = String::from("query_id,label");
         (1..=10).for_each(|k| csv.push_str(&format!(",top{k}")));

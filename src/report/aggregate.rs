@@ -38,13 +38,18 @@ pub fn summarise(df: &DataFrame, keys: &[&str], numeric_keys: &[&str], values: &
     let mut groups = vec![];
     for i in 0..out.height() {
         let mut g = Group { keys: vec![], numeric_keys: vec![], stats: vec![] };
+        // The frames come from run files read with their types: a null
+        // key is a bug to report, not a blank.
+        let null = |k: &str| anyhow::anyhow!("column '{k}' has no value in row {i}");
         for k in keys {
-            g.keys.push(out.column(k)?.str()?.get(i).unwrap_or_default().to_string());
+            g.keys.push(out.column(k)?.str()?.get(i).ok_or_else(|| null(k))?.to_string());
         }
         for k in numeric_keys {
-            g.numeric_keys.push(out.column(k)?.f64()?.get(i).unwrap_or(f64::NAN));
+            g.numeric_keys.push(out.column(k)?.f64()?.get(i).ok_or_else(|| null(k))?);
         }
         for v in values {
+            // polars gives no standard deviation (null) for a single value:
+            // NaN, printed as such, is what it is.
             let get = |suffix: &str| -> Result<f64> { Ok(out.column(&format!("{v}__{suffix}"))?.f64()?.get(i).unwrap_or(f64::NAN)) };
             g.stats.push(Stat { mean: get("mean")?, std: get("std")?, n: get("n")? as usize });
         }

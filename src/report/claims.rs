@@ -167,6 +167,7 @@ fn read_predictions(dir: &Path) -> Result<BTreeMap<String, (usize, usize)>> {
                 .with_context(|| format!("{}: '{}' is not a class number", path.display(), row.get(i).unwrap_or_default()))?;
             v.checked_sub(1).with_context(|| format!("{}: class numbers start at 1", path.display()))
         };
+        // The csv reader refuses rows of another length than the header's, so field 0 exists.
         out.insert(row.get(0).unwrap_or_default().to_string(), (parse(1)?, parse(2)?));
     }
     Ok(out)
@@ -184,6 +185,7 @@ fn paired_seed(a: &[PathBuf], b: &[PathBuf]) -> Result<PairedSeed> {
         labels.get_or_insert_with(|| pa.values().map(|v| v.0).collect::<Vec<_>>());
         repetitions.push((pa.values().map(|v| v.1).collect(), pb.values().map(|v| v.1).collect()));
     }
+    // No repetition (empty lists) gives no labels and no pairs: nothing is compared.
     Ok(PairedSeed { labels: labels.unwrap_or_default(), repetitions })
 }
 

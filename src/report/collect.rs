@@ -6,10 +6,9 @@ use crate::data::declaration::MainMetric;
 use crate::harness::plan::Step;
 use crate::harness::runner::Prepared;
 use crate::harness::store::RunRecordFile;
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 use polars::prelude::*;
-use serde_json::Value;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The frames a report is built from.
 pub struct Collected {
@@ -71,6 +70,7 @@ pub fn approach(p: &Prepared, method: &str) -> String {
     if let Some(a) = p.suite.decl.methods.get(method).and_then(|m| m.approach.clone()) {
         return a;
     }
+    // Every suite method's kind was checked when the suite loaded; "?" is unreachable.
     p.suite.methods.get(method).and_then(|m| m.method().ok()).map_or("?", |m| m.display_name()).to_string()
 }
 
@@ -86,29 +86,15 @@ pub fn modality_group(modalities: &[String]) -> String {
     }
 }
 
-fn read_json(path: &Path) -> Result<Value> {
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))
-}
-
-fn number(v: &Value, key: &str, path: &Path) -> Result<f64> {
-    v.get(key).and_then(Value::as_f64).with_context(|| format!("{}: no number '{key}'", path.display()))
-}
-
 /// Collects the finished runs of a prepared suite.
 pub fn collect(p: &Prepared) -> Result<Collected> {
-    let main_key = match p.dataset.decl.main_metric {
-        MainMetric::Accuracy => "accuracy",
-        MainMetric::F1Macro => "f1_macro",
-    };
     let mut finished = vec![];
     let mut failed = vec![];
     let mut missing = 0;
     for run in &p.runs {
         if p.store.is_done(&run.id) {
             let dir = p.store.dir(&run.id);
-            let record: RunRecordFile =
-                serde_json::from_value(read_json(&dir.join("record.json"))?).with_context(|| format!("{}: bad run record", dir.display()))?;
+            let record: RunRecordFile = crate::fsutil::read_json(&dir.join("record.json"))?;
             finished.push(Finished { id: &run.id, seed: run.seed, step: &run.step, dir, record });
         } else {
             missing += 1;
@@ -119,7 +105,7 @@ pub fn collect(p: &Prepared) -> Result<Collected> {
     }
     let (fractions, coinciding) = fractions(p, &finished)?;
     Ok(Collected {
-        classification: classification(p, &finished, main_key)?,
+        classification: classification(p, &finished, p.dataset.decl.main_metric)?,
         retrieval: retrieval(p, &finished)?,
         fractions,
         coinciding,
@@ -168,7 +154,7 @@ impl Columns {
     }
 }
 
-fn classification(p: &Prepared, runs: &[Finished], main_key: &str) -> Result<DataFrame> {
+fn classification(p: &Prepared, runs: &[Finished], main_metric: MainMetric) -> Result<DataFrame> {
     let mut c = Columns::default();
     for f in runs {
         let (method, modalities) = match f.step {
@@ -176,16 +162,19 @@ fn classification(p: &Prepared, runs: &[Finished], main_key: &str) -> Result<Dat
             Step::Train { method, config, .. } if !config.is_self_supervised() => (method, config.modalities.clone()),
             _ => continue,
         };
-        let path = f.dir.join("metrics.json");
-        let m = read_json(&path)?;
+        let m = crate::protocols::read_metrics(&f.dir)?;
+        let n = p.dataset.decl.classes.len();
+        if m.confusion.len() != n || m.confusion.iter().any(|row| row.len() != n) {
+            bail!("{}: the confusion matrix is not {n} x {n} (the dataset's classes)", f.dir.join(crate::protocols::METRICS_FILE).display());
+        }
         c.text("method", method.as_str());
         c.text("approach", approach(p, method));
         c.text("modality", modality_group(&modalities));
         c.text("run", f.id);
         c.number("seed", f.seed as f64);
-        c.number("accuracy", number(&m, "accuracy", &path)?);
-        c.number("f1_macro", number(&m, "f1_macro", &path)?);
-        c.number("main", number(&m, main_key, &path)?);
+        c.number("accuracy", m.accuracy);
+        c.number("f1_macro", m.f1_macro);
+        c.number("main", m.main(main_metric));
     }
     c.frame(&["method", "approach", "modality", "run"], &["seed", "accuracy", "f1_macro", "main"])
 }
@@ -194,18 +183,15 @@ fn retrieval(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
     let mut c = Columns::default();
     for f in runs {
         let Step::Retrieval { method, .. } = f.step else { continue };
-        let path = f.dir.join("retrieval.json");
-        let json = read_json(&path)?;
-        let settings = json.as_object().with_context(|| format!("{}: expected an object of settings", path.display()))?;
-        for (setting, m) in settings {
+        for (setting, m) in crate::protocols::retrieval::read_retrieval(&f.dir)? {
             c.text("method", method.as_str());
             c.text("approach", approach(p, method));
-            c.text("setting", setting.as_str());
+            c.text("setting", setting);
             c.number("seed", f.seed as f64);
-            c.number("p_at_1", number(m, "precision_at_1", &path)?);
-            c.number("p_at_5", number(m, "precision_at_5", &path)?);
-            c.number("p_at_10", number(m, "precision_at_10", &path)?);
-            c.number("map", number(m, "mean_average_precision", &path)?);
+            c.number("p_at_1", m.precision_at_1);
+            c.number("p_at_5", m.precision_at_5);
+            c.number("p_at_10", m.precision_at_10);
+            c.number("map", m.mean_average_precision);
         }
     }
     c.frame(&["method", "approach", "setting"], &["seed", "p_at_1", "p_at_5", "p_at_10", "map"])
@@ -223,19 +209,16 @@ fn fractions(p: &Prepared, runs: &[Finished]) -> Result<(DataFrame, Vec<(f64, f6
             Step::RandomFractions { method, config, .. } => (method, &config.modalities, "Random init".to_string()),
             _ => continue,
         };
-        let path = f.dir.join("label_fractions.json");
-        let json = read_json(&path)?;
-        let reps = json.get("runs").and_then(Value::as_array).with_context(|| format!("{}: no 'runs' list", path.display()))?;
-        for r in reps {
+        for r in crate::protocols::label_fractions::read_label_fractions(&f.dir)?.runs {
             c.text("method", method.as_str());
             c.text("approach", approach_name.as_str());
             c.text("modality", modality_group(modalities));
             c.number("seed", f.seed as f64);
-            c.number("fraction", number(r, "fraction", &path)?);
-            c.number("repetition", number(r, "repetition", &path)?);
-            c.number("main", number(r, "main_metric", &path)?);
-            if let Some(same) = r.get("same_subset_as").and_then(Value::as_f64) {
-                let pair = (number(r, "fraction", &path)?, same);
+            c.number("fraction", r.fraction);
+            c.number("repetition", r.repetition as f64);
+            c.number("main", r.main_metric);
+            if let Some(same) = r.same_subset_as {
+                let pair = (r.fraction, same);
                 if !pairs.contains(&pair) {
                     pairs.push(pair);
                 }

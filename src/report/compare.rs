@@ -5,7 +5,6 @@
 use super::table::Table;
 use crate::harness::store::{Hardware, RunRecordFile};
 use anyhow::{bail, Context, Result};
-use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -65,35 +64,25 @@ fn suite_key(root: &Path, run_dir: &Path) -> String {
     }
 }
 
-fn read(path: &Path) -> Result<Option<Value>> {
-    if !path.is_file() {
-        return Ok(None);
-    }
-    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read", path.display()))?;
-    Ok(Some(serde_json::from_str(&text).with_context(|| format!("{}: not valid JSON", path.display()))?))
-}
-
+/// The headline metrics of a run folder: accuracy and macro F1
+/// (classification), mAP per setting (retrieval), the main metric's mean
+/// per fraction (label fractions), from whichever of those files it holds.
+/// A file present but unreadable is an error naming it.
 fn headline_metrics(dir: &Path) -> Result<BTreeMap<String, f64>> {
     let mut m = BTreeMap::new();
-    if let Some(v) = read(&dir.join("metrics.json"))? {
-        for key in ["accuracy", "f1_macro"] {
-            if let Some(x) = v.get(key).and_then(Value::as_f64) {
-                m.insert(key.to_string(), x);
-            }
+    if dir.join(crate::protocols::METRICS_FILE).is_file() {
+        let metrics = crate::protocols::read_metrics(dir)?;
+        m.insert("accuracy".to_string(), metrics.accuracy);
+        m.insert("f1_macro".to_string(), metrics.f1_macro);
+    }
+    if dir.join(crate::protocols::retrieval::RETRIEVAL_FILE).is_file() {
+        for (setting, r) in crate::protocols::retrieval::read_retrieval(dir)? {
+            m.insert(format!("mAP {setting}"), r.mean_average_precision);
         }
     }
-    if let Some(Value::Object(settings)) = read(&dir.join("retrieval.json"))? {
-        for (setting, v) in settings {
-            if let Some(x) = v.get("mean_average_precision").and_then(Value::as_f64) {
-                m.insert(format!("mAP {setting}"), x);
-            }
-        }
-    }
-    if let Some(v) = read(&dir.join("label_fractions.json"))? {
-        for s in v.get("summary").and_then(Value::as_array).into_iter().flatten() {
-            if let (Some(f), Some(x)) = (s.get("fraction").and_then(Value::as_f64), s.get("main_metric_mean").and_then(Value::as_f64)) {
-                m.insert(format!("main @ {}%", super::suite_tables::fraction_label(f)), x);
-            }
+    if dir.join(crate::protocols::label_fractions::LABEL_FRACTIONS_FILE).is_file() {
+        for s in crate::protocols::label_fractions::read_label_fractions(dir)?.summary {
+            m.insert(format!("main @ {}%", super::suite_tables::fraction_label(s.fraction)), s.main_metric_mean);
         }
     }
     Ok(m)

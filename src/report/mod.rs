@@ -40,8 +40,7 @@ pub fn write_report(p: &Prepared, reports: &Path) -> Result<ReportSummary> {
         MainMetric::Accuracy => "Accuracy",
         MainMetric::F1Macro => "Macro F1",
     };
-    let format = serde_json::to_value(p.dataset.decl.format)?;
-    let column = PaperColumn::for_suite(format.as_str().unwrap_or_default(), &p.suite.decl.protocol);
+    let column = PaperColumn::for_suite(p.dataset.decl.format, &p.suite.decl.protocol);
     let mut files = vec![];
     let mut table = |t: table::Table, stem: &str, title: &str, note: &str| -> Result<()> {
         t.write_all(&dir, stem, title, note)?;
@@ -218,12 +217,11 @@ fn summed_confusion(p: &Prepared, classification: &DataFrame, method: &str, moda
         if methods.get(i) != Some(method) || modalities.get(i) != Some(modality) {
             continue;
         }
-        let path = p.store.dir(runs.get(i).unwrap_or_default()).join("metrics.json");
-        let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).with_context(|| format!("{}: cannot read", path.display()))?)?;
-        let rows = json.get("confusion").and_then(|v| v.as_array()).with_context(|| format!("{}: no confusion matrix", path.display()))?;
-        for (t, row) in rows.iter().enumerate().take(n) {
-            for (q, v) in row.as_array().into_iter().flatten().enumerate().take(n) {
-                total[t][q] += v.as_f64().unwrap_or(0.0);
+        let dir = p.store.dir(runs.get(i).context("a classification row without its run")?);
+        let confusion = crate::protocols::read_metrics(&dir)?.confusion; // n x n: checked when collected
+        for (t, row) in confusion.iter().enumerate() {
+            for (q, &count) in row.iter().enumerate() {
+                total[t][q] += count as f64;
             }
         }
     }

@@ -14,11 +14,12 @@ pub enum PaperColumn {
 
 impl PaperColumn {
     /// The column for a dataset format and protocol, if the paper has one.
-    pub fn for_suite(format: &str, protocol: &str) -> Option<Self> {
+    pub fn for_suite(format: crate::data::declaration::Format, protocol: &str) -> Option<Self> {
+        use crate::data::declaration::Format;
         match (format, protocol) {
-            ("utd-mhad", "cross_subject") => Some(PaperColumn::UtdMhad),
-            ("mmact", "cross_subject") => Some(PaperColumn::MmactCrossSubject),
-            ("mmact", "cross_scene") => Some(PaperColumn::MmactCrossScene),
+            (Format::UtdMhad, "cross_subject") => Some(PaperColumn::UtdMhad),
+            (Format::Mmact, "cross_subject") => Some(PaperColumn::MmactCrossSubject),
+            (Format::Mmact, "cross_scene") => Some(PaperColumn::MmactCrossScene),
             _ => None,
         }
     }
@@ -74,10 +75,10 @@ mod tests {
 
     #[test]
     fn looks_up_the_reported_numbers() {
-        let utd = PaperColumn::for_suite("utd-mhad", "cross_subject").unwrap();
+        let utd = PaperColumn::for_suite(crate::data::declaration::Format::UtdMhad, "cross_subject").unwrap();
         assert_eq!(paper_value(utd, "Multimodal", "CMC-CMKM"), Some(97.67));
         assert_eq!(paper_value(PaperColumn::MmactCrossScene, "Inertial", "Supervised"), Some(78.86));
         assert_eq!(paper_value(utd, "Inertial", "CMC"), None);
-        assert_eq!(PaperColumn::for_suite("manifest", "cross_subject"), None);
+        assert_eq!(PaperColumn::for_suite(crate::data::declaration::Format::Manifest, "cross_subject"), None);
     }
 }

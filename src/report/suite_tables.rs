@@ -4,7 +4,7 @@
 use super::aggregate::{percent, summarise, Group};
 use super::paper::{paper_value, row_order, PaperColumn};
 use super::table::Table;
-use anyhow::Result;
+use anyhow::{Context, Result};
 use polars::prelude::*;
 
 /// Main-table groups (modality, approach, method) sorted as in the paper:
@@ -67,7 +67,7 @@ pub fn fractions_table(fractions: &DataFrame) -> Result<Table> {
                 rows.len() - 1
             }
         };
-        let j = levels.iter().position(|l| *l == g.numeric_keys[0]).unwrap_or(0);
+        let j = levels.iter().position(|l| *l == g.numeric_keys[0]).context("a fraction missing from the table's columns")?;
         rows[i].1[j] = percent(g.stats[0]);
     }
     rows.sort_by(|a, b| {
@@ -97,11 +97,11 @@ pub fn timings_table(timings: &DataFrame) -> Result<Table> {
     let mut t = Table::new(&["run", "label", "step", "method", "epochs", "seconds", "seconds_per_epoch", "threads", "cpu"]);
     let text = |name: &str| -> Result<Vec<String>> {
         let c = timings.column(name)?.str()?;
-        Ok((0..c.len()).map(|i| c.get(i).unwrap_or_default().to_string()).collect())
+        (0..c.len()).map(|i| c.get(i).map(str::to_string).with_context(|| format!("timings: no '{name}' in row {i}"))).collect()
     };
     let num = |name: &str| -> Result<Vec<f64>> {
         let c = timings.column(name)?.f64()?;
-        Ok((0..c.len()).map(|i| c.get(i).unwrap_or(f64::NAN)).collect())
+        (0..c.len()).map(|i| c.get(i).with_context(|| format!("timings: no '{name}' in row {i}"))).collect()
     };
     let (run, label, step, method, cpu) = (text("run")?, text("label")?, text("step")?, text("method")?, text("cpu")?);
     let (seconds, epochs, threads) = (num("seconds")?, num("epochs")?, num("threads")?);

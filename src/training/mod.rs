@@ -285,6 +285,8 @@ pub fn fit<O: Objective>(
             break;
         }
     }
+    // No epoch improved on the start (every selection value NaN): the first
+    // epoch's model was kept above, so its index is the best epoch.
     let best_epoch = best.epoch.unwrap_or(0);
     // Settings are checked before any run (`cmkm plan`, the CLI flags); a
     // caller reaching here with 0 epochs gets an error, not a panic.
@@ -301,6 +303,7 @@ pub fn curves_csv(log: &[EpochLog]) -> String {
     for e in log {
         let metric = e.val_metric.map(|m| m.to_string()).unwrap_or_default();
         out.push_str(&format!("{},{},{},{metric},{},{}", e.epoch + 1, e.train_loss, e.val_loss, e.lr, e.seconds));
+        // A statistic an epoch did not report is written NaN: "not measured".
         keys.iter().for_each(|k| out.push_str(&format!(",{}", e.stats.get(*k).copied().unwrap_or(f64::NAN))));
         out.push('\n');
     }

@@ -101,13 +101,13 @@ fn check_matrix_dims(element: &[u8]) -> Result<()> {
     // Every sub-element must fit in the matrix: matfile rounds their sizes
     // up to 8 bytes in u32 and overflows on sizes near 4 GiB.
     let mut at = 8;
-    while at + 8 <= element.len() {
-        let tag = word(at).unwrap_or(0);
+    // The loop's condition keeps both words inside the element.
+    while let (Some(tag), Some(size)) = (word(at), word(at + 4)) {
         if tag >> 16 != 0 {
             at += 8; // small data element: tag and data in 8 bytes
             continue;
         }
-        let size = word(at + 4).unwrap_or(0) as usize;
+        let size = size as usize;
         if size > element.len() - at - 8 {
             bail!("sub-element at byte {at} of a matrix needs {size} bytes, the matrix has {} left", element.len() - at - 8);
         }
@@ -115,7 +115,12 @@ fn check_matrix_dims(element: &[u8]) -> Result<()> {
     }
     // Array flags: an 8-byte tag and 8 bytes of data; then the dimensions.
     let Some(tag) = word(24) else { return Ok(()) };
-    let (size, data): (usize, usize) = if tag >> 16 != 0 { ((tag >> 16) as usize, 28) } else { (word(28).unwrap_or(0) as usize, 32) };
+    // A header too short for these is left to matfile's own parsing errors.
+    let (size, data): (usize, usize) = match (tag >> 16, word(28)) {
+        (0, Some(size)) => (size as usize, 32),
+        (0, None) => return Ok(()),
+        (small, _) => (small as usize, 28),
+    };
     let Some(dims) = element.get(data..data.saturating_add(size.min(element.len()))) else { return Ok(()) };
     let dims: Vec<i32> = dims.chunks_exact(4).map(|c| i32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
     if dims.iter().any(|&d| d < 0) {

@@ -79,6 +79,8 @@ pub fn ensure_generated(root: &Path, seed: u64) -> Result<()> {
     generate(root, seed).map(|_| ())
 }
 
+/// The stamp of a generated set; one missing or unreadable means the set is
+/// generated again (over whatever is there), never used as is.
 fn read_stamp(root: &Path) -> Option<Stamp> {
     let text = std::fs::read_to_string(root.join(STAMP)).ok()?;
     serde_json::from_str(&text).ok()

@@ -28,7 +28,7 @@ pub fn sbatch(script: &Path, options: &[String]) -> Result<String> {
     args.push(script.display().to_string());
     let out = run("sbatch", &args)?;
     // `--parsable` prints `<job id>` or `<job id>;<cluster>`.
-    let id = out.trim().split(';').next().unwrap_or_default().to_string();
+    let id = out.trim().split(';').next().unwrap_or_default().to_string(); // split gives at least one part; an empty id is refused below
     if id.is_empty() || !id.bytes().all(|b| b.is_ascii_digit()) {
         bail!("sbatch {}: expected a job id, got {out:?}", script.display());
     }
@@ -81,7 +81,7 @@ pub fn job_states(array_jobs: &[String]) -> Result<BTreeMap<String, String>> {
 
 /// The task ids of an `ArrayTaskId` field: `3`, `0-4`, `1,3,5-7%2`.
 fn task_ids(field: &str) -> Vec<u64> {
-    let list = field.split('%').next().unwrap_or_default();
+    let list = field.split('%').next().unwrap_or_default(); // split gives at least one part
     let mut ids = vec![];
     for part in list.split(',') {
         let (from, to) = part.split_once('-').unwrap_or((part, part));

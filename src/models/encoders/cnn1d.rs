@@ -85,6 +85,7 @@ impl Cnn1dConfig {
 
     pub fn output_size(&self, shape: InputShape) -> Result<usize> {
         series_only(shape, "cnn1d")?;
+        // blocks_len fails first on empty channels, so the last one exists.
         Ok(blocks_len(&self.channels, self.kernel, self.padding, shape.frames)? * self.channels.last().copied().unwrap_or(0))
     }
 

@@ -72,7 +72,7 @@ pub struct CnnTransformer {
 impl CnnTransformerConfig {
     pub fn output_size(&self, shape: InputShape) -> Result<usize> {
         series_only(shape, "cnn_transformer")?;
-        let d_model = self.channels.last().copied().unwrap_or(0);
+        let d_model = self.channels.last().copied().unwrap_or(0); // empty channels: blocks_len below is the error
         if d_model % 2 != 0 || self.heads == 0 || d_model % self.heads != 0 {
             bail!("cnn_transformer: the last channel count ({d_model}) must be even and divisible by heads ({})", self.heads);
         }

@@ -155,7 +155,7 @@ impl CoOccurrenceConfig {
         if h == 0 || w == 0 {
             bail!("co_occurrence: {} frames leave an empty feature map", shape.frames);
         }
-        Ok(h * w * self.fused_channels.last().copied().unwrap_or(0))
+        Ok(h * w * self.fused_channels.last().copied().unwrap_or(0)) // checked non-empty when the config is validated
     }
 
     /// Forward FLOPs per sample ([`crate::models::flops`]): both streams'
