@@ -27,6 +27,26 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     })
 }
 
+/// The name prefix of the temporary files [`write_atomic`] renames into
+/// place: one found later was left by a killed process.
+pub const PARTIAL_PREFIX: &str = ".cmkm-partial-";
+
+/// Removes what killed writers left in `dir` (files named
+/// [`PARTIAL_PREFIX`]...), for a writer that owns the folder (`cmkm report`
+/// its report folder). Returns how many were removed.
+pub fn remove_partials(dir: &Path) -> Result<usize> {
+    let Ok(entries) = std::fs::read_dir(dir) else { return Ok(0) }; // no folder yet: nothing left in it
+    let mut removed = 0;
+    for entry in entries {
+        let path = entry.with_context(|| format!("{}: cannot list", dir.display()))?.path();
+        if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(PARTIAL_PREFIX)) && path.is_file() {
+            std::fs::remove_file(&path).with_context(|| format!("{}: cannot remove a partial file", path.display()))?;
+            removed += 1;
+        }
+    }
+    Ok(removed)
+}
+
 /// A temporary file for the output `path`, in its folder (created if
 /// missing) so that it can be moved into place once complete, with the
 /// permissions a file created directly would get (0644 less the umask on
@@ -36,6 +56,7 @@ pub fn output_temp_file(path: &Path) -> Result<tempfile::NamedTempFile> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).with_context(|| format!("{}: cannot create directory", dir.display()))?;
     let mut builder = tempfile::Builder::new();
+    builder.prefix(PARTIAL_PREFIX);
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -149,7 +149,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// The files whose contents must not depend on interruptions.
 fn outcomes(results: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for run in std::fs::read_dir(results.join("tiny/runs")).unwrap().flatten() {
+    for run in std::fs::read_dir(results.join("tiny/runs")).unwrap().flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')) {
         for f in ["metrics.json", "retrieval.json", "label_fractions.json"] {
             if let Ok(text) = std::fs::read_to_string(run.path().join(f)) {
                 out.insert(format!("{}/{f}", run.file_name().to_string_lossy()), text);
@@ -590,5 +590,144 @@ fn malformed_run_files_fail_the_report_naming_the_file_and_the_field() {
             assert_eq!(out.status.code(), Some(1), "case {k}: compare: {log}");
             assert!(log.contains(&format!("{id}/{file}")), "case {k}: compare: {log}");
         }
+    }
+}
+
+/// Runs `cmd` with `CMKM_FAULT=kill@<point>:<n>`; true when the fault
+/// killed it (SIGKILL), false when it finished first (exit 0).
+fn killed_at(cmd: &mut std::process::Command, point: &str, n: u64) -> bool {
+    let out = cmd.env("CMKM_FAULT", format!("kill@{point}:{n}")).output().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    match out.status.signal() {
+        Some(9) => true,
+        _ => {
+            assert!(out.status.success(), "kill@{point}:{n}: exited with {} without the kill: {}", out.status, String::from_utf8_lossy(&out.stderr));
+            false
+        }
+    }
+}
+
+/// Files of a folder with their bytes (no hidden ones), and the hidden ones' names.
+fn folder_files(dir: &Path) -> (BTreeMap<String, Vec<u8>>, Vec<String>) {
+    let (mut files, mut hidden) = (BTreeMap::new(), vec![]);
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().to_string();
+        if name.starts_with('.') {
+            hidden.push(name);
+        } else if e.path().is_file() {
+            files.insert(name, std::fs::read(e.path()).unwrap());
+        }
+    }
+    (files, hidden)
+}
+
+/// SIGKILL at 50+ deterministic points (CMKM_FAULT) spread over training
+/// epochs, run file writes and commits (`cmkm reproduce`), report writes
+/// (`cmkm report`), archive writes (`cmkm store pack`) and run placements
+/// (`cmkm store unpack`): after each kill nothing is partial, nothing
+/// written before is lost, and the resumed suite, report and unpacked
+/// store are bit-identical to uninterrupted ones.
+#[test]
+fn sigkills_at_fifty_points_of_training_evaluation_report_and_store_writes_lose_nothing() {
+    let (reference_dir, expected) = reference();
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), 0.003);
+    let results = dir.path().join("killed");
+    let mut state = 0x2545_F491_4F6C_DD1Du64;
+    let mut draw = move |below: u64| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        1 + state % below
+    };
+    let mut kills: BTreeMap<&str, usize> = BTreeMap::new();
+    // 1. The suite, killed at an epoch end, a file write or a commit in turn
+    // (each a drawn count into the resumed process), until it finishes.
+    let points = [("epoch", 4), ("write", 8), ("commit", 2)];
+    let mut finished = false;
+    for cycle in 0..150 {
+        let (point, range) = points[cycle % points.len()];
+        let before = outcomes_if_any(&results);
+        if !killed_at(&mut reproduce_cmd(&results, &suite), point, draw(range)) {
+            finished = true;
+            break;
+        }
+        *kills.entry(point).or_default() += 1;
+        assert_no_partial_runs(&results, &format!("reproduce kill {cycle} at {point}"));
+        let after = outcomes_if_any(&results);
+        assert!(before.iter().all(|(k, v)| after.get(k) == Some(v)), "reproduce kill {cycle}: a finished run's file changed or went");
+    }
+    assert!(finished, "the suite did not finish within 150 kills");
+    assert_eq!(*expected, outcomes(&results), "the resumed suite equals an uninterrupted one");
+    assert!(leftovers(&results).is_empty(), "{:?}", leftovers(&results));
+    // 2. The report, killed at each of its file writes in turn.
+    let reports = dir.path().join("reports");
+    let report = || {
+        let mut cmd = common::cmkm();
+        cmd.arg("report").arg(&suite).arg("--results").arg(&results).arg("--reports").arg(&reports).stdout(std::process::Stdio::null());
+        cmd
+    };
+    let mut n = 1;
+    while killed_at(&mut report(), "write", n) {
+        *kills.entry("report write").or_default() += 1;
+        n += 1;
+    }
+    let (partial_free, hidden) = folder_files(&reports.join("tiny"));
+    assert!(hidden.is_empty(), "the finished report removed what killed ones left: {hidden:?}");
+    let uninterrupted = dir.path().join("reports-uninterrupted");
+    let out = common::cmkm().arg("report").arg(&suite).arg("--results").arg(reference_dir.path().join("reference")).arg("--reports").arg(&uninterrupted).output().unwrap();
+    assert!(out.status.success());
+    let (reference_report, _) = folder_files(&uninterrupted.join("tiny"));
+    for (name, bytes) in &reference_report {
+        // Timings differ between two sittings; every other file is the same.
+        if name != "timings.csv" {
+            assert_eq!(partial_free.get(name), Some(bytes), "report file {name}");
+        }
+    }
+    assert_eq!(partial_free.keys().collect::<Vec<_>>(), reference_report.keys().collect::<Vec<_>>());
+    // 3. The archive: a kill before it moves into place leaves the old one.
+    let archive = dir.path().join("runs.tar.gz");
+    let pack = || {
+        let mut cmd = common::cmkm();
+        cmd.args(["store", "pack", "--results"]).arg(&results).arg(&suite).arg("--out").arg(&archive).stdout(std::process::Stdio::null());
+        cmd
+    };
+    assert!(pack().output().unwrap().status.success());
+    let packed = std::fs::read(&archive).unwrap();
+    for _ in 0..3 {
+        assert!(killed_at(&mut pack(), "write", 1));
+        *kills.entry("archive write").or_default() += 1;
+        assert_eq!(std::fs::read(&archive).unwrap(), packed, "the archive written before is intact");
+    }
+    // 4. Unpacking into a fresh store, killed at each run's placement in turn.
+    let fresh = dir.path().join("unpacked");
+    let unpack = || {
+        let mut cmd = common::cmkm();
+        cmd.args(["store", "unpack", "--results"]).arg(&fresh).arg(&suite).arg("--archive").arg(&archive).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        cmd
+    };
+    let placed = |store: &Path| std::fs::read_dir(store.join("tiny/runs")).map_or(0, |d| d.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count());
+    let mut unpack_kills = 0;
+    while killed_at(&mut unpack(), "commit", 2) {
+        unpack_kills += 1;
+        assert_no_partial_runs(&fresh, "unpack kill");
+        assert_eq!(placed(&fresh), unpack_kills, "each killed unpack placed one run whole before the kill");
+    }
+    kills.insert("unpack placement", unpack_kills);
+    assert_eq!(*expected, outcomes(&fresh), "the unpacked store equals the uninterrupted suite");
+    let total: usize = kills.values().sum();
+    eprintln!("kills: {kills:?}, {total} in all");
+    assert!(total >= 50, "only {total} kills: {kills:?}");
+    for phase in ["epoch", "write", "commit", "report write", "archive write", "unpack placement"] {
+        assert!(kills.get(phase).is_some_and(|&k| k >= 1), "no kill at {phase}: {kills:?}");
+    }
+}
+
+/// [`outcomes`] of a store that may not have a run yet.
+fn outcomes_if_any(results: &Path) -> BTreeMap<String, String> {
+    if results.join("tiny/runs").is_dir() {
+        outcomes(results)
+    } else {
+        BTreeMap::new()
     }
 }

@@ -83,6 +83,7 @@ pub fn pack(p: &Prepared, out: &Path) -> Result<Manifest> {
     }
     let tmp = tar.into_inner()?.finish().with_context(|| format!("{}: cannot write the archive", out.display()))?;
     tmp.as_file().sync_all()?;
+    crate::faults::at("write");
     tmp.persist(out).with_context(|| format!("{}: cannot move the archive into place", out.display()))?;
     Ok(manifest)
 }
@@ -142,6 +143,22 @@ pub struct Unpacked {
     pub checkpoints: usize,
 }
 
+/// The name prefix of an unpack's temporary folder in the store.
+const UNPACK_PREFIX: &str = ".unpack-";
+
+/// Removes the temporary folders of unpacks killed before they finished
+/// (one unpack into a store at a time: a second one started meanwhile
+/// would lose its folder and fail, never place half a run).
+fn remove_killed_unpacks(root: &Path) -> Result<()> {
+    for entry in std::fs::read_dir(root).with_context(|| format!("{}: cannot list", root.display()))? {
+        let path = entry?.path();
+        if path.is_dir() && path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(UNPACK_PREFIX)) {
+            std::fs::remove_dir_all(&path).with_context(|| format!("{}: cannot remove a killed unpack's folder", path.display()))?;
+        }
+    }
+    Ok(())
+}
+
 /// Unpacks an archive written by [`pack`] into `p`'s store. The archive
 /// must be of the same suite and crate version; each run is extracted
 /// whole into a temporary folder and moved into place under its lock, so
@@ -150,7 +167,8 @@ pub fn unpack(p: &Prepared, archive: &Path) -> Result<Unpacked> {
     let at = |what: String| format!("{}: {what}", archive.display());
     let file = std::fs::File::open(archive).with_context(|| at("cannot open the archive".into()))?;
     crate::fsutil::ensure_writable_dir(&p.store.root)?;
-    let tmp = tempfile::Builder::new().prefix(".unpack-").tempdir_in(&p.store.root).with_context(|| at("cannot create a temporary folder".into()))?;
+    remove_killed_unpacks(&p.store.root)?;
+    let tmp = tempfile::Builder::new().prefix(UNPACK_PREFIX).tempdir_in(&p.store.root).with_context(|| at("cannot create a temporary folder".into()))?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let mut manifest: Option<Manifest> = None;
     for entry in tar.entries().with_context(|| at("not a gzip-compressed tar archive".into()))? {

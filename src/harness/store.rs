@@ -254,6 +254,7 @@ impl RunStore {
         }
         self.remove_staging(id);
         let dir = self.dir(id);
+        crate::faults::at("commit");
         if dir.exists() {
             std::fs::remove_dir_all(&dir)?; // an unfinished leftover without record
         }
