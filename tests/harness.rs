@@ -591,6 +591,29 @@ fn malformed_run_files_fail_the_report_naming_the_file_and_the_field() {
             assert!(log.contains(&format!("{id}/{file}")), "case {k}: compare: {log}");
         }
     }
+    // A truncated run record fails the report naming it; a foreign folder
+    // in the store (no run of the suite) is left alone and changes nothing.
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    copy_dir(&reference_dir.path().join("reference"), &results);
+    let suite = reference_dir.path().join("suite.yaml");
+    let report = |to: &str| common::cmkm().arg("report").arg(&suite).arg("--results").arg(&results).arg("--reports").arg(dir.path().join(to)).output().unwrap();
+    assert!(report("before").status.success());
+    let foreign = results.join("tiny/runs/00000000deadbeef");
+    std::fs::create_dir_all(&foreign).unwrap();
+    std::fs::write(foreign.join("record.json"), "{ not json").unwrap();
+    std::fs::write(results.join("tiny/runs/stray.txt"), "x").unwrap();
+    assert!(report("foreign").status.success());
+    for f in ["main_table.csv", "retrieval.csv", "label_fractions.csv", "claims.csv"] {
+        assert_eq!(std::fs::read(dir.path().join("before/tiny").join(f)).unwrap(), std::fs::read(dir.path().join("foreign/tiny").join(f)).unwrap(), "{f}");
+    }
+    let record = results.join("tiny/runs").join(&retrieval).join("record.json");
+    let text = std::fs::read_to_string(&record).unwrap();
+    std::fs::write(&record, &text[..text.len() / 3]).unwrap();
+    let out = report("truncated");
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains(&format!("{retrieval}/record.json")) && log.contains("not the expected JSON"), "{log}");
 }
 
 /// Runs `cmd` with `CMKM_FAULT=kill@<point>:<n>`; true when the fault
