@@ -69,9 +69,13 @@ devices: build
 	$(CMKM) devices
 
 # Every crate of the workspace, then the kernels (and the layers built on
-# them) again on the portable path, as a CPU without AVX2/FMA runs them.
+# them) again at each lower instruction set: capped at AVX2 + FMA, as a CPU
+# without AVX-512 runs them, and on the portable path, as one without AVX2.
 test:
 	$(CARGO) test --release --workspace
+	@echo "kernel and layer tests again with the ISA capped at AVX2 + FMA (CMKM_KERNELS_MAX_ISA=avx2; the same as above on a CPU without AVX-512)"
+	CMKM_KERNELS_MAX_ISA=avx2 $(CARGO) test --release -p cmkm-kernels -p cmkm --lib
+	@echo "kernel and layer tests again on the portable path (CMKM_KERNELS_PORTABLE=1)"
 	CMKM_KERNELS_PORTABLE=1 $(CARGO) test --release -p cmkm-kernels -p cmkm --lib
 
 synth: build

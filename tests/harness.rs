@@ -544,7 +544,14 @@ fn cmkm_run_records_a_panicking_run_as_failed_and_exits_non_zero() {
     let results = dir.path().join("results");
     let p = prepare(&suite, &results).unwrap();
     let run = p.runs.iter().find(|r| r.label == "train sup seed 3").unwrap();
-    let out = common::cmkm().args(["run", "--quiet", "--results"]).arg(&results).arg(&suite).args(["--run", &run.id]).env("CMKM_FAULT", "panic@run:train sup").output().unwrap();
+    let out = common::cmkm()
+        .args(["run", "--quiet", "--results"])
+        .arg(&results)
+        .arg(&suite)
+        .args(["--run", &run.id])
+        .env("CMKM_FAULT", "panic@run:train sup")
+        .output()
+        .unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{log}");
     assert!(log.contains("FAILED; recorded in"), "{log}");
@@ -561,7 +568,8 @@ fn malformed_run_files_fail_the_report_naming_the_file_and_the_field() {
     let (reference_dir, _) = reference();
     let p = prepare(&reference_dir.path().join("suite.yaml"), &reference_dir.path().join("reference")).unwrap();
     let dir_of = |label: &str| p.runs.iter().find(|r| r.label == label).map(|r| r.id.clone()).unwrap();
-    let (fine_tune, retrieval, fractions) = (dir_of("fine-tune ss skeleton seed 3"), dir_of("retrieval si seed 3"), dir_of("label-fractions cmkm inertial seed 3"));
+    let (fine_tune, retrieval, fractions) =
+        (dir_of("fine-tune ss skeleton seed 3"), dir_of("retrieval si seed 3"), dir_of("label-fractions cmkm inertial seed 3"));
     type Damage = fn(&str) -> String;
     let cases: [(&str, &str, Damage, &str); 5] = [
         (&fine_tune, "metrics.json", |t| t.replace("\"accuracy\"", "\"acc\""), "missing field `accuracy`"),
@@ -698,7 +706,15 @@ fn sigkills_at_fifty_points_of_training_evaluation_report_and_store_writes_lose_
     let (partial_free, hidden) = folder_files(&reports.join("tiny"));
     assert!(hidden.is_empty(), "the finished report removed what killed ones left: {hidden:?}");
     let uninterrupted = dir.path().join("reports-uninterrupted");
-    let out = common::cmkm().arg("report").arg(&suite).arg("--results").arg(reference_dir.path().join("reference")).arg("--reports").arg(&uninterrupted).output().unwrap();
+    let out = common::cmkm()
+        .arg("report")
+        .arg(&suite)
+        .arg("--results")
+        .arg(reference_dir.path().join("reference"))
+        .arg("--reports")
+        .arg(&uninterrupted)
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let (reference_report, _) = folder_files(&uninterrupted.join("tiny"));
     for (name, bytes) in &reference_report {
@@ -726,10 +742,18 @@ fn sigkills_at_fifty_points_of_training_evaluation_report_and_store_writes_lose_
     let fresh = dir.path().join("unpacked");
     let unpack = || {
         let mut cmd = common::cmkm();
-        cmd.args(["store", "unpack", "--results"]).arg(&fresh).arg(&suite).arg("--archive").arg(&archive).stdout(std::process::Stdio::null()).stderr(std::process::Stdio::null());
+        cmd.args(["store", "unpack", "--results"])
+            .arg(&fresh)
+            .arg(&suite)
+            .arg("--archive")
+            .arg(&archive)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null());
         cmd
     };
-    let placed = |store: &Path| std::fs::read_dir(store.join("tiny/runs")).map_or(0, |d| d.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count());
+    let placed = |store: &Path| {
+        std::fs::read_dir(store.join("tiny/runs")).map_or(0, |d| d.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count())
+    };
     let mut unpack_kills = 0;
     while killed_at(&mut unpack(), "commit", 2) {
         unpack_kills += 1;

@@ -85,8 +85,14 @@ pub struct BenchReport {
     pub throughput: BTreeMap<String, f64>,
     /// GFLOP/s of a figure's median, by the figure's name.
     pub gflop_per_s: BTreeMap<String, f64>,
-    /// The multiply-add peak of one thread times the threads, GFLOP/s.
+    /// The multiply-add peak of one thread times the threads, GFLOP/s,
+    /// timed with the widest FMA the kernels may use ([`Self::peak_isa`]).
     pub peak_gflop_per_s: f64,
+    /// The instruction set the peak was timed with ("AVX-512, 16-lane FMA").
+    pub peak_isa: String,
+    /// The kernels' level ([`cmkm_kernels::isa::describe`]): what the
+    /// figures ran with.
+    pub kernel_isa: String,
     pub batch: usize,
     pub steps: usize,
     pub threads: usize,
@@ -108,6 +114,8 @@ impl BenchReport {
             obj.insert(format!("{}_gflop_per_s", name.trim_end_matches("_ms")), (*v).into());
         }
         obj.insert("peak_gflop_per_s".into(), self.peak_gflop_per_s.into());
+        obj.insert("peak_isa".into(), self.peak_isa.clone().into());
+        obj.insert("kernel_isa".into(), self.kernel_isa.clone().into());
         obj.insert("spread_ms".into(), serde_json::to_value(&self.timings)?);
         obj.insert("batch".into(), self.batch.into());
         obj.insert("steps".into(), self.steps.into());
@@ -266,6 +274,8 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
         throughput,
         gflop_per_s,
         peak_gflop_per_s,
+        peak_isa: cmkm_kernels::peak::isa().to_string(),
+        kernel_isa: cmkm_kernels::isa::describe(),
         batch: opts.batch,
         steps: opts.steps,
         threads: rayon::current_num_threads(),

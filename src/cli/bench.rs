@@ -76,6 +76,7 @@ pub fn run(args: BenchArgs) -> Result<i32> {
         outln!("{:<40} {v:>10.1} {share}", name.trim_end_matches("_ms"));
     }
     let threads = crate::harness::store::threads_phrase(report.threads);
-    outln!("{:<40} {:>10.1}   (the CPU's multiply-add chains, {threads})", "peak", report.peak_gflop_per_s);
+    outln!("{:<40} {:>10.1}   (the CPU's multiply-add chains, {}, {threads})", "peak", report.peak_gflop_per_s, report.peak_isa);
+    outln!("kernels: {} (the figures above ran with it; matrix products are the gemm crate's, which picks its own)", report.kernel_isa);
     Ok(0)
 }

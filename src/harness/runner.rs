@@ -195,7 +195,12 @@ impl Prepared {
                 if !sitting.retry_failed && !failed.contains(&run.id) {
                     if let Some(reason) = self.store.failure(&run.id) {
                         let first = reason.lines().next().unwrap_or("");
-                        eprintln!("[{}/{total}] {} ({}) failed in an earlier sitting ({first}); not run again without --retry-failed", k + 1, run.label, run.id);
+                        eprintln!(
+                            "[{}/{total}] {} ({}) failed in an earlier sitting ({first}); not run again without --retry-failed",
+                            k + 1,
+                            run.label,
+                            run.id
+                        );
                         failed.push(run.id.clone());
                         progressed = true;
                         continue;

@@ -233,7 +233,10 @@ impl Suite {
                 return Err(self.error(&at("baselines"), "baselines are planned for supervised methods, and the suite has none"));
             }
             if !any_ssl && lf.baselines.is_empty() {
-                return Err(self.error(&["evaluations", "label_fractions"], "evaluates self-supervised methods (or the baselines of supervised ones), and the suite has neither"));
+                return Err(self.error(
+                    &["evaluations", "label_fractions"],
+                    "evaluates self-supervised methods (or the baselines of supervised ones), and the suite has neither",
+                ));
             }
         }
         let heads_used = e.fine_tuning.is_some() || e.label_fractions.is_some();
@@ -277,7 +280,10 @@ impl Suite {
             let file = self.decl.methods[name].file.display();
             m.validate_except_pretrained(&dataset.decl).map_err(|e| self.error(&at, format!("{file}: {e:#}")))?;
             if m.is_self_supervised() && m.schedule.batch_size > train {
-                let why = format!("{file}: batch_size {} exceeds the {train} samples of protocol '{protocol}''s train split (no complete batch)", m.schedule.batch_size);
+                let why = format!(
+                    "{file}: batch_size {} exceeds the {train} samples of protocol '{protocol}''s train split (no complete batch)",
+                    m.schedule.batch_size
+                );
                 return Err(self.error(&at, why));
             }
         }

@@ -121,9 +121,17 @@ impl EncoderSet {
             let clips: Vec<_> = batch.iter().map(|&i| &data.clips[m][i]).collect();
             let y = f(stack(&clips, device));
             let [_, d] = y.dims();
-            let flat = y.try_into_vec_as::<f32>().map_err(|e| anyhow::anyhow!("{}: cannot read the '{}' features back from the device: {e:?}", self.source, data.modalities[m]))?;
+            let flat = y
+                .try_into_vec_as::<f32>()
+                .map_err(|e| anyhow::anyhow!("{}: cannot read the '{}' features back from the device: {e:?}", self.source, data.modalities[m]))?;
             if let Some(k) = flat.iter().position(|v| !v.is_finite()) {
-                bail!("{}: the '{}' encoder gives a non-finite feature ({}) for sample {}", self.source, data.modalities[m], flat[k], data.sample_ids[batch[k / d]]);
+                bail!(
+                    "{}: the '{}' encoder gives a non-finite feature ({}) for sample {}",
+                    self.source,
+                    data.modalities[m],
+                    flat[k],
+                    data.sample_ids[batch[k / d]]
+                );
             }
             out.extend(flat.chunks(d).map(<[f32]>::to_vec));
         }

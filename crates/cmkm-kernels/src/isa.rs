@@ -1,16 +1,23 @@
 //! The one place that decides which instruction set the kernels use.
 //!
-//! Decided once per process, at the first kernel call: the CPU's AVX2 and
-//! FMA support on x86-64 (nothing elsewhere), unless the portable path is
-//! forced by the `portable` feature or by `CMKM_KERNELS_PORTABLE=1` in the
-//! environment (any value other than empty or `0`). Both paths give the
-//! same results up to floating-point summation order; `.ci/run` runs the
-//! kernel tests both ways.
+//! Decided once per process, at the first kernel call, from the CPU: AVX2
+//! and FMA on x86-64 (nothing elsewhere), and AVX-512 F beside them. Two
+//! switches lower it, for tests and comparisons: the portable path is
+//! forced by the `portable` feature or by `CMKM_KERNELS_PORTABLE=1` (any
+//! value other than empty or `0`), and `CMKM_KERNELS_MAX_ISA=avx2` caps the
+//! level at AVX2 + FMA on an AVX-512 CPU (`portable` there forces the
+//! portable path too). Every path computes each output with the same
+//! operations in the same order, so the results do not depend on the
+//! level; `make test` runs the kernel tests at every level the CPU has.
 
 use std::sync::OnceLock;
 
 /// The environment variable that forces the portable path.
 pub const FORCE_PORTABLE: &str = "CMKM_KERNELS_PORTABLE";
+
+/// The environment variable that caps the instruction set: `avx2` or
+/// `portable` (`avx512`, or unset, leaves the CPU's).
+pub const MAX_ISA: &str = "CMKM_KERNELS_MAX_ISA";
 
 /// What the kernels may use on this machine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,12 +27,55 @@ pub struct Level {
     /// AVX2 and fused multiply-add: the direct convolution, the blocked and
     /// sparse products and attention's vector path need both.
     pub avx2_fma: bool,
+    /// AVX-512 F (with AVX2 and FMA): 16-lane multiply-adds, used by the
+    /// peak and by the kernels that gain from them.
+    pub avx512: bool,
 }
+
+/// The portable level: no vector path.
+const PORTABLE: Level = Level { avx2: false, avx2_fma: false, avx512: false };
 
 /// The level the kernels run at (decided once).
 pub fn level() -> Level {
     static LEVEL: OnceLock<Level> = OnceLock::new();
-    *LEVEL.get_or_init(|| if forced_portable() { Level { avx2: false, avx2_fma: false } } else { detected() })
+    *LEVEL.get_or_init(|| capped(detected(), cap()))
+}
+
+/// A cap on the level, from the switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Cap {
+    None,
+    Avx2,
+    Portable,
+}
+
+fn cap() -> Cap {
+    if forced_portable() {
+        return Cap::Portable;
+    }
+    match std::env::var(MAX_ISA).as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Ok("avx2") => Cap::Avx2,
+        Ok("portable") => Cap::Portable,
+        Ok("") | Ok("avx512") | Err(_) => Cap::None,
+        Ok(other) => panic!("{MAX_ISA}={other}: expected avx512, avx2 or portable"),
+    }
+}
+
+fn capped(found: Level, cap: Cap) -> Level {
+    match cap {
+        Cap::None => found,
+        Cap::Avx2 => Level { avx512: false, ..found },
+        Cap::Portable => PORTABLE,
+    }
+}
+
+/// Checks the switches' values, for a command line to report a misspelt
+/// one as an error before any work (the kernels would panic on it).
+pub fn check_switches() -> Result<(), String> {
+    match std::env::var(MAX_ISA).as_deref().map(str::to_ascii_lowercase).as_deref() {
+        Ok("") | Ok("avx512") | Ok("avx2") | Ok("portable") | Err(_) => Ok(()),
+        Ok(other) => Err(format!("{MAX_ISA}={other}: expected avx512, avx2 or portable")),
+    }
 }
 
 /// Whether the AVX2 paths run.
@@ -38,6 +88,11 @@ pub fn avx2_fma() -> bool {
     level().avx2_fma
 }
 
+/// Whether the AVX-512 paths run.
+pub fn avx512() -> bool {
+    level().avx512
+}
+
 /// Whether the portable path is forced (feature or environment).
 pub fn forced_portable() -> bool {
     cfg!(feature = "portable") || std::env::var(FORCE_PORTABLE).is_ok_and(|v| !v.is_empty() && v != "0")
@@ -46,28 +101,40 @@ pub fn forced_portable() -> bool {
 #[cfg(target_arch = "x86_64")]
 fn detected() -> Level {
     let avx2 = is_x86_feature_detected!("avx2");
-    Level { avx2, avx2_fma: avx2 && is_x86_feature_detected!("fma") }
+    let avx2_fma = avx2 && is_x86_feature_detected!("fma");
+    Level { avx2, avx2_fma, avx512: avx2_fma && is_x86_feature_detected!("avx512f") }
 }
 
 #[cfg(not(target_arch = "x86_64"))]
 fn detected() -> Level {
-    Level { avx2: false, avx2_fma: false }
+    PORTABLE
 }
 
-/// A line for logs and benchmark reports: which path runs and why.
-pub fn describe() -> String {
-    let l = level();
-    let path = if l.avx2_fma {
+/// The name of a level's widest path.
+fn name(l: Level) -> &'static str {
+    if l.avx512 {
+        "AVX-512"
+    } else if l.avx2_fma {
         "AVX2 + FMA"
     } else if l.avx2 {
         "AVX2 (no FMA)"
     } else {
         "portable"
-    };
-    if forced_portable() {
-        format!("{path} (forced by {FORCE_PORTABLE} or the `portable` feature)")
+    }
+}
+
+/// A line for logs and benchmark reports: which path runs and why.
+pub fn describe() -> String {
+    let (found, l) = (detected(), level());
+    let by = if forced_portable() {
+        format!("{FORCE_PORTABLE}=1 or the `portable` feature")
     } else {
-        path.to_string()
+        format!("{MAX_ISA}={}", std::env::var(MAX_ISA).unwrap_or_default())
+    };
+    match cap() {
+        Cap::None => name(l).to_string(),
+        _ if found == l => format!("{} (the CPU's widest; {by} asks no more)", name(l)),
+        _ => format!("{} (the CPU has {}; capped by {by})", name(l), name(found)),
     }
 }
 
@@ -77,9 +144,23 @@ mod tests {
     fn forcing_the_portable_path_turns_every_fast_path_off() {
         let l = super::level();
         assert!(!l.avx2_fma || l.avx2, "FMA paths need AVX2 too");
+        assert!(!l.avx512 || l.avx2_fma, "AVX-512 paths need AVX2 and FMA too");
         if super::forced_portable() {
-            assert_eq!(l, super::Level { avx2: false, avx2_fma: false });
+            assert_eq!(l, super::PORTABLE);
             assert!(super::describe().starts_with("portable"));
         }
+        eprintln!("kernel ISA: {}", super::describe());
+    }
+
+    #[test]
+    fn caps_lower_the_level_and_never_raise_it() {
+        use super::{capped, Cap, Level};
+        let all = Level { avx2: true, avx2_fma: true, avx512: true };
+        assert_eq!(capped(all, Cap::None), all);
+        assert_eq!(capped(all, Cap::Avx2), Level { avx512: false, ..all });
+        assert_eq!(capped(all, Cap::Portable), super::PORTABLE);
+        let avx2 = Level { avx512: false, ..all };
+        assert_eq!(capped(avx2, Cap::Avx2), avx2);
+        assert_eq!(capped(super::PORTABLE, Cap::None), super::PORTABLE);
     }
 }
