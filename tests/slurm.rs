@@ -172,6 +172,10 @@ fn a_failed_run_cancels_its_dependants_and_a_second_submit_runs_only_what_is_mis
     }
     let report = status.lines().find(|l| l.contains("report job")).unwrap();
     assert!(report.contains("COMPLETED"), "the report job runs after the others ended, whatever their state: {report}");
+    // Submitting again unchanged holds the failed run and its dependants back.
+    let again = submit(&cluster, &suite, &results, &reports);
+    let held = 1 + p.runs.iter().filter(|r| r.depends_on.contains(&train.id)).count();
+    assert!(submitted(&again) == 0 && again.contains(&format!("# {held} run(s) failed earlier or need one that did: held back")), "{again}");
 
     // Fix the learning rate: only CMC-CMKM's runs (new ids) are missing.
     write_tiny_suite(dir.path(), 0.003);

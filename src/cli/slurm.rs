@@ -57,6 +57,11 @@ pub struct SubmitArgs {
     /// nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Submit again the runs recorded as failed, and what needs them (by
+    /// default they are held back: resubmitting would fail them the same
+    /// way unless something outside their inputs was the cause).
+    #[arg(long)]
+    pub retry_failed: bool,
 }
 
 pub fn run(cmd: SlurmCommand) -> Result<i32> {
@@ -103,6 +108,7 @@ fn submit(args: SubmitArgs) -> Result<i32> {
     if !args.dry_run {
         crate::fsutil::ensure_writable_dir(&p.store.root)?;
     }
-    out!("{}", crate::harness::slurm::submit(&p, &command, &resources, !args.no_report, args.dry_run)?);
+    let choices = crate::harness::slurm::SubmitChoices { report: !args.no_report, dry_run: args.dry_run, retry_failed: args.retry_failed };
+    out!("{}", crate::harness::slurm::submit(&p, &command, &resources, choices)?);
     Ok(0)
 }

@@ -86,15 +86,44 @@ pub struct JobCommand {
 /// The time limit used when `--time auto` finds no recorded timing.
 const UNKNOWN_TIME: &str = "1-00:00:00";
 
-/// `cmkm slurm submit`: submits the runs `p` is missing (not done and not
-/// queued under an earlier submission's live job), one job array per set of
-/// runs waiting for the same runs, and optionally a report job after all of
-/// them. With `dry_run` it only returns the scripts and `sbatch` lines.
-/// Returns what to print.
-pub fn submit(p: &Prepared, command: &JobCommand, resources: &JobResources, report: bool, dry_run: bool) -> Result<String> {
+/// Removes from `runs` those recorded as failed and every run that needs
+/// one of them, directly or not; returns how many.
+fn hold_back_failed(runs: &mut Vec<PlanEntry>) -> usize {
+    let mut held: std::collections::BTreeSet<String> = runs.iter().filter(|r| r.status == RunStatus::Failed).map(|r| r.id.clone()).collect();
+    // Plan order is a dependency order: one pass reaches every dependant.
+    for r in runs.iter() {
+        if r.depends_on.iter().any(|d| held.contains(d)) {
+            held.insert(r.id.clone());
+        }
+    }
+    let before = runs.len();
+    runs.retain(|r| !held.contains(&r.id));
+    before - runs.len()
+}
+
+/// What `cmkm slurm submit` adds to the runs' jobs.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SubmitChoices {
+    /// A report job after every array (`afterany`).
+    pub report: bool,
+    /// Only return the scripts and `sbatch` lines.
+    pub dry_run: bool,
+    /// Submit again the runs recorded as failed (and what needs them); by
+    /// default they are held back, as `cmkm reproduce` does not re-enter them.
+    pub retry_failed: bool,
+}
+
+/// `cmkm slurm submit`: submits the runs `p` is missing (not done, not
+/// failed unless `choices.retry_failed`, and not queued under an earlier
+/// submission's live job), one job array per set of runs waiting for the
+/// same runs, and optionally a report job after all of them. Returns what
+/// to print.
+pub fn submit(p: &Prepared, command: &JobCommand, resources: &JobResources, choices: SubmitChoices) -> Result<String> {
+    let SubmitChoices { report, dry_run, retry_failed } = choices;
     // Each job runs one run on its --cpus-per-task (Slurm's default: 1).
     let threads = resources.cpus_per_task.map_or(1, |n| n as usize);
-    let overview = p.overview(&command.reports, Workers { jobs: resources.max_parallel.map_or(1, |n| n as usize).max(1), threads });
+    let mut overview = p.overview(&command.reports, Workers { jobs: resources.max_parallel.map_or(1, |n| n as usize).max(1), threads });
+    let held = if retry_failed { 0 } else { hold_back_failed(&mut overview.runs) };
     let dir = p.store.root.join("slurm");
     let record_path = dir.join("jobs.json");
     let mut record = SubmissionRecord::load(&record_path)?;
@@ -107,10 +136,13 @@ pub fn submit(p: &Prepared, command: &JobCommand, resources: &JobResources, repo
         out,
         "# suite {}: {} runs; {done} done, {} queued or running under earlier jobs, {todo} to submit in {} job array(s)",
         overview.suite,
-        overview.runs.len(),
+        overview.runs.len() + held,
         queued.len(),
         arrays.len()
     )?;
+    if held > 0 {
+        writeln!(out, "# {held} run(s) failed earlier or need one that did: held back (`cmkm slurm status` says why; --retry-failed submits them)")?;
+    }
     if arrays.is_empty() {
         return Ok(out);
     }
