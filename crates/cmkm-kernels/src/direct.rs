@@ -14,6 +14,10 @@
 //! the whole patch gradient out and read it back to add it, which took
 //! longer than the forward pass).
 //!
+//! On CPUs with AVX-512 the same tiles run with one 16-lane register per
+//! row (module `wide`), every value computed as on the AVX2 path, bit for
+//! bit; [`crate::isa`] picks.
+//!
 //! [`available`] says when this runs: on such a CPU, for outputs with a
 //! multiple of 16 channels; [`input_grad_available`] adds that a kernel
 //! row's run of `KW x C_in` values fills most of its 16-lane groups.
@@ -213,11 +217,15 @@ pub fn rows_product(x: &[f32], rows: &Rows, panels: &[f32], bias: &[f32], out: &
     let c_out = bias.len();
     assert!(available(&pointwise(rows.starts.len(), rows.offsets.len(), c_out)) && rows.fits(x));
     assert!(panels.len() == rows.offsets.len() * c_out && out.len() == rows.starts.len() * c_out);
-    // SAFETY: the CPU has AVX2 and FMA (`available`); the rows lie inside
-    // `x` and the outputs inside `out` (the lengths above).
+    // SAFETY: the CPU has AVX2 and FMA (`available`), and AVX-512 where
+    // `isa` says so; the rows lie inside `x` and the outputs inside `out`
+    // (the lengths above).
     #[cfg(target_arch = "x86_64")]
     unsafe {
-        avx::forward(x, &rows.starts, &rows.offsets, panels, bias, c_out, out.as_mut_ptr().cast())
+        match crate::isa::avx512() {
+            true => wide::forward(x, &rows.starts, &rows.offsets, panels, bias, c_out, out.as_mut_ptr().cast()),
+            false => avx::forward(x, &rows.starts, &rows.offsets, panels, bias, c_out, out.as_mut_ptr().cast()),
+        }
     }
 }
 
@@ -230,7 +238,10 @@ pub fn rows_weight_grad_add(x: &[f32], rows: &Rows, dy: &[f32], c_out: usize, dw
     // SAFETY: as in `rows_product`; `dw` holds every (element, channel) pair.
     #[cfg(target_arch = "x86_64")]
     unsafe {
-        avx::weight_grad(x, &rows.starts, &rows.offsets, dy, c_out, dw)
+        match crate::isa::avx512() {
+            true => wide::weight_grad(x, &rows.starts, &rows.offsets, dy, c_out, dw),
+            false => avx::weight_grad(x, &rows.starts, &rows.offsets, dy, c_out, dw),
+        }
     }
 }
 
@@ -247,11 +258,16 @@ pub fn forward(images: &[f32], windows: &Windows, panels: &[f32], bias: &[f32], 
     let samples = images.len() / windows.image;
     assert!(available(s) && bias.len() == s.c_out && panels.len() == windows.offsets.len() * s.c_out);
     assert!(images.len() == samples * windows.image && out.len() == samples * windows.starts.len() * s.c_out);
-    // SAFETY: the CPU has AVX2 and FMA (`available`); every read lies inside
-    // its sample (`check`) and every write inside `out` (the lengths above).
+    // SAFETY: the CPU has AVX2 and FMA (`available`), and AVX-512 where
+    // `isa` says so; every read lies inside its sample (`check`) and every
+    // write inside `out` (the lengths above).
     #[cfg(target_arch = "x86_64")]
     unsafe {
-        avx::forward(images, &windows.all(samples), &windows.offsets, panels, bias, s.c_out, out.as_mut_ptr().cast())
+        let starts = windows.all(samples);
+        match crate::isa::avx512() {
+            true => wide::forward(images, &starts, &windows.offsets, panels, bias, s.c_out, out.as_mut_ptr().cast()),
+            false => avx::forward(images, &starts, &windows.offsets, panels, bias, s.c_out, out.as_mut_ptr().cast()),
+        }
     }
 }
 
@@ -267,7 +283,11 @@ pub fn weight_grad(images: &[f32], windows: &Windows, dy: &[f32], s: &ConvShape)
     // SAFETY: as in `forward`; `dw` holds every (element, channel) pair.
     #[cfg(target_arch = "x86_64")]
     unsafe {
-        avx::weight_grad(images, &windows.all(samples), &windows.offsets, dy, s.c_out, &mut dw)
+        let starts = windows.all(samples);
+        match crate::isa::avx512() {
+            true => wide::weight_grad(images, &starts, &windows.offsets, dy, s.c_out, &mut dw),
+            false => avx::weight_grad(images, &starts, &windows.offsets, dy, s.c_out, &mut dw),
+        }
     }
     dw
 }
@@ -288,7 +308,11 @@ pub fn input_grad(dy: &[f32], windows: &Windows, weights: &InputGradPanels, s: &
     // just above), so every lane written lies inside its sample of `dx`.
     #[cfg(target_arch = "x86_64")]
     unsafe {
-        avx::input_grad(dy, &windows.all(samples), &weights.groups, &weights.panels, s.c_out, dx.as_mut_ptr())
+        let starts = windows.all(samples);
+        match crate::isa::avx512() {
+            true => wide::input_grad(dy, &starts, &weights.groups, &weights.panels, s.c_out, dx.as_mut_ptr()),
+            false => avx::input_grad(dy, &starts, &weights.groups, &weights.panels, s.c_out, dx.as_mut_ptr()),
+        }
     }
 }
 
@@ -377,7 +401,7 @@ mod avx {
     /// and gradients (about 16 KB on the co-occurrence layers) stay in L1
     /// while every tile passes over them; unblocked, each tile streamed the
     /// whole sample from L2 and waited on it.
-    const BLOCK: usize = 64;
+    pub const BLOCK: usize = 64;
 
     /// Loads the first `rows` rows of a tile stored as [`store`] writes it.
     #[inline(always)]
@@ -415,10 +439,149 @@ mod avx {
     }
 }
 
+/// The AVX-512 paths: the same tiles' values with one 16-lane register per
+/// tile row instead of two 8-lane ones. Each output is computed with the
+/// very operations of [`avx`], in the same order (vectorised across
+/// output channels, never across a sum), so both paths give the same
+/// bits; the forward pass and the weight gradient take 12 rows per tile
+/// (each row its own sum, so the grouping changes no value), the input
+/// gradient keeps 6, since its tiles' additions onto overlapping windows
+/// follow the tile order.
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use super::{ElementGroup, LANES, ROWS};
+    use std::arch::x86_64::*;
+
+    /// Rows per tile of the forward pass and the weight gradient.
+    const WIDE_ROWS: usize = 2 * ROWS;
+
+    /// `acc[t] += a[t] * w` for the broadcast values `a`.
+    #[inline(always)]
+    unsafe fn step<const R: usize>(acc: &mut [__m512; R], a: [*const f32; R], w: __m512) {
+        for t in 0..R {
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(*a[t]), w, acc[t]);
+        }
+    }
+
+    /// Stores the first `rows` rows of `acc`, row `t` at `dst + t * stride`.
+    #[inline(always)]
+    unsafe fn store<const R: usize>(acc: &[__m512; R], rows: usize, dst: *mut f32, stride: usize) {
+        for (t, row) in acc.iter().enumerate().take(rows) {
+            _mm512_storeu_ps(dst.add(t * stride), *row);
+        }
+    }
+
+    /// As [`super::avx::forward`], twelve output positions at a time.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn forward(images: &[f32], starts: &[usize], offsets: &[usize], panels: &[f32], bias: &[f32], c_out: usize, out: *mut f32) {
+        let depth = offsets.len();
+        for p in 0..c_out / LANES {
+            let panel = panels.as_ptr().add(p * depth * LANES);
+            let b = _mm512_loadu_ps(bias.as_ptr().add(p * LANES));
+            for (g, group) in starts.chunks(WIDE_ROWS).enumerate() {
+                let rows: [*const f32; WIDE_ROWS] = std::array::from_fn(|t| images.as_ptr().add(group[t.min(group.len() - 1)]));
+                let mut acc = [b; WIDE_ROWS];
+                for (k, &o) in offsets.iter().enumerate() {
+                    step(&mut acc, rows.map(|r| r.add(o)), _mm512_loadu_ps(panel.add(k * LANES)));
+                }
+                store(&acc, group.len(), out.add(g * WIDE_ROWS * c_out + p * LANES), c_out);
+            }
+        }
+    }
+
+    /// As [`super::avx::input_grad`], with the same six-position tiles.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn input_grad(dy: &[f32], starts: &[usize], groups: &[ElementGroup], panels: &[f32], c_out: usize, dx: *mut f32) {
+        for (q, positions) in starts.chunks(ROWS).enumerate() {
+            let rows: [*const f32; ROWS] = std::array::from_fn(|t| dy.as_ptr().add((q * ROWS + t.min(positions.len() - 1)) * c_out));
+            for (p, group) in groups.iter().enumerate() {
+                let panel = panels.as_ptr().add(p * c_out * LANES);
+                let mut acc = [_mm512_setzero_ps(); ROWS];
+                for k in 0..c_out {
+                    step(&mut acc, rows.map(|r| r.add(k)), _mm512_loadu_ps(panel.add(k * LANES)));
+                }
+                for (row, &start) in acc.iter().zip(positions) {
+                    let at = dx.add(start + group.offset);
+                    _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), *row));
+                }
+            }
+        }
+    }
+
+    /// As [`super::avx::weight_grad`], twelve patch elements per tile.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn weight_grad(images: &[f32], starts: &[usize], offsets: &[usize], dy: &[f32], c_out: usize, dw: &mut [f32]) {
+        for (b, block) in starts.chunks(super::avx::BLOCK).enumerate() {
+            let grads = dy.as_ptr().add(b * super::avx::BLOCK * c_out);
+            for (g, group) in offsets.chunks(WIDE_ROWS).enumerate() {
+                let offsets: [usize; WIDE_ROWS] = std::array::from_fn(|t| group[t.min(group.len() - 1)]);
+                for p in 0..c_out / LANES {
+                    let dst = dw.as_mut_ptr().add(g * WIDE_ROWS * c_out + p * LANES);
+                    let mut acc: [__m512; WIDE_ROWS] =
+                        std::array::from_fn(|t| if t < group.len() { _mm512_loadu_ps(dst.add(t * c_out)) } else { _mm512_setzero_ps() });
+                    for (q, &start) in block.iter().enumerate() {
+                        let window = images.as_ptr().add(start);
+                        step(&mut acc, offsets.map(|o| window.add(o)), _mm512_loadu_ps(grads.add(q * c_out + p * LANES)));
+                    }
+                    store(&acc, group.len(), dst, c_out);
+                }
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use std::sync::Mutex;
+
+    /// Whatever path `isa` picks (AVX-512 on a CPU with it), every value is
+    /// bit-identical to the AVX2 path's: the forward pass, the weight and
+    /// the input gradient on the encoders' kinds of shapes (a 3 x 3
+    /// co-occurrence layer, a temporal 5 x 1 one, a 1 x 1 product) with
+    /// short last tiles. Without AVX2 + FMA the direct path must not run.
+    #[test]
+    fn the_path_isa_picks_gives_the_avx2_paths_bits() {
+        let shapes = [
+            ConvShape { batch: 3, height: 9, width: 11, c_in: 8, c_out: 32, kh: 3, kw: 3 },
+            ConvShape { batch: 2, height: 20, width: 3, c_in: 16, c_out: 16, kh: 5, kw: 1 },
+            ConvShape { batch: 37, height: 1, width: 1, c_in: 24, c_out: 48, kh: 1, kw: 1 },
+        ];
+        let values = |n: usize, seed: usize| (0..n).map(|i| ((i * 7919 + seed * 104_729) % 997) as f32 / 498.5 - 1.0).collect::<Vec<f32>>();
+        for s in shapes {
+            assert_eq!(available(&s), crate::isa::avx2_fma(), "{s:?}");
+            if !available(&s) {
+                continue;
+            }
+            let depth = s.kh * s.kw * s.c_in;
+            let (x, m, bias, dy) =
+                (values(s.batch * s.height * s.width * s.c_in, 1), values(depth * s.c_out, 2), values(s.c_out, 3), values(s.output_len(), 4));
+            let windows = Windows::new(&s);
+            let panels = matrix_panels(&m, depth, s.c_out, (s.c_out, 1));
+            let starts = windows.all(s.batch);
+            let mut picked = vec![MaybeUninit::uninit(); s.output_len()];
+            forward(&x, &windows, &panels, &bias, &s, &mut picked);
+            let mut avx2 = vec![0.0f32; s.output_len()];
+            // SAFETY: AVX2 + FMA (`available`); the shapes are the checked ones above.
+            unsafe { avx::forward(&x, &starts, &windows.offsets, &panels, &bias, s.c_out, avx2.as_mut_ptr()) };
+            // SAFETY: `forward` wrote every value.
+            let picked: Vec<f32> = picked.into_iter().map(|v| unsafe { v.assume_init() }).collect();
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+            assert_eq!(bits(&picked), bits(&avx2), "forward {s:?} on {}", crate::isa::describe());
+            let mut dw = vec![0.0f32; depth * s.c_out];
+            // SAFETY: as above.
+            unsafe { avx::weight_grad(&x, &starts, &windows.offsets, &dy, s.c_out, &mut dw) };
+            assert_eq!(bits(&weight_grad(&x, &windows, &dy, &s)), bits(&dw), "weight gradient {s:?}");
+            if input_grad_available(&s) {
+                let weights = InputGradPanels::new(&m, &s);
+                let (mut a, mut b) = (vec![0.5f32; x.len()], vec![0.5f32; x.len()]);
+                input_grad(&dy, &windows, &weights, &s, &mut a);
+                // SAFETY: as above; `input_grad` checked the groups.
+                unsafe { avx::input_grad(&dy, &starts, &weights.groups, &weights.panels, s.c_out, b.as_mut_ptr()) };
+                assert_eq!(bits(&a), bits(&b), "input gradient {s:?}");
+            }
+        }
+    }
 
     /// 200 rows of depth 16 make chunks of 48 rows (two blocks each) and a
     /// short last chunk: every block is finished once, at its own rows,

@@ -223,11 +223,16 @@ pub fn rows_product(a: &[f32], pattern: &Pattern, b: &[f32], bias: &[f32]) -> Ve
     out.par_chunks_mut(ROW_CHUNK * d).enumerate().for_each(|(c, out)| {
         let first = c * ROW_CHUNK;
         let rows = out.len() / d;
-        // SAFETY: AVX2 and FMA (`available`); the chunk's rows of `a` and of
-        // the pattern, `b` and `out` have the sizes the kernel reads.
+        // SAFETY: AVX2 and FMA (`available`), AVX-512 where `isa` says so;
+        // the chunk's rows of `a` and of the pattern, `b` and `out` have the
+        // sizes the kernel reads.
         #[cfg(target_arch = "x86_64")]
         unsafe {
-            avx::rows_product(&a[first * k..(first + rows) * k], &pattern.bits[first * words..(first + rows) * words], k, b.values(), bias, out)
+            let (a, bits) = (&a[first * k..(first + rows) * k], &pattern.bits[first * words..(first + rows) * words]);
+            match crate::isa::avx512() {
+                true => wide::rows_product(a, bits, k, b.values(), bias, out),
+                false => avx::rows_product(a, bits, k, b.values(), bias, out),
+            }
         }
     });
     out
@@ -250,7 +255,11 @@ pub fn columns_product(a: &[f32], transposed: &Pattern, g: &[f32], d: usize) -> 
         // `first + j < k` read lies inside `a`, `g` and the pattern.
         #[cfg(target_arch = "x86_64")]
         unsafe {
-            avx::columns_product(a, k, first, &transposed.bits[first * words..(first + columns) * words], words, g.values(), d, out)
+            let bits = &transposed.bits[first * words..(first + columns) * words];
+            match crate::isa::avx512() {
+                true => wide::columns_product(a, k, first, bits, words, g.values(), d, out),
+                false => avx::columns_product(a, k, first, bits, words, g.values(), d, out),
+            }
         }
     });
     out
@@ -268,6 +277,73 @@ pub fn transpose(m: &[f32], rows: usize, columns: usize) -> Vec<f32> {
         });
     }
     out
+}
+
+/// The products' bodies, the same for every instruction set: each ISA's
+/// module defines `load`, `store` and `add_set_bits` on its accumulator
+/// (64 output columns) and stamps these out with its target features.
+#[cfg(target_arch = "x86_64")]
+macro_rules! products {
+    ($features:literal) => {
+        /// One chunk of [`super::rows_product`]: span by span of 128 rows of
+        /// `b`, 64 output columns at a time (that panel, 32 KB, in L1 while
+        /// every row of the chunk passes).
+        #[target_feature(enable = $features)]
+        pub unsafe fn rows_product(a: &[f32], bits: &[u64], k: usize, b: &[f32], bias: &[f32], out: &mut [f32]) {
+            let d = bias.len();
+            let words = k.div_ceil(64);
+            let rows = out.len() / d;
+            for t in 0..rows {
+                out[t * d..(t + 1) * d].copy_from_slice(bias);
+            }
+            for (span, w) in (0..words).step_by(2).enumerate() {
+                for g in (0..d).step_by(TILE) {
+                    let panel = b.as_ptr().add(span * SPAN * d + g * SPAN);
+                    for t in 0..rows {
+                        let dst = out.as_mut_ptr().add(t * d + g);
+                        let mut acc = load(dst);
+                        add_set_bits(&mut acc, span_bits(bits.as_ptr().add(t * words), w, words), a.as_ptr().add(t * k + w * 64), panel);
+                        store(&acc, dst);
+                    }
+                }
+            }
+        }
+
+        /// One chunk of [`super::columns_product`]: the output rows for `a`'s
+        /// (at most 64) columns `first..`, span by span of 128 rows of `a`,
+        /// whose piece is first copied transposed so that each column is
+        /// contiguous (read in place, every value lay 8 KB from the last and
+        /// missed L1), and the span's 64 columns of `g` at a time, 32 KB.
+        #[allow(clippy::too_many_arguments)]
+        #[target_feature(enable = $features)]
+        pub unsafe fn columns_product(a: &[f32], k: usize, first: usize, bits: &[u64], words: usize, g: &[f32], d: usize, out: &mut [f32]) {
+            let columns = out.len() / d;
+            let rows = a.len() / k;
+            let mut block = vec![0.0f32; 64 * SPAN];
+            for (span, w) in (0..words).step_by(2).enumerate() {
+                let (span_rows, src) = ((rows - w * 64).min(SPAN), a.as_ptr().add(w * 64 * k + first));
+                for t in (0..span_rows).step_by(8) {
+                    for c in (0..columns).step_by(8) {
+                        match t + 8 <= span_rows && c + 8 <= columns {
+                            true => super::avx::transpose8(src.add(t * k + c), k, block.as_mut_ptr().add(c * SPAN + t), SPAN),
+                            false => {
+                                (t..(t + 8).min(span_rows)).for_each(|t| (c..(c + 8).min(columns)).for_each(|c| block[c * SPAN + t] = *src.add(t * k + c)))
+                            }
+                        }
+                    }
+                }
+                for grp in (0..d).step_by(TILE) {
+                    let panel = g.as_ptr().add(span * SPAN * d + grp * SPAN);
+                    for c in 0..columns {
+                        let dst = out.as_mut_ptr().add(c * d + grp);
+                        let mut acc = load(dst);
+                        add_set_bits(&mut acc, span_bits(bits.as_ptr().add(c * words), w, words), block.as_ptr().add(c * SPAN), panel);
+                        store(&acc, dst);
+                    }
+                }
+            }
+        }
+    };
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -322,7 +398,7 @@ mod avx {
     /// Writes the transpose of the 8 x 8 block at `src` (rows `stride`
     /// apart) to `dst` (rows `dst_stride` apart).
     #[inline(always)]
-    unsafe fn transpose8(src: *const f32, stride: usize, dst: *mut f32, dst_stride: usize) {
+    pub unsafe fn transpose8(src: *const f32, stride: usize, dst: *mut f32, dst_stride: usize) {
         let r: [__m256; 8] = std::array::from_fn(|i| _mm256_loadu_ps(src.add(i * stride)));
         let lo = [0, 2, 4, 6].map(|i| _mm256_unpacklo_ps(r[i], r[i + 1]));
         let hi = [0, 2, 4, 6].map(|i| _mm256_unpackhi_ps(r[i], r[i + 1]));
@@ -345,67 +421,53 @@ mod avx {
     /// The bits of one span of a pattern row: words `w` and `w + 1` (if
     /// the row has it).
     #[inline(always)]
-    unsafe fn span_bits(row: *const u64, w: usize, words: usize) -> u128 {
+    pub unsafe fn span_bits(row: *const u64, w: usize, words: usize) -> u128 {
         let word = |i: usize| if i < words { *row.add(i) } else { 0 };
         (word(w) as u128) | ((word(w + 1) as u128) << 64)
     }
 
-    /// One chunk of [`super::rows_product`]: span by span of 128 rows of
-    /// `b`, 64 output columns at a time (that panel, 32 KB, in L1 while
-    /// every row of the chunk passes).
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn rows_product(a: &[f32], bits: &[u64], k: usize, b: &[f32], bias: &[f32], out: &mut [f32]) {
-        let d = bias.len();
-        let words = k.div_ceil(64);
-        let rows = out.len() / d;
-        for t in 0..rows {
-            out[t * d..(t + 1) * d].copy_from_slice(bias);
+    products!("avx2,fma");
+}
+
+/// The AVX-512 products: four 16-lane registers per 64 output columns
+/// where the AVX2 path has eight 8-lane ones, each value the same sum in
+/// the same order (vectorised across output columns), so the same bits.
+#[cfg(target_arch = "x86_64")]
+mod wide {
+    use super::avx::span_bits;
+    use super::{SPAN, TILE};
+    use std::arch::x86_64::*;
+
+    type Acc = [__m512; TILE / 16];
+
+    #[inline(always)]
+    unsafe fn load(p: *const f32) -> Acc {
+        std::array::from_fn(|i| _mm512_loadu_ps(p.add(16 * i)))
+    }
+
+    #[inline(always)]
+    unsafe fn store(acc: &Acc, p: *mut f32) {
+        for (i, v) in acc.iter().enumerate() {
+            _mm512_storeu_ps(p.add(16 * i), *v);
         }
-        for (span, w) in (0..words).step_by(2).enumerate() {
-            for g in (0..d).step_by(TILE) {
-                let panel = b.as_ptr().add(span * SPAN * d + g * SPAN);
-                for t in 0..rows {
-                    let dst = out.as_mut_ptr().add(t * d + g);
-                    let mut acc = load(dst);
-                    add_set_bits(&mut acc, span_bits(bits.as_ptr().add(t * words), w, words), a.as_ptr().add(t * k + w * 64), panel);
-                    store(&acc, dst);
-                }
+    }
+
+    /// As the AVX2 path's: for every set bit `j` of `set` in ascending
+    /// order, `src[j]` times the row at `panel + TILE j`.
+    #[inline(always)]
+    unsafe fn add_set_bits(acc: &mut Acc, mut set: u128, src: *const f32, panel: *const f32) {
+        while set != 0 {
+            let j = set.trailing_zeros() as usize;
+            set &= set - 1;
+            let v = _mm512_set1_ps(*src.add(j));
+            let row = panel.add(j * TILE);
+            for (q, a) in acc.iter_mut().enumerate() {
+                *a = _mm512_fmadd_ps(v, _mm512_loadu_ps(row.add(16 * q)), *a);
             }
         }
     }
 
-    /// One chunk of [`super::columns_product`]: the output rows for `a`'s
-    /// (at most 64) columns `first..`, span by span of 128 rows of `a`,
-    /// whose piece is first copied transposed so that each column is
-    /// contiguous (read in place, every value lay 8 KB from the last and
-    /// missed L1), and the span's 64 columns of `g` at a time, 32 KB.
-    #[allow(clippy::too_many_arguments)]
-    #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn columns_product(a: &[f32], k: usize, first: usize, bits: &[u64], words: usize, g: &[f32], d: usize, out: &mut [f32]) {
-        let columns = out.len() / d;
-        let rows = a.len() / k;
-        let mut block = vec![0.0f32; 64 * SPAN];
-        for (span, w) in (0..words).step_by(2).enumerate() {
-            let (span_rows, src) = ((rows - w * 64).min(SPAN), a.as_ptr().add(w * 64 * k + first));
-            for t in (0..span_rows).step_by(8) {
-                for c in (0..columns).step_by(8) {
-                    match t + 8 <= span_rows && c + 8 <= columns {
-                        true => transpose8(src.add(t * k + c), k, block.as_mut_ptr().add(c * SPAN + t), SPAN),
-                        false => (t..(t + 8).min(span_rows)).for_each(|t| (c..(c + 8).min(columns)).for_each(|c| block[c * SPAN + t] = *src.add(t * k + c))),
-                    }
-                }
-            }
-            for grp in (0..d).step_by(TILE) {
-                let panel = g.as_ptr().add(span * SPAN * d + grp * SPAN);
-                for c in 0..columns {
-                    let dst = out.as_mut_ptr().add(c * d + grp);
-                    let mut acc = load(dst);
-                    add_set_bits(&mut acc, span_bits(bits.as_ptr().add(c * words), w, words), block.as_ptr().add(c * SPAN), panel);
-                    store(&acc, dst);
-                }
-            }
-        }
-    }
+    products!("avx512f,avx2,fma");
 }
 
 #[cfg(test)]
@@ -463,6 +525,37 @@ mod tests {
             unsafe { Pattern::set_rows(&shared, b * 7, block) };
         }
         assert_eq!(p, Pattern::of(&m, width));
+    }
+
+    /// Whatever path `isa` picks (AVX-512 on a CPU with it), both products
+    /// are bit-identical to the AVX2 path's, chunk by chunk.
+    #[test]
+    fn the_path_isa_picks_gives_the_avx2_paths_bits() {
+        let (rows, k, d) = (150, 200, 128);
+        let (a, b, g, bias) = (sparse_values(rows * k, 5), sparse_values(k * d, 6), sparse_values(rows * d, 7), sparse_values(d, 8));
+        assert_eq!(available(d), crate::isa::avx2_fma());
+        if !available(d) {
+            return assert!(!direct::cpu_supported(), "no direct kernels without AVX2 + FMA either");
+        }
+        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+        let pattern = Pattern::of(&a, k);
+        let (panels, words) = (Panels::new(&b, k, d), pattern.words());
+        let mut avx2 = vec![0.0; rows * d];
+        for (c, out) in avx2.chunks_mut(ROW_CHUNK * d).enumerate() {
+            let (first, n) = (c * ROW_CHUNK, out.len() / d);
+            // SAFETY: AVX2 + FMA (`available`); the chunk's sizes as `rows_product` gives them.
+            unsafe { avx::rows_product(&a[first * k..(first + n) * k], &pattern.bits[first * words..(first + n) * words], k, panels.values(), &bias, out) };
+        }
+        assert_eq!(bits(&rows_product(&a, &pattern, &b, &bias)), bits(&avx2), "rows product on {}", crate::isa::describe());
+        let transposed = pattern.transposed();
+        let (panels, words) = (Panels::new(&g, rows, d), transposed.words());
+        let mut avx2 = vec![0.0; k * d];
+        for (c, out) in avx2.chunks_mut(COLUMN_CHUNK * d).enumerate() {
+            let (first, n) = (c * COLUMN_CHUNK, out.len() / d);
+            // SAFETY: as above, as `columns_product` gives them.
+            unsafe { avx::columns_product(&a, k, first, &transposed.bits[first * words..(first + n) * words], words, panels.values(), d, out) };
+        }
+        assert_eq!(bits(&columns_product(&a, &transposed, &g, d)), bits(&avx2), "columns product");
     }
 
     /// Against the plain products in f64, for widths and row counts that
