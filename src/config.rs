@@ -26,24 +26,33 @@ pub fn read_yaml_text<T: DeserializeOwned>(path: &Path) -> Result<(T, String)> {
 /// the first at the start of a line (a top-level key of a block mapping).
 /// `None` when a key is not written (a default).
 pub fn key_line(text: &str, keys: &[&str]) -> Option<usize> {
+    key_offset(text, keys).map(|at| line_of(text, at))
+}
+
+/// The byte offset of the last of `keys`, found as [`key_line`] says.
+fn key_offset(text: &str, keys: &[&str]) -> Option<usize> {
     let (mut from, mut at) = (0, 0);
     for (k, key) in keys.iter().enumerate() {
         at = from + find_key(&text[from..], key, k == 0)?;
         from = at + key.len();
     }
-    Some(text[..at].matches('\n').count() + 1)
+    Some(at)
+}
+
+/// The 1-based line of byte offset `at`.
+fn line_of(text: &str, at: usize) -> usize {
+    text[..at].matches('\n').count() + 1
 }
 
 /// The 1-based line where `value` is first written, as a whole word, after
 /// the key at `keys` (e.g. the second claim's `b: nope` under `claims`).
 pub fn value_line(text: &str, keys: &[&str], value: &str) -> Option<usize> {
-    let from = text.lines().take(key_line(text, keys)? - 1).map(|l| l.len() + 1).sum::<usize>();
     let word = |c: Option<char>| c.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '-');
-    let mut start = from;
+    let mut start = key_offset(text, keys)?;
     while let Some(i) = text[start..].find(value).map(|i| i + start) {
         let end = i + value.len();
         if !word(text[..i].chars().next_back()) && !word(text[end..].chars().next()) {
-            return Some(text[..i].matches('\n').count() + 1);
+            return Some(line_of(text, i));
         }
         start = end;
     }

@@ -27,22 +27,34 @@ pub fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     })
 }
 
+/// Writes `value` as pretty JSON, atomically, through a JSON value: its
+/// keys sorted, as every run file of cmkm has them (so a typed writer gives
+/// the bytes the untyped one gave).
+pub fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+    let json = serde_json::to_value(value).with_context(|| format!("{}: cannot be written as JSON", path.display()))?;
+    write_atomic(path, serde_json::to_string_pretty(&json)?.as_bytes())
+}
+
 /// The name prefix of the temporary files [`write_atomic`] renames into
 /// place: one found later was left by a killed process.
 pub const PARTIAL_PREFIX: &str = ".cmkm-partial-";
 
-/// Removes what killed writers left in `dir` (files named
-/// [`PARTIAL_PREFIX`]...), for a writer that owns the folder (`cmkm report`
-/// its report folder). Returns how many were removed.
-pub fn remove_partials(dir: &Path) -> Result<usize> {
+/// Removes what killed writers left in `dir`: the files and folders whose
+/// names start with `prefix` ([`PARTIAL_PREFIX`] for [`write_atomic`]'s
+/// files), for a writer that owns the folder (`cmkm report` its report
+/// folder, `cmkm store unpack` the store's unpack folders). Returns how
+/// many were removed.
+pub fn remove_leftovers(dir: &Path, prefix: &str) -> Result<usize> {
     let Ok(entries) = std::fs::read_dir(dir) else { return Ok(0) }; // no folder yet: nothing left in it
     let mut removed = 0;
     for entry in entries {
         let path = entry.with_context(|| format!("{}: cannot list", dir.display()))?.path();
-        if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(PARTIAL_PREFIX)) && path.is_file() {
-            std::fs::remove_file(&path).with_context(|| format!("{}: cannot remove a partial file", path.display()))?;
-            removed += 1;
+        if !path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(prefix)) {
+            continue;
         }
+        let gone = if path.is_dir() { std::fs::remove_dir_all(&path) } else { std::fs::remove_file(&path) };
+        gone.with_context(|| format!("{}: cannot remove what a killed writer left", path.display()))?;
+        removed += 1;
     }
     Ok(removed)
 }

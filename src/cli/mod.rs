@@ -148,11 +148,8 @@ pub fn label_fraction(text: &str) -> Result<f64, String> {
 /// Runs the CLI and returns the process exit code.
 pub fn main() -> i32 {
     let cli = Cli::parse();
-    if let Err(e) = cmkm_kernels::isa::check_switches() {
-        eprintln!("error: {e}");
-        return 1;
-    }
-    if let Err(e) = crate::device::select(cli.device) {
+    let ready = cmkm_kernels::isa::check_switches().map_err(anyhow::Error::msg).and_then(|_| crate::device::select(cli.device));
+    if let Err(e) = ready {
         eprintln!("error: {e:#}");
         return 1;
     }

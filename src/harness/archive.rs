@@ -146,19 +146,6 @@ pub struct Unpacked {
 /// The name prefix of an unpack's temporary folder in the store.
 const UNPACK_PREFIX: &str = ".unpack-";
 
-/// Removes the temporary folders of unpacks killed before they finished
-/// (one unpack into a store at a time: a second one started meanwhile
-/// would lose its folder and fail, never place half a run).
-fn remove_killed_unpacks(root: &Path) -> Result<()> {
-    for entry in std::fs::read_dir(root).with_context(|| format!("{}: cannot list", root.display()))? {
-        let path = entry?.path();
-        if path.is_dir() && path.file_name().is_some_and(|n| n.to_string_lossy().starts_with(UNPACK_PREFIX)) {
-            std::fs::remove_dir_all(&path).with_context(|| format!("{}: cannot remove a killed unpack's folder", path.display()))?;
-        }
-    }
-    Ok(())
-}
-
 /// Unpacks an archive written by [`pack`] into `p`'s store. The archive
 /// must be of the same suite and crate version; each run is extracted
 /// whole into a temporary folder and moved into place under its lock, so
@@ -167,7 +154,10 @@ pub fn unpack(p: &Prepared, archive: &Path) -> Result<Unpacked> {
     let at = |what: String| format!("{}: {what}", archive.display());
     let file = std::fs::File::open(archive).with_context(|| at("cannot open the archive".into()))?;
     crate::fsutil::ensure_writable_dir(&p.store.root)?;
-    remove_killed_unpacks(&p.store.root)?;
+    // The folders of unpacks killed before they finished (one unpack into a
+    // store at a time: a second one started meanwhile would lose its folder
+    // and fail, never place half a run).
+    crate::fsutil::remove_leftovers(&p.store.root, UNPACK_PREFIX)?;
     let tmp = tempfile::Builder::new().prefix(UNPACK_PREFIX).tempdir_in(&p.store.root).with_context(|| at("cannot create a temporary folder".into()))?;
     let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(file));
     let mut manifest: Option<Manifest> = None;

@@ -84,9 +84,8 @@ impl Timings {
         struct PlanFile {
             step: Step,
         }
-        let read = |name: &str| std::fs::read_to_string(dir.join(name)).ok();
-        let plan: Option<PlanFile> = read("plan.json").and_then(|t| serde_json::from_str(&t).ok());
-        let record: Option<RunRecordFile> = read("record.json").and_then(|t| serde_json::from_str(&t).ok());
+        let plan: Option<PlanFile> = crate::fsutil::read_json(&dir.join("plan.json")).ok();
+        let record: Option<RunRecordFile> = crate::fsutil::read_json(&dir.join("record.json")).ok();
         if let (Some(plan), Some(record)) = (plan, record) {
             let (kind, method, units) = work(&plan.step);
             self.add(kind, method, units, record.seconds, &record.hardware.cpu, record.hardware.threads);

@@ -171,7 +171,7 @@ impl Suite {
         if d.seeds.is_empty() {
             return Err(self.error(&["seeds"], "a suite needs at least one seed"));
         }
-        if let Some(s) = d.seeds.iter().enumerate().find_map(|(i, s)| d.seeds[..i].contains(s).then_some(s)) {
+        if let Some(s) = first_repeated(&d.seeds) {
             return Err(self.error(&["seeds"], format!("seed {s} is listed twice (its runs would be the same runs)")));
         }
         if d.methods.is_empty() {
@@ -201,9 +201,8 @@ impl Suite {
 
     fn check_evaluations(&self) -> Result<()> {
         let e = &self.decl.evaluations;
-        let kinds: Vec<(bool, &str)> = self.methods.values().map(|m| (m.is_self_supervised(), m.kind.as_str())).collect();
-        let any_ssl = kinds.iter().any(|k| k.0);
-        let any_supervised = kinds.iter().any(|k| !k.0);
+        let any_ssl = self.methods.values().any(MethodConfig::is_self_supervised);
+        let any_supervised = self.methods.values().any(|m| !m.is_self_supervised());
         if let Some(ft) = &e.fine_tuning {
             if ft.epochs == 0 {
                 return Err(self.error(&["evaluations", "fine_tuning", "epochs"], "must be at least 1"));
@@ -220,7 +219,7 @@ impl Suite {
             if let Some(f) = lf.fractions.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
                 return Err(self.error(&at("fractions"), format!("{f} is not in (0, 1] (it would leave classes without a labelled sample)")));
             }
-            if let Some(f) = lf.fractions.iter().enumerate().find_map(|(i, f)| lf.fractions[..i].contains(f).then_some(f)) {
+            if let Some(f) = first_repeated(&lf.fractions) {
                 return Err(self.error(&at("fractions"), format!("{f} is listed twice")));
             }
             if lf.repetitions == 0 {
@@ -289,4 +288,9 @@ impl Suite {
         }
         Ok(())
     }
+}
+
+/// The first value of `values` that an earlier one equals.
+fn first_repeated<T: PartialEq>(values: &[T]) -> Option<&T> {
+    values.iter().enumerate().find_map(|(i, v)| values[..i].contains(v).then_some(v))
 }

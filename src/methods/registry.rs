@@ -44,7 +44,7 @@ impl MethodConfig {
         let Ok(method) = method(&m.kind) else {
             // Only to say which line: the file was just read, and without it the message has no line.
             let text = std::fs::read_to_string(path).unwrap_or_default();
-            let line = text.lines().position(|l| l.trim_start().starts_with("kind:")).map_or(String::new(), |i| format!(" line {}", i + 1));
+            let line = crate::config::key_line(&text, &["kind"]).map_or(String::new(), |l| format!(" line {l}"));
             bail!("{}", unknown_kind(&m.kind, Some(format!("{}{line}", path.display()))));
         };
         method.check_loss(m.loss.as_ref(), Some(path))?;

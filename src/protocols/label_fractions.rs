@@ -252,11 +252,7 @@ pub const LABEL_FRACTIONS_FILE: &str = "label_fractions.json";
 
 /// Writes `label_fractions.json`: the per-fraction summary and every run.
 pub fn write_summary(out: &std::path::Path, runs: &[FractionRun], summary: &[FractionSummary]) -> Result<()> {
-    let file = LabelFractionsFile { summary: summary.to_vec(), runs: runs.to_vec() };
-    // Through a JSON value, whose keys are sorted: the bytes of every
-    // label_fractions.json written before the file had its type.
-    let json = serde_json::to_value(&file)?;
-    crate::fsutil::write_atomic(&out.join(LABEL_FRACTIONS_FILE), serde_json::to_string_pretty(&json)?.as_bytes())
+    crate::fsutil::write_json(&out.join(LABEL_FRACTIONS_FILE), &LabelFractionsFile { summary: summary.to_vec(), runs: runs.to_vec() })
 }
 
 /// Reads a run's `label_fractions.json`.

@@ -172,7 +172,7 @@ impl ClassificationResult {
             obj.insert("epochs_run".into(), self.epochs_run.into());
             obj.extend(more);
         }
-        crate::fsutil::write_atomic(&dir.join(METRICS_FILE), serde_json::to_string_pretty(&json)?.as_bytes())?;
+        crate::fsutil::write_json(&dir.join(METRICS_FILE), &json)?;
         let mut csv = String::from("sample_id,label,prediction\n");
         for ((id, l), p) in self.sample_ids.iter().zip(&self.labels).zip(&self.predictions) {
             csv.push_str(&format!("{id},{},{}\n", l + 1, p + 1));

@@ -36,7 +36,7 @@ pub fn write_report(p: &Prepared, reports: &Path) -> Result<ReportSummary> {
     let name = &p.suite.decl.name;
     let dir = reports.join(name);
     std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create the report folder", dir.display()))?;
-    crate::fsutil::remove_partials(&dir)?; // of a report killed while writing
+    crate::fsutil::remove_leftovers(&dir, crate::fsutil::PARTIAL_PREFIX)?; // of a report killed while writing
     let metric = match p.dataset.decl.main_metric {
         MainMetric::Accuracy => "Accuracy",
         MainMetric::F1Macro => "Macro F1",

@@ -53,11 +53,16 @@ fn cap() -> Cap {
     if forced_portable() {
         return Cap::Portable;
     }
+    max_isa().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The cap `CMKM_KERNELS_MAX_ISA` asks for.
+fn max_isa() -> Result<Cap, String> {
     match std::env::var(MAX_ISA).as_deref().map(str::to_ascii_lowercase).as_deref() {
-        Ok("avx2") => Cap::Avx2,
-        Ok("portable") => Cap::Portable,
-        Ok("") | Ok("avx512") | Err(_) => Cap::None,
-        Ok(other) => panic!("{MAX_ISA}={other}: expected avx512, avx2 or portable"),
+        Ok("avx2") => Ok(Cap::Avx2),
+        Ok("portable") => Ok(Cap::Portable),
+        Ok("") | Ok("avx512") | Err(_) => Ok(Cap::None),
+        Ok(other) => Err(format!("{MAX_ISA}={other}: expected avx512, avx2 or portable")),
     }
 }
 
@@ -72,10 +77,7 @@ fn capped(found: Level, cap: Cap) -> Level {
 /// Checks the switches' values, for a command line to report a misspelt
 /// one as an error before any work (the kernels would panic on it).
 pub fn check_switches() -> Result<(), String> {
-    match std::env::var(MAX_ISA).as_deref().map(str::to_ascii_lowercase).as_deref() {
-        Ok("") | Ok("avx512") | Ok("avx2") | Ok("portable") | Err(_) => Ok(()),
-        Ok(other) => Err(format!("{MAX_ISA}={other}: expected avx512, avx2 or portable")),
-    }
+    max_isa().map(|_| ())
 }
 
 /// Whether the AVX2 paths run.
