@@ -93,7 +93,9 @@ pub fn parse_yaml<T: DeserializeOwned>(text: &str) -> Result<T> {
     serde_yaml::from_str(text).map_err(|e| anyhow!("{}", describe(&e, None)))
 }
 
-fn describe(e: &serde_yaml::Error, path: Option<&Path>) -> String {
+/// A parse error as the other YAML errors read: the unknown key with the
+/// closest allowed one, or the line and column.
+pub fn describe(e: &serde_yaml::Error, path: Option<&Path>) -> String {
     let msg = e.to_string();
     let line = e.location().map(|l| l.line());
     if let Some(text) = unknown_name_message(&msg, path, line) {

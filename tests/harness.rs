@@ -778,3 +778,184 @@ fn outcomes_if_any(results: &Path) -> BTreeMap<String, String> {
         BTreeMap::new()
     }
 }
+
+/// The tiny suite with `cmkm` swept by `sweep` (YAML written inside its entry).
+fn write_swept_suite(dir: &Path, sweep: &str) -> std::path::PathBuf {
+    let suite = write_suite(dir, 0.003);
+    let text = std::fs::read_to_string(&suite).unwrap();
+    let swept = text.replace(
+        "cmkm: {file: cmkm.yaml, pretrained: {inertial: si, skeleton: ss}}",
+        &format!("cmkm: {{file: cmkm.yaml, pretrained: {{inertial: si, skeleton: ss}}, {sweep}}}"),
+    );
+    assert_ne!(swept, text);
+    std::fs::write(&suite, swept).unwrap();
+    suite
+}
+
+fn plan_json(suite: &Path, results: &Path) -> Vec<serde_json::Value> {
+    let out = common::cmkm().arg("plan").arg(suite).arg("--results").arg(results).arg("--json").output().unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let plan: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    plan["runs"].as_array().unwrap().clone()
+}
+
+/// The check: a 3 x 2 grid plans six CMC-CMKM trainings, each with
+/// its own id and its evaluations; the point equal to the method file is
+/// the unswept method's very run, and every other method keeps its ids.
+#[test]
+fn a_grid_sweep_plans_one_training_per_point_and_the_file_as_written_keeps_its_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let plain = plan_json(&write_suite(dir.path(), 0.003), &results);
+    let suite = write_swept_suite(dir.path(), "sweep: {loss.mining_k: [1, 2, 3], loss.intra_lambda: [0.0, 1.0]}");
+    let swept = plan_json(&suite, &results);
+    let trainings: Vec<&serde_json::Value> = swept.iter().filter(|r| r["step"] == "train" && r["method"].as_str().unwrap().starts_with("cmkm[")).collect();
+    let mut names: Vec<&str> = trainings.iter().map(|r| r["method"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "cmkm[mining_k=1,intra_lambda=0.0]",
+            "cmkm[mining_k=1,intra_lambda=1.0]",
+            "cmkm[mining_k=2,intra_lambda=0.0]",
+            "cmkm[mining_k=2,intra_lambda=1.0]",
+            "cmkm[mining_k=3,intra_lambda=0.0]",
+            "cmkm[mining_k=3,intra_lambda=1.0]"
+        ]
+    );
+    let ids: std::collections::BTreeSet<&str> = trainings.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), 6, "six distinct run ids");
+    // Each variant gets the suite's evaluations: 3 fine-tunings, retrieval, 3 label-fraction runs.
+    for name in &names {
+        assert_eq!(swept.iter().filter(|r| r["method"] == *name).count(), 1 + 3 + 1 + 3, "{name}");
+    }
+    // The file as written (mining_k 1, intra_lambda 1.0) is the unswept cmkm's runs.
+    let by_label = |runs: &[serde_json::Value]| -> BTreeMap<String, String> {
+        runs.iter()
+            .map(|r| (r["label"].as_str().unwrap().replace("cmkm[mining_k=1,intra_lambda=1.0]", "cmkm"), r["id"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    let (before, after) = (by_label(&plain), by_label(&swept));
+    for (label, id) in &before {
+        assert_eq!(after.get(label), Some(id), "{label} keeps its run");
+    }
+    assert_eq!(swept.len(), plain.len() + 5 * 8);
+}
+
+/// Variants whose resolved method is the same are one run, listed once in
+/// the plan with the other variant in its `also`; a one-at-a-time sweep
+/// names only the key that moved and folds the file's own values into `[base]`.
+#[test]
+fn identical_variants_share_their_runs_and_one_at_a_time_moves_one_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    // `loss` is set after `loss.mining_k`, so both variants end with K = 3.
+    let suite = write_swept_suite(dir.path(), "sweep: {loss.mining_k: [1, 2], loss: [{temperature: 0.1, mining_k: 3, intra_lambda: 1.0}]}");
+    let runs = plan_json(&suite, &results);
+    let trainings: Vec<&serde_json::Value> = runs.iter().filter(|r| r["step"] == "train" && r["method"].as_str().unwrap().starts_with("cmkm[")).collect();
+    assert_eq!(trainings.len(), 1, "{trainings:#?}");
+    assert_eq!(trainings[0]["also"].as_array().unwrap().len(), 1);
+    let ids: std::collections::BTreeSet<&str> = runs.iter().map(|r| r["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), runs.len(), "no run is planned twice");
+
+    let suite = write_swept_suite(
+        dir.path(),
+        "search: one_at_a_time, sweep: {loss.mining_k: [0, 1, 2], loss.intra_lambda: [0.0, 1.0], loss.symmetric_mining: [null, true]}",
+    );
+    let p = prepare(&suite, &results).unwrap();
+    let names: Vec<&str> = p.suite.sweeps["cmkm"].variants.iter().map(|v| v.name.as_str()).collect();
+    assert_eq!(names, ["cmkm[base]", "cmkm[mining_k=0]", "cmkm[mining_k=2]", "cmkm[intra_lambda=0.0]", "cmkm[symmetric_mining=true]"]);
+    assert_eq!(p.suite.methods["cmkm[base]"], p.suite.sweeps["cmkm"].base, "the base point is the file as written");
+}
+
+/// Bad sweeps fail when the suite loads, naming the suite file, the line
+/// and the key.
+#[test]
+fn a_bad_sweep_is_an_error_at_plan_time_naming_the_file_line_and_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let cases = [
+        ("sweep: {loss.mining_kk: [1, 2]}", "mining_kk"),
+        ("sweep: {loss.mining_k: 2}", "needs a list"),
+        ("sweep: {loss.mining_k: [1, 1]}", "twice"),
+        ("sweep: {kind: [cmc]}", "cannot be swept"),
+        ("sweep: {schedule.batch_sise: [8]}", "batch_sise"),
+        ("samples: 2, sweep: {loss.mining_k: [1, 2]}", "samples"),
+        ("search: random, samples: 5, sweep: {loss.mining_k: [1, 2]}", "between 1 and the grid's 2 points"),
+        ("search: one_at_a_time", "applies to a `sweep`"),
+    ];
+    for (sweep, expected) in cases {
+        let suite = write_swept_suite(dir.path(), sweep);
+        let err = format!("{:#}", prepare(&suite, &results).err().unwrap_or_else(|| panic!("{sweep} was accepted")));
+        assert!(err.contains(expected), "{sweep}: {err}");
+        assert!(err.contains("suite.yaml") && err.contains("line 9"), "{sweep}: {err}");
+    }
+    // A key another kind reads, swept on a SimCLR method.
+    let suite = write_suite(dir.path(), 0.003);
+    let text = std::fs::read_to_string(&suite).unwrap().replace("si: {file: si.yaml}", "si: {file: si.yaml, sweep: {loss.mining_k: [1, 2]}}");
+    std::fs::write(&suite, text).unwrap();
+    let err = format!("{:#}", prepare(&suite, &results).err().expect("SimCLR reads no mining_k"));
+    assert!(err.contains("mining_k") && err.contains("line 7"), "{err}");
+    // A swept miner: which variant would mine?
+    let text = std::fs::read_to_string(&suite).unwrap().replace("sweep: {loss.mining_k: [1, 2]}", "sweep: {loss.temperature: [0.1, 0.2]}");
+    std::fs::write(&suite, text).unwrap();
+    let err = format!("{:#}", prepare(&suite, &results).err().expect("a swept miner"));
+    assert!(err.contains("swept") && err.contains("`si`"), "{err}");
+}
+
+/// A swept suite end to end: the report's sweep table lists every variant
+/// with its validation and test figures and marks the one validation
+/// chose; the main table reports the swept method as that variant.
+#[test]
+fn a_swept_suite_reports_every_variant_and_the_one_chosen_on_validation() {
+    let dir = tempfile::tempdir().unwrap();
+    let results = dir.path().join("results");
+    let suite = write_swept_suite(dir.path(), "sweep: {loss.mining_k: [1, 2]}");
+    let text = std::fs::read_to_string(&suite).unwrap() + "claims:\n  - {a: \"cmkm[mining_k=2]\", b: \"cmkm[mining_k=1]\"}\n";
+    std::fs::write(&suite, text).unwrap();
+    let p = prepare(&suite, &results).unwrap();
+    assert_eq!(p.reproduce(true).unwrap(), (p.runs.len(), 0));
+    let reports = dir.path().join("reports");
+    cmkm::report::write_report(&p, &reports).unwrap();
+    let sweep = std::fs::read_to_string(reports.join("tiny/sweep_cmkm.csv")).unwrap();
+    let rows: Vec<&str> = sweep.lines().skip(1).collect();
+    assert_eq!(rows.len(), 2 * 3, "two variants, three modality rows: {sweep}");
+    let chosen: Vec<&str> = rows.iter().filter(|r| r.ends_with(",yes")).map(|r| r.split(',').next().unwrap()).collect();
+    assert!(chosen.len() == 3 && chosen.iter().all(|c| *c == chosen[0]), "{sweep}");
+    // The chosen variant's best validation, recomputed from the run files.
+    let validation = |name: &str| -> f64 {
+        let vals: Vec<f64> = p
+            .runs
+            .iter()
+            .filter(|r| r.method == name && matches!(r.step, cmkm::harness::plan::Step::FineTune { .. }))
+            .map(|r| cmkm::protocols::read_validation(&p.store.dir(&r.id)).unwrap().expect("recorded"))
+            .collect();
+        vals.iter().sum::<f64>() / vals.len() as f64
+    };
+    let (v1, v2) = (validation("cmkm[mining_k=1]"), validation("cmkm[mining_k=2]"));
+    assert_eq!(chosen[0], if v2 > v1 { "cmkm[mining_k=2]" } else { "cmkm[mining_k=1]" }, "{v1} {v2}");
+    let main = std::fs::read_to_string(reports.join("tiny/main_table.md")).unwrap();
+    let table_rows = main.lines().filter(|l| l.starts_with('|'));
+    assert!(main.contains("| cmkm |") && table_rows.clone().all(|l| !l.contains("cmkm[")) && main.contains(&format!("`{}`", chosen[0])), "{main}");
+    let claims = std::fs::read_to_string(reports.join("tiny/claims.csv")).unwrap();
+    assert!(claims.contains("cmkm[mining_k=2] > cmkm[mining_k=1]"), "{claims}");
+    for f in ["sweep_cmkm_mining_k.png", "sweep_cmkm_mining_k.svg", "sweep_cmkm.md", "sweep_cmkm.tex"] {
+        assert!(reports.join("tiny").join(f).is_file(), "{f}");
+    }
+}
+
+/// Every run id of the committed reports stands: planning the shipped
+/// suites gives the ids their `timings.csv` recorded.
+#[test]
+fn the_shipped_suites_keep_every_committed_run_id() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let results = tempfile::tempdir().unwrap();
+    for name in ["paper-utd", "paper-utd-frozen-training"] {
+        let p = prepare(&root.join(format!("experiments/{name}.yaml")), results.path()).unwrap();
+        let planned: std::collections::BTreeSet<&str> = p.runs.iter().map(|r| r.id.as_str()).collect();
+        let timings = std::fs::read_to_string(root.join(format!("reports/{name}/timings.csv"))).unwrap();
+        let committed: Vec<&str> = timings.lines().skip(1).map(|l| l.split(',').next().unwrap()).collect();
+        assert_eq!(committed.len(), p.runs.len(), "{name}");
+        assert!(committed.iter().all(|id| planned.contains(id)), "{name}: a committed run id is no longer planned");
+    }
+}

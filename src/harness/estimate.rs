@@ -173,7 +173,7 @@ mod tests {
             head: Default::default(),
             frozen: Default::default(),
         };
-        PlannedRun { id: "r".into(), label: "fine-tune m".into(), seed: 1, step, depends_on: vec![] }
+        PlannedRun { id: "r".into(), label: "fine-tune m".into(), method: "m".into(), also: vec![], seed: 1, step, depends_on: vec![] }
     }
 
     #[test]

@@ -8,4 +8,5 @@ pub mod runner;
 pub mod slurm;
 pub mod store;
 pub mod suite;
+pub mod sweep;
 pub mod workers;

@@ -280,12 +280,13 @@ impl Prepared {
             .runs
             .iter()
             .map(|r| {
-                let (step, method, _) = work(&r.step);
+                let (step, _, _) = work(&r.step);
                 PlanEntry {
                     id: r.id.clone(),
                     label: r.label.clone(),
                     step,
-                    method: method.to_string(),
+                    method: r.method.clone(),
+                    also: r.also.clone(),
                     seed: r.seed,
                     status: self.store.status(&r.id),
                     depends_on: r.depends_on.clone(),
@@ -310,6 +311,16 @@ impl Prepared {
     pub fn describe(&self, reports: &Path, workers: Workers) -> String {
         let o = self.overview(reports, workers);
         let mut out = format!("suite {} ({} runs) -> {}\n", o.suite, o.runs.len(), o.results.display());
+        for (method, sweep) in &self.suite.sweeps {
+            let names: Vec<&str> = sweep.variants.iter().map(|v| v.name.as_str()).collect();
+            out.push_str(&format!(
+                "sweep {method} ({} over {}): {} variant(s): {}\n",
+                sweep.search.name(),
+                sweep.keys.join(", "),
+                names.len(),
+                names.join(" ")
+            ));
+        }
         for r in &o.runs {
             let guess = r.estimate_seconds.map(|s| format!("~{}", format_duration(s))).unwrap_or_else(|| "?".into());
             let deps = if r.depends_on.is_empty() { String::new() } else { format!("  after {}", r.depends_on.join(", ")) };
@@ -437,7 +448,11 @@ pub struct PlanEntry {
     /// Step kind: train, fine_tune, retrieval, label_fractions,
     /// supervised_fractions or random_fractions.
     pub step: &'static str,
+    /// The suite method, or the sweep variant, whose run this is.
     pub method: String,
+    /// Other sweep variants the same run stands for.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<String>,
     pub seed: u64,
     pub status: RunStatus,
     /// Ids of the runs that must be done first.

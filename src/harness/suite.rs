@@ -1,6 +1,7 @@
 //! Suites: which dataset, methods, seeds and evaluations make up one
 //! experiment (e.g. the paper's UTD-MHAD table), declared in YAML.
 
+use super::sweep::Sweep;
 use crate::methods::config::MethodConfig;
 use anyhow::{Context, Result};
 use serde::{Deserialize, Serialize};
@@ -21,6 +22,28 @@ pub struct SuiteMethod {
     /// modality and approach match one of the paper's get its number beside.
     #[serde(default)]
     pub approach: Option<String>,
+    /// A sweep over dotted keys of the method file (`loss.mining_k: [1, 2,
+    /// 3]`): the method becomes one variant per point ([`super::sweep`]).
+    /// A null value removes the key (the kind's default).
+    #[serde(default, skip_serializing_if = "serde_yaml::Mapping::is_empty")]
+    pub sweep: serde_yaml::Mapping,
+    /// Which points of the sweep's grid run: `grid` (all), `random`
+    /// (`samples` of them, drawn with `search_seed`) or `one_at_a_time`.
+    #[serde(default)]
+    pub search: super::sweep::Search,
+    #[serde(default)]
+    pub samples: Option<usize>,
+    #[serde(default)]
+    pub search_seed: u64,
+}
+
+impl SuiteMethod {
+    fn sweep_decl(&self) -> super::sweep::SweepDecl<'_> {
+        super::sweep::SweepDecl { keys: &self.sweep, search: self.search, samples: self.samples, search_seed: self.search_seed }
+    }
+    fn has_search_settings(&self) -> bool {
+        self.search != Default::default() || self.samples.is_some() || self.search_seed != 0
+    }
 }
 
 /// Fine-tuning settings of a suite.
@@ -132,7 +155,11 @@ pub struct Suite {
     pub decl: SuiteDecl,
     pub path: PathBuf,
     pub dataset_path: PathBuf,
+    /// Every method the suite trains, by run name: the suite's methods, a
+    /// swept one replaced by its variants (`cmc-cmkm[mining_k=2]`).
     pub methods: BTreeMap<String, MethodConfig>,
+    /// The swept suite methods by name.
+    pub sweeps: BTreeMap<String, Sweep>,
     /// The suite file's text, for the lines of later errors.
     text: String,
 }
@@ -146,18 +173,72 @@ impl Suite {
         let base = path.parent().unwrap_or(Path::new(""));
         let resolve = |p: &Path| crate::fsutil::normalize(&base.join(p));
         let mut methods = BTreeMap::new();
-        for (name, m) in &decl.methods {
-            let mut method = MethodConfig::from_file(&resolve(&m.file)).with_context(|| format!("{}: method '{name}'", path.display()))?;
+        let mut sweeps = BTreeMap::new();
+        let for_suite = |mut method: MethodConfig| {
             if let Some(e) = decl.epochs {
                 method.schedule.epochs = e;
             }
             // Miners come from the suite's own runs, not from paths.
             method.pretrained.clear();
-            methods.insert(name.clone(), method);
+            method
+        };
+        for (name, m) in &decl.methods {
+            let file = resolve(&m.file);
+            if m.sweep.is_empty() {
+                if m.has_search_settings() {
+                    let key = if m.samples.is_some() {
+                        "samples"
+                    } else if m.search_seed != 0 {
+                        "search_seed"
+                    } else {
+                        "search"
+                    };
+                    return Err(crate::config::setting_error(path, &text, &["methods", name, key], "applies to a `sweep`, and this method has none"));
+                }
+                let method = MethodConfig::from_file(&file).with_context(|| format!("{}: method '{name}'", path.display()))?;
+                methods.insert(name.clone(), for_suite(method));
+                continue;
+            }
+            let mut sweep = super::sweep::expand(name, &file, &m.sweep_decl()).map_err(|e| {
+                let mut keys = vec!["methods", name.as_str(), "sweep"];
+                keys.extend(e.key.as_deref());
+                crate::config::setting_error(path, &text, &keys, format!("{:#}", e.error))
+            })?;
+            if decl.epochs.is_some() && sweep.keys.iter().any(|k| k == "schedule.epochs") {
+                return Err(crate::config::setting_error(path, &text, &["epochs"], format!("overrides the epochs that method '{name}' sweeps")));
+            }
+            for v in &mut sweep.variants {
+                v.config = for_suite(v.config.clone());
+                methods.insert(v.name.clone(), v.config.clone());
+            }
+            sweep.base = for_suite(sweep.base);
+            sweeps.insert(name.clone(), sweep);
         }
-        let suite = Suite { dataset_path: resolve(&decl.dataset), path: path.to_path_buf(), decl, methods, text };
+        let suite = Suite { dataset_path: resolve(&decl.dataset), path: path.to_path_buf(), decl, methods, sweeps, text };
         suite.check_settings()?;
         Ok(suite)
+    }
+
+    /// The suite method a run name belongs to: a variant's swept method,
+    /// else the name itself.
+    pub fn entry_name<'a>(&'a self, name: &'a str) -> &'a str {
+        self.sweeps.iter().find(|(_, s)| s.variant(name).is_some()).map_or(name, |(entry, _)| entry.as_str())
+    }
+
+    /// The suite's declaration of the method a run name belongs to.
+    pub fn entry(&self, name: &str) -> Option<&SuiteMethod> {
+        self.decl.methods.get(self.entry_name(name))
+    }
+
+    /// The method file of a suite method, as the suite runs it (a swept
+    /// one's as written).
+    fn entry_config(&self, entry: &str) -> &MethodConfig {
+        self.sweeps.get(entry).map_or_else(|| &self.methods[entry], |s| &s.base)
+    }
+
+    /// Whether `name` is a run name or a suite method (claims may name both).
+    pub fn knows(&self, name: &str) -> bool {
+        self.methods.contains_key(name) || self.sweeps.contains_key(name)
     }
 
     /// An error about the setting at `keys`, naming the file and its line.
@@ -182,10 +263,11 @@ impl Suite {
         }
         self.check_evaluations()?;
         self.check_pretrained()?;
+        self.check_sweeps()?;
         for (k, claim) in d.claims.iter().flatten().enumerate() {
             for (key, name) in [("a", &claim.a), ("b", &claim.b)] {
-                if !d.methods.contains_key(name) {
-                    let known: Vec<&str> = d.methods.keys().map(String::as_str).collect();
+                if !self.knows(name) {
+                    let known: Vec<&str> = d.methods.keys().chain(self.methods.keys()).map(String::as_str).collect();
                     let hint = crate::config::closest(name, &known).map(|b| format!("; did you mean `{b}`?")).unwrap_or_default();
                     let line = crate::config::value_line(&self.text, &["claims"], name);
                     let message = format!("claim {} names `{name}`, which is not a method of the suite{hint} (methods: {known:?})", k + 1);
@@ -194,6 +276,20 @@ impl Suite {
             }
             if claim.a == claim.b {
                 return Err(self.error(&["claims", "b"], format!("claim {} compares `{}` with itself", k + 1, claim.a)));
+            }
+        }
+        Ok(())
+    }
+
+    /// A sweep is chosen on a validation metric: a self-supervised method's
+    /// comes from fine-tuning.
+    fn check_sweeps(&self) -> Result<()> {
+        for (name, sweep) in &self.sweeps {
+            if sweep.base.is_self_supervised() && self.decl.evaluations.fine_tuning.is_none() {
+                return Err(self.error(
+                    &["methods", name, "sweep"],
+                    "a self-supervised method's variants are chosen on the fine-tuning validation metric, and the suite has no `evaluations: fine_tuning`",
+                ));
             }
         }
         Ok(())
@@ -252,10 +348,15 @@ impl Suite {
     /// alone, for a method whose kind reads pretrained encoders.
     fn check_pretrained(&self) -> Result<()> {
         for (name, m) in &self.decl.methods {
-            let method = &self.methods[name];
+            let method = self.entry_config(name);
             let at = ["methods", name.as_str(), "pretrained"];
             method.check_pretrained(m.pretrained.keys().map(String::as_str)).map_err(|e| self.error(&at, e))?;
             for (modality, dep) in &m.pretrained {
+                if self.sweeps.contains_key(dep) {
+                    return Err(
+                        self.error(&at, format!("'{modality}' is pretrained by `{dep}`, which is swept: sweep the method it pre-trains, not its miner"))
+                    );
+                }
                 let Some(miner) = self.methods.get(dep) else {
                     return Err(self.error(&at, format!("'{modality}' is pretrained by `{dep}`, which is not a method of the suite")));
                 };
@@ -275,8 +376,10 @@ impl Suite {
         dataset.decl.protocol(protocol).map_err(|e| self.error(&["protocol"], e))?;
         let train = dataset.decl.split(protocol, &dataset.meta).map_err(|e| self.error(&["protocol"], format!("{e:#}")))?.train.len();
         for (name, m) in &self.methods {
-            let at = ["methods", name.as_str(), "file"];
-            let file = self.decl.methods[name].file.display();
+            let entry = self.entry_name(name);
+            let at = if entry == name { ["methods", entry, "file"] } else { ["methods", entry, "sweep"] };
+            let file = self.decl.methods[entry].file.display();
+            let file = if entry == name { file.to_string() } else { format!("{file} as variant {name}") };
             m.validate_except_pretrained(&dataset.decl).map_err(|e| self.error(&at, format!("{file}: {e:#}")))?;
             if m.is_self_supervised() && m.schedule.batch_size > train {
                 let why = format!(

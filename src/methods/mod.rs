@@ -122,7 +122,11 @@ pub fn train(method: &MethodConfig, ds: &Dataset, opts: &TrainOptions) -> Result
         test,
     };
     if let Some(t) = &summary.test {
-        write(crate::protocols::METRICS_FILE, serde_json::to_string_pretty(t)?)?;
+        let mut json = serde_json::to_value(t)?;
+        if let (Some(obj), Some(v)) = (json.as_object_mut(), best.val_metric) {
+            obj.insert(crate::protocols::VALIDATION_KEY.into(), v.into());
+        }
+        write(crate::protocols::METRICS_FILE, serde_json::to_string_pretty(&json)?)?;
     }
     Ok(summary)
 }

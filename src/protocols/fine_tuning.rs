@@ -13,7 +13,6 @@ use super::{ClassificationResult, EncoderSet};
 use crate::methods::config::{MethodConfig, ScheduleConfig};
 use crate::methods::supervised::{evaluate_classifier, Evaluation, Supervised, SupervisedModel};
 use crate::methods::{devices, Context};
-use crate::metrics::ClassificationMetrics;
 use crate::models::{ClassifierHead, EvaluationHead, EvaluationMlp, FusionClassifier};
 use crate::training::batches::label_tensor;
 use crate::training::{exclusive, fit, FitRules, Objective, Progress, StepOutput, TrainData, Validation};
@@ -113,21 +112,15 @@ impl Objective for CachedHead<'_> {
     }
 }
 
-fn result(
-    data: &TrainData,
-    test: &[usize],
-    predictions: Vec<usize>,
-    metrics: ClassificationMetrics,
-    best_epoch: usize,
-    epochs_run: usize,
-) -> ClassificationResult {
+fn result<M>(data: &TrainData, test: &[usize], e: Evaluation, fitted: &crate::training::Fitted<M>) -> ClassificationResult {
     ClassificationResult {
-        metrics,
-        best_epoch: best_epoch + 1,
-        epochs_run,
+        metrics: e.metrics,
+        best_epoch: fitted.best_epoch + 1,
+        epochs_run: fitted.log.len(),
+        validation: fitted.log.get(fitted.best_epoch).and_then(|l| l.val_metric),
         sample_ids: test.iter().map(|&i| data.sample_ids[i].clone()).collect(),
         labels: test.iter().map(|&i| data.labels[i]).collect(),
-        predictions,
+        predictions: e.predictions,
     }
 }
 
@@ -150,7 +143,7 @@ pub fn fine_tune_cached(
     let head = crate::device::build(&train_device, |d| Ok(evaluation_head(&sizes, data.classes, head, d)))?;
     let fitted = fit(&objective, head, train, schedule, FitRules::Classifier, seed, progress)?;
     let e = objective.evaluate(&fitted.best, &data.split.test);
-    Ok(result(data, &data.split.test, e.predictions, e.metrics, fitted.best_epoch, fitted.log.len()))
+    Ok(result(data, &data.split.test, e, &fitted))
 }
 
 /// Fine-tunes heads on the frozen encoders of `set` in the `frozen` mode:
@@ -221,7 +214,7 @@ pub fn fine_tune_encoders(
     let objective = Supervised { ctx: &ctx };
     let fitted = fit(&objective, model, train, schedule, FitRules::Classifier, seed, progress)?;
     let e = objective.evaluate(&fitted.best, &data.split.test);
-    Ok(result(data, &data.split.test, e.predictions, e.metrics, fitted.best_epoch, fitted.log.len()))
+    Ok(result(data, &data.split.test, e, &fitted))
 }
 
 #[cfg(test)]

@@ -148,6 +148,16 @@ pub fn read_metrics(dir: &Path) -> Result<ClassificationMetrics> {
     crate::fsutil::read_json(&dir.join(METRICS_FILE))
 }
 
+/// The key of `metrics.json` that holds the validation main metric at the
+/// best epoch (runs of cmkm 0.13.0 written before sweeps lack it).
+pub const VALIDATION_KEY: &str = "validation";
+
+/// The validation main metric of a run's `metrics.json`, if it records one.
+pub fn read_validation(dir: &Path) -> Result<Option<f64>> {
+    let json: serde_json::Value = crate::fsutil::read_json(&dir.join(METRICS_FILE))?;
+    Ok(json.get(VALIDATION_KEY).and_then(serde_json::Value::as_f64))
+}
+
 /// A classification evaluation: test metrics, what was predicted, and the
 /// head's training curve.
 #[derive(Debug, Clone, Serialize)]
@@ -155,6 +165,9 @@ pub struct ClassificationResult {
     pub metrics: ClassificationMetrics,
     pub best_epoch: usize,
     pub epochs_run: usize,
+    /// The main metric on the validation split at the best epoch: what a
+    /// sweep chooses its variant on.
+    pub validation: Option<f64>,
     #[serde(skip)]
     pub sample_ids: Vec<String>,
     #[serde(skip)]
@@ -170,6 +183,9 @@ impl ClassificationResult {
         if let (Some(obj), serde_json::Value::Object(more)) = (json.as_object_mut(), extra) {
             obj.insert("best_epoch".into(), self.best_epoch.into());
             obj.insert("epochs_run".into(), self.epochs_run.into());
+            if let Some(v) = self.validation {
+                obj.insert(VALIDATION_KEY.into(), v.into());
+            }
             obj.extend(more);
         }
         crate::fsutil::write_json(&dir.join(METRICS_FILE), &json)?;

@@ -18,6 +18,7 @@ use crate::harness::suite::ClaimDecl;
 use crate::metrics::classification_metrics;
 use crate::report::collect::{approach, modality_group};
 use crate::report::paper::{paper_value, PaperColumn};
+use crate::report::sweeps::Chosen;
 use crate::report::table::Table;
 use anyhow::{bail, Context, Result};
 use rand::Rng;
@@ -74,43 +75,71 @@ fn seed_difference(s: &PairedSeed, idx: &[usize], classes: usize, metric: MainMe
 /// The paired difference of A and B over `seeds` and its 95% hierarchical
 /// bootstrap interval from `draws` resamplings drawn from `rng`.
 pub fn paired_bootstrap(seeds: &[PairedSeed], classes: usize, metric: MainMetric, draws: usize, rng: &mut impl Rng) -> Difference {
-    let all: Vec<Vec<usize>> = seeds.iter().map(|s| (0..s.labels.len()).collect()).collect();
-    let per_seed: Vec<f64> = seeds.iter().zip(&all).map(|(s, idx)| seed_difference(s, idx, classes, metric)).collect();
+    let sizes: Vec<usize> = seeds.iter().map(|s| s.labels.len()).collect();
+    let b = hierarchical_bootstrap(&sizes, |s, idx| seed_difference(&seeds[s], idx, classes, metric), draws, rng);
+    Difference { mean: b.mean, low: b.low, high: b.high, wins: b.per_seed.iter().filter(|d| **d > 0.0).count(), seeds: seeds.len() }
+}
+
+/// A statistic's mean over seeds with its bootstrap interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Bootstrapped {
+    pub mean: f64,
+    pub low: f64,
+    pub high: f64,
+    /// The statistic of each seed on all its samples.
+    pub per_seed: Vec<f64>,
+}
+
+/// The mean over seeds of `stat(seed, samples)` on all of each seed's
+/// samples (`sizes[seed]` of them) and its 95% interval from `draws`
+/// hierarchical resamplings: the seeds with replacement, then the samples
+/// within each drawn seed.
+pub fn hierarchical_bootstrap(sizes: &[usize], stat: impl Fn(usize, &[usize]) -> f64, draws: usize, rng: &mut impl Rng) -> Bootstrapped {
+    let per_seed: Vec<f64> = sizes.iter().enumerate().map(|(s, &n)| stat(s, &(0..n).collect::<Vec<_>>())).collect();
     let mean = per_seed.iter().sum::<f64>() / per_seed.len().max(1) as f64;
     let mut stats: Vec<f64> = (0..draws)
         .map(|_| {
-            let total: f64 = (0..seeds.len())
+            let total: f64 = (0..sizes.len())
                 .map(|_| {
-                    let s = &seeds[rng.random_range(0..seeds.len())];
-                    let n = s.labels.len();
+                    let s = rng.random_range(0..sizes.len());
+                    let n = sizes[s];
                     let idx: Vec<usize> = (0..n).map(|_| rng.random_range(0..n)).collect();
-                    seed_difference(s, &idx, classes, metric)
+                    stat(s, &idx)
                 })
                 .sum();
-            total / seeds.len() as f64
+            total / sizes.len() as f64
         })
         .collect();
     stats.sort_by(f64::total_cmp);
     // Nearest-rank quantiles.
     let rank = |q: f64| stats[((q * draws as f64).ceil() as usize).clamp(1, draws) - 1];
     let (low, high) = if draws == 0 { (mean, mean) } else { (rank(0.025), rank(0.975)) };
-    Difference { mean, low, high, wins: per_seed.iter().filter(|d| **d > 0.0).count(), seeds: seeds.len() }
+    Bootstrapped { mean, low, high, per_seed }
+}
+
+/// The main metric of one method over seeds, from each seed's test labels
+/// and predictions, with its hierarchical bootstrap interval.
+pub fn score_bootstrap(seeds: &[(Vec<usize>, Vec<usize>)], classes: usize, metric: MainMetric, rng: &mut impl Rng) -> Bootstrapped {
+    let sizes: Vec<usize> = seeds.iter().map(|s| s.0.len()).collect();
+    hierarchical_bootstrap(&sizes, |s, idx| score(&seeds[s].0, &seeds[s].1, idx, classes, metric), DRAWS, rng)
 }
 
 /// The claims a suite checks: the paper's orderings between every pair of
 /// its methods whose approaches the paper ranks, then the suite's own list.
 pub fn claims_of(p: &Prepared) -> Result<Vec<ClaimDecl>> {
     let mut out = vec![];
+    // Suite methods: a swept one stands for its chosen variant.
+    let methods = || p.suite.decl.methods.keys();
     for (first, second) in PAPER_ORDERINGS {
-        for a in p.suite.methods.keys().filter(|m| approach(p, m) == first) {
-            for b in p.suite.methods.keys().filter(|m| approach(p, m) == second) {
+        for a in methods().filter(|m| approach(p, m) == first) {
+            for b in methods().filter(|m| approach(p, m) == second) {
                 out.push(ClaimDecl { a: a.clone(), b: b.clone() });
             }
         }
     }
     for c in p.suite.decl.claims.iter().flatten() {
         for m in [&c.a, &c.b] {
-            if !p.suite.methods.contains_key(m) {
+            if !p.suite.knows(m) {
                 bail!("{}: claims: '{m}' is not a method of the suite ({:?})", p.suite.path.display(), p.suite.methods.keys().collect::<Vec<_>>());
             }
         }
@@ -125,26 +154,27 @@ pub fn claims_of(p: &Prepared) -> Result<Vec<ClaimDecl>> {
 /// `None` for full labels) -> seed -> folders of its repetitions.
 type Sources = BTreeMap<(String, String, Option<String>), BTreeMap<u64, Vec<PathBuf>>>;
 
-fn sources(p: &Prepared) -> Sources {
+fn sources(p: &Prepared, chosen: &Chosen) -> Sources {
     let mut s: Sources = BTreeMap::new();
     for run in p.runs.iter().filter(|r| p.store.is_done(&r.id)) {
         let dir = p.store.dir(&run.id);
-        let (method, modalities, fractions, repetitions) = match &run.step {
-            Step::FineTune { method, modalities, .. } => (method, modalities.clone(), None, 0),
-            Step::Train { method, config, .. } if !config.is_self_supervised() => (method, config.modalities.clone(), None, 0),
-            Step::LabelFractions { method, modalities, fractions, repetitions, .. } => (method, modalities.clone(), Some(fractions), *repetitions),
-            Step::SupervisedFractions { method, config, fractions, repetitions } => (method, config.modalities.clone(), Some(fractions), *repetitions),
+        let (modalities, fractions, repetitions) = match &run.step {
+            Step::FineTune { modalities, .. } => (modalities.clone(), None, 0),
+            Step::Train { config, .. } if !config.is_self_supervised() => (config.modalities.clone(), None, 0),
+            Step::LabelFractions { modalities, fractions, repetitions, .. } => (modalities.clone(), Some(fractions), *repetitions),
+            Step::SupervisedFractions { config, fractions, repetitions, .. } => (config.modalities.clone(), Some(fractions), *repetitions),
             _ => continue,
         };
         let row = modality_group(&modalities);
-        match fractions {
-            None => s.entry((method.clone(), row, None)).or_default().entry(run.seed).or_default().push(dir),
-            Some(fractions) => {
-                for f in fractions {
-                    let dirs = (0..repetitions).map(|r| dir.join(format!("f{f}-r{r}"))).collect();
-                    s.entry((method.clone(), row.clone(), Some(format!("{}%", crate::report::suite_tables::fraction_label(*f)))))
-                        .or_default()
-                        .insert(run.seed, dirs);
+        for method in chosen.names(run) {
+            match fractions {
+                None => s.entry((method, row.clone(), None)).or_default().entry(run.seed).or_default().push(dir.clone()),
+                Some(fractions) => {
+                    for f in fractions {
+                        let dirs = (0..repetitions).map(|r| dir.join(format!("f{f}-r{r}"))).collect();
+                        let label = format!("{}%", crate::report::suite_tables::fraction_label(*f));
+                        s.entry((method.clone(), row.clone(), Some(label))).or_default().insert(run.seed, dirs);
+                    }
                 }
             }
         }
@@ -153,7 +183,7 @@ fn sources(p: &Prepared) -> Sources {
 }
 
 /// `predictions.csv` as sample id -> (label, prediction), 0-based.
-fn read_predictions(dir: &Path) -> Result<BTreeMap<String, (usize, usize)>> {
+pub(crate) fn read_predictions(dir: &Path) -> Result<BTreeMap<String, (usize, usize)>> {
     let path = dir.join("predictions.csv");
     let mut reader = csv::Reader::from_path(&path).with_context(|| format!("{}: cannot read the predictions", path.display()))?;
     let mut out = BTreeMap::new();
@@ -204,10 +234,10 @@ pub struct ClaimRow {
 
 /// The claims of a suite's finished runs: one row per claim, modality row
 /// and label setting where both methods have results for a common seed.
-pub fn claim_rows(p: &Prepared, column: Option<PaperColumn>) -> Result<Vec<ClaimRow>> {
+pub fn claim_rows(p: &Prepared, column: Option<PaperColumn>, chosen: &Chosen) -> Result<Vec<ClaimRow>> {
     let metric = p.dataset.decl.main_metric;
     let classes = p.dataset.decl.classes.len();
-    let src = sources(p);
+    let src = sources(p, chosen);
     let mut rows = vec![];
     for claim in claims_of(p)? {
         let keys: Vec<&(String, String, Option<String>)> = src.keys().filter(|k| k.0 == claim.a).collect();
@@ -224,8 +254,12 @@ pub fn claim_rows(p: &Prepared, column: Option<PaperColumn>) -> Result<Vec<Claim
             // (coinciding fractions) get the same interval.
             let mut rng = crate::rng::stream(0, &format!("claims/{label}/{}", key.1), 0);
             let d = paired_bootstrap(&paired, classes, metric, DRAWS, &mut rng);
+            // The paper ranks approaches: two variants of one approach have no paper gap.
+            let (approach_a, approach_b) = (approach(p, &claim.a), approach(p, &claim.b));
             let paper = match (column, &key.2) {
-                (Some(col), None) => paper_value(col, &key.1, &approach(p, &claim.a)).zip(paper_value(col, &key.1, &approach(p, &claim.b))).map(|(a, b)| a - b),
+                (Some(col), None) if approach_a != approach_b => {
+                    paper_value(col, &key.1, &approach_a).zip(paper_value(col, &key.1, &approach_b)).map(|(a, b)| a - b)
+                }
                 _ => None,
             };
             rows.push(ClaimRow { modality: key.1.clone(), claim: label, labels: key.2.clone().unwrap_or_else(|| "all".into()), difference: d, paper });

@@ -58,6 +58,11 @@ fn machines<'a>(hardware: impl IntoIterator<Item = &'a crate::harness::store::Ha
 /// One finished run with what the report needs to label it.
 struct Finished<'a> {
     id: &'a str,
+    /// The run name it is reported under (a sweep variant's, for one).
+    method: &'a str,
+    /// Whether `method` is the run's own rather than one in its `also`
+    /// (timings and machines count each run once).
+    primary: bool,
     seed: u64,
     step: &'a Step,
     dir: PathBuf,
@@ -67,11 +72,12 @@ struct Finished<'a> {
 /// Display name of a method's approach: the suite's `approach`, or the
 /// paper's name for its kind.
 pub fn approach(p: &Prepared, method: &str) -> String {
-    if let Some(a) = p.suite.decl.methods.get(method).and_then(|m| m.approach.clone()) {
+    if let Some(a) = p.suite.entry(method).and_then(|m| m.approach.clone()) {
         return a;
     }
     // Every suite method's kind was checked when the suite loaded; "?" is unreachable.
-    p.suite.methods.get(method).and_then(|m| m.method().ok()).map_or("?", |m| m.display_name()).to_string()
+    let config = p.suite.methods.get(method).or_else(|| p.suite.sweeps.get(method).map(|s| &s.base));
+    config.and_then(|m| m.method().ok()).map_or("?", |m| m.display_name()).to_string()
 }
 
 /// The paper's modality group: the modality's name capitalised, or
@@ -95,7 +101,9 @@ pub fn collect(p: &Prepared) -> Result<Collected> {
         if p.store.is_done(&run.id) {
             let dir = p.store.dir(&run.id);
             let record: RunRecordFile = crate::fsutil::read_json(&dir.join("record.json"))?;
-            finished.push(Finished { id: &run.id, seed: run.seed, step: &run.step, dir, record });
+            for (k, method) in std::iter::once(&run.method).chain(&run.also).enumerate() {
+                finished.push(Finished { id: &run.id, method, primary: k == 0, seed: run.seed, step: &run.step, dir: dir.clone(), record: record.clone() });
+            }
         } else {
             missing += 1;
             if p.store.failure(&run.id).is_some() {
@@ -113,7 +121,7 @@ pub fn collect(p: &Prepared) -> Result<Collected> {
         timings: timings(&finished)?,
         missing,
         failed,
-        machines: machines(finished.iter().map(|f| &f.record.hardware)),
+        machines: machines(finished.iter().filter(|f| f.primary).map(|f| &f.record.hardware)),
     })
 }
 
@@ -157,17 +165,18 @@ impl Columns {
 fn classification(p: &Prepared, runs: &[Finished], main_metric: MainMetric) -> Result<DataFrame> {
     let mut c = Columns::default();
     for f in runs {
-        let (method, modalities) = match f.step {
-            Step::FineTune { method, modalities, .. } => (method, modalities.clone()),
-            Step::Train { method, config, .. } if !config.is_self_supervised() => (method, config.modalities.clone()),
+        let modalities = match f.step {
+            Step::FineTune { modalities, .. } => modalities.clone(),
+            Step::Train { config, .. } if !config.is_self_supervised() => config.modalities.clone(),
             _ => continue,
         };
+        let method = f.method;
         let m = crate::protocols::read_metrics(&f.dir)?;
         let n = p.dataset.decl.classes.len();
         if m.confusion.len() != n || m.confusion.iter().any(|row| row.len() != n) {
             bail!("{}: the confusion matrix is not {n} x {n} (the dataset's classes)", f.dir.join(crate::protocols::METRICS_FILE).display());
         }
-        c.text("method", method.as_str());
+        c.text("method", method);
         c.text("approach", approach(p, method));
         c.text("modality", modality_group(&modalities));
         c.text("run", f.id);
@@ -175,16 +184,18 @@ fn classification(p: &Prepared, runs: &[Finished], main_metric: MainMetric) -> R
         c.number("accuracy", m.accuracy);
         c.number("f1_macro", m.f1_macro);
         c.number("main", m.main(main_metric));
+        c.number("validation", crate::protocols::read_validation(&f.dir)?.unwrap_or(f64::NAN));
     }
-    c.frame(&["method", "approach", "modality", "run"], &["seed", "accuracy", "f1_macro", "main"])
+    c.frame(&["method", "approach", "modality", "run"], &["seed", "accuracy", "f1_macro", "main", "validation"])
 }
 
 fn retrieval(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
     let mut c = Columns::default();
     for f in runs {
-        let Step::Retrieval { method, .. } = f.step else { continue };
+        let Step::Retrieval { .. } = f.step else { continue };
+        let method = f.method;
         for (setting, m) in crate::protocols::retrieval::read_retrieval(&f.dir)? {
-            c.text("method", method.as_str());
+            c.text("method", method);
             c.text("approach", approach(p, method));
             c.text("setting", setting);
             c.number("seed", f.seed as f64);
@@ -203,14 +214,15 @@ fn fractions(p: &Prepared, runs: &[Finished]) -> Result<(DataFrame, Vec<(f64, f6
     let mut c = Columns::default();
     let mut pairs: Vec<(f64, f64)> = vec![];
     for f in runs {
-        let (method, modalities, approach_name) = match f.step {
-            Step::LabelFractions { method, modalities, .. } => (method, modalities, approach(p, method)),
-            Step::SupervisedFractions { method, config, .. } => (method, &config.modalities, approach(p, method)),
-            Step::RandomFractions { method, config, .. } => (method, &config.modalities, "Random init".to_string()),
+        let method = f.method;
+        let (modalities, approach_name) = match f.step {
+            Step::LabelFractions { modalities, .. } => (modalities, approach(p, method)),
+            Step::SupervisedFractions { config, .. } => (&config.modalities, approach(p, method)),
+            Step::RandomFractions { config, .. } => (&config.modalities, "Random init".to_string()),
             _ => continue,
         };
         for r in crate::protocols::label_fractions::read_label_fractions(&f.dir)?.runs {
-            c.text("method", method.as_str());
+            c.text("method", method);
             c.text("approach", approach_name.as_str());
             c.text("modality", modality_group(modalities));
             c.number("seed", f.seed as f64);
@@ -232,10 +244,11 @@ fn fractions(p: &Prepared, runs: &[Finished]) -> Result<(DataFrame, Vec<(f64, f6
 fn curves(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
     let mut c = Columns::default();
     for f in runs {
-        let Step::Train { method, config, .. } = f.step else { continue };
+        let Step::Train { config, .. } = f.step else { continue };
         if !config.is_self_supervised() {
             continue;
         }
+        let method = f.method;
         let path = f.dir.join("curves.csv");
         let mut reader = csv::Reader::from_path(&path).with_context(|| format!("{}: cannot read", path.display()))?;
         let headers = reader.headers()?.clone();
@@ -244,7 +257,7 @@ fn curves(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
         for row in reader.records() {
             let row = row.with_context(|| format!("{}: bad row", path.display()))?;
             let parse = |i: usize| row[i].parse::<f64>().with_context(|| format!("{}: '{}' is not a number", path.display(), &row[i]));
-            c.text("method", method.as_str());
+            c.text("method", method);
             c.text("approach", approach(p, method));
             c.number("seed", f.seed as f64);
             c.number("epoch", parse(epoch)?);
@@ -256,7 +269,7 @@ fn curves(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
 
 fn timings(runs: &[Finished]) -> Result<DataFrame> {
     let mut c = Columns::default();
-    for f in runs {
+    for f in runs.iter().filter(|f| f.primary) {
         // Units of work (epochs; epochs x fractions x repetitions); retrieval has none.
         let (step, method, units) = crate::harness::estimate::work(f.step);
         let epochs = if step == "retrieval" { 0 } else { units as usize };

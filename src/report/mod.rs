@@ -10,6 +10,7 @@ pub mod compare;
 pub mod paper;
 pub mod plots;
 pub mod suite_tables;
+pub mod sweeps;
 pub mod table;
 
 use crate::data::declaration::MainMetric;
@@ -32,7 +33,17 @@ pub struct ReportSummary {
 
 /// Writes the report of a suite's finished runs to `<reports>/<suite>/`.
 pub fn write_report(p: &Prepared, reports: &Path) -> Result<ReportSummary> {
-    let c = collect::collect(p)?;
+    let collected = collect::collect(p)?;
+    let chosen = sweeps::choose(&p.suite.sweeps, &collected.classification)?;
+    let variants = collected.classification.clone();
+    // Everything but the sweep tables sees a swept method as its chosen variant.
+    let c = collect::Collected {
+        classification: chosen.main_view(&collected.classification)?,
+        retrieval: chosen.main_view(&collected.retrieval)?,
+        fractions: chosen.main_view(&collected.fractions)?,
+        curves: chosen.main_view(&collected.curves)?,
+        ..collected
+    };
     let name = &p.suite.decl.name;
     let dir = reports.join(name);
     std::fs::create_dir_all(&dir).with_context(|| format!("{}: cannot create the report folder", dir.display()))?;
@@ -49,8 +60,8 @@ pub fn write_report(p: &Prepared, reports: &Path) -> Result<ReportSummary> {
         Ok(())
     };
     let groups = suite_tables::main_groups(&c.classification)?;
-    table(suite_tables::main_table(&groups, metric, column), "main_table", &format!("{name}: {metric} on the test split"), &main_note(p, column, &c))?;
-    let claim_rows = claims::claim_rows(p, column)?;
+    table(suite_tables::main_table(&groups, metric, column), "main_table", &format!("{name}: {metric} on the test split"), &main_note(p, column, &c, &chosen))?;
+    let claim_rows = claims::claim_rows(p, column, &chosen)?;
     if !claim_rows.is_empty() {
         table(claims::claims_table(&claim_rows), "claims", &format!("{name}: do the paper's orderings hold? ({metric}, A minus B)"), claims::CLAIMS_NOTE)?;
     }
@@ -65,6 +76,20 @@ pub fn write_report(p: &Prepared, reports: &Path) -> Result<ReportSummary> {
             &fractions_note(&c.coinciding),
         )?;
     }
+    let mut sweep_figures = vec![];
+    for (method, sweep) in &p.suite.sweeps {
+        let points = sweeps::sweep_points(p, sweep, &variants)?;
+        let picked = chosen.by_method.get(method).map(String::as_str);
+        let stem = format!("sweep_{}", file_stem(method));
+        table(
+            sweeps::sweep_table(sweep, &points, picked, metric),
+            &stem,
+            &format!("{name}: the sweep of {method}"),
+            &sweeps::sweep_note(method, sweep, picked),
+        )?;
+        sweep_figures.extend(plots::sweep_figures(method, sweep, &points, picked, metric, &dir)?);
+    }
+    files.extend(sweep_figures);
     let timings = suite_tables::timings_table(&c.timings)?;
     crate::fsutil::write_atomic(&dir.join("timings.csv"), timings.csv()?.as_bytes())?;
     files.push("timings.csv".into());
@@ -106,7 +131,12 @@ fn fractions_note(coinciding: &[(f64, f64)]) -> String {
 
 const RETRIEVAL_NOTE: &str = "Queries: the test split; gallery: the train split; cosine similarity of frozen encoder features (cross-modal settings use the CMC projection space). Mean ± sample standard deviation over seeds. This protocol is ours: the paper does not state its variant.\n";
 
-fn main_note(p: &Prepared, column: Option<PaperColumn>, c: &collect::Collected) -> String {
+/// A method name as part of a file name: letters, digits, `-` and `_`.
+fn file_stem(name: &str) -> String {
+    name.chars().map(|ch| if ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' { ch } else { '_' }).collect()
+}
+
+fn main_note(p: &Prepared, column: Option<PaperColumn>, c: &collect::Collected, chosen: &sweeps::Chosen) -> String {
     let frozen = match p.suite.decl.evaluations.frozen {
         FrozenEncoders::Eval => "frozen encoders",
         FrozenEncoders::Training => "frozen encoders in training mode as the reference runs them (`frozen: training`: batch statistics, dropout)",
@@ -126,6 +156,12 @@ fn main_note(p: &Prepared, column: Option<PaperColumn>, c: &collect::Collected) 
     }
     if let Some(e) = p.suite.decl.epochs {
         note.push_str(&format!("\nEvery method was trained for {e} epochs (suite override), not the paper's schedules.\n"));
+    }
+    for (method, variant) in &chosen.by_method {
+        note.push_str(&format!(
+            "\n`{method}` is swept: its rows here (and in the claims and the other tables) are the variant chosen on the validation split, `{variant}` (sweep_{}.md lists every variant).\n",
+            file_stem(method)
+        ));
     }
     if c.missing > 0 {
         note.push_str(&format!("\n{} planned run(s) have not finished", c.missing));

@@ -455,3 +455,174 @@ fn lines(groups: &[Group], name: impl Fn(&Group) -> String, x: impl Fn(&Group) -
     }
     out
 }
+
+/// Points with intervals, one per row (a sweep along one key): the mean as
+/// a dot, the 95% interval as a whisker; highlighted rows (the chosen
+/// variant) drawn in red.
+pub struct IntervalDots {
+    pub title: String,
+    pub x_desc: String,
+    /// (label, mean, low, high, highlighted), first at the top.
+    pub rows: Vec<(String, f64, f64, f64, bool)>,
+}
+
+impl Figure for IntervalDots {
+    fn size(&self) -> (u32, u32) {
+        (900, 120 + 32 * self.rows.len() as u32)
+    }
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        ok(root.fill(&WHITE))?;
+        let n = self.rows.len().max(1);
+        let lo = self.rows.iter().map(|r| r.2).fold(f64::MAX, f64::min);
+        let hi = self.rows.iter().map(|r| r.3).fold(f64::MIN, f64::max);
+        let (lo, hi) = if lo < hi { (lo, hi) } else { (lo.min(hi) - 1.0, lo.max(hi) + 1.0) };
+        let pad = (hi - lo) * 0.08;
+        let mut chart = ok(ChartBuilder::on(root)
+            .caption(&self.title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(320)
+            .build_cartesian_2d((lo - pad)..(hi + pad), (0..n - 1).into_segmented()))?;
+        let names: Vec<String> = self.rows.iter().rev().map(|r| r.0.clone()).collect();
+        let label = move |v: &SegmentValue<usize>| match v {
+            SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
+            _ => String::new(),
+        };
+        ok(chart.configure_mesh().disable_y_mesh().x_desc(&self.x_desc).y_label_formatter(&label).y_labels(n).draw())?;
+        for (k, (_, mean, low, high, highlighted)) in self.rows.iter().enumerate() {
+            let i = n - 1 - k;
+            let c = if *highlighted { RGBColor(200, 40, 40) } else { RGBColor(40, 70, 160) };
+            ok(chart.draw_series(std::iter::once(PathElement::new(
+                vec![(*low, SegmentValue::CenterOf(i)), (*high, SegmentValue::CenterOf(i))],
+                c.stroke_width(2),
+            ))))?;
+            ok(chart.draw_series(std::iter::once(Circle::new((*mean, SegmentValue::CenterOf(i)), 5, c.filled()))))?;
+        }
+        Ok(())
+    }
+}
+
+/// A heat map of one number over two swept keys, each cell written out.
+pub struct HeatMap {
+    pub title: String,
+    pub x_desc: String,
+    pub y_desc: String,
+    pub x_labels: Vec<String>,
+    pub y_labels: Vec<String>,
+    /// `cells[y][x]`, `None` where no run finished.
+    pub cells: Vec<Vec<Option<f64>>>,
+}
+
+impl Figure for HeatMap {
+    fn size(&self) -> (u32, u32) {
+        (260 + 110 * self.x_labels.len() as u32, 160 + 70 * self.y_labels.len() as u32)
+    }
+    fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
+        ok(root.fill(&WHITE))?;
+        let (nx, ny) = (self.x_labels.len().max(1), self.y_labels.len().max(1));
+        let mut chart = ok(ChartBuilder::on(root)
+            .caption(&self.title, ("sans-serif", 16))
+            .margin(12)
+            .x_label_area_size(50)
+            .y_label_area_size(120)
+            .build_cartesian_2d((0..nx - 1).into_segmented(), (0..ny - 1).into_segmented()))?;
+        let (xs, ys) = (self.x_labels.clone(), self.y_labels.clone());
+        let fx = move |v: &SegmentValue<usize>| if let SegmentValue::CenterOf(i) = v { xs.get(*i).cloned().unwrap_or_default() } else { String::new() };
+        let fy =
+            move |v: &SegmentValue<usize>| if let SegmentValue::CenterOf(i) = v { ys.get(ny - 1 - *i).cloned().unwrap_or_default() } else { String::new() };
+        ok(chart
+            .configure_mesh()
+            .disable_mesh()
+            .x_labels(nx)
+            .y_labels(ny)
+            .x_label_formatter(&fx)
+            .y_label_formatter(&fy)
+            .x_desc(&self.x_desc)
+            .y_desc(&self.y_desc)
+            .draw())?;
+        let known: Vec<f64> = self.cells.iter().flatten().flatten().copied().collect();
+        let (lo, hi) = (known.iter().copied().fold(f64::MAX, f64::min), known.iter().copied().fold(f64::MIN, f64::max));
+        for (y, row) in self.cells.iter().enumerate() {
+            for (x, cell) in row.iter().enumerate() {
+                let yy = ny - 1 - y;
+                let corners = [(SegmentValue::Exact(x), SegmentValue::Exact(yy)), (SegmentValue::Exact(x + 1), SegmentValue::Exact(yy + 1))];
+                let Some(v) = cell else {
+                    ok(chart.draw_series(std::iter::once(Rectangle::new(corners, RGBColor(230, 230, 230).filled()))))?;
+                    continue;
+                };
+                let shade = if hi > lo { 1.0 - (v - lo) / (hi - lo) } else { 0.5 };
+                let c = RGBColor((60.0 + 190.0 * shade) as u8, (110.0 + 140.0 * shade) as u8, 250);
+                ok(chart.draw_series(std::iter::once(Rectangle::new(corners, c.filled()))))?;
+                let text = Text::new(
+                    format!("{v:.2}"),
+                    (SegmentValue::CenterOf(x), SegmentValue::CenterOf(yy)),
+                    ("sans-serif", 16)
+                        .into_font()
+                        .color(&BLACK)
+                        .pos(plotters::style::text_anchor::Pos::new(plotters::style::text_anchor::HPos::Center, plotters::style::text_anchor::VPos::Center)),
+                );
+                ok(chart.draw_series(std::iter::once(text)))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The figures of one sweep: for each key, the test metric of the variants
+/// along it (others at the reference point: the chosen variant, or the
+/// method file as written for a one-at-a-time sweep), per modality row;
+/// for a grid of two keys, a heat map of the test metric averaged over
+/// modality rows. Returns the files written.
+pub fn sweep_figures(
+    method: &str,
+    sweep: &crate::harness::sweep::Sweep,
+    points: &[super::sweeps::SweepPoint],
+    chosen: Option<&str>,
+    metric: &str,
+    dir: &Path,
+) -> Result<Vec<String>> {
+    let mut files = vec![];
+    let stem = |rest: &str| format!("sweep_{}_{rest}", method.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>());
+    let Some(reference) = super::sweeps::reference(method, sweep, chosen) else { return Ok(files) };
+    for (k, label) in sweep.labels().iter().enumerate() {
+        let mut rows = vec![];
+        for (value, variant) in super::sweeps::along_key(sweep, k, reference) {
+            for pt in points.iter().filter(|p| p.variant == variant) {
+                rows.push((format!("{label}={value} · {}", pt.modality), 100.0 * pt.test, 100.0 * pt.low, 100.0 * pt.high, chosen == Some(variant)));
+            }
+        }
+        if rows.is_empty() {
+            continue;
+        }
+        let title = format!("{method}: test {metric} along {label} (95% bootstrap intervals; red: chosen on validation)");
+        let name = stem(&label.replace('.', "_"));
+        save(&IntervalDots { title, x_desc: format!("{metric} (%)"), rows }, dir, &name)?;
+        files.extend([format!("{name}.png"), format!("{name}.svg")]);
+    }
+    if sweep.keys.len() == 2 && sweep.search != crate::harness::sweep::Search::OneAtATime {
+        let labels = sweep.labels();
+        let values = |k: usize| {
+            let mut v: Vec<String> = vec![];
+            for variant in &sweep.variants {
+                let s = crate::harness::sweep::show(&variant.values[k].1);
+                if !v.contains(&s) {
+                    v.push(s);
+                }
+            }
+            v
+        };
+        let (ys, xs) = (values(0), values(1));
+        let cell = |y: &str, x: &str| {
+            let variant =
+                sweep.variants.iter().find(|v| crate::harness::sweep::show(&v.values[0].1) == y && crate::harness::sweep::show(&v.values[1].1) == x)?;
+            let mine: Vec<f64> = points.iter().filter(|p| p.variant == variant.name).map(|p| 100.0 * p.test).collect();
+            (!mine.is_empty()).then(|| mine.iter().sum::<f64>() / mine.len() as f64)
+        };
+        let cells = ys.iter().map(|y| xs.iter().map(|x| cell(y, x)).collect()).collect();
+        let title = format!("{method}: test {metric} (%), mean over seeds and modality rows");
+        let name = stem("heatmap");
+        save(&HeatMap { title, x_desc: labels[1].clone(), y_desc: labels[0].clone(), x_labels: xs, y_labels: ys, cells }, dir, &name)?;
+        files.extend([format!("{name}.png"), format!("{name}.svg")]);
+    }
+    Ok(files)
+}

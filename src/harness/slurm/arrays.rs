@@ -72,6 +72,7 @@ mod tests {
             label: id.into(),
             step: "train",
             method: "m".into(),
+            also: vec![],
             seed: 0,
             status,
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
