@@ -942,6 +942,45 @@ fn a_swept_suite_reports_every_variant_and_the_one_chosen_on_validation() {
     for f in ["sweep_cmkm_mining_k.png", "sweep_cmkm_mining_k.svg", "sweep_cmkm.md", "sweep_cmkm.tex"] {
         assert!(reports.join("tiny").join(f).is_file(), "{f}");
     }
+    check_page_in_a_browser(&reports.join("tiny"));
+}
+
+/// Loads a report's `index.html` in headless Chromium (Debian's `chromium`)
+/// and checks the page as the browser built it: one table per Markdown
+/// table of the folder plus the timings, every SVG figure inline, no
+/// reference outside the folder. Without Chromium the check is skipped
+/// with a message, unless `CMKM_REQUIRE_BROWSER` is set (CI), where a
+/// missing browser fails it.
+fn check_page_in_a_browser(dir: &Path) {
+    let page = dir.join("index.html");
+    let text = std::fs::read_to_string(&page).unwrap();
+    let external = ["src=\"http", "href=\"http", "<script", "<link", "<img"];
+    assert!(external.iter().all(|e| !text.contains(e)), "the page is self-contained");
+    let browser = std::process::Command::new("chromium")
+        .args(["--headless", "--no-sandbox", "--disable-gpu", "--dump-dom"])
+        .arg(format!("file://{}", page.display()))
+        .output();
+    let dom = match browser {
+        Ok(out) if out.status.success() => String::from_utf8(out.stdout).unwrap(),
+        other => {
+            let why = match other {
+                Ok(out) => format!("chromium failed: {}", String::from_utf8_lossy(&out.stderr)),
+                Err(e) => format!("no chromium ({e}); Debian: apt-get install chromium"),
+            };
+            assert!(std::env::var_os("CMKM_REQUIRE_BROWSER").is_none(), "CMKM_REQUIRE_BROWSER is set: {why}");
+            eprintln!("SKIPPED the browser check of {}: {why}", page.display());
+            return;
+        }
+    };
+    let count = |ext: &str| std::fs::read_dir(dir).unwrap().flatten().filter(|e| e.path().extension().is_some_and(|x| x == ext)).count();
+    assert_eq!(dom.matches("<table").count(), count("md") + 1, "a table per Markdown table, and the timings");
+    assert_eq!(dom.matches("<svg").count(), count("svg"), "every figure inline");
+    for entry in std::fs::read_dir(dir).unwrap().flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        if let Some(stem) = name.strip_suffix(".md") {
+            assert!(dom.contains(&format!("<section id=\"{stem}\">")) && dom.contains(&format!("href=\"{stem}.csv\"")), "{stem}");
+        }
+    }
 }
 
 /// Every run id of the committed reports stands: planning the shipped

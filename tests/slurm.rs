@@ -227,14 +227,25 @@ fn dry_run_edges(out: &str) -> (Vec<Vec<String>>, BTreeMap<String, BTreeSet<Stri
 
 #[test]
 fn a_dry_run_of_the_paper_suite_has_the_plans_dependency_edges() {
+    check_dry_run("paper-utd", 156, "7 paper rows and 2 non-contrastive baselines, 3 seeds");
+}
+
+/// A sweep goes out as arrays like any suite: each variant's training after
+/// its miners, its evaluations after it.
+#[test]
+fn a_dry_run_of_the_ablation_sweep_has_the_plans_dependency_edges() {
+    check_dry_run("ablation-cmkm-utd", 156, "12 CMC-CMKM variants and 2 miners, 3 seeds, with their fine-tunings");
+}
+
+fn check_dry_run(name: &str, expected: usize, why: &str) {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let results = tempfile::tempdir().unwrap();
-    let suite = root.join("experiments/paper-utd.yaml");
+    let suite = root.join(format!("experiments/{name}.yaml"));
     let reports = root.join("reports");
     let plan = run_ok(common::cmkm().arg("plan").arg(&suite).arg("--results").arg(results.path()).arg("--reports").arg(&reports).arg("--json"));
     let plan: serde_json::Value = serde_json::from_str(&plan).unwrap();
     let runs = plan["runs"].as_array().unwrap();
-    assert_eq!(runs.len(), 156, "7 paper rows and 2 non-contrastive baselines, 3 seeds");
+    assert_eq!(runs.len(), expected, "{why}");
     let out = run_ok(
         common::cmkm()
             .args(["slurm", "submit", "--dry-run", "--max-parallel", "4"])
@@ -256,6 +267,6 @@ fn a_dry_run_of_the_paper_suite_has_the_plans_dependency_edges() {
     assert!(out.lines().filter(|l| l.starts_with("#SBATCH --array=")).all(|l| l.ends_with("%4")), "the throttle is on every array");
     assert!(out.contains("REPORT=$(sbatch --parsable --dependency=afterany:"), "{out}");
     // Nothing was written: a dry run submits and records nothing.
-    assert!(!results.path().join("paper-utd/slurm").exists());
-    eprintln!("paper-utd dry run: {} runs in {} arrays + a report job", runs.len(), arrays.len());
+    assert!(!results.path().join(format!("{name}/slurm")).exists());
+    eprintln!("{name} dry run: {} runs in {} arrays + a report job", runs.len(), arrays.len());
 }

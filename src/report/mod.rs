@@ -7,6 +7,7 @@ pub mod aggregate;
 pub mod claims;
 pub mod collect;
 pub mod compare;
+pub mod page;
 pub mod paper;
 pub mod plots;
 pub mod suite_tables;
@@ -54,9 +55,11 @@ pub fn write_report(p: &Prepared, reports: &Path) -> Result<ReportSummary> {
     };
     let column = PaperColumn::for_suite(p.dataset.decl.format, &p.suite.decl.protocol);
     let mut files = vec![];
+    let mut page_tables = vec![];
     let mut table = |t: table::Table, stem: &str, title: &str, note: &str| -> Result<()> {
         t.write_all(&dir, stem, title, note)?;
         files.extend(["md", "csv", "tex"].map(|e| format!("{stem}.{e}")));
+        page_tables.push(page::PageTable { stem: stem.into(), title: title.into(), table: t, note: note.into() });
         Ok(())
     };
     let groups = suite_tables::main_groups(&c.classification)?;
@@ -111,6 +114,10 @@ pub fn write_report(p: &Prepared, reports: &Path) -> Result<ReportSummary> {
         plots::save(&plots::Gaps { title, gaps }, &dir, "claims")?;
         files.extend(both("claims"));
     }
+    let figures: Vec<String> = files.iter().filter(|f| f.ends_with(".svg")).cloned().collect();
+    let hardware = if c.machines.is_empty() { "no finished runs".to_string() } else { machines_text(&c.machines) };
+    page::write_page(&page::Page { suite: name, tables: &page_tables, figures: &figures, hardware: &hardware, timings: &timings }, &dir)?;
+    files.push(page::PAGE_FILE.into());
     Ok(ReportSummary { dir, files, missing: c.missing, failed: c.failed })
 }
 
