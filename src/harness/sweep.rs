@@ -88,9 +88,8 @@ impl Sweep {
 /// Errors name the key; the caller adds the suite file and line.
 pub fn expand(name: &str, file: &Path, decl: &SweepDecl) -> Result<Sweep, KeyError> {
     let whole = |e: anyhow::Error| KeyError { key: None, error: e };
-    let text = std::fs::read_to_string(file).map_err(|e| whole(anyhow!("{}: cannot read file: {e}", file.display())))?;
-    let document: Value = serde_yaml::from_str(&text).map_err(|e| whole(anyhow!("{}: {e}", file.display())))?;
     let base = MethodConfig::from_file(file).map_err(whole)?;
+    let document = crate::methods::config::MethodFiles::read(file).map_err(whole)?.tree;
     let mut keys: Vec<(String, Vec<Value>)> = vec![];
     for (k, v) in decl.keys {
         let Some(key) = k.as_str() else { return Err(whole(anyhow!("sweep keys are dotted method-file keys such as `loss.mining_k`, got {k:?}"))) };

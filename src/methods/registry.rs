@@ -41,6 +41,14 @@ impl MethodConfig {
     /// an error naming the file (and the key's line).
     pub fn from_file(path: &Path) -> Result<Self> {
         let m = Self::read_file(path)?;
+        let files = super::config::MethodFiles::read(path)?;
+        if files.files.len() > 1 {
+            // The loss is merged from several files: check it as merged, naming them.
+            let chain: Vec<String> = files.files.iter().map(|(f, _)| f.display().to_string()).collect();
+            let method = method(&m.kind).with_context(|| format!("{}: `kind`", chain.join(" extending ")))?;
+            method.check_loss(m.loss.as_ref(), None).with_context(|| format!("{}: `loss`", chain.join(" extending ")))?;
+            return Ok(m);
+        }
         let Ok(method) = method(&m.kind) else {
             // Only to say which line: the file was just read, and without it the message has no line.
             let text = std::fs::read_to_string(path).unwrap_or_default();
