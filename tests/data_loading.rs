@@ -171,3 +171,34 @@ fn unknown_yaml_keys_name_the_file_and_key() {
     let err = format!("{:#}", DatasetDecl::from_file(&path).unwrap_err());
     assert!(err.contains("gyro") && err.contains("layout"), "{err}");
 }
+
+/// The shipped example manifest is generated on first use and reads as the
+/// synthetic UTD-MHAD does: the same samples and labels, the accelerometer
+/// (stored T x 3) and gyroscope (stored 3 x T) equal to the UTD set's six
+/// inertial channels, the skeleton (stored T x 20 x 3) to its skeleton.
+#[test]
+fn the_example_manifest_is_the_synthetic_set_as_a_manifest_of_npy_arrays() {
+    let dir = tempfile::tempdir().unwrap();
+    let decl = cmkm::data::DatasetDecl::from_file(&common::example_manifest_declaration(dir.path())).unwrap();
+    let ds = cmkm::data::Dataset::load(&decl, &[]).unwrap();
+    ds.ensure_clean().unwrap();
+    let utd = common::dataset();
+    assert_eq!(ds.len(), utd.len());
+    for (i, m) in ds.meta.iter().enumerate() {
+        let u = utd.meta.iter().position(|x| x.id == m.id).unwrap();
+        assert_eq!((m.label, m.subject), (utd.meta[u].label, utd.meta[u].subject), "{}", m.id);
+        let (accel, gyro, skeleton) = (&ds.clips[0][i], &ds.clips[1][i], &ds.clips[2][i]);
+        let (inertial, utd_skeleton) = (&utd.clips[0][u], &utd.clips[1][u]);
+        assert_eq!(accel.dim(), (inertial.dim().0, 1, 3));
+        for t in 0..accel.dim().0 {
+            for c in 0..3 {
+                assert_eq!(accel[[t, 0, c]], inertial[[t, 0, c]], "{} accel", m.id);
+                assert_eq!(gyro[[t, 0, c]], inertial[[t, 0, c + 3]], "{} gyro", m.id);
+            }
+        }
+        assert_eq!(skeleton.dim(), utd_skeleton.dim());
+        assert!(skeleton.iter().zip(utd_skeleton.iter()).all(|(a, b)| a == b), "{} skeleton", m.id);
+    }
+    let split = decl.split("by_subject", &ds.meta).unwrap();
+    assert!(split.train.iter().all(|&i| ds.meta[i].subject <= 4) && split.test.iter().all(|&i| ds.meta[i].subject >= 6));
+}

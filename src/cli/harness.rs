@@ -152,7 +152,14 @@ pub fn reproduce(args: ReproduceArgs) -> Result<i32> {
     };
     let deadline = args.time_limit.map(|limit| Deadline {
         at: since + limit,
-        estimates: p.overview(&args.suite.reports, Workers { jobs, threads }).runs.into_iter().filter_map(|r| Some((r.id, r.estimate_seconds?))).collect(),
+        // The time limit trusts recorded timings only, not FLOP-based guesses.
+        estimates: p
+            .overview(&args.suite.reports, Workers { jobs, threads })
+            .runs
+            .into_iter()
+            .filter(|r| !r.estimate_from_flops)
+            .filter_map(|r| Some((r.id, r.estimate_seconds?)))
+            .collect(),
     });
     // A worker started by a parent runs the runs itself (its thread count
     // comes from the parent, through RAYON_NUM_THREADS).

@@ -46,7 +46,12 @@ impl Dataset {
         let mods: Vec<&ModalityDecl> =
             if modalities.is_empty() { decl.modalities.iter().collect() } else { modalities.iter().map(|n| decl.modality(n)).collect::<Result<_>>()? };
         if let Some(s) = &decl.synthetic {
-            synth::ensure_generated(&decl.root, s.seed)?;
+            let layout = match decl.format {
+                crate::data::declaration::Format::Manifest => synth::Layout::Manifest,
+                crate::data::declaration::Format::UtdMhad => synth::Layout::UtdMhad,
+                other => anyhow::bail!("dataset '{}': `synthetic` data is written in the utd-mhad or manifest format, not {other:?}", decl.name),
+            };
+            synth::ensure_generated(&decl.root, s.seed, layout)?;
         }
         let found = discover(decl, &mods)?;
         let loaded: Vec<Result<Vec<Clip>, Failure>> =

@@ -3,6 +3,7 @@
 
 pub mod archive;
 pub mod estimate;
+pub mod flop_estimate;
 pub mod plan;
 pub mod runner;
 pub mod slurm;

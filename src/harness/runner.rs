@@ -291,10 +291,13 @@ impl Prepared {
                     status: self.store.status(&r.id),
                     depends_on: r.depends_on.clone(),
                     estimate_seconds: timings.estimate(r, workers.threads),
+                    estimate_from_flops: false,
                 }
             })
             .collect();
+        let (runs, flop_rate) = self.with_flop_estimates(runs, workers.threads);
         let mut o = PlanOverview {
+            flop_rate,
             suite: self.suite.decl.name.clone(),
             results: self.store.root.clone(),
             runs,
@@ -304,6 +307,35 @@ impl Prepared {
         };
         o.wall_seconds_left = o.wall_time_left();
         o
+    }
+
+    /// Fills in the estimates recorded timings leave open from each run's
+    /// FLOPs ([`super::flop_estimate`]), marked as such; returns how the
+    /// rate was found when any was needed.
+    fn with_flop_estimates(&self, mut runs: Vec<PlanEntry>, threads: usize) -> (Vec<PlanEntry>, Option<String>) {
+        if runs.iter().all(|r| r.estimate_seconds.is_some()) {
+            return (runs, None);
+        }
+        let names: Vec<String> = self.dataset.decl.modalities.iter().map(|m| m.name.clone()).collect();
+        let Ok(data) = TrainData::new(&self.dataset, &names, &self.suite.decl.protocol) else { return (runs, None) };
+        let context = super::flop_estimate::WorkContext {
+            shapes: names.iter().cloned().zip(data.shapes.iter().copied()).collect(),
+            classes: data.classes,
+            train: data.split.train.len(),
+            val: data.split.val.len(),
+            test: data.split.test.len(),
+            runs: &self.runs,
+        };
+        let flops: Vec<Option<f64>> = self.runs.iter().map(|r| context.flops(r)).collect();
+        let known: Vec<(&'static str, f64, f64)> = runs.iter().zip(&flops).filter_map(|(e, f)| Some((e.step, (*f)?, e.estimate_seconds?))).collect();
+        let rate = super::flop_estimate::FlopRate::calibrate(&known, threads, || cmkm_kernels::peak::flops_per_second(0.2));
+        for (entry, f) in runs.iter_mut().zip(&flops) {
+            if let (None, Some(f)) = (entry.estimate_seconds, f) {
+                entry.estimate_seconds = Some(rate.seconds(entry.step, *f));
+                entry.estimate_from_flops = true;
+            }
+        }
+        (runs, Some(rate.describe()))
     }
 
     /// Lines of `cmkm plan`: each run with its status and dependencies, and
@@ -322,7 +354,8 @@ impl Prepared {
             ));
         }
         for r in &o.runs {
-            let guess = r.estimate_seconds.map(|s| format!("~{}", format_duration(s))).unwrap_or_else(|| "?".into());
+            let mark = if r.estimate_from_flops { "*" } else { "" };
+            let guess = r.estimate_seconds.map(|s| format!("~{}{mark}", format_duration(s))).unwrap_or_else(|| "?".into());
             let deps = if r.depends_on.is_empty() { String::new() } else { format!("  after {}", r.depends_on.join(", ")) };
             out.push_str(&format!("  {}  {:<6} {:>9}  {}{deps}\n", r.id, r.status.word(), guess, r.label));
         }
@@ -340,6 +373,10 @@ impl Prepared {
         ));
         if unknown > 0 {
             out.push_str(&format!(" + {unknown} run(s) with no recorded timing for their step and method"));
+        }
+        if let Some(rate) = &o.flop_rate {
+            let n = o.runs.iter().filter(|r| r.estimate_from_flops).count();
+            out.push_str(&format!("\n(*: {n} run(s) with no recorded timing, estimated from their FLOPs at {rate}; rough)"));
         }
         if !o.timing_cpus.is_empty() {
             out.push_str(&format!("\n(per-epoch rates recorded on {}; other machines and datasets differ)", o.timing_cpus.join(", ")));
@@ -438,6 +475,10 @@ pub struct PlanOverview {
     /// Expected wall time of the runs left with those workers (runs without
     /// an estimate count 0).
     pub wall_seconds_left: f64,
+    /// How the rate of the FLOP-based estimates was found, where any run
+    /// needed one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub flop_rate: Option<String>,
 }
 
 /// One run of [`PlanOverview`].
@@ -457,9 +498,13 @@ pub struct PlanEntry {
     pub status: RunStatus,
     /// Ids of the runs that must be done first.
     pub depends_on: Vec<String>,
-    /// Expected seconds from recorded timings; `None` when no run of this
-    /// step and method was ever timed.
+    /// Expected seconds from recorded timings, else from the run's FLOPs;
+    /// `None` when neither applies.
     pub estimate_seconds: Option<f64>,
+    /// Whether the estimate comes from the run's FLOPs (no recorded timing
+    /// of its step and method).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub estimate_from_flops: bool,
 }
 
 impl PlanOverview {

@@ -281,6 +281,38 @@ pub fn claim_rows(p: &Prepared, column: Option<PaperColumn>, chosen: &Chosen) ->
     Ok(rows)
 }
 
+/// The claims figure: one panel per claim, in the table's order, with its
+/// label settings along the axis (all labels first, then the fractions
+/// from small to large) and one series per modality row.
+pub fn claim_panels(rows: &[ClaimRow], title: String) -> crate::report::plots::ClaimPanels {
+    let mut settings: Vec<String> = vec![];
+    for r in rows {
+        if !settings.contains(&r.labels) {
+            settings.push(r.labels.clone());
+        }
+    }
+    let order = |l: &String| l.trim_end_matches('%').parse::<f64>().unwrap_or(-1.0);
+    settings.sort_by(|a, b| order(a).total_cmp(&order(b)));
+    let mut panels: Vec<(String, crate::report::plots::ClaimPoints)> = vec![];
+    for r in rows {
+        let x = settings.iter().position(|s| *s == r.labels).expect("every setting was listed");
+        let d = &r.difference;
+        let point = (x, 100.0 * d.mean, 100.0 * d.low, 100.0 * d.high, r.paper);
+        let panel = match panels.iter_mut().find(|p| p.0 == r.claim) {
+            Some(p) => p,
+            None => {
+                panels.push((r.claim.clone(), vec![]));
+                panels.last_mut().expect("just pushed")
+            }
+        };
+        match panel.1.iter_mut().find(|m| m.0 == r.modality) {
+            Some(m) => m.1.push(point),
+            None => panel.1.push((r.modality.clone(), vec![point])),
+        }
+    }
+    crate::report::plots::ClaimPanels { title, settings, panels }
+}
+
 /// The claims table (Markdown, CSV, LaTeX).
 pub fn claims_table(rows: &[ClaimRow]) -> Table {
     let mut t = Table::new(&["Modality", "Claim", "Labels", "Difference", "95% interval", "Seeds won", "Paper difference", "Holds here"]);

@@ -103,15 +103,8 @@ pub fn write_report(p: &Prepared, reports: &Path) -> Result<ReportSummary> {
     }
     files.extend(write_plots(p, &c, &groups, metric, column, &dir)?);
     if !claim_rows.is_empty() {
-        let gaps = claim_rows
-            .iter()
-            .map(|r| {
-                let d = &r.difference;
-                (format!("{} · {} · {}", r.modality, r.claim, r.labels), 100.0 * d.mean, 100.0 * d.low, 100.0 * d.high, r.paper)
-            })
-            .collect();
-        let title = format!("{name}: claimed gaps, A minus B with 95% bootstrap intervals (diamond: the paper)");
-        plots::save(&plots::Gaps { title, gaps }, &dir, "claims")?;
+        let title = format!("{name}: claims, A minus B with 95% bootstrap intervals (diamond: the paper)");
+        plots::save(&claims::claim_panels(&claim_rows, title), &dir, "claims")?;
         files.extend(both("claims"));
     }
     let figures: Vec<String> = files.iter().filter(|f| f.ends_with(".svg")).cloned().collect();
@@ -139,7 +132,7 @@ fn fractions_note(coinciding: &[(f64, f64)]) -> String {
 const RETRIEVAL_NOTE: &str = "Queries: the test split; gallery: the train split; cosine similarity of frozen encoder features (cross-modal settings use the CMC projection space). Mean ± sample standard deviation over seeds. This protocol is ours: the paper does not state its variant.\n";
 
 /// A method name as part of a file name: letters, digits, `-` and `_`.
-fn file_stem(name: &str) -> String {
+pub(crate) fn file_stem(name: &str) -> String {
     name.chars().map(|ch| if ch.is_ascii_alphanumeric() || ch == '-' || ch == '_' { ch } else { '_' }).collect()
 }
 

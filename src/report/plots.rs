@@ -347,53 +347,97 @@ pub fn fraction_curves(fractions: &DataFrame, metric: &str, suite: &str) -> Resu
     Ok(FractionPanels { title: format!("{suite}: {metric} with a fraction of the train labels (mean ± std)"), y_desc: format!("{metric} (%)"), panels })
 }
 
-/// The claims as gaps: one bar per claim (A minus B, in points) with its
-/// 95% bootstrap interval, and the paper's gap as a black diamond.
-pub struct Gaps {
+/// One claim's points: for each modality row, (label setting index,
+/// difference, low, high, the paper's difference), in points.
+pub type ClaimPoints = Vec<(String, Vec<(usize, f64, f64, f64, Option<f64>)>)>;
+
+/// The claims, one panel per compared pair ("A > B"): the label settings
+/// (all labels, then each fraction) along the axis, A minus B with its 95%
+/// bootstrap interval per modality row, the paper's gap as a black diamond,
+/// zero as a line. Green where the interval lies above zero, red below,
+/// grey across it.
+pub struct ClaimPanels {
     pub title: String,
-    /// (label, difference, low, high, the paper's difference).
-    pub gaps: Vec<(String, f64, f64, f64, Option<f64>)>,
+    /// The label settings along every panel's axis.
+    pub settings: Vec<String>,
+    /// (claim, its points).
+    pub panels: Vec<(String, ClaimPoints)>,
 }
 
-impl Figure for Gaps {
+impl ClaimPanels {
+    const COLUMNS: usize = 3;
+    fn rows(&self) -> usize {
+        self.panels.len().div_ceil(Self::COLUMNS).max(1)
+    }
+}
+
+impl Figure for ClaimPanels {
     fn size(&self) -> (u32, u32) {
-        (1000, 120 + 30 * self.gaps.len() as u32)
+        let width = 460 * Self::COLUMNS.min(self.panels.len().max(1)) as u32;
+        (width.max(700), 60 + 330 * self.rows() as u32)
     }
     fn draw<DB: DrawingBackend>(&self, root: &DrawingArea<DB, Shift>) -> Result<()> {
         ok(root.fill(&WHITE))?;
-        let n = self.gaps.len().max(1);
-        let reach = self.gaps.iter().flat_map(|g| [g.1.abs(), g.2.abs(), g.3.abs(), g.4.unwrap_or(0.0).abs()]).fold(1.0f64, f64::max) * 1.1;
-        let mut chart = ok(ChartBuilder::on(root)
-            .caption(&self.title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(40)
-            .y_label_area_size(380)
-            .build_cartesian_2d(-reach..reach, (0..n).into_segmented()))?;
-        let names: Vec<String> = self.gaps.iter().rev().map(|g| g.0.clone()).collect();
-        let label = move |v: &SegmentValue<usize>| match v {
-            SegmentValue::CenterOf(i) => names.get(*i).cloned().unwrap_or_default(),
-            _ => String::new(),
-        };
-        ok(chart.configure_mesh().disable_y_mesh().x_desc("A minus B (points)").y_label_formatter(&label).y_labels(n).draw())?;
-        ok(chart.draw_series(std::iter::once(PathElement::new(vec![(0.0, SegmentValue::Exact(0)), (0.0, SegmentValue::Exact(n))], BLACK.stroke_width(1)))))?;
-        for (k, (_, d, lo, hi, paper)) in self.gaps.iter().enumerate() {
-            let i = n - 1 - k;
-            let c = if *lo > 0.0 {
-                RGBColor(40, 140, 70)
-            } else if *hi < 0.0 {
-                RGBColor(200, 60, 50)
-            } else {
-                RGBColor(120, 120, 120)
+        let body = ok(root.titled(&self.title, ("sans-serif", 18)))?;
+        let columns = Self::COLUMNS.min(self.panels.len().max(1));
+        let areas = body.split_evenly((self.rows(), columns));
+        let n = self.settings.len().max(1);
+        for ((claim, rows), area) in self.panels.iter().zip(areas) {
+            let values = rows.iter().flat_map(|r| r.1.iter()).flat_map(|p| [p.1, p.2, p.3, p.4.unwrap_or(0.0)]);
+            let reach = values.map(f64::abs).fold(1.0f64, f64::max) * 1.15;
+            let mut chart = ok(ChartBuilder::on(&area)
+                .caption(claim, ("sans-serif", 15))
+                .margin(10)
+                .x_label_area_size(30)
+                .y_label_area_size(45)
+                .build_cartesian_2d(-0.5f64..(n as f64 - 0.5), -reach..reach))?;
+            let settings = self.settings.clone();
+            let label = move |x: &f64| {
+                let i = x.round();
+                if (x - i).abs() < 1e-6 && i >= 0.0 {
+                    settings.get(i as usize).cloned().unwrap_or_default()
+                } else {
+                    String::new()
+                }
             };
-            ok(chart.draw_series(std::iter::once(Rectangle::new([(0.0, SegmentValue::Exact(i)), (*d, SegmentValue::Exact(i + 1))], c.mix(0.5).filled()))))?;
-            ok(chart.draw_series(std::iter::once(PathElement::new(
-                vec![(*lo, SegmentValue::CenterOf(i)), (*hi, SegmentValue::CenterOf(i))],
-                BLACK.stroke_width(2),
-            ))))?;
-            if let Some(p) = paper {
-                let diamond = EmptyElement::at((*p, SegmentValue::CenterOf(i))) + Polygon::new(vec![(0, -6), (6, 0), (0, 6), (-6, 0)], BLACK.filled());
-                ok(chart.draw_series(std::iter::once(diamond)))?;
+            ok(chart.configure_mesh().disable_x_mesh().x_labels(n).x_label_formatter(&label).y_desc("A minus B (points)").draw())?;
+            ok(chart.draw_series(std::iter::once(PathElement::new(vec![(-0.5, 0.0), (n as f64 - 0.5, 0.0)], BLACK.stroke_width(1)))))?;
+            let rows_here = rows.len().max(1) as f64;
+            for (k, (modality, points)) in rows.iter().enumerate() {
+                // Modality rows side by side within each label setting.
+                let offset = (k as f64 - (rows_here - 1.0) / 2.0) * 0.22;
+                // One colour per modality row in every panel.
+                let shape = [RGBColor(31, 119, 180), RGBColor(255, 127, 14), RGBColor(148, 103, 189), RGBColor(60, 60, 60)]
+                    [super::paper::modality_order(modality).min(3)];
+                let mut first = true;
+                for &(x, d, lo, hi, paper) in points {
+                    let x = x as f64 + offset;
+                    let c = if lo > 0.0 {
+                        RGBColor(40, 140, 70)
+                    } else if hi < 0.0 {
+                        RGBColor(200, 60, 50)
+                    } else {
+                        RGBColor(120, 120, 120)
+                    };
+                    ok(chart.draw_series(std::iter::once(PathElement::new(vec![(x, lo), (x, hi)], c.stroke_width(2)))))?;
+                    let dot = ok(chart.draw_series(std::iter::once(Circle::new((x, d), 4, shape.filled()))))?;
+                    if first {
+                        dot.label(modality.clone()).legend(move |(x, y)| Circle::new((x, y), 4, shape.filled()));
+                        first = false;
+                    }
+                    if let Some(p) = paper {
+                        let diamond = EmptyElement::at((x, p)) + Polygon::new(vec![(0, -5), (5, 0), (0, 5), (-5, 0)], BLACK.filled());
+                        ok(chart.draw_series(std::iter::once(diamond)))?;
+                    }
+                }
             }
+            ok(chart
+                .configure_series_labels()
+                .position(SeriesLabelPosition::LowerRight)
+                .background_style(WHITE.mix(0.85))
+                .border_style(BLACK)
+                .label_font(("sans-serif", 11))
+                .draw())?;
         }
         Ok(())
     }
@@ -582,7 +626,7 @@ pub fn sweep_figures(
     dir: &Path,
 ) -> Result<Vec<String>> {
     let mut files = vec![];
-    let stem = |rest: &str| format!("sweep_{}_{rest}", method.chars().map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' }).collect::<String>());
+    let stem = |rest: &str| format!("sweep_{}_{rest}", super::file_stem(method));
     let Some(reference) = super::sweeps::reference(method, sweep, chosen) else { return Ok(files) };
     for (k, label) in sweep.labels().iter().enumerate() {
         let mut rows = vec![];

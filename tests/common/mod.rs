@@ -9,6 +9,24 @@ use cmkm::methods::{train, TrainOptions, TrainSummary};
 use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 
+/// A test that cannot run here because a service or device is missing:
+/// under `require` (an environment variable CI sets, e.g.
+/// `CMKM_REQUIRE_GPU`) that is a failure; otherwise the skip is said on
+/// stderr and appended to the file `CMKM_SKIP_LOG` names, which `make test`
+/// prints at its end, so that a skip never passes unseen.
+pub fn skip(test: &str, why: &str, require: &str) {
+    if std::env::var_os(require).is_some() {
+        panic!("{test}: {require} is set, but {why}");
+    }
+    let line = format!("SKIPPED {test}: {why} (set {require}=1 to make this a failure)");
+    eprintln!("{line}");
+    if let Some(log) = std::env::var_os("CMKM_SKIP_LOG") {
+        use std::io::Write;
+        let mut f = std::fs::OpenOptions::new().create(true).append(true).open(log).expect("the skip log opens");
+        writeln!(f, "{line}").expect("the skip log is written");
+    }
+}
+
 /// The `cmkm` binary built for these tests.
 pub fn cmkm() -> std::process::Command {
     std::process::Command::new(env!("CARGO_BIN_EXE_cmkm"))
@@ -73,7 +91,7 @@ pub fn dataset() -> &'static Dataset {
         // Cargo's scratch folder for integration tests: reused across runs
         // (regenerated only when the generator changes), never leaked in /tmp.
         let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("synthetic-utd-seed0");
-        cmkm::data::synth::ensure_generated(&root, 0).unwrap();
+        cmkm::data::synth::ensure_generated(&root, 0, cmkm::data::synth::Layout::UtdMhad).unwrap();
         Dataset::load(&DatasetDecl::builtin(Format::UtdMhad, &root).unwrap(), &[]).unwrap()
     })
 }
@@ -128,4 +146,15 @@ pub fn write_tiny_suite(dir: &Path, cmc_lr: f64) -> std::path::PathBuf {
     let suite = "name: tiny\ndataset: data.yaml\nprotocol: cross_subject\nseeds: [3]\nmethods:\n  sup: {file: sup.yaml}\n  si: {file: si.yaml}\n  ss: {file: ss.yaml}\n  cmkm: {file: cmkm.yaml, pretrained: {inertial: si, skeleton: ss}}\nevaluations:\n  fine_tuning: {epochs: 2}\n  retrieval: true\n  label_fractions: {fractions: [0.5], repetitions: 1, epochs: 2, baselines: [random, supervised]}\n";
     std::fs::write(dir.join("suite.yaml"), suite).unwrap();
     dir.join("suite.yaml")
+}
+
+/// The shipped example manifest's declaration with its root in Cargo's
+/// scratch folder (generated there on first load), written to `dir`.
+pub fn example_manifest_declaration(dir: &Path) -> PathBuf {
+    let text = std::fs::read_to_string(declaration("example-manifest.yaml")).unwrap();
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("example-manifest-seed0");
+    let text = text.replace("root: ../../results/data/example-manifest-seed0", &format!("root: {}", root.display()));
+    let path = dir.join("example-manifest.yaml");
+    std::fs::write(&path, text).unwrap();
+    path
 }

@@ -48,18 +48,53 @@ pub fn sample_keys() -> Vec<(usize, usize, usize)> {
 /// The set is built in a sibling temporary folder and renamed into place, so
 /// an interrupted run never leaves a half-written dataset behind.
 pub fn generate(out: &Path, seed: u64) -> Result<Stamp> {
+    generate_as(out, seed, Layout::UtdMhad)
+}
+
+/// How a generated set is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// UTD-MHAD's release: `Inertial/` and `Skeleton/` MAT files.
+    UtdMhad,
+    /// A manifest (`manifest.csv`: sample_id, label, subject, trial, then
+    /// one path per modality) of NPY arrays: `accel/` and `gyro/` (the
+    /// inertial signal split into two 3-channel series, stored T x 3 and
+    /// 3 x T) and `skeleton/` (T x 20 x 3), as a user's own data may come.
+    Manifest,
+}
+
+/// The file whose presence marks a manifest-layout set.
+pub const MANIFEST: &str = "manifest.csv";
+
+/// [`generate`] in either layout.
+pub fn generate_as(out: &Path, seed: u64, layout: Layout) -> Result<Stamp> {
     check_replaceable(out)?;
     let parent = out.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).with_context(|| format!("{}: cannot create directory", parent.display()))?;
     let tmp =
         tempfile::Builder::new().prefix(".synth-").tempdir_in(parent).with_context(|| format!("{}: cannot create a temporary folder", parent.display()))?;
-    for sub in ["Inertial", "Skeleton"] {
+    let folders: &[&str] = match layout {
+        Layout::UtdMhad => &["Inertial", "Skeleton"],
+        Layout::Manifest => &["accel", "gyro", "skeleton"],
+    };
+    for sub in folders {
         std::fs::create_dir_all(tmp.path().join(sub))?;
     }
     let keys = sample_keys();
     keys.par_iter()
-        .try_for_each(|&(a, s, t)| write_trial(tmp.path(), seed, a, s, t))
+        .try_for_each(|&(a, s, t)| match layout {
+            Layout::UtdMhad => write_trial(tmp.path(), seed, a, s, t),
+            Layout::Manifest => write_manifest_trial(tmp.path(), seed, a, s, t),
+        })
         .with_context(|| format!("{}: cannot write the synthetic set (nothing was put in place)", out.display()))?;
+    if layout == Layout::Manifest {
+        let mut csv = String::from("sample_id,label,subject,trial,accel,gyro,skeleton\n");
+        for &(a, s, t) in &keys {
+            let id = format!("a{a}_s{s}_t{t}");
+            csv.push_str(&format!("{id},{a},{s},{t},accel/{id}.npy,gyro/{id}.npy,skeleton/{id}.npy\n"));
+        }
+        write_new(&tmp.path().join(MANIFEST), csv.as_bytes())?;
+    }
     let stamp = Stamp { generator_version: motion::GENERATOR_VERSION, seed, samples: keys.len() };
     crate::fsutil::write_atomic(&tmp.path().join(STAMP), serde_json::to_string_pretty(&stamp)?.as_bytes())?;
     if out.exists() {
@@ -71,12 +106,13 @@ pub fn generate(out: &Path, seed: u64) -> Result<Stamp> {
 }
 
 /// Generates the set into `root` unless an identical one (same generator
-/// version and seed) is already there.
-pub fn ensure_generated(root: &Path, seed: u64) -> Result<()> {
-    if read_stamp(root).is_some_and(|s| s.seed == seed && s.generator_version == motion::GENERATOR_VERSION) {
+/// version, seed and layout) is already there.
+pub fn ensure_generated(root: &Path, seed: u64, layout: Layout) -> Result<()> {
+    let same_layout = root.join(MANIFEST).is_file() == (layout == Layout::Manifest);
+    if same_layout && read_stamp(root).is_some_and(|s| s.seed == seed && s.generator_version == motion::GENERATOR_VERSION) {
         return Ok(());
     }
-    generate(root, seed).map(|_| ())
+    generate_as(root, seed, layout).map(|_| ())
 }
 
 /// The stamp of a generated set; one missing or unreadable means the set is
@@ -112,6 +148,23 @@ fn write_trial(root: &Path, seed: u64, a: usize, s: usize, t: usize) -> Result<(
     let frames = rec.skeleton.len();
     let skel: Vec<f64> = rec.skeleton.iter().flat_map(|f| (0..3).flat_map(move |c| f.iter().map(move |j| j[c]))).collect();
     write_new(&trial_path(root, "Skeleton", (a, s, t), "skeleton"), &encode_mat_double("d_skel", &[20, 3, frames], &skel, true)?)
+}
+
+fn write_manifest_trial(root: &Path, seed: u64, a: usize, s: usize, t: usize) -> Result<()> {
+    let rec = motion::record(seed, a, s, t);
+    let id = format!("a{a}_s{s}_t{t}");
+    let rows = rec.inertial.len();
+    let series = |c0: usize, channels_first: bool| -> Vec<f32> {
+        match channels_first {
+            false => rec.inertial.iter().flat_map(|r| (c0..c0 + 3).map(move |c| r[c] as f32)).collect(),
+            true => (c0..c0 + 3).flat_map(|c| rec.inertial.iter().map(move |r| r[c] as f32)).collect(),
+        }
+    };
+    let npy = crate::data::formats::npy::write_npy_f32;
+    npy(&root.join(format!("accel/{id}.npy")), &[rows, 3], &series(0, false))?;
+    npy(&root.join(format!("gyro/{id}.npy")), &[3, rows], &series(3, true))?;
+    let skel: Vec<f32> = rec.skeleton.iter().flat_map(|f| f.iter().flat_map(|j| j.iter().map(|v| *v as f32))).collect();
+    npy(&root.join(format!("skeleton/{id}.npy")), &[rec.skeleton.len(), 20, 3], &skel)
 }
 
 /// Plain write: files go into the staging folder, which becomes visible

@@ -77,6 +77,7 @@ mod tests {
             status,
             depends_on: deps.iter().map(|d| d.to_string()).collect(),
             estimate_seconds: None,
+            estimate_from_flops: false,
         }
     }
 

@@ -289,7 +289,8 @@ fn array_time(array: &JobArray, time: &TimeLimit) -> String {
     match time {
         TimeLimit::Fixed(t) => t.clone(),
         TimeLimit::Auto => {
-            let estimates: Option<Vec<f64>> = array.runs.iter().map(|r| r.estimate_seconds).collect();
+            // A job's time limit trusts recorded timings only, not FLOP-based guesses.
+            let estimates: Option<Vec<f64>> = array.runs.iter().map(|r| r.estimate_seconds.filter(|_| !r.estimate_from_flops)).collect();
             match estimates {
                 Some(e) => slurm_minutes(e.iter().cloned().fold(0.0, f64::max) * 1.5 + 600.0),
                 None => UNKNOWN_TIME.to_string(),
