@@ -134,7 +134,10 @@ fn method(text: &str) -> Result<MethodConfig> {
 fn paper_methods() -> Result<[MethodConfig; 5]> {
     Ok([
         method(include_str!("../../experiments/methods/cmc.yaml"))?,
-        method(include_str!("../../experiments/methods/cmc-cmkm.yaml"))?,
+        crate::methods::config::MethodFiles::parse_embedded(&[
+            include_str!("../../experiments/methods/cmc-cmkm.yaml"),
+            include_str!("../../experiments/methods/cmc.yaml"),
+        ])?,
         method(include_str!("../../experiments/methods/simclr-inertial.yaml"))?,
         method(include_str!("../../experiments/methods/simclr-skeleton.yaml"))?,
         method(include_str!("../../experiments/methods/supervised-multimodal.yaml"))?,

@@ -145,11 +145,22 @@ impl MethodFiles {
             files.push((file, text));
             layers.push(layer);
         }
-        let mut tree = layers.pop().expect("at least the file itself");
-        while let Some(layer) = layers.pop() {
-            merge(&mut tree, layer);
+        Ok(MethodFiles { tree: merge_layers(layers), files })
+    }
+
+    /// A method declaration from embedded texts (`cmkm bench`'s method
+    /// files): the file first, then each file it extends, merged as
+    /// [`MethodFiles::read`] merges them from disk.
+    pub fn parse_embedded(texts: &[&str]) -> Result<MethodConfig> {
+        let mut layers = vec![];
+        for text in texts {
+            let mut layer: serde_yaml::Value = serde_yaml::from_str(text).map_err(|e| anyhow::anyhow!("{}", crate::config::describe(&e, None)))?;
+            if let Some(map) = layer.as_mapping_mut() {
+                map.remove(EXTENDS);
+            }
+            layers.push(layer);
         }
-        Ok(MethodFiles { tree, files })
+        serde_yaml::from_value(merge_layers(layers)).map_err(|e| anyhow::anyhow!("{}", crate::config::describe(&e, None)))
     }
 
     /// The merged tree as a method declaration; an unknown key is named
@@ -166,6 +177,15 @@ impl MethodFiles {
             }
         })
     }
+}
+
+/// The layers (a file first, then what it extends) merged from the base up.
+fn merge_layers(mut layers: Vec<serde_yaml::Value>) -> serde_yaml::Value {
+    let mut tree = layers.pop().unwrap_or(serde_yaml::Value::Null);
+    while let Some(layer) = layers.pop() {
+        merge(&mut tree, layer);
+    }
+    tree
 }
 
 /// Merges `over` into `base`: mappings key by key (null removes the key),
