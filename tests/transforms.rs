@@ -2,7 +2,7 @@
 //! paper semantics, YAML configuration, and seeded determinism.
 
 use cmkm::data::clip::Clip;
-use cmkm::data::transforms::{apply_steps, augment_batch, Pivot, Semantics, Step, Transform};
+use cmkm::data::transforms::{apply_steps, augment_batch, Pivot, Semantics, Transform, TransformStep};
 use cmkm::rng::stream;
 use ndarray::Array3;
 
@@ -160,7 +160,7 @@ fn jitter_scale_and_sign_flips_have_the_right_statistics() {
 
 #[test]
 fn preprocessing_normalises_the_first_frame() {
-    let steps: Vec<Step> =
+    let steps: Vec<TransformStep> =
         cmkm::config::parse_yaml("[{name: center_on_joint, joint: 2}, {name: scale_by_bone, joints: [1, 2]}, {name: resample, length: 50}]").unwrap();
     let mut rng = stream(0, "x", 0);
     let before = skeleton();
@@ -173,20 +173,20 @@ fn preprocessing_normalises_the_first_frame() {
 
 #[test]
 fn yaml_steps_parse_with_probability_and_reject_unknown_keys() {
-    let steps: Vec<Step> =
+    let steps: Vec<TransformStep> =
         cmkm::config::parse_yaml("- {name: jitter, sigma: 1.0, p: 0.75}\n- {name: permute, max_segments: 3, semantics: paper}\n- {name: flip_signs, p: 0}")
             .unwrap();
-    assert_eq!(steps[0], Step { transform: Transform::Jitter { sigma: 1.0 }, p: 0.75 });
+    assert_eq!(steps[0], TransformStep { transform: Transform::Jitter { sigma: 1.0 }, p: 0.75 });
     assert_eq!(steps[1].p, 1.0);
     assert_eq!(steps[1].transform, Transform::Permute { max_segments: 3, semantics: Semantics::Paper });
     // Round trip through YAML.
     let text = serde_yaml::to_string(&steps).unwrap();
-    assert_eq!(cmkm::config::parse_yaml::<Vec<Step>>(&text).unwrap(), steps);
-    let err = cmkm::config::parse_yaml::<Vec<Step>>("[{name: jitter, sigmaa: 1}]").unwrap_err().to_string();
+    assert_eq!(cmkm::config::parse_yaml::<Vec<TransformStep>>(&text).unwrap(), steps);
+    let err = cmkm::config::parse_yaml::<Vec<TransformStep>>("[{name: jitter, sigmaa: 1}]").unwrap_err().to_string();
     assert!(err.contains("sigmaa"), "{err}");
-    let err = cmkm::config::parse_yaml::<Vec<Step>>("[{name: wobble}]").unwrap_err().to_string();
+    let err = cmkm::config::parse_yaml::<Vec<TransformStep>>("[{name: wobble}]").unwrap_err().to_string();
     assert!(err.contains("wobble"), "{err}");
-    assert!(cmkm::config::parse_yaml::<Vec<Step>>("[{name: jitter, sigma: 1, p: 2}]").is_err());
+    assert!(cmkm::config::parse_yaml::<Vec<TransformStep>>("[{name: jitter, sigma: 1, p: 2}]").is_err());
     // p = 0 never fires.
     let clip = series();
     assert_eq!(apply_steps(&steps[2..], clip.clone(), &mut stream(0, "x", 0)), clip);
@@ -194,7 +194,7 @@ fn yaml_steps_parse_with_probability_and_reject_unknown_keys() {
 
 #[test]
 fn augmentation_is_seeded_per_sample_not_per_thread() {
-    let steps: Vec<Step> = cmkm::config::parse_yaml(
+    let steps: Vec<TransformStep> = cmkm::config::parse_yaml(
         "[{name: jitter, sigma: 0.1}, {name: random_crop, min_fraction: 0.8, max_fraction: 0.9, resize_to: 50, p: 0.75}, \
           {name: scale_axes, low: 0.7, high: 1.2, p: 0.75}, {name: rotate, max_degrees: 10, step_degrees: 2, p: 0.75}, \
           {name: shear, sigma: 0.2, p: 0.75}]",

@@ -3,7 +3,7 @@
 
 pub use crate::data::modality::{ModalityKind, ModalityShape};
 use crate::data::splits::ProtocolDecl;
-use crate::data::transforms::Step;
+use crate::data::transforms::TransformStep;
 pub use crate::metrics::MainMetric;
 use anyhow::{bail, Context, Result};
 use serde::{Deserialize, Serialize};
@@ -62,7 +62,7 @@ pub struct ModalityDecl {
     pub layout: String,
     /// Deterministic preprocessing applied once after loading (docs/method.md section 2).
     #[serde(default)]
-    pub preprocess: Vec<Step>,
+    pub preprocess: Vec<TransformStep>,
 }
 
 impl ModalityDecl {

@@ -2,7 +2,7 @@
 //! small value configured from YAML as `{name: ..., <parameters>, p: ...}`
 //! and applied to a canonical [`Clip`] (time x joint x channel).
 //!
-//! A pipeline is a list of [`Step`]s; each step fires independently with its
+//! A pipeline is a list of [`TransformStep`]s; each step fires independently with its
 //! probability `p` (default 1), in order, drawing from the caller's stream.
 
 use crate::data::clip::Clip;
@@ -109,7 +109,7 @@ pub enum Transform {
 
 /// A transform with its firing probability.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Step {
+pub struct TransformStep {
     pub transform: Transform,
     pub p: f64,
 }
@@ -212,7 +212,7 @@ impl Transform {
 }
 
 /// Runs a pipeline over a clip, each step firing with its probability.
-pub fn apply_steps(steps: &[Step], mut clip: Clip, rng: &mut Stream) -> Clip {
+pub fn apply_steps(steps: &[TransformStep], mut clip: Clip, rng: &mut Stream) -> Clip {
     for step in steps {
         let fire = step.p >= 1.0 || rng.random::<f64>() < step.p;
         if fire {
@@ -366,7 +366,7 @@ fn linear_map(mut clip: Clip, m: &[Vec<f64>], about: Pivot) -> Clip {
     clip
 }
 
-impl<'de> Deserialize<'de> for Step {
+impl<'de> Deserialize<'de> for TransformStep {
     fn deserialize<D: Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
         use serde::de::Error;
         let mut map = serde_yaml::Mapping::deserialize(d)?;
@@ -378,11 +378,11 @@ impl<'de> Deserialize<'de> for Step {
             return Err(D::Error::custom(format!("'p' must be in [0, 1], got {p}")));
         }
         let transform = serde_yaml::from_value(serde_yaml::Value::Mapping(map)).map_err(D::Error::custom)?;
-        Ok(Step { transform, p })
+        Ok(TransformStep { transform, p })
     }
 }
 
-impl Serialize for Step {
+impl Serialize for TransformStep {
     fn serialize<S: Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
         use serde::ser::Error;
         let mut value = serde_yaml::to_value(&self.transform).map_err(S::Error::custom)?;
@@ -402,7 +402,7 @@ pub fn augment_stream(seed: u64, view: &str, epoch: u64, sample: u64) -> Stream 
 
 /// Augments the clips of a batch in parallel; `samples[i]` is the dataset
 /// index of `clips[i]` and selects its stream.
-pub fn augment_batch(steps: &[Step], clips: &[&Clip], samples: &[usize], seed: u64, view: &str, epoch: u64) -> Vec<Clip> {
+pub fn augment_batch(steps: &[TransformStep], clips: &[&Clip], samples: &[usize], seed: u64, view: &str, epoch: u64) -> Vec<Clip> {
     use rayon::prelude::*;
     clips.par_iter().zip(samples).map(|(clip, &i)| apply_steps(steps, (*clip).clone(), &mut augment_stream(seed, view, epoch, i as u64))).collect()
 }

@@ -2,7 +2,7 @@
 //! augmentations, loss switches and schedule. A new baseline is a new YAML.
 
 use crate::data::declaration::DatasetDecl;
-use crate::data::transforms::Step;
+use crate::data::transforms::TransformStep;
 use crate::models::{EncoderConfig, ProjectionConfig};
 pub use crate::training::schedule::ScheduleConfig;
 use anyhow::{bail, Context, Result};
@@ -24,7 +24,7 @@ pub struct MethodConfig {
     pub encoders: BTreeMap<String, EncoderConfig>,
     /// Training-time augmentation pipeline per modality (none if absent).
     #[serde(default)]
-    pub augmentations: BTreeMap<String, Vec<Step>>,
+    pub augmentations: BTreeMap<String, Vec<TransformStep>>,
     /// SSL projection head.
     #[serde(default)]
     pub projection: ProjectionConfig,
@@ -89,7 +89,7 @@ impl MethodConfig {
     }
 
     /// The augmentation pipeline of a modality (empty when none).
-    pub fn augmentation(&self, modality: &str) -> &[Step] {
+    pub fn augmentation(&self, modality: &str) -> &[TransformStep] {
         self.augmentations.get(modality).map(Vec::as_slice).unwrap_or(&[])
     }
 }

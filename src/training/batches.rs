@@ -2,7 +2,7 @@
 //! augmentation with per-sample streams, and channels-first stacking.
 
 use crate::data::clip::{channels_first, Clip};
-use crate::data::transforms::{augment_batch, Step};
+use crate::data::transforms::{augment_batch, TransformStep};
 use crate::rng::stream;
 use burn::prelude::*;
 use rand::seq::SliceRandom;
@@ -28,7 +28,7 @@ pub fn eval_batches(indices: &[usize], batch_size: usize) -> Vec<Vec<usize>> {
 
 /// One modality's clips of the samples in `batch`, augmented when `steps`
 /// is non-empty, as a `(B, C, T, J)` tensor on `device`.
-pub fn batch_tensor(clips: &[Clip], batch: &[usize], steps: &[Step], augmentation: Option<(u64, &str, u64)>, device: &Device) -> Tensor<4> {
+pub fn batch_tensor(clips: &[Clip], batch: &[usize], steps: &[TransformStep], augmentation: Option<(u64, &str, u64)>, device: &Device) -> Tensor<4> {
     let picked: Vec<&Clip> = batch.iter().map(|&i| &clips[i]).collect();
     let augmented;
     let views: Vec<&Clip> = match augmentation {
