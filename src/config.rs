@@ -9,7 +9,13 @@ use std::path::Path;
 /// Reads and parses a YAML file into `T` (whose structs deny unknown keys).
 pub fn read_yaml<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| anyhow!("{}: cannot read file: {e}", path.display()))?;
-    serde_yaml::from_str(&text).map_err(|e| anyhow!("{}", describe(&e, Some(path))))
+    parse_yaml_of(&text, path)
+}
+
+/// Parses `text`, read from `path`, into `T`; the error names the file as
+/// [`read_yaml`]'s does.
+pub fn parse_yaml_of<T: DeserializeOwned>(text: &str, path: &Path) -> Result<T> {
+    serde_yaml::from_str(text).map_err(|e| anyhow!("{}", describe(&e, Some(path))))
 }
 
 /// [`read_yaml`], also returning the file's text, so that checks made after
@@ -165,6 +171,12 @@ pub fn edit_distance(a: &str, b: &str) -> usize {
         }
     }
     row[b.len()]
+}
+
+/// The first value of `values` that an earlier one equals (a seed, a
+/// fraction or a swept value listed twice).
+pub fn first_repeated<T: PartialEq>(values: &[T]) -> Option<&T> {
+    values.iter().enumerate().find_map(|(i, v)| values[..i].contains(v).then_some(v))
 }
 
 #[cfg(test)]

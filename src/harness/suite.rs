@@ -252,7 +252,7 @@ impl Suite {
         if d.seeds.is_empty() {
             return Err(self.error(&["seeds"], "a suite needs at least one seed"));
         }
-        if let Some(s) = first_repeated(&d.seeds) {
+        if let Some(s) = crate::config::first_repeated(&d.seeds) {
             return Err(self.error(&["seeds"], format!("seed {s} is listed twice (its runs would be the same runs)")));
         }
         if d.methods.is_empty() {
@@ -315,7 +315,7 @@ impl Suite {
             if let Some(f) = lf.fractions.iter().find(|f| !(**f > 0.0 && **f <= 1.0)) {
                 return Err(self.error(&at("fractions"), format!("{f} is not in (0, 1] (it would leave classes without a labelled sample)")));
             }
-            if let Some(f) = first_repeated(&lf.fractions) {
+            if let Some(f) = crate::config::first_repeated(&lf.fractions) {
                 return Err(self.error(&at("fractions"), format!("{f} is listed twice")));
             }
             if lf.repetitions == 0 {
@@ -391,9 +391,4 @@ impl Suite {
         }
         Ok(())
     }
-}
-
-/// The first value of `values` that an earlier one equals.
-fn first_repeated<T: PartialEq>(values: &[T]) -> Option<&T> {
-    values.iter().enumerate().find_map(|(i, v)| values[..i].contains(v).then_some(v))
 }

@@ -88,8 +88,9 @@ impl Sweep {
 /// Errors name the key; the caller adds the suite file and line.
 pub fn expand(name: &str, file: &Path, decl: &SweepDecl) -> Result<Sweep, KeyError> {
     let whole = |e: anyhow::Error| KeyError { key: None, error: e };
-    let base = MethodConfig::from_file(file).map_err(whole)?;
-    let document = crate::methods::config::MethodFiles::read(file).map_err(whole)?.tree;
+    let files = crate::methods::config::MethodFiles::read(file).map_err(whole)?;
+    let base = MethodConfig::from_files(&files).map_err(whole)?;
+    let document = files.tree;
     let mut keys: Vec<(String, Vec<Value>)> = vec![];
     for (k, v) in decl.keys {
         let Some(key) = k.as_str() else { return Err(whole(anyhow!("sweep keys are dotted method-file keys such as `loss.mining_k`, got {k:?}"))) };
@@ -98,8 +99,8 @@ pub fn expand(name: &str, file: &Path, decl: &SweepDecl) -> Result<Sweep, KeyErr
         if values.is_empty() {
             return Err(at(anyhow!("`{key}` has no values")));
         }
-        if let Some(i) = (1..values.len()).find(|&i| values[..i].contains(&values[i])) {
-            return Err(at(anyhow!("`{key}` lists {} twice", show(&values[i]))));
+        if let Some(v) = crate::config::first_repeated(values) {
+            return Err(at(anyhow!("`{key}` lists {} twice", show(v))));
         }
         if key.split('.').any(str::is_empty) || ["name", "kind", "pretrained"].contains(&key.split('.').next().unwrap_or_default()) {
             return Err(at(anyhow!("`{key}` cannot be swept (sweep settings of the method file: loss, schedule, encoders, augmentations, projection)")));
@@ -123,7 +124,7 @@ pub fn expand(name: &str, file: &Path, decl: &SweepDecl) -> Result<Sweep, KeyErr
             Search::OneAtATime => point
                 .iter()
                 .zip(&labels)
-                .filter(|((key, value), _)| get(&document, key) != Some(value) && !(value.is_null() && get(&document, key).is_none()))
+                .filter(|((key, value), _)| as_written(&document, key) != *value)
                 .map(|((_, value), label)| format!("{label}={}", show(value)))
                 .collect(),
             _ => point.iter().zip(&labels).map(|((_, value), label)| format!("{label}={}", show(value))).collect(),
@@ -171,7 +172,7 @@ fn points(document: &Value, keys: &[(String, Vec<Value>)], decl: &SweepDecl) -> 
             order.into_iter().map(|i| all[i].clone()).collect()
         }
         Search::OneAtATime => {
-            let as_written: Vec<(String, Value)> = keys.iter().map(|(k, _)| (k.clone(), get(document, k).cloned().unwrap_or(Value::Null))).collect();
+            let as_written: Vec<(String, Value)> = keys.iter().map(|(k, _)| (k.clone(), as_written(document, k))).collect();
             let mut out = vec![as_written.clone()];
             for (i, (_, values)) in keys.iter().enumerate() {
                 for v in values {
@@ -207,6 +208,12 @@ fn resolve(document: &Value, file: &Path, values: &[(String, Value)]) -> Result<
 /// The value at dotted `key`, if written.
 fn get<'a>(doc: &'a Value, key: &str) -> Option<&'a Value> {
     key.split('.').try_fold(doc, |v, k| v.as_mapping()?.get(k))
+}
+
+/// The value the method file gives dotted `key`, null where it gives none
+/// (the kind's default, as a null in a sweep means).
+fn as_written(doc: &Value, key: &str) -> Value {
+    get(doc, key).cloned().unwrap_or(Value::Null)
 }
 
 /// Sets dotted `key` to `value`, making the missing mappings on the way; a

@@ -45,10 +45,16 @@ impl MethodConfig {
     /// [`MethodConfig::from_file`]); relative `pretrained` paths are resolved
     /// against the file's folder.
     pub fn read_file(path: &Path) -> Result<Self> {
-        let chain = MethodFiles::read(path)?;
-        let mut m: MethodConfig = match chain.files.len() {
-            1 => crate::config::read_yaml(path)?,
-            _ => chain.parse()?,
+        Self::read_files(&MethodFiles::read(path)?)
+    }
+
+    /// [`MethodConfig::read_file`] of files already read: one file is parsed
+    /// from its text (errors with its lines), a chain from the merged tree.
+    pub fn read_files(files: &MethodFiles) -> Result<Self> {
+        let (path, text) = &files.files[0];
+        let mut m: MethodConfig = match files.files.len() {
+            1 => crate::config::parse_yaml_of(text, path)?,
+            _ => files.parse()?,
         };
         let base = path.parent().unwrap_or(Path::new(""));
         for p in m.pretrained.values_mut() {

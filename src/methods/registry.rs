@@ -40,8 +40,13 @@ impl MethodConfig {
     /// or a loss key the kind does not use (`kind: cmc` with `mining_k`), is
     /// an error naming the file (and the key's line).
     pub fn from_file(path: &Path) -> Result<Self> {
-        let m = Self::read_file(path)?;
-        let files = super::config::MethodFiles::read(path)?;
+        Self::from_files(&super::config::MethodFiles::read(path)?)
+    }
+
+    /// [`MethodConfig::from_file`] of files already read.
+    pub fn from_files(files: &super::config::MethodFiles) -> Result<Self> {
+        let m = Self::read_files(files)?;
+        let (path, text) = &files.files[0];
         if files.files.len() > 1 {
             // The loss is merged from several files: check it as merged, naming them.
             let chain: Vec<String> = files.files.iter().map(|(f, _)| f.display().to_string()).collect();
@@ -50,9 +55,7 @@ impl MethodConfig {
             return Ok(m);
         }
         let Ok(method) = method(&m.kind) else {
-            // Only to say which line: the file was just read, and without it the message has no line.
-            let text = std::fs::read_to_string(path).unwrap_or_default();
-            let line = crate::config::key_line(&text, &["kind"]).map_or(String::new(), |l| format!(" line {l}"));
+            let line = crate::config::key_line(text, &["kind"]).map_or(String::new(), |l| format!(" line {l}"));
             bail!("{}", unknown_kind(&m.kind, Some(format!("{}{line}", path.display()))));
         };
         method.check_loss(m.loss.as_ref(), Some(path))?;
