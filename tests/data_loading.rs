@@ -179,7 +179,7 @@ fn unknown_yaml_keys_name_the_file_and_key() {
 #[test]
 fn the_example_manifest_is_the_synthetic_set_as_a_manifest_of_npy_arrays() {
     let dir = tempfile::tempdir().unwrap();
-    let decl = cmkm::data::DatasetDecl::from_file(&common::example_manifest_declaration(dir.path())).unwrap();
+    let decl = cmkm::data::DatasetDecl::from_file(&common::example_declaration(dir.path(), "example-manifest")).unwrap();
     let ds = cmkm::data::Dataset::load(&decl, &[]).unwrap();
     ds.ensure_clean().unwrap();
     let utd = common::dataset();
@@ -201,4 +201,142 @@ fn the_example_manifest_is_the_synthetic_set_as_a_manifest_of_npy_arrays() {
     }
     let split = decl.split("by_subject", &ds.meta).unwrap();
     assert!(split.train.iter().all(|&i| ds.meta[i].subject <= 4) && split.test.iter().all(|&i| ds.meta[i].subject >= 6));
+}
+
+/// A hand-written dataset in HAPT's layout: users 1-3, one experiment each,
+/// 20 samples per file at 50 Hz; `labels.txt` labels samples 1-8 with
+/// class 1 and 11-20 with class 2 (9 and 10 are a transition). Returns the
+/// declaration's path.
+fn write_hapt_fixture(dir: &std::path::Path, windows: &str) -> std::path::PathBuf {
+    let raw = dir.join("RawData");
+    std::fs::create_dir_all(&raw).unwrap();
+    let mut labels = String::new();
+    for user in 1..=3u32 {
+        for sensor in ["acc", "gyro"] {
+            let rows: String = (0..20).map(|i| format!("{} {} {}\n", i + 100 * user as usize, -(i as f64) * 0.5, user)).collect();
+            std::fs::write(raw.join(format!("{sensor}_exp{user:02}_user{user:02}.txt")), rows).unwrap();
+        }
+        labels.push_str(&format!("{user} {user} 1 1 8\n{user} {user} 2 11 20\n"));
+    }
+    std::fs::write(raw.join("labels.txt"), labels).unwrap();
+    let series = |name: &str, sensor: &str| {
+        format!("  - {{name: {name}, kind: series, channels: 3, sample_rate: 50, layout: TC, standardize: channel, recording: {{files: 'RawData/{sensor}_exp{{session}}_user{{subject}}.txt'}}}}\n")
+    };
+    let yaml = format!(
+        "name: hapt-fixture\nformat: recordings\nroot: .\nmodalities:\n{}{}labels:\n  intervals: {{file: RawData/labels.txt, columns: [session, subject, label, start, end], unit: samples, first_sample: 1}}\nwindows: {windows}\nclasses: [one, two]\nprotocols:\n  by_user:\n    train: {{subjects: [1]}}\n    val: {{subjects: [2]}}\n    test: {{subjects: [3]}}\nmain_metric: accuracy\n",
+        series("accel", "acc"),
+        series("gyro", "gyro")
+    );
+    let path = dir.join("hapt.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    path
+}
+
+#[test]
+fn hapt_layout_recordings_are_cut_into_labelled_windows_split_by_user() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_hapt_fixture(dir.path(), "{length: 4, stride: 4, unit: samples, label: majority, min_fraction: 0.75, unlabelled: pretrain}");
+    let ds = Dataset::load(&DatasetDecl::from_file(&path).unwrap(), &[]).unwrap();
+    ds.ensure_clean().unwrap();
+    // Per user: samples 1-4 and 5-8 are class 1, 13-16 and 17-20 class 2;
+    // 9-12 is half transition, half class 2: mixed at 0.75.
+    assert_eq!(ds.len(), 12);
+    let w = ds.windows.as_ref().unwrap();
+    assert_eq!((w.recordings, w.windows, w.dropped.mixed_labels, w.dropped.gap), (3, 12, 3, 0));
+    let first = ds.meta.iter().position(|m| m.id == "s1_ses1_w00001").unwrap();
+    assert_eq!((ds.meta[first].label, ds.meta[first].subject, ds.meta[first].session), (0, 1, Some(1)));
+    // Window 1 is samples 5-8 (rows 4..8): accel's first column is row + 100.
+    assert_eq!(ds.clips[0][first].dim(), (4, 1, 3));
+    assert_eq!(ds.clips[0][first][[0, 0, 0]], 104.0);
+    let split = ds.decl.split("by_user", &ds.meta).unwrap();
+    assert_eq!((split.train.len(), split.val.len(), split.test.len()), (4, 4, 4));
+    assert!(split.test.iter().all(|&i| ds.meta[i].subject == 3));
+    // With centre labels the transition window is unlabelled: kept for pre-training only.
+    let path = write_hapt_fixture(dir.path(), "{length: 4, stride: 2, unit: samples, label: center, unlabelled: pretrain}");
+    let ds = Dataset::load(&DatasetDecl::from_file(&path).unwrap(), &[]).unwrap();
+    let w = ds.windows.as_ref().unwrap();
+    assert_eq!(w.unlabelled_kept.values().sum::<usize>(), ds.unlabelled.len());
+    assert_eq!(ds.unlabelled.len(), 3, "per user, window 3: samples 7-10, centred on sample 9");
+    assert!(ds.meta.iter().all(|m| !ds.unlabelled.iter().any(|u| u.id == m.id)));
+    let data = cmkm::training::TrainData::new(&ds, &["accel".into(), "gyro".into()], "by_user").unwrap();
+    assert_eq!(data.pretrain_only.len(), 1, "only the training user's unlabelled window");
+    assert_eq!(data.labels.len(), ds.len(), "unlabelled windows have no label entry");
+    assert_eq!(data.pretraining().len(), data.split.train.len() + 1);
+    assert_eq!(data.clips[0].len(), ds.len() + 1);
+}
+
+#[test]
+fn changing_only_test_subject_data_changes_no_training_input() {
+    let windows = "{length: 4, stride: 2, unit: samples, label: center, unlabelled: pretrain}";
+    let load = |dir: &std::path::Path| {
+        let ds = Dataset::load(&DatasetDecl::from_file(&dir.join("hapt.yaml")).unwrap(), &[]).unwrap();
+        cmkm::training::TrainData::new(&ds, &["accel".into(), "gyro".into()], "by_user").unwrap()
+    };
+    let (a, b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    write_hapt_fixture(a.path(), windows);
+    write_hapt_fixture(b.path(), windows);
+    // User 3 is the test split: scale its accelerometer by 1000.
+    let file = b.path().join("RawData/acc_exp03_user03.txt");
+    let scaled: String = std::fs::read_to_string(&file)
+        .unwrap()
+        .lines()
+        .map(|l| l.split(' ').map(|v| (v.parse::<f64>().unwrap() * 1000.0).to_string()).collect::<Vec<_>>().join(" ") + "\n")
+        .collect();
+    std::fs::write(&file, scaled).unwrap();
+    let (da, db) = (load(a.path()), load(b.path()));
+    assert_eq!(da.standardization, db.standardization);
+    assert_eq!(da.standardization.len(), 2);
+    assert_eq!(da.standardization[0].fitted_on, da.split.train.len());
+    assert_eq!(da.split, db.split);
+    for m in 0..2 {
+        for &i in da.pretraining().iter().chain(&da.split.val) {
+            assert_eq!(da.clips[m][i], db.clips[m][i], "sample {}", da.sample_ids[i]);
+        }
+    }
+    assert!(da.split.test.iter().any(|&i| da.clips[0][i] != db.clips[0][i]), "the test data did change");
+    // Training inputs are standardised: zero mean per channel on the training split.
+    let mean: f64 = da.split.train.iter().map(|&i| da.clips[0][i].iter().step_by(3).map(|&v| v as f64).sum::<f64>()).sum::<f64>();
+    assert!(mean.abs() < 1e-4, "{mean}");
+}
+
+#[test]
+fn bad_recordings_are_errors_naming_the_file_and_the_problem() {
+    let windows = "{length: 4, stride: 4, unit: samples, label: pure}";
+    let inspect = |dir: &std::path::Path| {
+        let out = cmkm().args(["data", "inspect"]).arg(dir.join("hapt.yaml")).output().unwrap();
+        (out.status.code(), String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr))
+    };
+    let fresh = || {
+        let d = tempfile::tempdir().unwrap();
+        write_hapt_fixture(d.path(), windows);
+        d
+    };
+    let (code, text) = inspect(fresh().path());
+    assert_eq!(code, Some(0), "{text}");
+    let cases: [(&str, &str, &str, &str); 4] = [
+        ("RawData/acc_exp02_user02.txt", "202 -1 2\n", "202 nan 2\n", "non-finite value(s); the first is NaN at row 3"),
+        ("RawData/gyro_exp01_user01.txt", "101 -0.5 1\n", "101 -0.5\n", "line 2: 2 columns, expected 3"),
+        ("RawData/labels.txt", "2 2 1 1 8\n", "2 2 1 1 12\n", "overlaps"),
+        ("RawData/labels.txt", "3 3 2 11 20\n", "3 3 5 11 20\n", "outside the 2 declared classes"),
+    ];
+    for (file, from, to, want) in cases {
+        let d = fresh();
+        let path = d.path().join(file);
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains(from), "{file}: {from:?}");
+        std::fs::write(&path, text.replacen(from, to, 1)).unwrap();
+        let (code, text) = inspect(d.path());
+        assert_ne!(code, Some(0), "{file}: {text}");
+        assert!(text.contains(want), "{file}: {want}: {text}");
+        let stem = std::path::Path::new(file).file_name().unwrap().to_string_lossy().to_string();
+        assert!(text.contains(&stem), "{file} named: {text}");
+    }
+    // A label file entry for a recording that has no files is an error too.
+    let d = fresh();
+    let labels = d.path().join("RawData/labels.txt");
+    let text = std::fs::read_to_string(&labels).unwrap() + "9 9 1 1 4\n";
+    std::fs::write(&labels, text).unwrap();
+    let (code, text) = inspect(d.path());
+    assert_ne!(code, Some(0));
+    assert!(text.contains("labels.txt:7") && text.contains("s9_ses9"), "{text}");
 }

@@ -1004,7 +1004,7 @@ fn the_shipped_suites_keep_every_committed_run_id() {
 #[test]
 fn a_suite_without_recorded_timings_is_estimated_from_its_flops() {
     let dir = tempfile::tempdir().unwrap();
-    let data = common::example_manifest_declaration(dir.path());
+    let data = common::example_declaration(dir.path(), "example-manifest");
     let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/example-manifest.yaml");
     let plan = |json: bool| {
         let mut c = common::cmkm();
@@ -1033,4 +1033,43 @@ fn a_suite_without_recorded_timings_is_estimated_from_its_flops() {
     assert!(overview["flop_rate"].as_str().unwrap().contains("peak"), "{}", overview["flop_rate"]);
     let text = plan(false);
     assert!(text.contains("~") && text.contains("*: 7 run(s) with no recorded timing, estimated from their FLOPs"), "{text}");
+}
+
+/// The example recordings (HAPT's layout, interval labels), declared in
+/// YAML alone, cut into windows, split by user, standardised on the
+/// training users, trained and evaluated by a suite: each run done, the
+/// statistics in the training's record, the unlabelled windows in the
+/// self-supervised training only.
+#[test]
+fn a_suite_on_continuous_recordings_trains_and_evaluates_from_yaml_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = common::example_declaration(dir.path(), "example-recordings");
+    let encoders = "encoders:\n  accel: {type: cnn_transformer, channels: [8, 16], feed_forward: 32, layers: 1}\n  gyro: {type: cnn_transformer, channels: [8, 16], feed_forward: 32, layers: 1}\nschedule: {epochs: 1, batch_size: 64, lr: 0.003, plateau_patience: 20}\n";
+    let views = "augmentations:\n  accel: [{name: jitter, sigma: 0.5, p: 0.75}, {name: scale, sigma: 0.5, p: 0.75}]\n  gyro: [{name: jitter, sigma: 0.5, p: 0.75}]\nprojection: {hidden: 32, out: 16}\nloss: {temperature: 0.1}\n";
+    std::fs::write(dir.path().join("sup.yaml"), format!("name: sup\nkind: supervised\nmodalities: [accel, gyro]\n{encoders}")).unwrap();
+    std::fs::write(dir.path().join("cmc.yaml"), format!("name: cmc\nkind: cmc\nmodalities: [accel, gyro]\n{encoders}{views}")).unwrap();
+    let suite = dir.path().join("suite.yaml");
+    let text = format!(
+        "name: rec\ndataset: {}\nprotocol: by_user\nseeds: [3]\nmethods:\n  sup: {{file: sup.yaml}}\n  cmc: {{file: cmc.yaml}}\nevaluations:\n  fine_tuning: {{epochs: 1}}\n  retrieval: true\n",
+        data.display()
+    );
+    std::fs::write(&suite, text).unwrap();
+    let results = dir.path().join("results");
+    let p = prepare(&suite, &results).unwrap();
+    assert_eq!(p.reproduce(true).unwrap(), (p.runs.len(), 0));
+    assert_eq!(p.runs.len(), 2 + 3 + 2);
+    let train = |label: &str| p.runs.iter().find(|r| r.label == label).unwrap();
+    let split = p.dataset.decl.split("by_user", &p.dataset.meta).unwrap();
+    for label in ["train cmc seed 3", "train sup seed 3"] {
+        let record = cmkm::methods::read_record(&p.store.dir(&train(label).id)).unwrap();
+        assert_eq!(record.standardization.len(), 2, "{label}");
+        assert!(record.standardization.iter().all(|s| s.fitted_on == split.train.len() && s.mean.len() == 3), "{label}");
+    }
+    // The example keeps unlabelled windows: the training users' ones join
+    // CMC's epochs (more batches than the labelled training split gives).
+    let data = cmkm::training::TrainData::new(&p.dataset, &["accel".into(), "gyro".into()], "by_user").unwrap();
+    assert!(!data.pretrain_only.is_empty());
+    assert!(data.pretrain_only.iter().all(|&i| i >= data.labels.len()));
+    let metrics = p.store.dir(&train("train sup seed 3").id).join("metrics.json");
+    assert!(metrics.is_file(), "the supervised training is evaluated on the test users");
 }

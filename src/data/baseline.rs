@@ -43,7 +43,7 @@ pub fn one_nn_accuracy(gallery: &[&[f32]], gallery_labels: &[usize], queries: &[
 pub fn nearest_neighbour_baseline(ds: &Dataset, protocol: &str) -> Result<Vec<NearestNeighbour>> {
     ds.ensure_clean()?;
     let split = ds.decl.split(protocol, &ds.meta)?;
-    let features = ds.preprocess();
+    let features = ds.prepare(&split, ds.decl.protocol(protocol)?)?.clips;
     let labels = |idx: &[usize]| idx.iter().map(|&i| ds.meta[i].label).collect::<Vec<_>>();
     Ok(ds
         .modalities

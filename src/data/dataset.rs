@@ -5,6 +5,9 @@ use crate::data::clip::{clip_from_layout, count_non_finite, Clip};
 use crate::data::declaration::{DatasetDecl, ModalityDecl};
 use crate::data::layouts::{discover, Dropped, Failure};
 pub use crate::data::sample::SampleMeta;
+use crate::data::recordings::{UnlabelledWindow, WindowReport};
+use crate::data::splits::Split;
+use crate::data::standardize::Standardization;
 use crate::data::transforms::apply_steps;
 use crate::data::{formats, synth};
 use anyhow::{bail, Result};
@@ -36,6 +39,25 @@ pub struct Dataset {
     pub ignored: Vec<PathBuf>,
     /// Loaded files holding NaN or infinite values.
     pub non_finite: Vec<NonFinite>,
+    /// Windows without a label, for pre-training only (format `recordings`
+    /// with `windows: {unlabelled: pretrain}`): never in `meta`, so never in
+    /// a split, a label fraction or an evaluation.
+    pub unlabelled: Vec<UnlabelledWindow>,
+    /// What cutting recordings into windows did (format `recordings`).
+    pub windows: Option<WindowReport>,
+}
+
+/// A dataset's clips ready for training under one split: preprocessed,
+/// standardised with statistics of the split's training samples, and
+/// followed by the unlabelled pre-training windows of the training split.
+#[derive(Debug)]
+pub struct Prepared {
+    /// `clips[m][i]`: samples `0..meta.len()`, then `pretrain_only`.
+    pub clips: Vec<Vec<Clip>>,
+    /// Indices (past the labelled samples) of unlabelled training windows.
+    pub pretrain_only: Vec<usize>,
+    /// The fitted statistics, per standardised modality.
+    pub standardization: Vec<Standardization>,
 }
 
 impl Dataset {
@@ -49,9 +71,13 @@ impl Dataset {
             let layout = match decl.format {
                 crate::data::declaration::Format::Manifest => synth::Layout::Manifest,
                 crate::data::declaration::Format::UtdMhad => synth::Layout::UtdMhad,
-                other => anyhow::bail!("dataset '{}': `synthetic` data is written in the utd-mhad or manifest format, not {other:?}", decl.name),
+                crate::data::declaration::Format::Recordings => synth::Layout::Hapt,
+                other => anyhow::bail!("dataset '{}': `synthetic` data is written in the utd-mhad, manifest or recordings format, not {other:?}", decl.name),
             };
             synth::ensure_generated(&decl.root, s.seed, layout)?;
+        }
+        if decl.format == crate::data::declaration::Format::Recordings {
+            return Self::load_recordings(decl, mods);
         }
         let found = discover(decl, &mods)?;
         let loaded: Vec<Result<Vec<Clip>, Failure>> =
@@ -65,6 +91,8 @@ impl Dataset {
             failed: found.failed,
             ignored: found.ignored,
             non_finite: vec![],
+            unlabelled: vec![],
+            windows: None,
         };
         for (entry, result) in found.entries.into_iter().zip(loaded) {
             match result {
@@ -82,6 +110,40 @@ impl Dataset {
             }
         }
         Ok(ds)
+    }
+
+    /// Cuts a dataset of recordings into windows (non-finite values fail
+    /// their recording there, naming the file and row).
+    fn load_recordings(decl: &DatasetDecl, mods: Vec<&ModalityDecl>) -> Result<Self> {
+        if !decl.root.is_dir() {
+            bail!("{}: dataset root does not exist or is not a directory", decl.root.display());
+        }
+        let loaded: Vec<usize> = mods.iter().map(|m| decl.modalities.iter().position(|d| d.name == m.name).expect("a declared modality")).collect();
+        let mut cut = crate::data::recordings::load(decl, &loaded)?;
+        cut.samples.sort_by(|(a, _), (b, _)| {
+            let key = |m: &SampleMeta| (m.label, m.subject, m.trial, m.session, m.scene, m.id.clone());
+            key(a).cmp(&key(b))
+        });
+        let mut clips = vec![Vec::with_capacity(cut.samples.len()); mods.len()];
+        let mut meta = Vec::with_capacity(cut.samples.len());
+        for (m, sample) in cut.samples {
+            for (k, clip) in sample.into_iter().enumerate() {
+                clips[k].push(clip);
+            }
+            meta.push(m);
+        }
+        Ok(Dataset {
+            decl: decl.clone(),
+            modalities: mods.iter().map(|m| (*m).clone()).collect(),
+            meta,
+            clips,
+            dropped: cut.missing,
+            failed: cut.failed,
+            ignored: vec![],
+            non_finite: vec![],
+            unlabelled: cut.unlabelled,
+            windows: Some(cut.report),
+        })
     }
 
     /// Number of usable samples.
@@ -121,23 +183,48 @@ impl Dataset {
     /// parallel), once: per modality, canonical time-major clips ready for
     /// augmentation and batching.
     pub fn preprocess(&self) -> Vec<Vec<Clip>> {
-        self.modalities
-            .iter()
-            .zip(&self.clips)
-            .map(|(m, clips)| {
-                clips
-                    .par_iter()
-                    .enumerate()
-                    .map(|(i, clip)| {
-                        // Preprocessing is deterministic; the stream only
-                        // exists to satisfy the pipeline's signature.
-                        let mut rng = crate::rng::stream(0, "preprocess", i as u64);
-                        apply_steps(&m.preprocess, clip.clone(), &mut rng)
-                    })
-                    .collect()
-            })
-            .collect()
+        self.modalities.iter().zip(&self.clips).map(|(m, clips)| preprocess_clips(m, clips.par_iter())).collect()
     }
+
+    /// The clips of every sample ready for training under `split`:
+    /// preprocessed, then standardised where a modality declares it with
+    /// statistics of `split.train` alone (so validation and test data never
+    /// shape a training input), then the unlabelled windows of the training
+    /// split's recordings appended, preprocessed and standardised alike.
+    pub fn prepare(&self, split: &Split, protocol: &crate::data::splits::ProtocolDecl) -> Result<Prepared> {
+        let mut pretrain = vec![];
+        for w in &self.unlabelled {
+            if protocol.trains_on(&w.id, &w.attributes)? {
+                pretrain.push(w);
+            }
+        }
+        let n = self.meta.len();
+        let mut clips = vec![];
+        let mut standardization = vec![];
+        for (k, m) in self.modalities.iter().enumerate() {
+            let mut all = preprocess_clips(m, self.clips[k].par_iter().chain(pretrain.par_iter().map(|w| &w.clips[k])));
+            if let Some(per) = m.standardize {
+                let stats = Standardization::fit(&m.name, per, &all, &split.train)?;
+                all.par_iter_mut().for_each(|c| stats.apply(c));
+                standardization.push(stats);
+            }
+            clips.push(all);
+        }
+        Ok(Prepared { clips, pretrain_only: (n..n + pretrain.len()).collect(), standardization })
+    }
+}
+
+/// Applies `m`'s declared preprocessing to each clip, in parallel.
+fn preprocess_clips<'a>(m: &ModalityDecl, clips: impl IndexedParallelIterator<Item = &'a Clip>) -> Vec<Clip> {
+    clips
+        .enumerate()
+        .map(|(i, clip)| {
+            // Preprocessing is deterministic; the stream only exists to
+            // satisfy the pipeline's signature.
+            let mut rng = crate::rng::stream(0, "preprocess", i as u64);
+            apply_steps(&m.preprocess, clip.clone(), &mut rng)
+        })
+        .collect()
 }
 
 /// Reads one file of modality `m` and checks its shape.

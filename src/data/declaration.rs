@@ -2,7 +2,9 @@
 //! is split, written in YAML so that a new dataset needs no code.
 
 pub use crate::data::modality::{ModalityKind, ModalityShape};
+pub use crate::data::recordings::decl::{LabelsDecl, RecordingDecl, WindowsDecl};
 use crate::data::splits::ProtocolDecl;
+pub use crate::data::standardize::StandardizePer;
 use crate::data::transforms::TransformStep;
 pub use crate::metrics::MainMetric;
 use anyhow::{bail, Context, Result};
@@ -20,6 +22,9 @@ pub enum Format {
     Mmact,
     /// A CSV manifest listing each sample and one array file per modality.
     Manifest,
+    /// Continuous recordings (one file per subject, session and modality)
+    /// cut into windows: see [`crate::data::recordings`].
+    Recordings,
 }
 
 impl std::str::FromStr for Format {
@@ -29,7 +34,8 @@ impl std::str::FromStr for Format {
             "utd-mhad" => Ok(Format::UtdMhad),
             "mmact" => Ok(Format::Mmact),
             "manifest" => Ok(Format::Manifest),
-            _ => bail!("unknown format '{s}' (expected utd-mhad, mmact or manifest)"),
+            "recordings" => Ok(Format::Recordings),
+            _ => bail!("unknown format '{s}' (expected utd-mhad, mmact, manifest or recordings)"),
         }
     }
 }
@@ -63,6 +69,13 @@ pub struct ModalityDecl {
     /// Deterministic preprocessing applied once after loading (docs/method.md section 2).
     #[serde(default)]
     pub preprocess: Vec<TransformStep>,
+    /// Standardisation after `preprocess`, its statistics fitted on the
+    /// training split alone ([`crate::data::standardize`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub standardize: Option<StandardizePer>,
+    /// Where the recordings are (format `recordings`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recording: Option<RecordingDecl>,
 }
 
 impl ModalityDecl {
@@ -103,6 +116,12 @@ pub struct DatasetDecl {
     pub main_metric: MainMetric,
     #[serde(default)]
     pub synthetic: Option<SyntheticDecl>,
+    /// Where the labels of recordings are (format `recordings`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<LabelsDecl>,
+    /// How recordings are cut into windows (format `recordings`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub windows: Option<WindowsDecl>,
     /// The file it was read from (not part of the declaration; for messages).
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -139,6 +158,11 @@ impl DatasetDecl {
         }
         for (name, p) in &self.protocols {
             p.validate().with_context(|| format!("protocol '{name}'"))?;
+        }
+        if self.format == Format::Recordings {
+            crate::data::recordings::Layout::of(self)?;
+        } else if self.labels.is_some() || self.windows.is_some() {
+            bail!("'labels' and 'windows' are for format recordings, not {:?}", self.format);
         }
         Ok(())
     }
@@ -177,7 +201,7 @@ impl DatasetDecl {
         let text = match format {
             Format::UtdMhad => include_str!("../../experiments/datasets/utd-mhad.yaml"),
             Format::Mmact => include_str!("../../experiments/datasets/mmact.yaml"),
-            Format::Manifest => bail!("a manifest dataset needs a declaration file naming its modalities (see README)"),
+            Format::Manifest | Format::Recordings => bail!("a {format:?} dataset needs a declaration file naming its modalities (see README)"),
         };
         let mut decl: DatasetDecl = crate::config::parse_yaml(text).context("built-in declaration")?;
         decl.root = dir.to_path_buf();
@@ -214,6 +238,15 @@ fn validate_modality(format: Format, m: &ModalityDecl) -> Result<()> {
     }
     if matches!(format, Format::UtdMhad | Format::Mmact) && (m.dir.is_none() || m.suffix.is_none()) {
         bail!("format {format:?} needs 'dir' and 'suffix' for every modality");
+    }
+    if format != Format::Recordings && m.recording.is_some() {
+        bail!("'recording' is for format recordings, not {format:?}");
+    }
+    if format == Format::Recordings && (m.dir.is_some() || m.suffix.is_some() || m.variable.is_some()) {
+        bail!("format recordings finds files by 'recording: {{files: ...}}', not by 'dir', 'suffix' or 'variable'");
+    }
+    if !(m.sample_rate.is_finite() && m.sample_rate > 0.0) {
+        bail!("sample_rate must be positive");
     }
     for step in &m.preprocess {
         step.transform.check(&m.shape())?;

@@ -3,6 +3,7 @@
 use crate::data::dataset::NonFinite;
 use crate::data::declaration::{Format, ModalityKind};
 use crate::data::layouts::{Dropped, Failure};
+use crate::data::recordings::WindowReport;
 use crate::data::Dataset;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -50,6 +51,10 @@ pub struct InspectReport {
     pub ignored: Vec<PathBuf>,
     pub non_finite: Vec<NonFinite>,
     pub failed: Vec<Failure>,
+    /// Recordings read, windows kept and dropped by reason (format
+    /// `recordings`; its samples are the labelled windows).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub windows: Option<WindowReport>,
 }
 
 impl InspectReport {
@@ -91,6 +96,7 @@ impl InspectReport {
             ignored: ds.ignored.clone(),
             non_finite: ds.non_finite.clone(),
             failed: ds.failed.clone(),
+            windows: ds.windows.clone(),
         }
     }
 
@@ -105,6 +111,9 @@ impl InspectReport {
         let mut s = String::new();
         let _ = writeln!(s, "dataset {} ({:?}) at {}", self.dataset, self.format, self.root.display());
         let _ = writeln!(s, "usable samples: {}", self.samples);
+        if let Some(w) = &self.windows {
+            windows_text(&mut s, w);
+        }
         for m in &self.modalities {
             let _ = writeln!(
                 s,
@@ -128,7 +137,8 @@ impl InspectReport {
                 }
             }
         }
-        list(&mut s, "dropped (missing a modality)", self.dropped.iter().map(|d| format!("{}: missing {}", d.id, d.missing.join(", "))));
+        let missing = if self.windows.is_some() { "recordings dropped (missing a modality)" } else { "dropped (missing a modality)" };
+        list(&mut s, missing, self.dropped.iter().map(|d| format!("{}: missing {}", d.id, d.missing.join(", "))));
         list(&mut s, "ignored files", self.ignored.iter().map(|p| p.display().to_string()));
         list(&mut s, "files with NaN/Inf", self.non_finite.iter().map(|n| format!("{}: {} values", n.file.display(), n.count)));
         list(&mut s, "FAILED files", self.failed.iter().map(|f| format!("{}: {}", f.file.display(), f.reason)));
@@ -154,6 +164,22 @@ fn protocol_report(ds: &Dataset, p: &crate::data::splits::ProtocolDecl) -> Proto
         }
     }
     r
+}
+
+fn windows_text(s: &mut String, w: &WindowReport) {
+    let unlabelled: usize = w.unlabelled_kept.values().sum();
+    let _ = writeln!(s, "recordings read: {}; labelled windows: {}; unlabelled windows kept for pre-training: {unlabelled}", w.recordings, w.windows);
+    if unlabelled > 0 {
+        let _ = writeln!(s, "  unlabelled per subject: {}", join(w.unlabelled_kept.iter().map(|(k, v)| format!("s{k}={v}"))));
+    }
+    let d = &w.dropped;
+    let _ = writeln!(s, "windows dropped: {} (mixed labels {}, gap {}, unlabelled {})", d.total(), d.mixed_labels, d.gap, d.unlabelled);
+    if !w.too_short.is_empty() {
+        let _ = writeln!(s, "recordings shorter than one window ({}): {}", w.too_short.len(), w.too_short.join(", "));
+    }
+    if !w.label_files.is_empty() {
+        let _ = writeln!(s, "interval files: {}", join(w.label_files.iter().map(|p| p.display().to_string())));
+    }
 }
 
 fn join(items: impl Iterator<Item = String>) -> String {

@@ -48,6 +48,7 @@ pub fn discover(decl: &DatasetDecl, modalities: &[&ModalityDecl]) -> Result<Disc
     match decl.format {
         Format::UtdMhad | Format::Mmact => discover_by_name(decl, modalities),
         Format::Manifest => discover_manifest(decl, modalities),
+        Format::Recordings => bail!("dataset '{}': recordings are cut into windows by data::recordings, not discovered as samples", decl.name),
     }
 }
 

@@ -12,9 +12,11 @@ pub mod formats;
 pub mod inspect;
 pub mod layouts;
 pub mod modality;
+pub mod recordings;
 pub mod resample;
 pub mod sample;
 pub mod splits;
+pub mod standardize;
 pub mod synth;
 pub mod transforms;
 

@@ -15,3 +15,19 @@ pub struct SampleMeta {
     pub scene: Option<u32>,
     pub session: Option<u32>,
 }
+
+/// What protocols select samples by: who, which trial, scene and session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Attributes {
+    pub subject: u32,
+    pub trial: Option<u32>,
+    pub scene: Option<u32>,
+    pub session: Option<u32>,
+}
+
+impl SampleMeta {
+    /// The attributes protocols select by.
+    pub fn attributes(&self) -> Attributes {
+        Attributes { subject: self.subject, trial: self.trial, scene: self.scene, session: self.session }
+    }
+}

@@ -5,7 +5,7 @@
 //! Impossible protocols (overlapping or empty splits, a class that is in the
 //! data but not in the training split) are errors, not warnings.
 
-use crate::data::sample::SampleMeta;
+use crate::data::sample::{Attributes, SampleMeta};
 use crate::rng::stream;
 use anyhow::{bail, Result};
 use rand::seq::SliceRandom;
@@ -100,17 +100,35 @@ impl ProtocolDecl {
 
 impl SplitRule {
     fn matches(&self, s: &SampleMeta) -> Result<bool> {
+        self.admits(&s.id, &s.attributes())
+    }
+
+    /// Whether a sample (`id`, for messages) with attributes `a` belongs.
+    fn admits(&self, id: &str, a: &Attributes) -> Result<bool> {
         let check = |list: &Option<Vec<u32>>, value: Option<u32>, what: &str| -> Result<bool> {
             match (list, value) {
                 (None, _) => Ok(true),
                 (Some(l), Some(v)) => Ok(l.contains(&v)),
-                (Some(_), None) => bail!("sample {} has no {what}, but the protocol selects by {what}", s.id),
+                (Some(_), None) => bail!("sample {id} has no {what}, but the protocol selects by {what}"),
             }
         };
-        Ok(check(&self.subjects, Some(s.subject), "subject")?
-            && check(&self.scenes, s.scene, "scene")?
-            && check(&self.sessions, s.session, "session")?
-            && check(&self.trials, s.trial, "trial")?)
+        Ok(check(&self.subjects, Some(a.subject), "subject")?
+            && check(&self.scenes, a.scene, "scene")?
+            && check(&self.sessions, a.session, "session")?
+            && check(&self.trials, a.trial, "trial")?)
+    }
+}
+
+impl ProtocolDecl {
+    /// Whether an unlabelled sample belongs to the training split, as a
+    /// labelled one with its attributes would: unlabelled windows join
+    /// self-supervised pre-training on the training subjects only. A
+    /// stratified protocol splits by label and so cannot place them.
+    pub fn trains_on(&self, id: &str, a: &Attributes) -> Result<bool> {
+        match (&self.train, &self.stratified) {
+            (Some(rule), None) => rule.admits(id, a),
+            _ => bail!("unlabelled windows for pre-training need a protocol with train/val/test rules; a stratified split places samples by label"),
+        }
     }
 }
 

@@ -128,7 +128,7 @@ impl Objective for CrossModal<'_> {
 pub fn train(ctx: &Context, loss: PairLoss, mining: Option<Mining>, progress: &Progress, out: &Path) -> Result<Trained> {
     let objective = CrossModal { ctx, loss, mining };
     let model = crate::device::build(&ctx.train_device, |d| CrossModalModel::for_training(ctx, d))?;
-    let fitted = fit(&objective, model, &ctx.data.split.train, &ctx.method.schedule, FitRules::SelfSupervised, ctx.seed, progress)?;
+    let fitted = fit(&objective, model, &ctx.data.pretraining(), &ctx.method.schedule, FitRules::SelfSupervised, ctx.seed, progress)?;
     Trained::save(fitted, out, None)
 }
 

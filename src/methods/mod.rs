@@ -55,6 +55,10 @@ pub struct RunRecord {
     /// The GPU adapter it trained on (absent for the CPU backend).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device: Option<String>,
+    /// Standardisation statistics fitted on the training split, per
+    /// modality that declares it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub standardization: Vec<crate::data::standardize::Standardization>,
 }
 
 /// What a training produced.
@@ -98,6 +102,7 @@ pub fn train(method: &MethodConfig, ds: &Dataset, opts: &TrainOptions) -> Result
         input_shapes: data.shapes.clone(),
         crate_version: env!("CARGO_PKG_VERSION").to_string(),
         device: crate::device::opened_adapter().map(crate::device::Adapter::describe),
+        standardization: data.standardization.clone(),
     };
     let trained = kind.train(&ctx, &progress, &opts.out)?;
     let (fitted_log, best_epoch, stopped_early, test) = (trained.log, trained.best_epoch, trained.stopped_early, trained.test);

@@ -73,7 +73,7 @@ impl Objective for TwoViews<'_> {
 pub fn train(ctx: &Context, loss: PairLoss, progress: &Progress, out: &Path) -> Result<Trained> {
     let objective = TwoViews { ctx, loss };
     let model = crate::device::build(&ctx.train_device, |d| TwoViewModel::new(ctx, d))?;
-    let fitted = fit(&objective, model, &ctx.data.split.train, &ctx.method.schedule, FitRules::SelfSupervised, ctx.seed, progress)?;
+    let fitted = fit(&objective, model, &ctx.data.pretraining(), &ctx.method.schedule, FitRules::SelfSupervised, ctx.seed, progress)?;
     Trained::save(fitted, out, None)
 }
 

@@ -47,6 +47,12 @@ pub struct TrainData {
     pub split: Split,
     pub shapes: Vec<InputShape>,
     pub main_metric: MainMetric,
+    /// Unlabelled windows of the training split (indices past `labels`),
+    /// for self-supervised pre-training only: see [`Self::pretraining`].
+    pub pretrain_only: Vec<usize>,
+    /// Standardisation fitted on the training split, per modality that
+    /// declares it (recorded in `run.yaml`).
+    pub standardization: Vec<crate::data::standardize::Standardization>,
 }
 
 impl TrainData {
@@ -54,7 +60,9 @@ impl TrainData {
     pub fn new(ds: &Dataset, modalities: &[String], protocol: &str) -> Result<Self> {
         ds.ensure_clean()?;
         let split = ds.decl.split(protocol, &ds.meta)?;
-        let all = ds.preprocess();
+        let prepared = ds.prepare(&split, ds.decl.protocol(protocol)?)?;
+        let mut all = prepared.clips;
+        let id = |i: usize| ds.meta.get(i).map(|m| m.id.as_str()).unwrap_or_else(|| ds.unlabelled[i - ds.meta.len()].id.as_str());
         let mut clips = vec![];
         let mut shapes = vec![];
         for name in modalities {
@@ -63,15 +71,16 @@ impl TrainData {
             if let Some(bad) = all[m].iter().position(|x| x.dim() != (t, j, c)) {
                 bail!(
                     "modality '{name}': sample {} preprocesses to {:?} but {} to {:?}; add a resample step to the declaration",
-                    ds.meta[bad].id,
+                    id(bad),
                     all[m][bad].dim(),
-                    ds.meta[0].id,
+                    id(0),
                     (t, j, c)
                 );
             }
             shapes.push(InputShape { channels: c, frames: t, joints: j });
-            clips.push(all[m].clone());
+            clips.push(std::mem::take(&mut all[m]));
         }
+        let standardization = prepared.standardization.into_iter().filter(|s| modalities.contains(&s.modality)).collect();
         Ok(TrainData {
             modalities: modalities.to_vec(),
             clips,
@@ -81,7 +90,16 @@ impl TrainData {
             split,
             shapes,
             main_metric: ds.decl.main_metric,
+            pretrain_only: prepared.pretrain_only,
+            standardization,
         })
+    }
+
+    /// What self-supervised pre-training trains on: the training split and
+    /// the training split's unlabelled windows (none unless the dataset
+    /// keeps them). Nothing that reads a label may be given these.
+    pub fn pretraining(&self) -> Vec<usize> {
+        self.split.train.iter().chain(&self.pretrain_only).copied().collect()
     }
 }
 
@@ -98,6 +116,8 @@ impl TrainData {
             split: Split { train: vec![], val: vec![], test: vec![] },
             shapes: shapes.to_vec(),
             main_metric: MainMetric::Accuracy,
+            pretrain_only: vec![],
+            standardization: vec![],
         }
     }
 }

@@ -148,13 +148,16 @@ pub fn write_tiny_suite(dir: &Path, cmc_lr: f64) -> std::path::PathBuf {
     dir.join("suite.yaml")
 }
 
-/// The shipped example manifest's declaration with its root in Cargo's
-/// scratch folder (generated there on first load), written to `dir`.
-pub fn example_manifest_declaration(dir: &Path) -> PathBuf {
-    let text = std::fs::read_to_string(declaration("example-manifest.yaml")).unwrap();
-    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join("example-manifest-seed0");
-    let text = text.replace("root: ../../results/data/example-manifest-seed0", &format!("root: {}", root.display()));
-    let path = dir.join("example-manifest.yaml");
+/// A shipped example's declaration (`example-manifest`,
+/// `example-recordings`) with its root in Cargo's scratch folder (generated
+/// there on first load), written to `dir`.
+pub fn example_declaration(dir: &Path, name: &str) -> PathBuf {
+    let text = std::fs::read_to_string(declaration(&format!("{name}.yaml"))).unwrap();
+    let root = Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("{name}-seed0"));
+    let shipped = format!("root: ../../results/data/{name}-seed0");
+    assert!(text.contains(&shipped), "{name}: the shipped root moved");
+    let text = text.replace(&shipped, &format!("root: {}", root.display()));
+    let path = dir.join(format!("{name}.yaml"));
     std::fs::write(&path, text).unwrap();
     path
 }

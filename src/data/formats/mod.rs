@@ -1,4 +1,5 @@
-//! File formats: MAT (UTD-MHAD), NPY and numeric CSV (MMAct, manifests).
+//! File formats: MAT (UTD-MHAD), NPY and numeric CSV or white-space tables
+//! (MMAct, manifests, recordings).
 
 pub mod mat;
 pub mod npy;
@@ -20,6 +21,7 @@ pub fn read_array(path: &Path, mat_variable: Option<&str>) -> Result<ArrayD<f64>
         }
         "npy" => npy::read_npy(path),
         "csv" => Ok(table::read_numeric_csv(path)?.into_dyn()),
-        _ => bail!("{}: unsupported file type '.{ext}' (expected .mat, .npy or .csv)", path.display()),
+        "txt" => Ok(table::read_numeric_table(path)?.into_dyn()),
+        _ => bail!("{}: unsupported file type '.{ext}' (expected .mat, .npy, .csv or .txt)", path.display()),
     }
 }

@@ -1,5 +1,6 @@
-//! Numeric CSV tables (MMAct inertial files, manifest arrays): rows are time
-//! steps, columns are channels, an optional single header row.
+//! Numeric tables (MMAct inertial files, manifest arrays, recordings): rows
+//! are time steps, columns are channels, an optional single header row;
+//! cells separated by commas (CSV) or by white space (HAPT's `.txt` files).
 
 use anyhow::{bail, Context, Result};
 use ndarray::Array2;
@@ -13,6 +14,55 @@ use std::path::Path;
 pub fn read_numeric_csv(path: &Path) -> Result<Array2<f64>> {
     let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read file", path.display()))?;
     parse_numeric_csv(&text).with_context(|| format!("{}", path.display()))
+}
+
+/// Reads a numeric table whose cells are separated by commas or, where its
+/// first line has none, by white space.
+pub fn read_numeric_table(path: &Path) -> Result<Array2<f64>> {
+    let text = std::fs::read_to_string(path).with_context(|| format!("{}: cannot read file", path.display()))?;
+    let comma = text.lines().next().is_some_and(|l| l.contains(','));
+    let parsed = if comma { parse_numeric_csv(&text) } else { parse_whitespace_table(&text) };
+    parsed.with_context(|| format!("{}", path.display()))
+}
+
+/// Parses a table of white-space separated numbers (blank lines skipped, a
+/// non-numeric first line taken as the header).
+pub fn parse_whitespace_table(text: &str) -> Result<Array2<f64>> {
+    let mut values = Vec::new();
+    let mut columns = None;
+    let mut rows = 0;
+    for (i, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let before = values.len();
+        let mut bad = None;
+        for cell in line.split_whitespace() {
+            match cell.parse::<f64>() {
+                Ok(v) => values.push(v),
+                Err(e) => {
+                    bad = Some((cell, e));
+                    break;
+                }
+            }
+        }
+        if let Some((cell, e)) = bad {
+            values.truncate(before);
+            if i == 0 {
+                continue; // header
+            }
+            bail!("line {}: non-numeric value '{cell}' ({e})", i + 1);
+        }
+        let n = values.len() - before;
+        match columns {
+            None => columns = Some(n),
+            Some(c) if c != n => bail!("line {}: {n} columns, expected {c}", i + 1),
+            _ => {}
+        }
+        rows += 1;
+    }
+    let Some(columns) = columns else { bail!("no numeric rows") };
+    Ok(Array2::from_shape_vec((rows, columns), values)?)
 }
 
 /// Parses CSV text; see [`read_numeric_csv`].
@@ -60,5 +110,16 @@ mod tests {
         let e = format!("{:#}", parse_numeric_csv("a,b\n1,2\nx,3\n").unwrap_err());
         assert!(e.contains("line 3") && e.contains("non-numeric"), "{e}");
         assert!(parse_numeric_csv("a,b\n").is_err());
+    }
+
+    #[test]
+    fn white_space_tables_parse_like_csv() {
+        let a = parse_whitespace_table("t ax ay\n0  1 2\n\n1\t3.5 -4e-1\n").unwrap();
+        assert_eq!(a.dim(), (2, 3));
+        assert_eq!(a[[1, 2]], -0.4);
+        let e = format!("{:#}", parse_whitespace_table("1 2\n3\n").unwrap_err());
+        assert!(e.contains("line 2") && e.contains("1 columns"), "{e}");
+        let e = format!("{:#}", parse_whitespace_table("1 2\n3 x\n").unwrap_err());
+        assert!(e.contains("line 2") && e.contains("'x'"), "{e}");
     }
 }

@@ -5,6 +5,7 @@
 //! body driven by per-action joint-angle trajectories, observed by a virtual
 //! Kinect and a virtual IMU.
 
+pub mod hapt;
 pub mod motion;
 
 use crate::data::formats::mat::encode_mat_double;
@@ -61,6 +62,21 @@ pub enum Layout {
     /// inertial signal split into two 3-channel series, stored T x 3 and
     /// 3 x T) and `skeleton/` (T x 20 x 3), as a user's own data may come.
     Manifest,
+    /// Continuous recordings in HAPT's layout ([`hapt`]): per experiment
+    /// and user, `RawData/acc_expXX_userYY.txt` and `gyro_...` (white-space
+    /// separated, 50 Hz) and one `RawData/labels.txt` of labelled intervals.
+    Hapt,
+}
+
+impl Layout {
+    /// The path whose presence marks a set written in this layout.
+    fn marker(self) -> &'static str {
+        match self {
+            Layout::UtdMhad => "Inertial",
+            Layout::Manifest => MANIFEST,
+            Layout::Hapt => hapt::LABELS,
+        }
+    }
 }
 
 /// The file whose presence marks a manifest-layout set.
@@ -76,17 +92,20 @@ pub fn generate_as(out: &Path, seed: u64, layout: Layout) -> Result<Stamp> {
     let folders: &[&str] = match layout {
         Layout::UtdMhad => &["Inertial", "Skeleton"],
         Layout::Manifest => &["accel", "gyro", "skeleton"],
+        Layout::Hapt => &["RawData"],
     };
     for sub in folders {
         std::fs::create_dir_all(tmp.path().join(sub))?;
     }
     let keys = sample_keys();
-    keys.par_iter()
-        .try_for_each(|&(a, s, t)| match layout {
-            Layout::UtdMhad => write_trial(tmp.path(), seed, a, s, t),
+    let written = match layout {
+        Layout::Hapt => hapt::write(tmp.path(), seed),
+        _ => keys.par_iter().try_for_each(|&(a, s, t)| match layout {
             Layout::Manifest => write_manifest_trial(tmp.path(), seed, a, s, t),
-        })
-        .with_context(|| format!("{}: cannot write the synthetic set (nothing was put in place)", out.display()))?;
+            _ => write_trial(tmp.path(), seed, a, s, t),
+        }),
+    };
+    written.with_context(|| format!("{}: cannot write the synthetic set (nothing was put in place)", out.display()))?;
     if layout == Layout::Manifest {
         let mut csv = String::from("sample_id,label,subject,trial,accel,gyro,skeleton\n");
         for &(a, s, t) in &keys {
@@ -108,7 +127,7 @@ pub fn generate_as(out: &Path, seed: u64, layout: Layout) -> Result<Stamp> {
 /// Generates the set into `root` unless an identical one (same generator
 /// version, seed and layout) is already there.
 pub fn ensure_generated(root: &Path, seed: u64, layout: Layout) -> Result<()> {
-    let same_layout = root.join(MANIFEST).is_file() == (layout == Layout::Manifest);
+    let same_layout = root.join(layout.marker()).exists();
     if same_layout && read_stamp(root).is_some_and(|s| s.seed == seed && s.generator_version == motion::GENERATOR_VERSION) {
         return Ok(());
     }
@@ -169,6 +188,6 @@ fn write_manifest_trial(root: &Path, seed: u64, a: usize, s: usize, t: usize) ->
 
 /// Plain write: files go into the staging folder, which becomes visible
 /// only by the final rename, so per-file atomicity would buy nothing.
-fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
+pub(crate) fn write_new(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, bytes).with_context(|| format!("{}: write failed", path.display()))
 }
