@@ -1072,4 +1072,15 @@ fn a_suite_on_continuous_recordings_trains_and_evaluates_from_yaml_alone() {
     assert!(data.pretrain_only.iter().all(|&i| i >= data.labels.len()));
     let metrics = p.store.dir(&train("train sup seed 3").id).join("metrics.json");
     assert!(metrics.is_file(), "the supervised training is evaluated on the test users");
+    // A suite may leave the unlabelled windows out: another fingerprint,
+    // other ids for the trainings, no pre-training-only windows.
+    std::fs::write(&suite, std::fs::read_to_string(&suite).unwrap() + "unlabelled_windows: drop\n").unwrap();
+    let q = prepare(&suite, &results).unwrap();
+    assert!(q.dataset.unlabelled.is_empty());
+    assert!(q.runs.iter().all(|r| p.runs.iter().all(|o| o.id != r.id)));
+    // On a dataset without windows the key is an error naming the suite's line.
+    let utd = common::write_tiny_suite(dir.path(), 0.003);
+    std::fs::write(&utd, std::fs::read_to_string(&utd).unwrap() + "unlabelled_windows: pretrain\n").unwrap();
+    let e = format!("{:#}", prepare(&utd, &results).err().unwrap());
+    assert!(e.contains("unlabelled_windows") && e.contains("nothing is unlabelled") && e.contains("suite.yaml"), "{e}");
 }

@@ -8,7 +8,7 @@ use super::plan::{plan, PlannedRun, Step};
 use super::store::{ClaimOutcome, Hardware, RunRecordFile, RunStatus, RunStore};
 use super::suite::Suite;
 use super::workers::{wall_time, Workers};
-use crate::data::{Dataset, DatasetDecl};
+use crate::data::Dataset;
 use crate::methods::{devices, train, TrainOptions};
 use crate::protocols::fine_tuning::{fine_tune_frozen, paper_schedule};
 use crate::protocols::label_fractions::{frozen_label_fractions, random_encoders, supervised_label_fractions};
@@ -42,7 +42,7 @@ pub fn prepare_with(suite_path: &Path, results: &Path, dataset: Option<&Path>) -
     if let Some(path) = dataset {
         suite.dataset_path = path.to_path_buf();
     }
-    let decl = DatasetDecl::from_file(&suite.dataset_path)?;
+    let decl = suite.dataset_decl()?;
     if dataset.is_some() {
         suite.decl.name = format!("{}-{}", suite.decl.name, decl.name);
     }

@@ -147,6 +147,13 @@ pub struct SuiteDecl {
     /// e.g. CMC-CMKM over a new baseline.
     #[serde(default)]
     pub claims: Option<Vec<ClaimDecl>>,
+    /// Whether self-supervised methods pre-train on the training split's
+    /// unlabelled windows (`pretrain`) or not (`drop`), overriding the
+    /// dataset's `windows.unlabelled` (format `recordings` only). The
+    /// setting becomes part of the dataset's fingerprint, so runs of the
+    /// two choices never share an id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unlabelled_windows: Option<crate::data::recordings::decl::UnlabelledUse>,
 }
 
 /// A suite with its files read and paths resolved.
@@ -371,6 +378,19 @@ impl Suite {
     /// The checks that need the dataset: the protocol, each method against
     /// the dataset's modalities and shapes, and every batch against the
     /// train split. What passes here fails no run for its settings.
+    /// The suite's dataset declaration, with the suite's
+    /// `unlabelled_windows` applied.
+    pub fn dataset_decl(&self) -> Result<crate::data::DatasetDecl> {
+        let mut decl = crate::data::DatasetDecl::from_file(&self.dataset_path)?;
+        if let Some(choice) = self.decl.unlabelled_windows {
+            let Some(windows) = decl.windows.as_mut() else {
+                return Err(self.error(&["unlabelled_windows"], format!("dataset {} has no windows (format {:?}): nothing is unlabelled", self.dataset_path.display(), decl.format)));
+            };
+            windows.unlabelled = choice;
+        }
+        Ok(decl)
+    }
+
     pub fn check_against(&self, dataset: &crate::data::Dataset) -> Result<()> {
         let protocol = &self.decl.protocol;
         dataset.decl.protocol(protocol).map_err(|e| self.error(&["protocol"], e))?;
