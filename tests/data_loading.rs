@@ -340,3 +340,58 @@ fn bad_recordings_are_errors_naming_the_file_and_the_problem() {
     assert_ne!(code, Some(0));
     assert!(text.contains("labels.txt:7") && text.contains("s9_ses9"), "{text}");
 }
+
+/// CZU-MHAD fixtures written by SciPy's MAT writer (tests/fixtures/czu-mhad,
+/// make_fixtures.py): cmkm's reader gives what the fork's readers give
+/// (their arrays saved beside them), and the fork's split by subject.
+#[test]
+fn czu_mhad_reads_as_the_fork_reads_it() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/czu-mhad");
+    let ds = Dataset::load(&DatasetDecl::builtin(Format::CzuMhad, &root).unwrap(), &[]).unwrap();
+    ds.ensure_clean().unwrap();
+    assert_eq!(ds.len(), 10);
+    let close = |got: f32, want: f64, what: &str| assert!((got as f64 - want).abs() <= 1e-5 * want.abs().max(1.0), "{what}: {got} vs the fork's {want}");
+    for (i, meta) in ds.meta.iter().enumerate() {
+        let expected = |m: &str| cmkm::data::formats::npy::read_npy(&root.join(format!("expected/{}_{m}.npy", meta.id))).unwrap();
+        let inertial = expected("inertial");
+        let clip = &ds.clips[0][i];
+        assert_eq!((clip.dim().0, clip.dim().2), (inertial.shape()[0], 60), "{}", meta.id);
+        for ((t, _, c), &v) in clip.indexed_iter() {
+            close(v, inertial[[t, c]], &format!("{} inertial ({t}, {c})", meta.id));
+        }
+        let skeleton = expected("skeleton"); // 25 x 3 x T
+        let clip = &ds.clips[1][i];
+        assert_eq!(clip.dim(), (skeleton.shape()[2], 25, 3), "{}", meta.id);
+        for ((t, j, c), &v) in clip.indexed_iter() {
+            close(v, skeleton[[j, c, t]], &format!("{} skeleton ({t}, {j}, {c})", meta.id));
+        }
+    }
+    let first = ds.meta.iter().find(|m| m.id == "x4_a2_t1").unwrap();
+    assert_eq!((first.subject, first.label, first.trial), (4, 1, Some(1)));
+    let split = ds.decl.split("cross_subject", &ds.meta).unwrap();
+    let subjects = |idx: &[usize]| idx.iter().map(|&i| ds.meta[i].subject).collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(subjects(&split.train), [1, 2].into());
+    assert_eq!(subjects(&split.val), [3].into());
+    assert_eq!(subjects(&split.test), [4, 5].into());
+}
+
+#[test]
+fn a_czu_mhad_file_without_its_cell_or_with_a_bad_sensor_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixtures = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/czu-mhad");
+    for sub in ["Inertial", "Skeleton"] {
+        std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+        for f in ["x1_a1_t1.mat", "x3_a1_t1.mat", "x4_a1_t1.mat"] {
+            std::fs::copy(fixtures.join(sub).join(f), dir.path().join(sub).join(f)).unwrap();
+        }
+    }
+    // A numeric `sensor` instead of a cell; a skeleton with 99 columns.
+    write_mat_double(&dir.path().join("Inertial/x3_a1_t1.mat"), "sensor", &[30, 7], &[0.5; 210], false).unwrap();
+    write_mat_double(&dir.path().join("Skeleton/x4_a1_t1.mat"), "skeleton", &[20, 99], &[0.5; 1980], true).unwrap();
+    let ds = Dataset::load(&DatasetDecl::builtin(Format::CzuMhad, dir.path()).unwrap(), &[]).unwrap();
+    assert_eq!(ds.len(), 1);
+    let reason = |f: &str| ds.failed.iter().find(|x| x.file.ends_with(f)).map(|x| x.reason.clone()).unwrap_or_default();
+    assert!(reason("Inertial/x3_a1_t1.mat").contains("not a cell array"), "{:?}", ds.failed);
+    assert!(reason("Skeleton/x4_a1_t1.mat").contains("expected T x 100"), "{:?}", ds.failed);
+    assert!(ds.ensure_clean().is_err());
+}

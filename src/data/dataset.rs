@@ -2,7 +2,7 @@
 //! every file, shape and finiteness checks, and one-time preprocessing.
 
 use crate::data::clip::{clip_from_layout, count_non_finite, Clip};
-use crate::data::declaration::{DatasetDecl, ModalityDecl};
+use crate::data::declaration::{DatasetDecl, Format, ModalityDecl, ModalityKind};
 use crate::data::layouts::{discover, Dropped, Failure};
 pub use crate::data::sample::SampleMeta;
 use crate::data::recordings::{UnlabelledWindow, WindowReport};
@@ -81,7 +81,7 @@ impl Dataset {
         }
         let found = discover(decl, &mods)?;
         let loaded: Vec<Result<Vec<Clip>, Failure>> =
-            found.entries.par_iter().map(|e| e.files.iter().zip(&mods).map(|(f, m)| load_clip(f, m)).collect()).collect();
+            found.entries.par_iter().map(|e| e.files.iter().zip(&mods).map(|(f, m)| load_clip(decl.format, f, m)).collect()).collect();
         let mut ds = Dataset {
             decl: decl.clone(),
             modalities: mods.iter().map(|m| (*m).clone()).collect(),
@@ -228,9 +228,15 @@ fn preprocess_clips<'a>(m: &ModalityDecl, clips: impl IndexedParallelIterator<It
 }
 
 /// Reads one file of modality `m` and checks its shape.
-fn load_clip(file: &Path, m: &ModalityDecl) -> Result<Clip, Failure> {
+fn load_clip(format: Format, file: &Path, m: &ModalityDecl) -> Result<Clip, Failure> {
     let fail = |reason: String| Failure { file: file.to_path_buf(), reason };
-    let array = formats::read_array(file, m.variable.as_deref()).map_err(|e| fail(reason_without_path(&e, file)))?;
+    let variable = m.variable.as_deref();
+    let array = match (format, m.kind) {
+        (Format::CzuMhad, ModalityKind::Series) => formats::czu::read_sensors(file, variable.unwrap_or("sensor")),
+        (Format::CzuMhad, ModalityKind::Skeleton) => formats::czu::read_skeleton(file, variable.unwrap_or("skeleton"), m.joint_count()),
+        _ => formats::read_array(file, variable),
+    };
+    let array = array.map_err(|e| fail(reason_without_path(&e, file)))?;
     let clip = clip_from_layout(array, &m.layout).map_err(|e| fail(e.to_string()))?;
     let (t, j, c) = clip.dim();
     if j != m.joint_count() || c != m.channels {

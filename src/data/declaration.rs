@@ -20,6 +20,9 @@ pub enum Format {
     UtdMhad,
     /// `<dir>/aA_sS_tT_sesX_scY<suffix>` per modality (MMAct, preprocessed).
     Mmact,
+    /// `<dir>/xS_aA_tT<suffix>` per modality (CZU-MHAD, as the fork of the
+    /// reference reads it: [`crate::data::formats::czu`]).
+    CzuMhad,
     /// A CSV manifest listing each sample and one array file per modality.
     Manifest,
     /// Continuous recordings (one file per subject, session and modality)
@@ -33,9 +36,10 @@ impl std::str::FromStr for Format {
         match s {
             "utd-mhad" => Ok(Format::UtdMhad),
             "mmact" => Ok(Format::Mmact),
+            "czu-mhad" => Ok(Format::CzuMhad),
             "manifest" => Ok(Format::Manifest),
             "recordings" => Ok(Format::Recordings),
-            _ => bail!("unknown format '{s}' (expected utd-mhad, mmact, manifest or recordings)"),
+            _ => bail!("unknown format '{s}' (expected utd-mhad, mmact, czu-mhad, manifest or recordings)"),
         }
     }
 }
@@ -201,6 +205,7 @@ impl DatasetDecl {
         let text = match format {
             Format::UtdMhad => include_str!("../../experiments/datasets/utd-mhad.yaml"),
             Format::Mmact => include_str!("../../experiments/datasets/mmact.yaml"),
+            Format::CzuMhad => include_str!("../../experiments/datasets/czu-mhad.yaml"),
             Format::Manifest | Format::Recordings => bail!("a {format:?} dataset needs a declaration file naming its modalities (see README)"),
         };
         let mut decl: DatasetDecl = crate::config::parse_yaml(text).context("built-in declaration")?;
@@ -236,7 +241,7 @@ fn validate_modality(format: Format, m: &ModalityDecl) -> Result<()> {
     if m.channels == 0 || m.joint_count() == 0 {
         bail!("channels and joints must be positive");
     }
-    if matches!(format, Format::UtdMhad | Format::Mmact) && (m.dir.is_none() || m.suffix.is_none()) {
+    if matches!(format, Format::UtdMhad | Format::Mmact | Format::CzuMhad) && (m.dir.is_none() || m.suffix.is_none()) {
         bail!("format {format:?} needs 'dir' and 'suffix' for every modality");
     }
     if format != Format::Recordings && m.recording.is_some() {
@@ -244,6 +249,12 @@ fn validate_modality(format: Format, m: &ModalityDecl) -> Result<()> {
     }
     if format == Format::Recordings && (m.dir.is_some() || m.suffix.is_some() || m.variable.is_some()) {
         bail!("format recordings finds files by 'recording: {{files: ...}}', not by 'dir', 'suffix' or 'variable'");
+    }
+    if format == Format::CzuMhad {
+        let want = if m.kind == ModalityKind::Series { "TC" } else { "TJC" };
+        if m.layout != want || m.variable.is_none() || (m.kind == ModalityKind::Series && m.channels % crate::data::formats::czu::SENSOR_CHANNELS != 0) {
+            bail!("format czu-mhad reads its files into T x (6 x sensors) series (layout TC) and T x joints x 3 skeletons (layout TJC), from the 'variable' named (sensor, skeleton)");
+        }
     }
     if !(m.sample_rate.is_finite() && m.sample_rate > 0.0) {
         bail!("sample_rate must be positive");

@@ -46,14 +46,22 @@ pub fn discover(decl: &DatasetDecl, modalities: &[&ModalityDecl]) -> Result<Disc
         bail!("{}: dataset root does not exist or is not a directory", decl.root.display());
     }
     match decl.format {
-        Format::UtdMhad | Format::Mmact => discover_by_name(decl, modalities),
+        Format::UtdMhad | Format::Mmact | Format::CzuMhad => discover_by_name(decl, modalities),
         Format::Manifest => discover_manifest(decl, modalities),
         Format::Recordings => bail!("dataset '{}': recordings are cut into windows by data::recordings, not discovered as samples", decl.name),
     }
 }
 
-/// Parses a UTD-MHAD (`a1_s2_t3`) or MMAct (`a1_s2_t3_ses4_sc5`) sample id.
+/// Parses a UTD-MHAD (`a1_s2_t3`), MMAct (`a1_s2_t3_ses4_sc5`) or CZU-MHAD
+/// (`x2_a1_t3`: subject first) sample id.
 pub fn parse_sample_id(format: Format, id: &str, classes: usize) -> Result<SampleMeta> {
+    if format == Format::CzuMhad {
+        // The same fields as UTD-MHAD's, subject first and called x.
+        let parts: Vec<&str> = id.split('_').collect();
+        let [subject, action, trial] = parts.as_slice() else { bail!("name '{id}' does not match the CzuMhad pattern xS_aA_tT") };
+        let subject = subject.strip_prefix('x').with_context(|| format!("name '{id}' does not match the CzuMhad pattern xS_aA_tT"))?;
+        return parse_sample_id(Format::UtdMhad, &format!("{action}_s{subject}_{trial}"), classes).map(|m| SampleMeta { id: id.to_string(), ..m });
+    }
     let parts: Vec<&str> = id.split('_').collect();
     let field = |i: usize, prefix: &str| -> Result<u32> {
         parts

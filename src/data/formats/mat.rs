@@ -31,13 +31,7 @@ pub fn read_mat_variable(path: &Path, name: &str) -> Result<MatArray> {
 
 /// Parses variable `name` from the bytes of a MAT file.
 pub fn parse_mat_variable(bytes: &[u8], name: &str) -> Result<MatArray> {
-    if bytes.len() < 128 {
-        bail!("not a MAT file: {} bytes, shorter than the 128-byte header", bytes.len());
-    }
-    if !bytes.starts_with(b"MATLAB") {
-        bail!("not a MATLAB level-5 MAT file (header does not start with 'MATLAB')");
-    }
-    check_elements(bytes)?;
+    check_file(bytes)?;
     // The parser is third-party code fed with untrusted bytes: a panic inside
     // it must become an error for this file, not abort the whole load.
     let parsed = std::panic::catch_unwind(|| matfile::MatFile::parse(bytes))
@@ -56,6 +50,18 @@ pub fn parse_mat_variable(bytes: &[u8], name: &str) -> Result<MatArray> {
         bail!("variable '{name}' is empty (dimensions {dims:?})");
     }
     Ok(MatArray { dims, data })
+}
+
+/// Checks the header and walks the top-level elements (see
+/// [`check_elements`]).
+pub(super) fn check_file(bytes: &[u8]) -> Result<()> {
+    if bytes.len() < 128 {
+        bail!("not a MAT file: {} bytes, shorter than the 128-byte header", bytes.len());
+    }
+    if !bytes.starts_with(b"MATLAB") {
+        bail!("not a MATLAB level-5 MAT file (header does not start with 'MATLAB')");
+    }
+    check_elements(bytes)
 }
 
 /// Walks the top-level data elements, so that a truncated file or a broken
@@ -151,12 +157,12 @@ fn real_f64(data: &matfile::NumericData) -> Option<Vec<f64>> {
     }
 }
 
-const MI_INT8: u32 = 1;
+pub(super) const MI_INT8: u32 = 1;
 const MI_INT32: u32 = 5;
 const MI_UINT32: u32 = 6;
 const MI_DOUBLE: u32 = 9;
-const MI_MATRIX: u32 = 14;
-const MI_COMPRESSED: u32 = 15;
+pub(super) const MI_MATRIX: u32 = 14;
+pub(super) const MI_COMPRESSED: u32 = 15;
 const MX_DOUBLE_CLASS: u32 = 6;
 
 /// Encodes a complete MAT file holding one real double array.
@@ -186,7 +192,7 @@ pub fn write_mat_double(path: &Path, name: &str, dims: &[usize], data: &[f64], c
     crate::fsutil::write_atomic(path, &bytes)
 }
 
-fn header() -> Vec<u8> {
+pub(super) fn header() -> Vec<u8> {
     let mut text = format!("MATLAB 5.0 MAT-file, Platform: {}, Created by: cmkm", std::env::consts::OS).into_bytes();
     text.resize(116, b' ');
     text.extend_from_slice(&[0u8; 8]); // no subsystem data

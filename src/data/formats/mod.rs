@@ -1,7 +1,9 @@
 //! File formats: MAT (UTD-MHAD), NPY and numeric CSV or white-space tables
 //! (MMAct, manifests, recordings).
 
+pub mod czu;
 pub mod mat;
+pub mod mat_cell;
 pub mod npy;
 pub mod table;
 
