@@ -120,9 +120,11 @@ impl Dataset {
         }
         let loaded: Vec<usize> = mods.iter().map(|m| decl.modalities.iter().position(|d| d.name == m.name).expect("a declared modality")).collect();
         let mut cut = crate::data::recordings::load(decl, &loaded)?;
-        cut.samples.sort_by(|(a, _), (b, _)| {
-            let key = |m: &SampleMeta| (m.label, m.subject, m.trial, m.session, m.scene, m.id.clone());
-            key(a).cmp(&key(b))
+        // The order of every other format (layouts::sort_entries), without
+        // copying ids: a million windows sort in a fraction of a second.
+        cut.samples.par_sort_by(|(a, _), (b, _)| {
+            let key = |m: &SampleMeta| (m.label, m.subject, m.trial, m.session, m.scene);
+            key(a).cmp(&key(b)).then_with(|| a.id.cmp(&b.id))
         });
         let mut clips = vec![Vec::with_capacity(cut.samples.len()); mods.len()];
         let mut meta = Vec::with_capacity(cut.samples.len());
