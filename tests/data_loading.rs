@@ -395,3 +395,16 @@ fn a_czu_mhad_file_without_its_cell_or_with_a_bad_sensor_is_named() {
     assert!(reason("Skeleton/x4_a1_t1.mat").contains("expected T x 100"), "{:?}", ds.failed);
     assert!(ds.ensure_clean().is_err());
 }
+
+/// README's example declaration of recordings is one cmkm accepts.
+#[test]
+fn the_readme_recordings_example_is_a_valid_declaration() {
+    let readme = std::fs::read_to_string(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap();
+    let start = readme.find("```yaml\nname: my-hapt").expect("README shows the HAPT example") + "```yaml\n".len();
+    let yaml = &readme[start..start + readme[start..].find("```").unwrap()];
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("my-hapt.yaml");
+    std::fs::write(&path, yaml).unwrap();
+    let decl = DatasetDecl::from_file(&path).unwrap();
+    assert_eq!((decl.format, decl.modalities.len(), decl.classes.len()), (Format::Recordings, 2, 12));
+}
