@@ -199,7 +199,7 @@ fn a_tiny_suite_on_the_gpu_matches_the_cpu_and_keeps_the_cpu_run_ids() {
         assert!(out.status.success(), "{device}: {}", String::from_utf8_lossy(&out.stderr));
     }
     let records: Vec<String> =
-        std::fs::read_dir(gpu_results.join("tiny/runs")).unwrap().flatten().map(|e| std::fs::read_to_string(e.path().join("record.json")).unwrap()).collect();
+        std::fs::read_dir(gpu_results.join("runs")).unwrap().flatten().map(|e| std::fs::read_to_string(e.path().join("record.json")).unwrap()).collect();
     assert_eq!(records.len(), gpu_ids.len());
     assert!(records.iter().all(|r| r.contains("\"gpu\": \"")), "every GPU run records its adapter");
     let compare = cmkm().arg("compare").arg(&cpu_results).arg(&gpu_results).args(["--max-diff", "0.1"]).output().unwrap();

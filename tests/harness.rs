@@ -47,7 +47,7 @@ fn a_tiny_suite_reproduces_once_and_then_does_nothing() {
     }
     // No staging folders or locks are left behind.
     let leftovers: Vec<_> =
-        std::fs::read_dir(results.join("tiny/runs")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
+        std::fs::read_dir(results.join("runs")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     let start = std::time::Instant::now();
     let again = prepare(&suite, &results).unwrap();
@@ -55,6 +55,41 @@ fn a_tiny_suite_reproduces_once_and_then_does_nothing() {
     assert!(start.elapsed().as_secs() < 20, "a finished suite is skipped quickly");
     assert!(again.describe(std::path::Path::new("no-reports"), Workers::new(Some(1), 2)).lines().filter(|l| l.contains(" done ")).count() == p.runs.len());
     check_report(dir.path(), &suite, &results);
+}
+
+/// One run store for every suite: a second suite planning the same runs
+/// finds them done, and runs kept per suite by an earlier cmkm move into
+/// the shared store when a suite is next prepared.
+#[test]
+fn suites_share_one_run_store_and_a_per_suite_store_is_adopted() {
+    let dir = tempfile::tempdir().unwrap();
+    let suite = write_suite(dir.path(), 0.003);
+    let results = dir.path().join("results");
+    let p = prepare(&suite, &results).unwrap();
+    assert_eq!(p.reproduce(true).unwrap(), (p.runs.len(), 0));
+    // Another suite with the same trainings and only the retrieval protocol.
+    let text = std::fs::read_to_string(&suite).unwrap().replace("name: tiny", "name: tiny-retrieval");
+    let fine_tuning = text.lines().find(|l| l.contains("fine_tuning")).unwrap().to_string();
+    let fractions = text.lines().find(|l| l.contains("label_fractions")).unwrap().to_string();
+    let other = dir.path().join("other.yaml");
+    std::fs::write(&other, text.replace(&format!("{fine_tuning}\n"), "").replace(&format!("{fractions}\n"), "")).unwrap();
+    let q = prepare(&other, &results).unwrap();
+    assert!(q.runs.len() < p.runs.len());
+    assert!(q.runs.iter().all(|r| q.store.is_done(&r.id)), "every run of the second suite was done by the first");
+    // The per-suite layout of earlier versions: results/tiny/runs/<id>.
+    let legacy = dir.path().join("legacy");
+    std::fs::create_dir_all(legacy.join("tiny")).unwrap();
+    std::fs::rename(results.join("runs"), legacy.join("tiny/runs")).unwrap();
+    let again = prepare(&suite, &legacy).unwrap();
+    assert!(again.runs.iter().all(|r| again.store.is_done(&r.id)));
+    assert!(legacy.join("runs").is_dir() && again.store.dir(&again.runs[0].id).starts_with(legacy.join("runs")));
+    let left = std::fs::read_dir(legacy.join("tiny/runs")).unwrap().flatten().filter(|e| e.path().join("record.json").is_file()).count();
+    assert_eq!(left, 0, "every finished run moved");
+    // A suite may not take the store's own folder names.
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(&bad, std::fs::read_to_string(&suite).unwrap().replace("name: tiny", "name: runs")).unwrap();
+    let e = format!("{:#}", prepare(&bad, &results).err().unwrap());
+    assert!(e.contains("may not be called 'runs'"), "{e}");
 }
 
 /// `cmkm report` on the finished tiny suite: every table and plot, numbers
@@ -125,7 +160,7 @@ fn check_report(dir: &Path, suite: &Path, results: &Path) {
     assert_eq!(compare(results).status.code(), Some(0));
     let copy = dir.join("copy");
     copy_dir(results, &copy);
-    let path = copy.join("tiny/runs").join(&ft.id).join("metrics.json");
+    let path = copy.join("runs").join(&ft.id).join("metrics.json");
     let mut v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
     v["accuracy"] = serde_json::json!(m["accuracy"].as_f64().unwrap() + 0.25);
     std::fs::write(&path, v.to_string()).unwrap();
@@ -149,7 +184,7 @@ fn copy_dir(from: &Path, to: &Path) {
 /// The files whose contents must not depend on interruptions.
 fn outcomes(results: &Path) -> BTreeMap<String, String> {
     let mut out = BTreeMap::new();
-    for run in std::fs::read_dir(results.join("tiny/runs")).unwrap().flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')) {
+    for run in std::fs::read_dir(results.join("runs")).unwrap().flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')) {
         for f in ["metrics.json", "retrieval.json", "label_fractions.json"] {
             if let Ok(text) = std::fs::read_to_string(run.path().join(f)) {
                 out.insert(format!("{}/{f}", run.file_name().to_string_lossy()), text);
@@ -199,7 +234,7 @@ fn copy_without_checkpoints(from: &Path, to: &Path) {
 
 /// Names in `runs/` starting with a dot: staging folders and locks.
 fn leftovers(results: &Path) -> Vec<String> {
-    std::fs::read_dir(results.join("tiny/runs"))
+    std::fs::read_dir(results.join("runs"))
         .unwrap()
         .flatten()
         .map(|e| e.file_name().to_string_lossy().to_string())
@@ -209,7 +244,7 @@ fn leftovers(results: &Path) -> Vec<String> {
 
 /// Every run folder present is complete and its JSON files parse.
 fn assert_no_partial_runs(results: &Path, context: &str) {
-    let Ok(entries) = std::fs::read_dir(results.join("tiny/runs")) else { return };
+    let Ok(entries) = std::fs::read_dir(results.join("runs")) else { return };
     for e in entries.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')) {
         assert!(e.path().join("record.json").is_file(), "{context}: partial run folder {}", e.path().display());
         for f in std::fs::read_dir(e.path()).unwrap().flatten() {
@@ -280,7 +315,7 @@ fn two_concurrent_reproduces_share_the_work_without_duplicates() {
     let runs = prepare(&suite, &results).unwrap().runs.len();
     assert_eq!(logs.matches("] done in ").count(), runs, "{logs}");
     assert!(leftovers(&results).is_empty(), "{:?}", leftovers(&results));
-    assert!(!results.join("tiny/failed").exists(), "{logs}");
+    assert!(!results.join("failed").exists(), "{logs}");
     assert_no_partial_runs(&results, "concurrent");
     assert_eq!(*expected, outcomes(&results));
 }
@@ -395,7 +430,7 @@ fn a_suite_carried_to_another_store_in_an_archive_finishes_with_the_same_results
     // Unpacking again changes nothing.
     let out = store_cmd("unpack", &second, &suite, &archive);
     let log = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success() && log.contains(&format!("0 run(s) placed into {} ({cut} already there)", second.join("tiny").display())), "{log}");
+    assert!(out.status.success() && log.contains(&format!("0 run(s) placed into {} ({cut} already there)", second.display())), "{log}");
 }
 
 #[test]
@@ -432,7 +467,7 @@ fn unpacking_a_damaged_or_foreign_archive_is_an_error_naming_it_and_places_nothi
         let log = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(1), "{log}");
         assert!(log.contains(&archive.display().to_string()) && log.contains(why) && !log.contains("panicked"), "{log}");
-        let placed = std::fs::read_dir(second.join("tiny/runs")).map(|d| d.flatten().count()).unwrap_or(0);
+        let placed = std::fs::read_dir(second.join("runs")).map(|d| d.flatten().count()).unwrap_or(0);
         assert_eq!(placed, 0, "{}: nothing is placed", archive.display());
     }
 }
@@ -440,34 +475,52 @@ fn unpacking_a_damaged_or_foreign_archive_is_an_error_naming_it_and_places_nothi
 /// The tiny suite in a fresh folder whose results hold the reference's runs
 /// as another suite, so that `cmkm plan` has timings to estimate from:
 /// (folder kept alive, suite file, results folder).
+/// A fresh store for the tiny suite, with the reference run's timings as a
+/// committed report's `timings.csv` (the store shares runs between suites,
+/// so timings copied into it would be finished runs).
 fn suite_with_timings() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
     let (reference_dir, _) = reference();
     let dir = tempfile::tempdir().unwrap();
     let suite = write_suite(dir.path(), 0.003);
     let results = dir.path().join("results");
-    copy_dir(&reference_dir.path().join("reference/tiny"), &results.join("timing-source"));
+    let out = common::cmkm()
+        .args(["report", "--results"])
+        .arg(reference_dir.path().join("reference"))
+        .arg("--reports")
+        .arg(dir.path().join("reports"))
+        .arg(&suite)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     (dir, suite, results)
+}
+
+/// [`reproduce_with_jobs`] estimating from the reports next to `results`.
+fn reproduce_timed(results: &Path, suite: &Path, jobs: u32) -> std::process::Command {
+    let mut cmd = reproduce_with_jobs(results, suite, jobs);
+    cmd.arg("--reports").arg(results.parent().unwrap().join("reports"));
+    cmd
 }
 
 #[test]
 fn a_time_limit_starts_no_run_expected_to_end_after_it() {
     let (_dir, suite, results) = suite_with_timings();
     for jobs in [1, 2] {
-        let out = reproduce_with_jobs(&results, &suite, jobs).args(["--time-limit", "0"]).output().unwrap();
+        let out = reproduce_timed(&results, &suite, jobs).args(["--time-limit", "0"]).output().unwrap();
         let log = String::from_utf8_lossy(&out.stderr);
         assert!(out.status.success(), "{log}");
         assert!(log.contains("not started: train ") && log.contains("the time limit ends in 0s"), "{log}");
         assert!(!log.contains("] done in "), "{log}");
         assert!(
-            !results.join("tiny/runs").exists()
-                || std::fs::read_dir(results.join("tiny/runs")).unwrap().flatten().all(|e| e.file_name().to_string_lossy().starts_with('.')),
+            !results.join("runs").exists()
+                || std::fs::read_dir(results.join("runs")).unwrap().flatten().all(|e| e.file_name().to_string_lossy().starts_with('.')),
             "{log}"
         );
     }
-    let out = reproduce_with_jobs(&results, &suite, 1).args(["--time-limit", "1:00:00"]).output().unwrap();
+    let out = reproduce_timed(&results, &suite, 1).args(["--time-limit", "1:00:00"]).output().unwrap();
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success() && !log.contains("not started"), "{log}");
-    let bad = reproduce_with_jobs(&results, &suite, 1).args(["--time-limit", "1:75"]).output().unwrap();
+    let bad = reproduce_timed(&results, &suite, 1).args(["--time-limit", "1:75"]).output().unwrap();
     assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("expected MINUTES, MM:SS or HH:MM:SS"));
 }
 
@@ -479,7 +532,7 @@ fn a_run_in_flight_elsewhere_when_the_time_limit_comes_is_left_to_its_owner() {
     // This test process holds the run, as another worker would while training it.
     let claim = p.store.claim(&held.id).unwrap();
     assert!(matches!(claim, cmkm::harness::store::ClaimOutcome::Claimed(_)));
-    let out = reproduce_with_jobs(&results, &suite, 1).args(["--time-limit", "0:10"]).output().unwrap();
+    let out = reproduce_timed(&results, &suite, 1).args(["--time-limit", "0:10"]).output().unwrap();
     drop(claim);
     let log = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{log}");
@@ -582,7 +635,7 @@ fn malformed_run_files_fail_the_report_naming_the_file_and_the_field() {
         let dir = tempfile::tempdir().unwrap();
         let results = dir.path().join("results");
         copy_dir(&reference_dir.path().join("reference"), &results);
-        let path = results.join("tiny/runs").join(id).join(file);
+        let path = results.join("runs").join(id).join(file);
         let text = std::fs::read_to_string(&path).unwrap();
         let damaged = damage(&text);
         assert_ne!(damaged, text, "case {k}: the damage changes the file");
@@ -607,15 +660,15 @@ fn malformed_run_files_fail_the_report_naming_the_file_and_the_field() {
     let suite = reference_dir.path().join("suite.yaml");
     let report = |to: &str| common::cmkm().arg("report").arg(&suite).arg("--results").arg(&results).arg("--reports").arg(dir.path().join(to)).output().unwrap();
     assert!(report("before").status.success());
-    let foreign = results.join("tiny/runs/00000000deadbeef");
+    let foreign = results.join("runs/00000000deadbeef");
     std::fs::create_dir_all(&foreign).unwrap();
     std::fs::write(foreign.join("record.json"), "{ not json").unwrap();
-    std::fs::write(results.join("tiny/runs/stray.txt"), "x").unwrap();
+    std::fs::write(results.join("runs/stray.txt"), "x").unwrap();
     assert!(report("foreign").status.success());
     for f in ["main_table.csv", "retrieval.csv", "label_fractions.csv", "claims.csv"] {
         assert_eq!(std::fs::read(dir.path().join("before/tiny").join(f)).unwrap(), std::fs::read(dir.path().join("foreign/tiny").join(f)).unwrap(), "{f}");
     }
-    let record = results.join("tiny/runs").join(&retrieval).join("record.json");
+    let record = results.join("runs").join(&retrieval).join("record.json");
     let text = std::fs::read_to_string(&record).unwrap();
     std::fs::write(&record, &text[..text.len() / 3]).unwrap();
     let out = report("truncated");
@@ -752,7 +805,7 @@ fn sigkills_at_fifty_points_of_training_evaluation_report_and_store_writes_lose_
         cmd
     };
     let placed = |store: &Path| {
-        std::fs::read_dir(store.join("tiny/runs")).map_or(0, |d| d.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count())
+        std::fs::read_dir(store.join("runs")).map_or(0, |d| d.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count())
     };
     let mut unpack_kills = 0;
     while killed_at(&mut unpack(), "commit", 2) {
@@ -772,7 +825,7 @@ fn sigkills_at_fifty_points_of_training_evaluation_report_and_store_writes_lose_
 
 /// [`outcomes`] of a store that may not have a run yet.
 fn outcomes_if_any(results: &Path) -> BTreeMap<String, String> {
-    if results.join("tiny/runs").is_dir() {
+    if results.join("runs").is_dir() {
         outcomes(results)
     } else {
         BTreeMap::new()

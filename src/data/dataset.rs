@@ -69,14 +69,14 @@ impl Dataset {
             if modalities.is_empty() { decl.modalities.iter().collect() } else { modalities.iter().map(|n| decl.modality(n)).collect::<Result<_>>()? };
         if let Some(s) = &decl.synthetic {
             let layout = match decl.format {
-                crate::data::declaration::Format::Manifest => synth::Layout::Manifest,
-                crate::data::declaration::Format::UtdMhad => synth::Layout::UtdMhad,
-                crate::data::declaration::Format::Recordings => synth::Layout::Hapt,
+                Format::Manifest => synth::Layout::Manifest,
+                Format::UtdMhad => synth::Layout::UtdMhad,
+                Format::Recordings => synth::Layout::Hapt,
                 other => anyhow::bail!("dataset '{}': `synthetic` data is written in the utd-mhad, manifest or recordings format, not {other:?}", decl.name),
             };
             synth::ensure_generated(&decl.root, s.seed, layout)?;
         }
-        if decl.format == crate::data::declaration::Format::Recordings {
+        if decl.format == Format::Recordings {
             return Self::load_recordings(decl, mods);
         }
         let found = discover(decl, &mods)?;

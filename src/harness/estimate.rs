@@ -49,15 +49,13 @@ pub fn work(step: &Step) -> (&'static str, &str, f64) {
 }
 
 impl Timings {
-    /// Reads every recorded timing under `results` (all suites) and
+    /// Reads every recorded timing in the run store `results` (all suites) and
     /// `reports` (committed `timings.csv` files). Unreadable files are
     /// skipped: an estimate is a convenience, never a result.
     pub fn gather(results: &Path, reports: &Path) -> Self {
         let mut t = Timings::default();
-        for suite in subdirs(results) {
-            for run in subdirs(&suite.join("runs")) {
-                t.add_run(&run);
-            }
+        for run in subdirs(&results.join("runs")) {
+            t.add_run(&run);
         }
         for suite in subdirs(reports) {
             t.add_csv(&suite.join("timings.csv"));

@@ -28,8 +28,8 @@ pub struct Prepared {
     pub store: RunStore,
 }
 
-/// Loads a suite, its dataset, and plans it against `results` (the store
-/// lives in `results/<suite name>`).
+/// Loads a suite, its dataset, and plans it against the run store in
+/// `results` (shared by every suite: `results/runs/<id>`).
 pub fn prepare(suite_path: &Path, results: &Path) -> Result<Prepared> {
     prepare_with(suite_path, results, None)
 }
@@ -51,7 +51,14 @@ pub fn prepare_with(suite_path: &Path, results: &Path, dataset: Option<&Path>) -
     suite.check_against(&dataset)?;
     let fingerprint = crate::data::fingerprint::fingerprint(&dataset)?;
     let runs = plan(&suite, &fingerprint)?;
-    let store = RunStore::new(results.join(&suite.decl.name));
+    if crate::harness::store::RESERVED_NAMES.contains(&suite.decl.name.as_str()) {
+        bail!("{}: a suite may not be called '{}', the run store's own folder", suite.path.display(), suite.decl.name);
+    }
+    let store = RunStore::new(results.to_path_buf());
+    let adopted = store.adopt_suite_stores()?;
+    if adopted > 0 {
+        eprintln!("moved {adopted} finished run(s) from per-suite folders under {} into the shared run store {}", store.root.display(), store.root.join("runs").display());
+    }
     Ok(Prepared { suite, dataset, runs, store })
 }
 
@@ -274,8 +281,7 @@ impl Prepared {
     /// Estimates are for runs on `workers.threads` threads, and the wall
     /// time left for `workers.jobs` workers taking the runs in plan order.
     pub fn overview(&self, reports: &Path, workers: Workers) -> PlanOverview {
-        let results = self.store.root.parent().unwrap_or(Path::new("."));
-        let timings = Timings::gather(results, reports);
+        let timings = Timings::gather(&self.store.root, reports);
         let runs = self
             .runs
             .iter()

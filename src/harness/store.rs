@@ -94,10 +94,16 @@ impl RunStatus {
     }
 }
 
-/// The results folder of one suite.
+/// The run store: one results folder for every suite, runs found by their
+/// content-addressed ids (`runs/<id>/`, failures in `failed/<id>.txt`), so a
+/// suite that plans a run another suite finished finds it done. A suite's
+/// own files (its Slurm records) live in `<root>/<suite name>/`.
 pub struct RunStore {
     pub root: PathBuf,
 }
+
+/// Folder names of the store itself, which no suite may take.
+pub const RESERVED_NAMES: [&str; 2] = ["runs", "failed"];
 
 /// A run's lock: an OS file lock (`flock`) on `runs/.<id>.lock`, so a
 /// process killed at any point releases it with its file descriptors. The
@@ -137,6 +143,45 @@ pub enum ClaimOutcome {
 impl RunStore {
     pub fn new(root: PathBuf) -> Self {
         RunStore { root }
+    }
+
+    /// The folder of a suite's own files (Slurm records).
+    pub fn suite_dir(&self, suite: &str) -> PathBuf {
+        self.root.join(suite)
+    }
+
+    /// Moves the finished runs and failure records that an earlier cmkm
+    /// (0.13.0 before the shared store) kept per suite in
+    /// `<root>/<suite>/runs` and `<root>/<suite>/failed`, for every suite
+    /// folder under the root, into the shared store, each under its run's
+    /// lock; a run already in the shared store stays as it is. Returns how
+    /// many runs moved.
+    pub fn adopt_suite_stores(&self) -> Result<usize> {
+        let Ok(entries) = std::fs::read_dir(&self.root) else { return Ok(0) };
+        let mut suites: Vec<PathBuf> = entries.flatten().map(|e| e.path()).filter(|p| p.join("runs").is_dir()).collect();
+        suites.retain(|p| !p.file_name().is_some_and(|n| RESERVED_NAMES.iter().any(|r| n == *r)));
+        suites.sort();
+        suites.iter().map(|old| self.adopt(old)).sum()
+    }
+
+    fn adopt(&self, old: &std::path::Path) -> Result<usize> {
+        let mut moved = 0;
+        for path in finished_runs(&old.join("runs")) {
+            let id = path.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+            if self.place(&id, &path)? {
+                moved += 1;
+            }
+        }
+        if let Ok(entries) = std::fs::read_dir(old.join("failed")) {
+            for e in entries.flatten() {
+                let id = e.file_name().to_string_lossy().trim_end_matches(".txt").to_string();
+                if !self.is_done(&id) && self.failure(&id).is_none() {
+                    std::fs::create_dir_all(self.root.join("failed"))?;
+                    std::fs::rename(e.path(), self.failure_path(&id)).with_context(|| format!("{}: cannot move the failure record", e.path().display()))?;
+                }
+            }
+        }
+        Ok(moved)
     }
 
     /// Folder of a finished run.
@@ -297,6 +342,15 @@ impl RunStore {
             }
         }
     }
+}
+
+/// The finished run folders (holding their record) under `runs`.
+fn finished_runs(runs: &std::path::Path) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(runs) else { return vec![] };
+    let mut out: Vec<PathBuf> =
+        entries.flatten().map(|e| e.path()).filter(|p| p.join("record.json").is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))).collect();
+    out.sort();
+    out
 }
 
 impl Claim {

@@ -124,7 +124,7 @@ pub fn submit(p: &Prepared, command: &JobCommand, resources: &JobResources, choi
     let threads = resources.cpus_per_task.map_or(1, |n| n as usize);
     let mut overview = p.overview(&command.reports, Workers { jobs: resources.max_parallel.map_or(1, |n| n as usize).max(1), threads });
     let held = if retry_failed { 0 } else { hold_back_failed(&mut overview.runs) };
-    let dir = p.store.root.join("slurm");
+    let dir = p.store.suite_dir(&p.suite.decl.name).join("slurm");
     let record_path = dir.join("jobs.json");
     let mut record = SubmissionRecord::load(&record_path)?;
     let queued = queued_runs(&record, &overview.runs, dry_run)?;
@@ -363,7 +363,7 @@ fn report_script(suite: &str, c: &JobCommand, r: &JobResources, logs: &Path) -> 
 /// state, then the counts of each.
 pub fn status(p: &Prepared, reports: &Path) -> Result<String> {
     let overview = p.overview(reports, Workers::new(Some(1), Workers::cores()));
-    let record_path = p.store.root.join("slurm").join("jobs.json");
+    let record_path = p.store.suite_dir(&p.suite.decl.name).join("slurm").join("jobs.json");
     let record = SubmissionRecord::load(&record_path)?;
     let states = if record.runs.is_empty() {
         BTreeMap::new()
