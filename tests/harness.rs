@@ -46,8 +46,7 @@ fn a_tiny_suite_reproduces_once_and_then_does_nothing() {
         assert!(d.join("record.json").is_file() && d.join("plan.json").is_file(), "{}", r.label);
     }
     // No staging folders or locks are left behind.
-    let leftovers: Vec<_> =
-        std::fs::read_dir(results.join("runs")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(results.join("runs")).unwrap().flatten().filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
     let start = std::time::Instant::now();
     let again = prepare(&suite, &results).unwrap();
@@ -234,12 +233,7 @@ fn copy_without_checkpoints(from: &Path, to: &Path) {
 
 /// Names in `runs/` starting with a dot: staging folders and locks.
 fn leftovers(results: &Path) -> Vec<String> {
-    std::fs::read_dir(results.join("runs"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().to_string())
-        .filter(|n| n.starts_with('.'))
-        .collect()
+    std::fs::read_dir(results.join("runs")).unwrap().flatten().map(|e| e.file_name().to_string_lossy().to_string()).filter(|n| n.starts_with('.')).collect()
 }
 
 /// Every run folder present is complete and its JSON files parse.
@@ -804,9 +798,8 @@ fn sigkills_at_fifty_points_of_training_evaluation_report_and_store_writes_lose_
             .stderr(std::process::Stdio::null());
         cmd
     };
-    let placed = |store: &Path| {
-        std::fs::read_dir(store.join("runs")).map_or(0, |d| d.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count())
-    };
+    let placed =
+        |store: &Path| std::fs::read_dir(store.join("runs")).map_or(0, |d| d.flatten().filter(|e| !e.file_name().to_string_lossy().starts_with('.')).count());
     let mut unpack_kills = 0;
     while killed_at(&mut unpack(), "commit", 2) {
         unpack_kills += 1;

@@ -4,8 +4,8 @@
 use crate::data::clip::{clip_from_layout, count_non_finite, Clip};
 use crate::data::declaration::{DatasetDecl, Format, ModalityDecl, ModalityKind};
 use crate::data::layouts::{discover, Dropped, Failure};
-pub use crate::data::sample::SampleMeta;
 use crate::data::recordings::{UnlabelledWindow, WindowReport};
+pub use crate::data::sample::SampleMeta;
 use crate::data::splits::Split;
 use crate::data::standardize::Standardization;
 use crate::data::transforms::apply_steps;

@@ -252,7 +252,10 @@ fn validate_modality(format: Format, m: &ModalityDecl) -> Result<()> {
     }
     if format == Format::CzuMhad {
         let want = if m.kind == ModalityKind::Series { "TC" } else { "TJC" };
-        if m.layout != want || m.variable.is_none() || (m.kind == ModalityKind::Series && m.channels % crate::data::formats::czu::SENSOR_CHANNELS != 0) {
+        if m.layout != want
+            || m.variable.is_none()
+            || (m.kind == ModalityKind::Series && !m.channels.is_multiple_of(crate::data::formats::czu::SENSOR_CHANNELS))
+        {
             bail!("format czu-mhad reads its files into T x (6 x sensors) series (layout TC) and T x joints x 3 skeletons (layout TJC), from the 'variable' named (sensor, skeleton)");
         }
     }

@@ -57,7 +57,11 @@ pub fn prepare_with(suite_path: &Path, results: &Path, dataset: Option<&Path>) -
     let store = RunStore::new(results.to_path_buf());
     let adopted = store.adopt_suite_stores()?;
     if adopted > 0 {
-        eprintln!("moved {adopted} finished run(s) from per-suite folders under {} into the shared run store {}", store.root.display(), store.root.join("runs").display());
+        eprintln!(
+            "moved {adopted} finished run(s) from per-suite folders under {} into the shared run store {}",
+            store.root.display(),
+            store.root.join("runs").display()
+        );
     }
     Ok(Prepared { suite, dataset, runs, store })
 }

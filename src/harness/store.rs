@@ -347,8 +347,11 @@ impl RunStore {
 /// The finished run folders (holding their record) under `runs`.
 fn finished_runs(runs: &std::path::Path) -> Vec<PathBuf> {
     let Ok(entries) = std::fs::read_dir(runs) else { return vec![] };
-    let mut out: Vec<PathBuf> =
-        entries.flatten().map(|e| e.path()).filter(|p| p.join("record.json").is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))).collect();
+    let mut out: Vec<PathBuf> = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.join("record.json").is_file() && !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .collect();
     out.sort();
     out
 }

@@ -384,7 +384,10 @@ impl Suite {
         let mut decl = crate::data::DatasetDecl::from_file(&self.dataset_path)?;
         if let Some(choice) = self.decl.unlabelled_windows {
             let Some(windows) = decl.windows.as_mut() else {
-                return Err(self.error(&["unlabelled_windows"], format!("dataset {} has no windows (format {:?}): nothing is unlabelled", self.dataset_path.display(), decl.format)));
+                return Err(self.error(
+                    &["unlabelled_windows"],
+                    format!("dataset {} has no windows (format {:?}): nothing is unlabelled", self.dataset_path.display(), decl.format),
+                ));
             };
             windows.unlabelled = choice;
         }

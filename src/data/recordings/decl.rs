@@ -187,7 +187,7 @@ impl UnlabelledUse {
 impl WindowsDecl {
     /// Checks the numbers.
     pub fn validate(&self) -> Result<()> {
-        if !(self.length.is_finite() && self.length > 0.0) || !(self.stride.is_finite() && self.stride > 0.0) {
+        if !(self.length.is_finite() && self.length > 0.0 && self.stride.is_finite() && self.stride > 0.0) {
             bail!("windows: length and stride must be positive");
         }
         if self.unit == WindowUnit::Samples && (self.length.fract() != 0.0 || self.stride.fract() != 0.0) {

@@ -203,7 +203,8 @@ mod tests {
 
     #[test]
     fn hapt_intervals_count_samples_from_one_inclusively() {
-        let d: IntervalsDecl = serde_yaml::from_str("{file: labels.txt, columns: [session, subject, label, start, end], unit: samples, first_sample: 1}").unwrap();
+        let d: IntervalsDecl =
+            serde_yaml::from_str("{file: labels.txt, columns: [session, subject, label, start, end], unit: samples, first_sample: 1}").unwrap();
         let t = from_intervals(&[iv(2.0, 3.0, 4, 1), iv(5.0, 5.0, 1, 2)], &d, &track(6)).unwrap();
         assert_eq!(t, vec![None, Some(4), Some(4), None, Some(1), None]);
         let e = from_intervals(&[iv(2.0, 3.0, 4, 1), iv(3.0, 4.0, 1, 2)], &d, &track(6)).unwrap_err().to_string();

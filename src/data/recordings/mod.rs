@@ -96,7 +96,11 @@ impl<'a> Layout<'a> {
                 bail!("modality '{}': the pattern '{}' has no {{subject}}", m.name, rec.files);
             }
             if let Some(first) = patterns.first().map(Pattern::placeholders).filter(|f| *f != p.placeholders()) {
-                bail!("modality '{}': its pattern names {:?}, the first modality's {first:?}: a recording must be named alike in every modality", m.name, p.placeholders());
+                bail!(
+                    "modality '{}': its pattern names {:?}, the first modality's {first:?}: a recording must be named alike in every modality",
+                    m.name,
+                    p.placeholders()
+                );
             }
             if !(m.layout == "TC" || m.layout == "TJC") {
                 bail!("modality '{}': a recording's rows are time steps: layout TC (series) or TJC (skeleton, joint-major columns), not {}", m.name, m.layout);

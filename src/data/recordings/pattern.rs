@@ -63,8 +63,7 @@ impl Pattern {
 
     /// The placeholders the pattern uses.
     pub fn placeholders(&self) -> Vec<&'static str> {
-        let mut used: Vec<usize> =
-            self.components.iter().flatten().filter_map(|p| if let Piece::Placeholder(i) = p { Some(*i) } else { None }).collect();
+        let mut used: Vec<usize> = self.components.iter().flatten().filter_map(|p| if let Piece::Placeholder(i) = p { Some(*i) } else { None }).collect();
         used.sort_unstable();
         used.dedup();
         used.into_iter().map(|i| PLACEHOLDERS[i]).collect()

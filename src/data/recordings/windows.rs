@@ -163,11 +163,13 @@ fn majority(steps: &[Option<usize>]) -> (Option<usize>, usize) {
     for l in steps {
         *counts.entry((l.is_none(), l.unwrap_or(0))).or_default() += 1;
     }
-    let (&(none, class), &count) = counts.iter().fold(None, |best: Option<(&(bool, usize), &usize)>, cur| match best {
-        Some(b) if b.1 >= cur.1 => Some(b),
-        _ => Some(cur),
-    })
-    .expect("a window has time steps");
+    let (&(none, class), &count) = counts
+        .iter()
+        .fold(None, |best: Option<(&(bool, usize), &usize)>, cur| match best {
+            Some(b) if b.1 >= cur.1 => Some(b),
+            _ => Some(cur),
+        })
+        .expect("a window has time steps");
     ((!none).then_some(class), count)
 }
 
