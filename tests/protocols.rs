@@ -11,13 +11,17 @@ use cmkm::models::EvaluationHead;
 use cmkm::protocols::fine_tuning::{fine_tune_cached, fine_tune_encoders, FrozenEncoders};
 use cmkm::protocols::label_fractions::run_label_fractions;
 use cmkm::protocols::retrieval::retrieval_settings;
-use cmkm::protocols::EncoderSet;
+use cmkm::protocols::{EncoderSet, HeadTraining, LabelSubsets};
 use cmkm::training::{exclusive, Progress, TrainData};
 use common::{cmkm, dataset, method, run};
 use std::path::Path;
 
 fn schedule(epochs: usize) -> ScheduleConfig {
     ScheduleConfig { epochs, batch_size: 32, lr: 3e-3, plateau_factor: 0.5, plateau_patience: 10, early_stopping_patience: Some(50), grad_clip_norm: None }
+}
+
+fn training(epochs: usize, head: EvaluationHead, frozen: FrozenEncoders, seed: u64) -> HeadTraining {
+    HeadTraining { schedule: schedule(epochs), head, frozen, seed }
 }
 
 fn quiet() -> Progress {
@@ -46,8 +50,8 @@ fn cached_features_give_the_same_fine_tuning_as_running_the_encoders() {
         let set = random_set(modalities, &data);
         let (_, device) = devices();
         let features = set.features(&data, &device).unwrap();
-        let cached = fine_tune_cached(&features, &data, &data.split.train, &schedule(4), head, 3, &quiet()).unwrap();
-        let live = fine_tune_encoders(&set, &data, &data.split.train, &schedule(4), head, false, FrozenEncoders::Eval, 3, &quiet()).unwrap();
+        let cached = fine_tune_cached(&features, &data, &data.split.train, &training(4, head, FrozenEncoders::Eval, 3), &quiet()).unwrap();
+        let live = fine_tune_encoders(&set, &data, &data.split.train, &training(4, head, FrozenEncoders::Eval, 3), false, &quiet()).unwrap();
         // The same up to float rounding: matrix products over different batch
         // groupings (128 samples when caching, 32 per step when live) round
         // differently in the last bits, which training can amplify slightly.
@@ -58,7 +62,7 @@ fn cached_features_give_the_same_fine_tuning_as_running_the_encoders() {
             assert_eq!(cached.predictions, live.predictions, "the co-occurrence encoder is batch-invariant here: exactly equal");
         }
         // Full fine-tuning trains the encoders too, which changes the outcome.
-        let full = fine_tune_encoders(&set, &data, &data.split.train, &schedule(4), head, true, FrozenEncoders::Eval, 3, &quiet()).unwrap();
+        let full = fine_tune_encoders(&set, &data, &data.split.train, &training(4, head, FrozenEncoders::Eval, 3), true, &quiet()).unwrap();
         assert_eq!(full.predictions.len(), cached.predictions.len());
     }
 }
@@ -72,7 +76,7 @@ fn frozen_encoders_in_training_mode_normalise_by_batch_and_take_no_gradient() {
     use burn::module::Module;
     let data = data(&["skeleton"]);
     let set = random_set(&["skeleton"], &data);
-    let tune = |frozen| fine_tune_encoders(&set, &data, &data.split.train, &schedule(4), EvaluationHead::Linear, false, frozen, 3, &quiet()).unwrap();
+    let tune = |frozen| fine_tune_encoders(&set, &data, &data.split.train, &training(4, EvaluationHead::Linear, frozen, 3), false, &quiet()).unwrap();
     let (eval, training) = (tune(FrozenEncoders::Eval), tune(FrozenEncoders::Training));
     assert_ne!(eval.predictions, training.predictions, "training mode must change what the head sees");
     assert_eq!(training.predictions, tune(FrozenEncoders::Training).predictions, "and repeat exactly");
@@ -114,8 +118,15 @@ fn every_protocol_runs_for_every_kind_of_encoder_and_repeats_exactly() {
         let names: Vec<&str> = set.modalities.iter().map(String::as_str).collect();
         let data = data(&names);
         let features = set.features(&data, &device).unwrap();
-        let a = fine_tune_cached(&features, &data, &data.split.train, &schedule(3), EvaluationHead::Linear, 7, &quiet()).unwrap();
-        let b = fine_tune_cached(&set.features(&data, &device).unwrap(), &data, &data.split.train, &schedule(3), EvaluationHead::Linear, 7, &quiet()).unwrap();
+        let a = fine_tune_cached(&features, &data, &data.split.train, &training(3, EvaluationHead::Linear, FrozenEncoders::Eval, 7), &quiet()).unwrap();
+        let b = fine_tune_cached(
+            &set.features(&data, &device).unwrap(),
+            &data,
+            &data.split.train,
+            &training(3, EvaluationHead::Linear, FrozenEncoders::Eval, 7),
+            &quiet(),
+        )
+        .unwrap();
         assert_eq!(a.metrics, b.metrics, "{}", dir.display());
         if set.kind == "supervised" {
             assert!(a.metrics.accuracy > 2.0 / 27.0, "a head on trained encoders beats chance: {}", a.metrics.accuracy);
@@ -134,10 +145,11 @@ fn every_protocol_runs_for_every_kind_of_encoder_and_repeats_exactly() {
         let fractions = |seed| {
             run_label_fractions(
                 &data,
-                &[0.1, 0.5],
-                2,
+                &LabelSubsets { fractions: &[0.1, 0.5], repetitions: 2 },
                 seed,
-                |subset, _, _| Ok(fine_tune_cached(&features, &data, subset, &schedule(2), EvaluationHead::Linear, seed, &quiet())?.metrics),
+                |subset, _, _| {
+                    Ok(fine_tune_cached(&features, &data, subset, &training(2, EvaluationHead::Linear, FrozenEncoders::Eval, seed), &quiet())?.metrics)
+                },
                 no_reuse,
             )
             .unwrap()
@@ -159,10 +171,9 @@ fn supervised_and_random_baselines_run_on_label_fractions() {
     let features = set.features(&data, &device).unwrap();
     let (runs, summary) = run_label_fractions(
         &data,
-        &[0.25],
-        2,
+        &LabelSubsets { fractions: &[0.25], repetitions: 2 },
         3,
-        |subset, _, _| Ok(fine_tune_cached(&features, &data, subset, &schedule(2), EvaluationHead::Linear, 3, &quiet())?.metrics),
+        |subset, _, _| Ok(fine_tune_cached(&features, &data, subset, &training(2, EvaluationHead::Linear, FrozenEncoders::Eval, 3), &quiet())?.metrics),
         no_reuse,
     )
     .unwrap();
@@ -172,8 +183,7 @@ fn supervised_and_random_baselines_run_on_label_fractions() {
     m.schedule.epochs = 2;
     let (runs, _) = run_label_fractions(
         &data,
-        &[0.25],
-        2,
+        &LabelSubsets { fractions: &[0.25], repetitions: 2 },
         3,
         |subset, f, r| {
             let opts = cmkm::methods::TrainOptions {
@@ -207,11 +217,11 @@ fn identical_label_subsets_are_trained_once() {
     let features = set.features(&data, &device).unwrap();
     let trained = std::cell::RefCell::new(vec![]);
     let reused = std::cell::RefCell::new(vec![]);
-    let fine_tune = |subset: &[usize]| fine_tune_cached(&features, &data, subset, &schedule(2), EvaluationHead::Linear, 5, &quiet()).unwrap().metrics;
+    let fine_tune =
+        |subset: &[usize]| fine_tune_cached(&features, &data, subset, &training(2, EvaluationHead::Linear, FrozenEncoders::Eval, 5), &quiet()).unwrap().metrics;
     let (runs, summary) = run_label_fractions(
         &data,
-        &[0.01, 0.05, 0.1, 0.5],
-        2,
+        &LabelSubsets { fractions: &[0.01, 0.05, 0.1, 0.5], repetitions: 2 },
         5,
         |subset, f, r| {
             trained.borrow_mut().push((f, r));

@@ -6,10 +6,11 @@ use clap::{Args, Subcommand};
 use cmkm_lib::data::{Dataset, DatasetDecl};
 use cmkm_lib::methods::config::MethodConfig;
 use cmkm_lib::methods::{devices, read_record};
-use cmkm_lib::protocols::fine_tuning::{fine_tune_encoders, fine_tune_frozen, paper_schedule, FrozenEncoders};
+use cmkm_lib::protocols::fine_tuning::{fine_tune_encoders, fine_tune_frozen, FrozenEncoders};
 use cmkm_lib::protocols::label_fractions::{frozen_label_fractions, random_encoders, supervised_label_fractions, FractionSummary, PAPER_FRACTIONS};
 use cmkm_lib::protocols::retrieval::{retrieval_settings, write_retrieval};
 use cmkm_lib::protocols::EncoderSet;
+use cmkm_lib::protocols::{HeadTraining, LabelSubsets};
 use cmkm_lib::training::{Progress, TrainData};
 use std::path::{Path, PathBuf};
 
@@ -117,12 +118,10 @@ fn encoders(run: &Path, c: &Common) -> Result<(EncoderSet, TrainData)> {
     Ok((set, data))
 }
 
-fn schedule(c: &Common, multimodal: bool) -> cmkm_lib::methods::config::ScheduleConfig {
-    let mut s = paper_schedule(multimodal);
-    if let Some(e) = c.epochs {
-        s.epochs = e;
-    }
-    s
+/// How the heads train on `modalities` encoders: the paper's schedule with
+/// `--epochs`, `--head`, `--frozen` and `--seed`.
+fn head_training(c: &Common, modalities: usize) -> HeadTraining {
+    HeadTraining::paper(modalities, c.epochs, c.head, c.frozen, c.data.seed)
 }
 
 /// `<base>/eval/<name>`, or `<name>-frozen-training` with `--frozen training`.
@@ -145,9 +144,9 @@ fn not_frozen(c: &Common, why: &str) -> Result<()> {
 
 /// Label fractions on frozen encoders, in the mode `--frozen` picks.
 fn label_fractions_on(set: &EncoderSet, data: &TrainData, common: &Common, fractions: &[f64], repetitions: u64, out: &Path) -> Result<Vec<FractionSummary>> {
-    let s = schedule(common, set.modalities.len() > 1);
     let (_, device) = devices();
-    Ok(frozen_label_fractions(set, data, fractions, repetitions, &s, common.head, common.frozen, common.data.seed, &device, out)?.1)
+    let training = head_training(common, set.modalities.len());
+    Ok(frozen_label_fractions(set, data, &LabelSubsets { fractions, repetitions }, &training, &device, out)?.1)
 }
 
 pub fn run(cmd: EvaluateCommand) -> Result<i32> {
@@ -157,13 +156,13 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
                 not_frozen(&common, "--full trains the encoders")?;
             }
             let (set, data) = encoders(&run, &common)?;
-            let s = schedule(&common, set.modalities.len() > 1);
+            let training = head_training(&common, set.modalities.len());
             let progress = Progress { label: "fine-tune".into(), quiet: common.quiet };
             let result = if full || uncached {
-                fine_tune_encoders(&set, &data, &data.split.train, &s, common.head, full, common.frozen, common.data.seed, &progress)?
+                fine_tune_encoders(&set, &data, &data.split.train, &training, full, &progress)?
             } else {
                 let (_, device) = devices();
-                fine_tune_frozen(&set, &data, &data.split.train, &s, common.head, common.frozen, common.data.seed, &device, &progress)?
+                fine_tune_frozen(&set, &data, &data.split.train, &training, &device, &progress)?
             };
             let out = out_dir(&common, &run, if full { "fine-tune-full" } else { "fine-tune" });
             result.write(&out, serde_json::json!({ "encoders": set.source, "modalities": set.modalities, "full": full, "frozen": common.frozen }))?;
@@ -218,7 +217,8 @@ pub fn run(cmd: EvaluateCommand) -> Result<i32> {
                     let ds = Dataset::load(&decl, &m.modalities)?;
                     let data = TrainData::new(&ds, &m.modalities, &common.data.protocol)?;
                     let out = common.out.clone().unwrap_or_else(|| PathBuf::from(format!("results/eval/{}/label-fractions", m.name)));
-                    let (_, summary) = supervised_label_fractions(&m, &ds, &data, &common.data.protocol, &fractions, repetitions, common.data.seed, &out)?;
+                    let subsets = LabelSubsets { fractions: &fractions, repetitions };
+                    let (_, summary) = supervised_label_fractions(&m, &ds, &data, &common.data.protocol, &subsets, common.data.seed, &out)?;
                     (summary, out)
                 }
                 _ => bail!("give one of --run DIR, --random METHOD.yaml or --supervised METHOD.yaml"),

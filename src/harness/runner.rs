@@ -10,10 +10,11 @@ use super::suite::Suite;
 use super::workers::{wall_time, Workers};
 use crate::data::Dataset;
 use crate::methods::{devices, train, TrainOptions};
-use crate::protocols::fine_tuning::{fine_tune_frozen, paper_schedule};
+use crate::protocols::fine_tuning::fine_tune_frozen;
 use crate::protocols::label_fractions::{frozen_label_fractions, random_encoders, supervised_label_fractions};
 use crate::protocols::retrieval::{retrieval_settings, write_retrieval};
 use crate::protocols::EncoderSet;
+use crate::protocols::{HeadTraining, LabelSubsets};
 use crate::training::{format_duration, Progress, TrainData};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
@@ -122,9 +123,8 @@ impl Prepared {
             }
             Step::FineTune { encoders, modalities, epochs, head, frozen, .. } => {
                 let (set, data) = self.encoders(encoders, modalities, classes, &device)?;
-                let mut schedule = paper_schedule(modalities.len() > 1);
-                schedule.epochs = *epochs;
-                let result = fine_tune_frozen(&set, &data, &data.split.train, &schedule, *head, *frozen, run.seed, &device, &progress)?;
+                let training = HeadTraining::paper(modalities.len(), Some(*epochs), *head, *frozen, run.seed);
+                let result = fine_tune_frozen(&set, &data, &data.split.train, &training, &device, &progress)?;
                 result.write(out, serde_json::json!({ "modalities": modalities }))?;
             }
             Step::Retrieval { encoders, .. } => {
@@ -134,20 +134,19 @@ impl Prepared {
             }
             Step::LabelFractions { encoders, modalities, fractions, repetitions, epochs, head, frozen, .. } => {
                 let (set, data) = self.encoders(encoders, modalities, classes, &device)?;
-                let mut schedule = paper_schedule(modalities.len() > 1);
-                schedule.epochs = *epochs;
-                frozen_label_fractions(&set, &data, fractions, *repetitions, &schedule, *head, *frozen, run.seed, &device, out)?;
+                let training = HeadTraining::paper(modalities.len(), Some(*epochs), *head, *frozen, run.seed);
+                frozen_label_fractions(&set, &data, &LabelSubsets { fractions, repetitions: *repetitions }, &training, &device, out)?;
             }
             Step::SupervisedFractions { config, fractions, repetitions, .. } => {
                 let data = TrainData::new(&self.dataset, &config.modalities, &protocol)?;
-                supervised_label_fractions(config, &self.dataset, &data, &protocol, fractions, *repetitions, run.seed, out)?;
+                let subsets = LabelSubsets { fractions, repetitions: *repetitions };
+                supervised_label_fractions(config, &self.dataset, &data, &protocol, &subsets, run.seed, out)?;
             }
             Step::RandomFractions { config, fractions, repetitions, epochs, head, frozen, .. } => {
                 let data = TrainData::new(&self.dataset, &config.modalities, &protocol)?;
-                let mut schedule = paper_schedule(config.modalities.len() > 1);
-                schedule.epochs = *epochs;
+                let training = HeadTraining::paper(config.modalities.len(), Some(*epochs), *head, *frozen, run.seed);
                 let set = random_encoders(config, &data, run.seed, &device)?;
-                frozen_label_fractions(&set, &data, fractions, *repetitions, &schedule, *head, *frozen, run.seed, &device, out)?;
+                frozen_label_fractions(&set, &data, &LabelSubsets { fractions, repetitions: *repetitions }, &training, &device, out)?;
             }
         }
         Ok(())

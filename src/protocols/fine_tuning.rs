@@ -9,8 +9,8 @@
 //! reference behaviour (a test shows both agree) and, with `full`, fine-tunes
 //! the encoders too.
 
-use super::{ClassificationResult, EncoderSet};
-use crate::methods::config::{MethodConfig, ScheduleConfig};
+use super::{ClassificationResult, EncoderSet, HeadTraining};
+use crate::methods::config::MethodConfig;
 use crate::methods::supervised::{evaluate_classifier, Evaluation, Supervised, SupervisedModel};
 use crate::methods::{devices, Context};
 use crate::models::{ClassifierHead, EvaluationHead, EvaluationMlp, FusionClassifier};
@@ -21,45 +21,7 @@ use burn::module::Module;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::prelude::*;
 
-/// How frozen encoders behave while a head trains on them.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-pub enum FrozenEncoders {
-    /// Evaluation mode: batch norm on its running statistics, no dropout.
-    /// The features never change, so they are computed once (cmkm's
-    /// default).
-    #[default]
-    Eval,
-    /// Training mode with gradients stopped, as the reference's frozen
-    /// encoders run under pytorch_lightning 1.4.9 (docs/method.md section
-    /// 8): batch norm normalises with each batch's statistics and moves its
-    /// running statistics (which validation and test then use), dropout
-    /// is on. The encoders run in every step and every validation pass.
-    Training,
-}
-
-impl FrozenEncoders {
-    /// Whether this is the default, [`FrozenEncoders::Eval`] (left out of
-    /// run specifications, so that run ids from before the setting stand).
-    pub fn is_eval(&self) -> bool {
-        *self == FrozenEncoders::Eval
-    }
-}
-
-/// docs/method.md section 7: 100 epochs, batch 64, Adam 1e-3, plateau on the
-/// validation metric (factor 0.5, patience 10; 5 for the multimodal
-/// classifier), early stopping on the validation loss (patience 50).
-pub fn paper_schedule(multimodal: bool) -> ScheduleConfig {
-    ScheduleConfig {
-        epochs: 100,
-        batch_size: 64,
-        lr: 1e-3,
-        plateau_factor: 0.5,
-        plateau_patience: if multimodal { 5 } else { 10 },
-        early_stopping_patience: Some(50),
-        grad_clip_norm: None,
-    }
-}
+pub use super::settings::{paper_schedule, FrozenEncoders};
 
 /// The evaluation head: `kind` (linear or the MLP) for one modality, the
 /// fusion classifier for several.
@@ -126,44 +88,41 @@ fn result<M>(data: &TrainData, test: &[usize], e: Evaluation, fitted: &crate::tr
 
 /// Fine-tunes a head on cached encoder `features` (per modality, per
 /// sample) using the samples `train`; selects on validation, tests once.
+/// The features being fixed, `training.frozen` plays no part.
 pub fn fine_tune_cached(
     features: &[Vec<Vec<f32>>],
     data: &TrainData,
     train: &[usize],
-    schedule: &ScheduleConfig,
-    head: EvaluationHead,
-    seed: u64,
+    training: &HeadTraining,
     progress: &Progress,
 ) -> Result<ClassificationResult> {
+    let HeadTraining { schedule, head, seed, .. } = training;
     let _exclusive = exclusive();
     let (train_device, eval_device) = devices();
-    crate::device::seed(&train_device, seed);
+    crate::device::seed(&train_device, *seed);
     let sizes: Vec<usize> = features.iter().map(|f| f[0].len()).collect();
     let objective = CachedHead { features, data, batch_size: schedule.batch_size, train_device: train_device.clone(), eval_device };
-    let head = crate::device::build(&train_device, |d| Ok(evaluation_head(&sizes, data.classes, head, d)))?;
-    let fitted = fit(&objective, head, train, schedule, FitRules::Classifier, seed, progress)?;
+    let head = crate::device::build(&train_device, |d| Ok(evaluation_head(&sizes, data.classes, *head, d)))?;
+    let fitted = fit(&objective, head, train, schedule, FitRules::Classifier, *seed, progress)?;
     let e = objective.evaluate(&fitted.best, &data.split.test);
     Ok(result(data, &data.split.test, e, &fitted))
 }
 
-/// Fine-tunes heads on the frozen encoders of `set` in the `frozen` mode:
-/// on their cached features ([`FrozenEncoders::Eval`]) or with them run in
-/// every step ([`FrozenEncoders::Training`]). `device` computes the cache.
-#[allow(clippy::too_many_arguments)]
+/// Fine-tunes heads on the frozen encoders of `set` in the
+/// `training.frozen` mode: on their cached features
+/// ([`FrozenEncoders::Eval`]) or with them run in every step
+/// ([`FrozenEncoders::Training`]). `device` computes the cache.
 pub fn fine_tune_frozen(
     set: &EncoderSet,
     data: &TrainData,
     train: &[usize],
-    schedule: &ScheduleConfig,
-    head: EvaluationHead,
-    frozen: FrozenEncoders,
-    seed: u64,
+    training: &HeadTraining,
     device: &Device,
     progress: &Progress,
 ) -> Result<ClassificationResult> {
-    match frozen {
-        FrozenEncoders::Eval => fine_tune_cached(&set.features(data, device)?, data, train, schedule, head, seed, progress),
-        FrozenEncoders::Training => fine_tune_encoders(set, data, train, schedule, head, false, frozen, seed, progress),
+    match training.frozen {
+        FrozenEncoders::Eval => fine_tune_cached(&set.features(data, device)?, data, train, training, progress),
+        FrozenEncoders::Training => fine_tune_encoders(set, data, train, training, false, progress),
     }
 }
 
@@ -171,18 +130,16 @@ pub fn fine_tune_frozen(
 /// mode the same result as [`fine_tune_cached`], slower; in
 /// [`FrozenEncoders::Training`] mode as the reference) or, with `full`,
 /// trained too.
-#[allow(clippy::too_many_arguments)]
 pub fn fine_tune_encoders(
     set: &EncoderSet,
     data: &TrainData,
     train: &[usize],
-    schedule: &ScheduleConfig,
-    head: EvaluationHead,
+    training: &HeadTraining,
     full: bool,
-    frozen: FrozenEncoders,
-    seed: u64,
     progress: &Progress,
 ) -> Result<ClassificationResult> {
+    let HeadTraining { schedule, head, frozen, seed } = training;
+    let (head, frozen, seed) = (*head, *frozen, *seed);
     set.check(data)?;
     let _exclusive = exclusive();
     let (train_device, eval_device) = devices();

@@ -6,7 +6,7 @@
 
 use crate::data::splits::label_fraction_split;
 use crate::metrics::ClassificationMetrics;
-use crate::protocols::fine_tuning::FrozenEncoders;
+use crate::protocols::{FrozenEncoders, HeadTraining, LabelSubsets};
 use crate::training::TrainData;
 use anyhow::Result;
 use serde::{Deserialize, Serialize};
@@ -52,8 +52,7 @@ pub struct FractionSummary {
 /// what it wrote.
 pub fn run_label_fractions(
     data: &TrainData,
-    fractions: &[f64],
-    repetitions: u64,
+    subsets: &LabelSubsets,
     seed: u64,
     mut evaluate: impl FnMut(&[usize], f64, u64) -> Result<ClassificationMetrics>,
     mut reuse: impl FnMut(f64, f64, u64) -> Result<()>,
@@ -61,9 +60,9 @@ pub fn run_label_fractions(
     let mut runs = vec![];
     let mut summaries = vec![];
     let mut seen: Vec<(u64, Vec<usize>, f64, ClassificationMetrics)> = vec![];
-    for &fraction in fractions {
+    for &fraction in subsets.fractions {
         let mut these = vec![];
-        for repetition in 0..repetitions {
+        for repetition in 0..subsets.repetitions {
             let subset = label_fraction_split(&data.labels, &data.split.train, fraction, seed, repetition)?;
             let earlier = seen.iter().find(|(r, s, _, _)| *r == repetition && *s == subset).map(|(_, _, f, m)| (*f, m.clone()));
             let (m, same_subset_as) = match earlier {
@@ -110,73 +109,60 @@ pub fn run_label_fractions(
 /// Label fractions with an evaluation head on cached encoder `features`:
 /// each repetition's `metrics.json` and `predictions.csv` go to
 /// `out/f<fraction>-r<repetition>/`, the summary to `out/label_fractions.json`.
-#[allow(clippy::too_many_arguments)]
 pub fn cached_label_fractions(
     features: &[Vec<Vec<f32>>],
     data: &TrainData,
-    fractions: &[f64],
-    repetitions: u64,
-    schedule: &crate::methods::config::ScheduleConfig,
-    head: crate::models::EvaluationHead,
-    seed: u64,
+    subsets: &LabelSubsets,
+    training: &HeadTraining,
     out: &std::path::Path,
 ) -> Result<(Vec<FractionRun>, Vec<FractionSummary>)> {
     let quiet = crate::training::Progress { label: String::new(), quiet: true };
     let evaluate = |subset: &[usize], f, r| {
-        let result = crate::protocols::fine_tuning::fine_tune_cached(features, data, subset, schedule, head, seed, &quiet)?;
+        let result = crate::protocols::fine_tuning::fine_tune_cached(features, data, subset, training, &quiet)?;
         result.write(&out.join(format!("f{f}-r{r}")), serde_json::json!({ "fraction": f, "repetition": r }))?;
         Ok(result.metrics)
     };
-    let (runs, summary) = run_label_fractions(data, fractions, repetitions, seed, evaluate, |from, to, r| copy_repetition(out, from, to, r))?;
+    let (runs, summary) = run_label_fractions(data, subsets, training.seed, evaluate, |from, to, r| copy_repetition(out, from, to, r))?;
     write_summary(out, &runs, &summary)?;
     Ok((runs, summary))
 }
 
-/// Label fractions on the frozen encoders of `set` in the `frozen` mode:
-/// on their cached features ([`cached_label_fractions`]; `device` computes
-/// the cache) or with them run in every step ([`FrozenEncoders::Training`],
-/// as the reference evaluates). Writes as [`cached_label_fractions`].
-#[allow(clippy::too_many_arguments)]
+/// Label fractions on the frozen encoders of `set` in the
+/// `training.frozen` mode: on their cached features
+/// ([`cached_label_fractions`]; `device` computes the cache) or with them
+/// run in every step ([`FrozenEncoders::Training`], as the reference
+/// evaluates). Writes as [`cached_label_fractions`].
 pub fn frozen_label_fractions(
     set: &crate::protocols::EncoderSet,
     data: &TrainData,
-    fractions: &[f64],
-    repetitions: u64,
-    schedule: &crate::methods::config::ScheduleConfig,
-    head: crate::models::EvaluationHead,
-    frozen: FrozenEncoders,
-    seed: u64,
+    subsets: &LabelSubsets,
+    training: &HeadTraining,
     device: &burn::prelude::Device,
     out: &std::path::Path,
 ) -> Result<(Vec<FractionRun>, Vec<FractionSummary>)> {
-    match frozen {
-        FrozenEncoders::Eval => cached_label_fractions(&set.features(data, device)?, data, fractions, repetitions, schedule, head, seed, out),
-        FrozenEncoders::Training => encoder_label_fractions(set, data, fractions, repetitions, schedule, head, frozen, seed, out),
+    match training.frozen {
+        FrozenEncoders::Eval => cached_label_fractions(&set.features(data, device)?, data, subsets, training, out),
+        FrozenEncoders::Training => encoder_label_fractions(set, data, subsets, training, out),
     }
 }
 
 /// Label fractions with the frozen encoders of `set` run in every step
 /// ([`fine_tune_encoders`](crate::protocols::fine_tuning::fine_tune_encoders)),
 /// each repetition from the encoders as given.
-#[allow(clippy::too_many_arguments)]
 fn encoder_label_fractions(
     set: &crate::protocols::EncoderSet,
     data: &TrainData,
-    fractions: &[f64],
-    repetitions: u64,
-    schedule: &crate::methods::config::ScheduleConfig,
-    head: crate::models::EvaluationHead,
-    frozen: FrozenEncoders,
-    seed: u64,
+    subsets: &LabelSubsets,
+    training: &HeadTraining,
     out: &std::path::Path,
 ) -> Result<(Vec<FractionRun>, Vec<FractionSummary>)> {
     let quiet = crate::training::Progress { label: String::new(), quiet: true };
     let evaluate = |subset: &[usize], f, r| {
-        let result = crate::protocols::fine_tuning::fine_tune_encoders(set, data, subset, schedule, head, false, frozen, seed, &quiet)?;
-        result.write(&out.join(format!("f{f}-r{r}")), serde_json::json!({ "fraction": f, "repetition": r, "frozen": frozen }))?;
+        let result = crate::protocols::fine_tuning::fine_tune_encoders(set, data, subset, training, false, &quiet)?;
+        result.write(&out.join(format!("f{f}-r{r}")), serde_json::json!({ "fraction": f, "repetition": r, "frozen": training.frozen }))?;
         Ok(result.metrics)
     };
-    let (runs, summary) = run_label_fractions(data, fractions, repetitions, seed, evaluate, |from, to, r| copy_repetition(out, from, to, r))?;
+    let (runs, summary) = run_label_fractions(data, subsets, training.seed, evaluate, |from, to, r| copy_repetition(out, from, to, r))?;
     write_summary(out, &runs, &summary)?;
     Ok((runs, summary))
 }
@@ -184,14 +170,12 @@ fn encoder_label_fractions(
 /// The supervised baseline (docs/method.md section 8): `method` trained from scratch on each
 /// label subset with its own schedule; each repetition's run folder goes to
 /// `out/f<fraction>-r<repetition>/`, the summary to `out/label_fractions.json`.
-#[allow(clippy::too_many_arguments)]
 pub fn supervised_label_fractions(
     method: &crate::methods::config::MethodConfig,
     ds: &crate::data::Dataset,
     data: &TrainData,
     protocol: &str,
-    fractions: &[f64],
-    repetitions: u64,
+    subsets: &LabelSubsets,
     seed: u64,
     out: &std::path::Path,
 ) -> Result<(Vec<FractionRun>, Vec<FractionSummary>)> {
@@ -205,7 +189,7 @@ pub fn supervised_label_fractions(
         };
         crate::methods::train(method, ds, &opts)?.test.ok_or_else(|| anyhow::anyhow!("method '{}' is not supervised: it has no test metrics", method.name))
     };
-    let (runs, summary) = run_label_fractions(data, fractions, repetitions, seed, evaluate, |from, to, r| copy_repetition(out, from, to, r))?;
+    let (runs, summary) = run_label_fractions(data, subsets, seed, evaluate, |from, to, r| copy_repetition(out, from, to, r))?;
     write_summary(out, &runs, &summary)?;
     Ok((runs, summary))
 }

@@ -5,6 +5,9 @@
 pub mod fine_tuning;
 pub mod label_fractions;
 pub mod retrieval;
+pub mod settings;
+
+pub use settings::{FrozenEncoders, HeadTraining, LabelSubsets};
 
 use crate::methods::config::MethodConfig;
 use crate::methods::load_run;
