@@ -4,9 +4,8 @@
 //! multiply-add peak of one thread ([`cmkm_kernels::peak`]) times the
 //! threads. Above about 70% no kernel work can halve a figure any more.
 
-use crate::methods::config::MethodConfig;
+use crate::methods::ModelSpec;
 use crate::models::flops;
-use crate::training::TrainData;
 use anyhow::Result;
 
 /// Forward FLOPs per sample of a method's parts.
@@ -21,11 +20,12 @@ pub struct MethodFlops {
 
 impl MethodFlops {
     /// Counted from `method`'s configuration and `data`'s input shapes.
-    pub fn of(method: &MethodConfig, data: &TrainData) -> Result<Self> {
+    pub fn of(spec: &ModelSpec) -> Result<Self> {
         let mut encoders = vec![];
         let mut projections = vec![];
-        let mut fusion = flops::linear(256 * data.modalities.len(), data.classes);
-        for (name, &shape) in data.modalities.iter().zip(&data.shapes) {
+        let mut fusion = flops::linear(256 * spec.modalities.len(), spec.classes);
+        let method = spec.method;
+        for (name, &shape) in spec.modalities.iter().zip(spec.shapes) {
             let encoder = &method.encoders[name];
             let out = encoder.output_size(shape)?;
             encoders.push(encoder.forward_flops(shape)?);

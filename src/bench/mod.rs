@@ -15,7 +15,7 @@ use crate::methods::cross_modal::{CrossModal, CrossModalModel, Mining};
 use crate::methods::method::{required_loss, Temperature};
 use crate::methods::supervised::{Supervised, SupervisedModel};
 use crate::methods::two_views::{TwoViewModel, TwoViews};
-use crate::methods::{devices, Context};
+use crate::methods::{devices, Context, ModelSpec};
 use crate::training::batches::{batch_tensor, epoch_batches};
 use crate::training::{Objective, TrainData};
 use anyhow::Result;
@@ -220,16 +220,16 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
             Context { method: m, data: &data, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone(), pretrained: vec![] };
         if name == "cmkm" {
             // Random frozen miners: the step's cost does not depend on their weights.
-            ctx.pretrained = vec![ctx.encoder(0, &eval_device)?, ctx.encoder(1, &eval_device)?];
+            ctx.pretrained = vec![ctx.spec().encoder(0, &eval_device)?, ctx.spec().encoder(1, &eval_device)?];
         }
         let options: CmkmOptions = required_loss(m.loss.as_ref(), None, &m.kind)?;
         let tau = options.temperature;
         let mining = (name == "cmkm").then(|| Mining { miners: &ctx.pretrained, options });
         let loss = |z1, z2| cmc_loss(z1, z2, tau);
         let objective = CrossModal { ctx: &ctx, loss: &loss, mining };
-        let model = CrossModalModel::for_training(&ctx, &train_device)?;
+        let model = CrossModalModel::for_training(&ctx.spec(), &train_device)?;
         record(&mut timings, name, time_steps(&objective, model, &batch, opts.steps, &train_device));
-        flops.insert(format!("{name}_step_ms"), MethodFlops::of(m, &data)?.cross_modal_step(opts.batch, name == "cmkm"));
+        flops.insert(format!("{name}_step_ms"), MethodFlops::of(&ModelSpec::on(m, &data))?.cross_modal_step(opts.batch, name == "cmkm"));
     }
     for (name, m) in [("simclr_inertial", &simclr_inertial), ("simclr_skeleton", &simclr_skeleton)].into_iter().filter(|(name, _)| opts.wants(name)) {
         progress(name);
@@ -237,9 +237,9 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
         let ctx = Context { method: m, data: &one, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone(), pretrained: vec![] };
         let tau = Temperature::of(&m.kind, m.loss.as_ref(), None)?;
         let loss = |a, b| nt_xent_loss(a, b, tau);
-        let model = TwoViewModel::new(&ctx, &train_device)?;
+        let model = TwoViewModel::new(&ctx.spec(), &train_device)?;
         record(&mut timings, name, time_steps(&TwoViews { ctx: &ctx, loss: &loss }, model, &batch, opts.steps, &train_device));
-        flops.insert(format!("{name}_step_ms"), MethodFlops::of(m, &one)?.two_views_step(opts.batch));
+        flops.insert(format!("{name}_step_ms"), MethodFlops::of(&ModelSpec::on(m, &one))?.two_views_step(opts.batch));
     }
     if opts.wants("supervised_multimodal") {
         progress("supervised_multimodal");
@@ -251,7 +251,7 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
         let kind = cmc.encoders[modality].kind_name();
         let name = format!("{kind}_forward_ms");
         progress(&name);
-        let encoder = ctx.encoder(m, &eval_device)?;
+        let encoder = ctx.spec().encoder(m, &eval_device)?;
         let x = batch_tensor(&data.clips[m], &wide, &[], None, &eval_device);
         let samples: Vec<f64> = (0..=opts.steps)
             .map(|_| {
@@ -301,10 +301,10 @@ fn time_supervised(
     let (train_device, eval_device) = devices();
     let ctx = Context { method, data, seed: opts.seed, train_device: train_device.clone(), eval_device, pretrained: vec![] };
     let objective = Supervised { ctx: &ctx };
-    let counts = MethodFlops::of(method, data)?;
-    record(timings, "supervised_multimodal", time_steps(&objective, SupervisedModel::new(&ctx, &train_device)?, batch, opts.steps, &train_device));
+    let counts = MethodFlops::of(&ModelSpec::on(method, data))?;
+    record(timings, "supervised_multimodal", time_steps(&objective, SupervisedModel::new(&ctx.spec(), &train_device)?, batch, opts.steps, &train_device));
     flops.insert("supervised_multimodal_step_ms".into(), 3 * counts.supervised_forward(batch.len()));
-    let model = SupervisedModel::new(&ctx, &train_device)?.valid();
+    let model = SupervisedModel::new(&ctx.spec(), &train_device)?.valid();
     let samples: Vec<f64> = (0..=opts.steps)
         .map(|_| {
             let start = Instant::now();

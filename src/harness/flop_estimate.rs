@@ -9,8 +9,8 @@
 use super::plan::{PlannedRun, Step};
 use crate::bench::efficiency::MethodFlops;
 use crate::methods::config::MethodConfig;
+use crate::methods::ModelSpec;
 use crate::models::InputShape;
-use crate::training::TrainData;
 use std::collections::BTreeMap;
 
 /// The share of the measured peak assumed where no timing calibrates the
@@ -35,7 +35,7 @@ pub struct WorkContext<'a> {
 impl WorkContext<'_> {
     fn flops_of(&self, config: &MethodConfig, modalities: &[String]) -> Option<MethodFlops> {
         let shapes: Vec<InputShape> = modalities.iter().map(|m| self.shapes.get(m).copied()).collect::<Option<_>>()?;
-        MethodFlops::of(config, &TrainData::shapes_only(modalities, &shapes, self.classes)).ok()
+        MethodFlops::of(&ModelSpec { method: config, modalities, shapes: &shapes, classes: self.classes }).ok()
     }
 
     fn trained_config(&self, id: &str) -> Option<&MethodConfig> {

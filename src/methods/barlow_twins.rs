@@ -10,7 +10,7 @@
 //! loss: {lambda: 0.005}  # the default
 //! ```
 
-use super::method::{parse_loss, Context, Method, Trained, TrainedParts};
+use super::method::{parse_loss, Context, Method, ModelSpec, Trained, TrainedParts};
 use super::views_or_modalities;
 use crate::losses::{barlow_twins_loss, BarlowTwinsOptions};
 use crate::training::Progress;
@@ -44,7 +44,7 @@ impl Method for BarlowTwins {
         let loss = |z1, z2| barlow_twins_loss(z1, z2, &o);
         views_or_modalities::train(ctx, &loss, progress, out)
     }
-    fn load(&self, ctx: &Context, checkpoint: &Path) -> Result<TrainedParts> {
-        views_or_modalities::load(ctx, checkpoint)
+    fn load(&self, spec: &ModelSpec, device: &burn::prelude::Device, checkpoint: &Path) -> Result<TrainedParts> {
+        views_or_modalities::load(spec, device, checkpoint)
     }
 }

@@ -7,7 +7,7 @@
 //! ```
 
 use super::cross_modal;
-use super::method::{Context, Method, Temperature, Trained, TrainedParts};
+use super::method::{Context, Method, ModelSpec, Temperature, Trained, TrainedParts};
 use crate::losses::cmc_loss;
 use crate::training::Progress;
 use anyhow::Result;
@@ -37,7 +37,7 @@ impl Method for Cmc {
         let tau = Temperature::of(self.kind(), ctx.method.loss.as_ref(), None)?;
         cross_modal::train(ctx, &|z1, z2| cmc_loss(z1, z2, tau), None, progress, out)
     }
-    fn load(&self, ctx: &Context, checkpoint: &Path) -> Result<TrainedParts> {
-        cross_modal::load(ctx, checkpoint)
+    fn load(&self, spec: &ModelSpec, device: &burn::prelude::Device, checkpoint: &Path) -> Result<TrainedParts> {
+        cross_modal::load(spec, device, checkpoint)
     }
 }

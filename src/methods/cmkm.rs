@@ -10,7 +10,7 @@
 //! ```
 
 use super::cross_modal::{self, Mining};
-use super::method::{positive_temperature, required_loss, Context, Method, Trained, TrainedParts};
+use super::method::{positive_temperature, required_loss, Context, Method, ModelSpec, Trained, TrainedParts};
 use crate::losses::{cmc_loss, CmkmOptions};
 use crate::training::Progress;
 use anyhow::{ensure, Result};
@@ -46,7 +46,7 @@ impl Method for Cmkm {
         let mining = Mining { miners: &ctx.pretrained, options };
         cross_modal::train(ctx, &|z1, z2| cmc_loss(z1, z2, tau), Some(mining), progress, out)
     }
-    fn load(&self, ctx: &Context, checkpoint: &Path) -> Result<TrainedParts> {
-        cross_modal::load(ctx, checkpoint)
+    fn load(&self, spec: &ModelSpec, device: &burn::prelude::Device, checkpoint: &Path) -> Result<TrainedParts> {
+        cross_modal::load(spec, device, checkpoint)
     }
 }

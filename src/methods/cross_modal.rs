@@ -4,7 +4,7 @@
 //! with each modality's frozen pretrained encoder mining positives for the
 //! other, docs/method.md section 6), or VICReg and Barlow Twins across modalities.
 
-use super::method::{Context, Trained, TrainedParts};
+use super::method::{Context, ModelSpec, Trained, TrainedParts};
 use super::two_views::{weighted_mean, PairLoss};
 use crate::losses::{cmkm_loss, cmkm_masks, cosine_matrix, mean_pair_similarity, CmkmOptions};
 use crate::models::{Encoder, ProjectionHead};
@@ -25,12 +25,12 @@ pub struct CrossModalModel {
 impl CrossModalModel {
     /// The two encoders and projection heads; burn initialises each
     /// parameter when it is first used (or a checkpoint replaces it).
-    pub fn new(ctx: &Context, device: &Device) -> Result<Self> {
+    pub fn new(spec: &ModelSpec, device: &Device) -> Result<Self> {
         let mut encoders = vec![];
         let mut projections = vec![];
         for m in 0..2 {
-            encoders.push(ctx.encoder(m, device)?);
-            projections.push(ProjectionHead::new(ctx.encoder_output(m)?, &ctx.method.projection, device));
+            encoders.push(spec.encoder(m, device)?);
+            projections.push(ProjectionHead::new(spec.encoder_output(m)?, &spec.method.projection, device));
         }
         Ok(CrossModalModel { encoders, projections })
     }
@@ -39,8 +39,8 @@ impl CrossModalModel {
     /// order, for training: the two modalities' branches run side by side
     /// and must not race for burn's generator. Call it under the training
     /// lock; a model built to load a checkpoint draws nothing.
-    pub fn for_training(ctx: &Context, device: &Device) -> Result<Self> {
-        let model = Self::new(ctx, device)?;
+    pub fn for_training(spec: &ModelSpec, device: &Device) -> Result<Self> {
+        let model = Self::new(spec, device)?;
         initialise_parameters(&model);
         Ok(model)
     }
@@ -127,13 +127,13 @@ impl Objective for CrossModal<'_> {
 /// Trains a [`CrossModalModel`] and saves it to `out`.
 pub fn train(ctx: &Context, loss: PairLoss, mining: Option<Mining>, progress: &Progress, out: &Path) -> Result<Trained> {
     let objective = CrossModal { ctx, loss, mining };
-    let model = crate::device::build(&ctx.train_device, |d| CrossModalModel::for_training(ctx, d))?;
+    let model = crate::device::build(&ctx.train_device, |d| CrossModalModel::for_training(&ctx.spec(), d))?;
     let fitted = fit(&objective, model, &ctx.data.pretraining(), &ctx.method.schedule, FitRules::SelfSupervised, ctx.seed, progress)?;
     Trained::save(fitted, out, None)
 }
 
 /// The encoders and projection heads of a saved [`CrossModalModel`].
-pub fn load(ctx: &Context, path: &Path) -> Result<TrainedParts> {
-    let model = checkpoint::load(CrossModalModel::new(ctx, &ctx.eval_device)?, path)?.valid();
+pub fn load(spec: &ModelSpec, device: &Device, path: &Path) -> Result<TrainedParts> {
+    let model = checkpoint::load(CrossModalModel::new(spec, device)?, path)?.valid();
     Ok(TrainedParts { encoders: model.encoders, projections: Some(model.projections) })
 }

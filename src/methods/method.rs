@@ -5,7 +5,7 @@
 
 use super::config::MethodConfig;
 use crate::metrics::ClassificationMetrics;
-use crate::models::{Encoder, ProjectionHead};
+use crate::models::{Encoder, InputShape, ProjectionHead};
 use crate::training::{checkpoint, EpochLog, Fitted, Progress, TrainData};
 use anyhow::{anyhow, Context as _, Result};
 use burn::module::Module;
@@ -43,9 +43,40 @@ pub trait Method: Sync {
     /// [`CHECKPOINT`] in the run folder `out` (classifiers also their test
     /// predictions, `predictions.csv`).
     fn train(&self, ctx: &Context, progress: &Progress, out: &Path) -> Result<Trained>;
-    /// Rebuilds the model of `ctx.method` and loads `checkpoint` into it, in
-    /// evaluation mode, on `ctx.eval_device`.
-    fn load(&self, ctx: &Context, checkpoint: &Path) -> Result<TrainedParts>;
+    /// Rebuilds the model `spec` describes and loads `checkpoint` into it,
+    /// in evaluation mode, on `device`.
+    fn load(&self, spec: &ModelSpec, device: &Device, checkpoint: &Path) -> Result<TrainedParts>;
+}
+
+/// What building a method's model needs, and nothing else: its
+/// configuration, the modalities it is built for with their input shapes
+/// (in the method's order), and the class count. A training takes it from
+/// its data ([`Context::spec`]), loading a run from the run's record, the
+/// FLOP counts from a plan.
+#[derive(Debug, Clone, Copy)]
+pub struct ModelSpec<'a> {
+    pub method: &'a MethodConfig,
+    pub modalities: &'a [String],
+    pub shapes: &'a [InputShape],
+    pub classes: usize,
+}
+
+impl<'a> ModelSpec<'a> {
+    /// The model `method` has on `data`'s modalities.
+    pub fn on(method: &'a MethodConfig, data: &'a TrainData) -> Self {
+        ModelSpec { method, modalities: &data.modalities, shapes: &data.shapes, classes: data.classes }
+    }
+
+    /// Builds the encoder of the `m`-th modality.
+    pub fn encoder(&self, m: usize, device: &Device) -> Result<Encoder> {
+        let name = &self.modalities[m];
+        self.method.encoders[name].init(self.shapes[m], device).with_context(|| format!("encoder of modality '{name}'"))
+    }
+
+    /// Feature size of that encoder.
+    pub fn encoder_output(&self, m: usize) -> Result<usize> {
+        self.method.encoders[&self.modalities[m]].output_size(self.shapes[m])
+    }
 }
 
 /// Everything a method needs while training.
@@ -63,15 +94,9 @@ pub struct Context<'a> {
 }
 
 impl Context<'_> {
-    /// Builds the encoder of the method's `m`-th modality.
-    pub fn encoder(&self, m: usize, device: &Device) -> Result<Encoder> {
-        let name = &self.data.modalities[m];
-        self.method.encoders[name].init(self.data.shapes[m], device).with_context(|| format!("encoder of modality '{name}'"))
-    }
-
-    /// Feature size of that encoder.
-    pub fn encoder_output(&self, m: usize) -> Result<usize> {
-        self.method.encoders[&self.data.modalities[m]].output_size(self.data.shapes[m])
+    /// The model the method trains on this data.
+    pub fn spec(&self) -> ModelSpec<'_> {
+        ModelSpec::on(self.method, self.data)
     }
 
     /// The method's loss settings as `T` (defaults where the section is absent).

@@ -26,7 +26,7 @@ use crate::training::{curves_csv, Progress, TrainData};
 use anyhow::{bail, Context as _, Result};
 use burn::prelude::*;
 use config::MethodConfig;
-pub use method::{Context, Method, TrainedParts, CHECKPOINT};
+pub use method::{Context, Method, ModelSpec, TrainedParts, CHECKPOINT};
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -146,9 +146,8 @@ pub fn read_record(dir: &Path) -> Result<RunRecord> {
 /// projection heads) the protocols evaluate.
 pub fn load_run(dir: &Path, classes: usize, device: &Device) -> Result<(RunRecord, TrainedParts)> {
     let record = read_record(dir)?;
-    let data = TrainData::shapes_only(&record.method.modalities, &record.input_shapes, classes);
-    let ctx = Context { method: &record.method, data: &data, seed: record.seed, train_device: device.clone(), eval_device: device.clone(), pretrained: vec![] };
-    let parts = record.method.method().with_context(|| dir.display().to_string())?.load(&ctx, &dir.join(CHECKPOINT))?;
+    let spec = ModelSpec { method: &record.method, modalities: &record.method.modalities, shapes: &record.input_shapes, classes };
+    let parts = record.method.method().with_context(|| dir.display().to_string())?.load(&spec, device, &dir.join(CHECKPOINT))?;
     Ok((record, parts))
 }
 

@@ -6,7 +6,7 @@
 //! loss: {temperature: 0.1}
 //! ```
 
-use super::method::{Context, Method, Temperature, Trained, TrainedParts};
+use super::method::{Context, Method, ModelSpec, Temperature, Trained, TrainedParts};
 use super::two_views;
 use crate::losses::nt_xent_loss;
 use crate::training::Progress;
@@ -37,7 +37,7 @@ impl Method for Simclr {
         let tau = Temperature::of(self.kind(), ctx.method.loss.as_ref(), None)?;
         two_views::train(ctx, &|a, b| nt_xent_loss(a, b, tau), progress, out)
     }
-    fn load(&self, ctx: &Context, checkpoint: &Path) -> Result<TrainedParts> {
-        two_views::load(ctx, checkpoint)
+    fn load(&self, spec: &ModelSpec, device: &burn::prelude::Device, checkpoint: &Path) -> Result<TrainedParts> {
+        two_views::load(spec, device, checkpoint)
     }
 }

@@ -7,7 +7,7 @@
 //! kind: supervised   # no loss section: cross-entropy
 //! ```
 
-use super::method::{Context, Method, Trained, TrainedParts};
+use super::method::{Context, Method, ModelSpec, Trained, TrainedParts};
 use super::two_views::weighted_mean;
 use crate::metrics::{classification_metrics, ClassificationMetrics};
 use crate::models::{ClassifierHead, Encoder, FusionClassifier};
@@ -45,14 +45,14 @@ impl Method for SupervisedMethod {
     }
     fn train(&self, ctx: &Context, progress: &Progress, out: &Path) -> Result<Trained> {
         let objective = Supervised { ctx };
-        let model = crate::device::build(&ctx.train_device, |d| SupervisedModel::new(ctx, d))?;
+        let model = crate::device::build(&ctx.train_device, |d| SupervisedModel::new(&ctx.spec(), d))?;
         let fitted = fit(&objective, model, &ctx.data.split.train, &ctx.method.schedule, FitRules::Classifier, ctx.seed, progress)?;
         let test = objective.evaluate(&fitted.best, &ctx.data.split.test);
         write_predictions(out, ctx.data, &ctx.data.split.test, &test.predictions)?;
         Trained::save(fitted, out, Some(test.metrics))
     }
-    fn load(&self, ctx: &Context, path: &Path) -> Result<TrainedParts> {
-        let model = checkpoint::load(SupervisedModel::new(ctx, &ctx.eval_device)?, path)?.valid();
+    fn load(&self, spec: &ModelSpec, device: &Device, path: &Path) -> Result<TrainedParts> {
+        let model = checkpoint::load(SupervisedModel::new(spec, device)?, path)?.valid();
         Ok(TrainedParts { encoders: model.encoders, projections: None })
     }
 }
@@ -75,14 +75,14 @@ pub struct SupervisedModel {
 
 impl SupervisedModel {
     /// One encoder per modality and the head (linear for one modality, the fusion classifier for several).
-    pub fn new(ctx: &Context, device: &Device) -> Result<Self> {
-        let n = ctx.data.modalities.len();
-        let encoders = (0..n).map(|m| ctx.encoder(m, device)).collect::<Result<Vec<_>>>()?;
-        let sizes = (0..n).map(|m| ctx.encoder_output(m)).collect::<Result<Vec<_>>>()?;
+    pub fn new(spec: &ModelSpec, device: &Device) -> Result<Self> {
+        let n = spec.modalities.len();
+        let encoders = (0..n).map(|m| spec.encoder(m, device)).collect::<Result<Vec<_>>>()?;
+        let sizes = (0..n).map(|m| spec.encoder_output(m)).collect::<Result<Vec<_>>>()?;
         let head = if n == 1 {
-            ClassifierHead::Linear(LinearConfig::new(sizes[0], ctx.data.classes).init(device))
+            ClassifierHead::Linear(LinearConfig::new(sizes[0], spec.classes).init(device))
         } else {
-            ClassifierHead::Fusion(FusionClassifier::new(&sizes, ctx.data.classes, device))
+            ClassifierHead::Fusion(FusionClassifier::new(&sizes, spec.classes, device))
         };
         Ok(SupervisedModel { encoders, head })
     }

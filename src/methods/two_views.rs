@@ -2,7 +2,7 @@
 //! projection head, and a loss that pulls the views' embeddings together:
 //! SimCLR's NT-Xent, or VICReg and Barlow Twins used unimodally.
 
-use super::method::{Context, Trained, TrainedParts};
+use super::method::{Context, ModelSpec, Trained, TrainedParts};
 use crate::models::{Encoder, ProjectionHead};
 use crate::training::batches::{batch_tensor, eval_batches};
 use crate::training::{checkpoint, fit, FitRules, Objective, Progress, StepOutput, Validation};
@@ -22,9 +22,9 @@ pub struct TwoViewModel {
 
 impl TwoViewModel {
     /// Builds the model for the method's only modality.
-    pub fn new(ctx: &Context, device: &Device) -> Result<Self> {
-        let encoder = ctx.encoder(0, device)?;
-        let projection = ProjectionHead::new(ctx.encoder_output(0)?, &ctx.method.projection, device);
+    pub fn new(spec: &ModelSpec, device: &Device) -> Result<Self> {
+        let encoder = spec.encoder(0, device)?;
+        let projection = ProjectionHead::new(spec.encoder_output(0)?, &spec.method.projection, device);
         Ok(TwoViewModel { encoder, projection })
     }
 
@@ -72,14 +72,14 @@ impl Objective for TwoViews<'_> {
 /// Trains a [`TwoViewModel`] with `loss` and saves it to `out`.
 pub fn train(ctx: &Context, loss: PairLoss, progress: &Progress, out: &Path) -> Result<Trained> {
     let objective = TwoViews { ctx, loss };
-    let model = crate::device::build(&ctx.train_device, |d| TwoViewModel::new(ctx, d))?;
+    let model = crate::device::build(&ctx.train_device, |d| TwoViewModel::new(&ctx.spec(), d))?;
     let fitted = fit(&objective, model, &ctx.data.pretraining(), &ctx.method.schedule, FitRules::SelfSupervised, ctx.seed, progress)?;
     Trained::save(fitted, out, None)
 }
 
 /// The encoder of a saved [`TwoViewModel`].
-pub fn load(ctx: &Context, path: &Path) -> Result<TrainedParts> {
-    let model = checkpoint::load(TwoViewModel::new(ctx, &ctx.eval_device)?, path)?.valid();
+pub fn load(spec: &ModelSpec, device: &Device, path: &Path) -> Result<TrainedParts> {
+    let model = checkpoint::load(TwoViewModel::new(spec, device)?, path)?.valid();
     Ok(TrainedParts { encoders: vec![model.encoder], projections: None })
 }
 

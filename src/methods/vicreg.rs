@@ -9,7 +9,7 @@
 //! loss: {invariance: 25.0, variance: 25.0, covariance: 1.0}  # the defaults
 //! ```
 
-use super::method::{parse_loss, Context, Method, Trained, TrainedParts};
+use super::method::{parse_loss, Context, Method, ModelSpec, Trained, TrainedParts};
 use super::views_or_modalities;
 use crate::losses::{vicreg_loss, VicregOptions};
 use crate::training::Progress;
@@ -51,7 +51,7 @@ impl Method for Vicreg {
         let loss = |z1, z2| vicreg_loss(z1, z2, &o);
         views_or_modalities::train(ctx, &loss, progress, out)
     }
-    fn load(&self, ctx: &Context, checkpoint: &Path) -> Result<TrainedParts> {
-        views_or_modalities::load(ctx, checkpoint)
+    fn load(&self, spec: &ModelSpec, device: &burn::prelude::Device, checkpoint: &Path) -> Result<TrainedParts> {
+        views_or_modalities::load(spec, device, checkpoint)
     }
 }

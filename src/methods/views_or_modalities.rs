@@ -2,7 +2,7 @@
 //! compare two augmented views ([`two_views`]), on two modalities the
 //! modalities ([`cross_modal`]), with the same pair loss.
 
-use super::method::{Context, Trained, TrainedParts};
+use super::method::{Context, ModelSpec, Trained, TrainedParts};
 use super::two_views::PairLoss;
 use super::{cross_modal, two_views};
 use crate::training::Progress;
@@ -18,9 +18,9 @@ pub fn train(ctx: &Context, loss: PairLoss, progress: &Progress, out: &Path) -> 
 }
 
 /// Loads what [`train`] saved.
-pub fn load(ctx: &Context, checkpoint: &Path) -> Result<TrainedParts> {
-    match ctx.method.modalities.len() {
-        1 => two_views::load(ctx, checkpoint),
-        _ => cross_modal::load(ctx, checkpoint),
+pub fn load(spec: &ModelSpec, device: &burn::prelude::Device, checkpoint: &Path) -> Result<TrainedParts> {
+    match spec.modalities.len() {
+        1 => two_views::load(spec, device, checkpoint),
+        _ => cross_modal::load(spec, device, checkpoint),
     }
 }

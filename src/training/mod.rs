@@ -103,25 +103,6 @@ impl TrainData {
     }
 }
 
-impl TrainData {
-    /// A stand-in holding only what building a model needs (modalities,
-    /// input shapes, class count), for reloading checkpoints.
-    pub fn shapes_only(modalities: &[String], shapes: &[InputShape], classes: usize) -> Self {
-        TrainData {
-            modalities: modalities.to_vec(),
-            clips: vec![],
-            labels: vec![],
-            sample_ids: vec![],
-            classes,
-            split: Split { train: vec![], val: vec![], test: vec![] },
-            shapes: shapes.to_vec(),
-            main_metric: MainMetric::Accuracy,
-            pretrain_only: vec![],
-            standardization: vec![],
-        }
-    }
-}
-
 /// One training step's result.
 pub struct StepOutput {
     pub loss: Tensor<1>,
