@@ -300,7 +300,7 @@ fn time_supervised(
 ) -> Result<()> {
     let (train_device, eval_device) = devices();
     let ctx = Context { method, data, seed: opts.seed, train_device: train_device.clone(), eval_device, pretrained: vec![] };
-    let objective = Supervised { ctx: &ctx };
+    let objective = Supervised::of(&ctx);
     let counts = MethodFlops::of(&ModelSpec::on(method, data))?;
     record(timings, "supervised_multimodal", time_steps(&objective, SupervisedModel::new(&ctx.spec(), &train_device)?, batch, opts.steps, &train_device));
     flops.insert("supervised_multimodal_step_ms".into(), 3 * counts.supervised_forward(batch.len()));

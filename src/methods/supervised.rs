@@ -9,6 +9,7 @@
 
 use super::method::{Context, Method, ModelSpec, Trained, TrainedParts};
 use super::two_views::weighted_mean;
+use crate::data::transforms::TransformStep;
 use crate::metrics::{classification_metrics, ClassificationMetrics};
 use crate::models::{ClassifierHead, Encoder, FusionClassifier};
 use crate::training::batches::{batch_tensor, eval_batches, label_tensor};
@@ -44,7 +45,7 @@ impl Method for SupervisedMethod {
         }
     }
     fn train(&self, ctx: &Context, progress: &Progress, out: &Path) -> Result<Trained> {
-        let objective = Supervised { ctx };
+        let objective = Supervised::of(ctx);
         let model = crate::device::build(&ctx.train_device, |d| SupervisedModel::new(&ctx.spec(), d))?;
         let fitted = fit(&objective, model, &ctx.data.split.train, &ctx.method.schedule, FitRules::Classifier, ctx.seed, progress)?;
         let test = objective.evaluate(&fitted.best, &ctx.data.split.test);
@@ -94,9 +95,36 @@ impl SupervisedModel {
     }
 }
 
-/// Cross-entropy training with augmentation, validation on the main metric.
+/// Cross-entropy training with augmentation, validation on the main metric:
+/// a supervised method's training, and the evaluation heads that train
+/// with the encoders in the loop.
 pub struct Supervised<'a> {
-    pub ctx: &'a Context<'a>,
+    pub data: &'a TrainData,
+    /// Each modality's augmentations, in the data's order (none for a head
+    /// on frozen encoders).
+    pub augmentations: Vec<&'a [TransformStep]>,
+    /// Seeds the augmentation streams.
+    pub seed: u64,
+    /// Batch of the evaluation passes.
+    pub batch_size: usize,
+    /// Autodiff device: the training steps.
+    pub train_device: Device,
+    /// Plain device: validation and test.
+    pub eval_device: Device,
+}
+
+impl<'a> Supervised<'a> {
+    /// The objective of a supervised method's training.
+    pub fn of(ctx: &'a Context<'a>) -> Self {
+        Supervised {
+            data: ctx.data,
+            augmentations: ctx.data.modalities.iter().map(|m| ctx.method.augmentation(m)).collect(),
+            seed: ctx.seed,
+            batch_size: ctx.method.schedule.batch_size,
+            train_device: ctx.train_device.clone(),
+            eval_device: ctx.eval_device.clone(),
+        }
+    }
 }
 
 /// Predictions and loss over a fixed list of samples.
@@ -108,20 +136,18 @@ pub struct Evaluation {
 
 impl Supervised<'_> {
     fn inputs(&self, batch: &[usize], augment: Option<u64>, device: &Device) -> Vec<Tensor<4>> {
-        let c = self.ctx;
-        (0..c.data.modalities.len())
+        (0..self.data.modalities.len())
             .map(|m| {
-                let name = &c.data.modalities[m];
-                let steps = if augment.is_some() { c.method.augmentation(name) } else { &[] };
-                batch_tensor(&c.data.clips[m], batch, steps, augment.map(|e| (c.seed, name.as_str(), e)), device)
+                let name = &self.data.modalities[m];
+                let steps = if augment.is_some() { self.augmentations[m] } else { &[] };
+                batch_tensor(&self.data.clips[m], batch, steps, augment.map(|e| (self.seed, name.as_str(), e)), device)
             })
             .collect()
     }
 
     /// Evaluates an evaluation-mode model on `indices` (no augmentation).
     pub fn evaluate(&self, model: &SupervisedModel, indices: &[usize]) -> Evaluation {
-        let c = self.ctx;
-        evaluate_classifier(c.data, indices, c.method.schedule.batch_size, &c.eval_device, |batch| model.forward(self.inputs(batch, None, &c.eval_device)))
+        evaluate_classifier(self.data, indices, self.batch_size, &self.eval_device, |batch| model.forward(self.inputs(batch, None, &self.eval_device)))
     }
 }
 
@@ -147,14 +173,13 @@ impl Objective for Supervised<'_> {
     type Model = SupervisedModel;
 
     fn step(&self, model: &SupervisedModel, batch: &[usize], epoch: u64) -> StepOutput {
-        let c = self.ctx;
-        let logits = model.forward(self.inputs(batch, Some(epoch), &c.train_device));
-        let loss = CrossEntropyLossConfig::new().init(&c.train_device).forward(logits, label_tensor(&c.data.labels, batch, &c.train_device));
+        let logits = model.forward(self.inputs(batch, Some(epoch), &self.train_device));
+        let loss = CrossEntropyLossConfig::new().init(&self.train_device).forward(logits, label_tensor(&self.data.labels, batch, &self.train_device));
         StepOutput::new(loss, vec![])
     }
 
     fn validate(&self, model: &SupervisedModel) -> Validation {
-        let e = self.evaluate(model, &self.ctx.data.split.val);
-        Validation { loss: e.loss, metric: Some(e.metrics.main(self.ctx.data.main_metric)) }
+        let e = self.evaluate(model, &self.data.split.val);
+        Validation { loss: e.loss, metric: Some(e.metrics.main(self.data.main_metric)) }
     }
 }

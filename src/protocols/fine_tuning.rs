@@ -10,9 +10,8 @@
 //! the encoders too.
 
 use super::{ClassificationResult, EncoderSet, HeadTraining};
-use crate::methods::config::MethodConfig;
+use crate::methods::devices;
 use crate::methods::supervised::{evaluate_classifier, Evaluation, Supervised, SupervisedModel};
-use crate::methods::{devices, Context};
 use crate::models::{ClassifierHead, EvaluationHead, EvaluationMlp, FusionClassifier};
 use crate::training::batches::label_tensor;
 use crate::training::{exclusive, fit, FitRules, Objective, Progress, StepOutput, TrainData, Validation};
@@ -144,18 +143,15 @@ pub fn fine_tune_encoders(
     let _exclusive = exclusive();
     let (train_device, eval_device) = devices();
     crate::device::seed(&train_device, seed);
-    let method = MethodConfig {
-        name: format!("fine-tune:{}", set.source),
-        kind: "supervised".to_string(),
-        modalities: set.modalities.clone(),
-        encoders: set.modalities.iter().cloned().zip(set.configs.iter().cloned()).collect(),
-        augmentations: Default::default(),
-        projection: Default::default(),
-        loss: None,
-        pretrained: Default::default(),
-        schedule: schedule.clone(),
+    // Evaluation heads train on the inputs as they are: no augmentation.
+    let objective = Supervised {
+        data,
+        augmentations: vec![&[]; set.modalities.len()],
+        seed,
+        batch_size: schedule.batch_size,
+        train_device: train_device.clone(),
+        eval_device,
     };
-    let ctx = Context { method: &method, data, seed, train_device: train_device.clone(), eval_device, pretrained: vec![] };
     let sizes = set.configs.iter().zip(&set.shapes).map(|(c, &s)| c.output_size(s)).collect::<Result<Vec<_>>>()?;
     let encoders = set
         .encoders
@@ -168,7 +164,6 @@ pub fn fine_tune_encoders(
         .collect();
     let head = crate::device::build(&train_device, |d| Ok(evaluation_head(&sizes, data.classes, head, d)))?;
     let model = SupervisedModel { encoders, head };
-    let objective = Supervised { ctx: &ctx };
     let fitted = fit(&objective, model, train, schedule, FitRules::Classifier, seed, progress)?;
     let e = objective.evaluate(&fitted.best, &data.split.test);
     Ok(result(data, &data.split.test, e, &fitted))
