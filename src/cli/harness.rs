@@ -3,8 +3,8 @@
 
 use crate::harness::runner::{prepare_with, Deadline, Executed, Prepared, Sitting};
 use crate::harness::store::RunStatus;
-use crate::harness::workers::Workers;
-use anyhow::{bail, Context as _, Result};
+use crate::harness::workers::{size_thread_pool, spawn_workers, wait_for_workers, WorkerArgs, Workers, RUNS_FAILED};
+use anyhow::{bail, Result};
 use std::path::PathBuf;
 
 /// Options shared by the suite commands.
@@ -142,7 +142,7 @@ pub fn reproduce(args: ReproduceArgs) -> Result<i32> {
         // This process is worker 0. Its thread pool is sized before anything
         // uses rayon: loading the suite's data does, and would fix the pool at
         // every core (before 0.13.0 worker 0 ran on all cores beside the others).
-        rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().context("cannot size the thread pool")?;
+        size_thread_pool(threads)?;
     }
     super::open_device()?;
     let p = prepare(&args.suite)?;
@@ -167,30 +167,30 @@ pub fn reproduce(args: ReproduceArgs) -> Result<i32> {
     if jobs == 1 || args.worker_since.is_some() {
         let (done, failed) = p.reproduce_sitting(&sitting)?;
         eprintln!("suite {}: {done} of {} runs done, {failed} failed", p.suite.decl.name, p.runs.len());
-        return Ok(if failed > 0 { 3 } else { 0 });
+        return Ok(if failed > 0 { RUNS_FAILED } else { 0 });
     }
-    let workers = spawn_workers(&args, jobs, since, threads)?;
+    let s = &args.suite;
+    let worker_args = WorkerArgs {
+        suite: &s.suite,
+        results: &s.results,
+        reports: &s.reports,
+        dataset: s.dataset.as_deref(),
+        retry_failed: args.retry_failed,
+        time_limit: args.time_limit,
+    };
+    let workers = spawn_workers(&worker_args, jobs, since, threads)?;
     eprintln!("suite {}: {jobs} workers with {threads} thread(s) each", p.suite.decl.name);
     let own = p.reproduce_sitting(&sitting);
-    let mut worker_errors = vec![];
-    for (k, mut child) in workers.into_iter().enumerate() {
-        match child.wait() {
-            Ok(status) if status.success() || status.code() == Some(3) => {}
-            Ok(status) => worker_errors.push(format!("worker {} exited with {status}", k + 1)),
-            Err(e) => worker_errors.push(format!("worker {}: {e}", k + 1)),
-        }
-    }
+    let waited = wait_for_workers(workers);
     own?;
-    if !worker_errors.is_empty() {
-        bail!("{}", worker_errors.join("; "));
-    }
+    waited?;
     let done = p.runs.iter().filter(|r| p.store.is_done(&r.id)).count();
     let failed = p.runs.iter().filter(|r| p.store.status(&r.id) == RunStatus::Failed).count();
     let left = p.runs.len() - done - failed;
     eprintln!("suite {}: {done} of {} runs done, {failed} failed, {left} skipped or not started", p.suite.decl.name, p.runs.len());
     // Runs left without a failure are dependants of failed runs, or were
     // not started because of the time limit.
-    Ok(if failed > 0 || (left > 0 && args.time_limit.is_none()) { 3 } else { 0 })
+    Ok(if failed > 0 || (left > 0 && args.time_limit.is_none()) { RUNS_FAILED } else { 0 })
 }
 
 /// `--time-limit`: MINUTES, MM:SS or HH:MM:SS.
@@ -203,35 +203,6 @@ fn parse_wall_time(s: &str) -> Result<std::time::Duration, String> {
         _ => return Err(format!("time limit {s:?}: expected MINUTES, MM:SS or HH:MM:SS")),
     };
     Ok(std::time::Duration::from_secs(seconds))
-}
-
-/// Starts `jobs - 1` copies of this `cmkm reproduce` as workers.
-fn spawn_workers(args: &ReproduceArgs, jobs: usize, since: std::time::SystemTime, threads: usize) -> Result<Vec<std::process::Child>> {
-    use anyhow::Context as _;
-    let exe = std::env::current_exe().context("cannot tell where this cmkm binary is to start workers")?;
-    let nanos = since.duration_since(std::time::UNIX_EPOCH).context("the system clock is set before 1970")?.as_nanos() as u64;
-    let s = &args.suite;
-    (1..jobs)
-        .map(|_| {
-            let mut cmd = std::process::Command::new(&exe);
-            cmd.arg("reproduce").arg(&s.suite).arg("--results").arg(&s.results).arg("--reports").arg(&s.reports);
-            if let Some(d) = &s.dataset {
-                cmd.arg("--dataset").arg(d);
-            }
-            if args.retry_failed {
-                cmd.arg("--retry-failed");
-            }
-            cmd.args(["--quiet", "--worker-since", &nanos.to_string()]).env("RAYON_NUM_THREADS", threads.to_string());
-            if crate::device::chosen() != crate::device::DeviceChoice::Cpu {
-                cmd.args(["--device", &crate::device::chosen().arg()]);
-            }
-            if let Some(limit) = args.time_limit {
-                let t = limit.as_secs();
-                cmd.args(["--time-limit", &format!("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60)]);
-            }
-            cmd.spawn().context("cannot start a worker process")
-        })
-        .collect()
 }
 
 pub fn report(args: SuiteArgs) -> Result<i32> {

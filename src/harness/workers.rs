@@ -1,5 +1,6 @@
-//! How `cmkm reproduce` shares the machine among worker processes, and the
-//! wall time a plan takes with them.
+//! How `cmkm reproduce` shares the machine among worker processes (their
+//! count and threads, starting them, waiting for them), and the wall time a
+//! plan takes with them.
 //!
 //! The suites' trainings are small (batches of 27 to 128 samples), so one
 //! thread per process beats more threads per run: on the 2-core AMD EPYC VM
@@ -76,6 +77,76 @@ pub fn wall_time(seconds: &[f64], depends: &[Vec<usize>], done: &[bool], jobs: u
         }
     }
     finish.iter().flatten().copied().fold(0.0, f64::max)
+}
+
+/// What the `cmkm reproduce` that starts workers was given, for its copies.
+pub struct WorkerArgs<'a> {
+    pub suite: &'a std::path::Path,
+    pub results: &'a std::path::Path,
+    pub reports: &'a std::path::Path,
+    /// Another dataset declaration than the suite's.
+    pub dataset: Option<&'a std::path::Path>,
+    pub retry_failed: bool,
+    pub time_limit: Option<std::time::Duration>,
+}
+
+/// Sizes rayon's global thread pool of this process: worker 0 must do it
+/// before anything uses rayon (loading the suite's data does, and would fix
+/// the pool at every core, beside the other workers).
+pub fn size_thread_pool(threads: usize) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    rayon::ThreadPoolBuilder::new().num_threads(threads).build_global().context("cannot size the thread pool")
+}
+
+/// Starts `jobs - 1` copies of this binary's `cmkm reproduce` as workers of
+/// the sitting that started at `since`, each with `threads` threads (through
+/// `RAYON_NUM_THREADS`), on the device this process chose.
+pub fn spawn_workers(args: &WorkerArgs, jobs: usize, since: std::time::SystemTime, threads: usize) -> anyhow::Result<Vec<std::process::Child>> {
+    use anyhow::Context as _;
+    let exe = std::env::current_exe().context("cannot tell where this cmkm binary is to start workers")?;
+    let nanos = since.duration_since(std::time::UNIX_EPOCH).context("the system clock is set before 1970")?.as_nanos() as u64;
+    (1..jobs)
+        .map(|_| {
+            let mut cmd = std::process::Command::new(&exe);
+            cmd.arg("reproduce").arg(args.suite).arg("--results").arg(args.results).arg("--reports").arg(args.reports);
+            if let Some(d) = args.dataset {
+                cmd.arg("--dataset").arg(d);
+            }
+            if args.retry_failed {
+                cmd.arg("--retry-failed");
+            }
+            cmd.args(["--quiet", "--worker-since", &nanos.to_string()]).env("RAYON_NUM_THREADS", threads.to_string());
+            if crate::device::chosen() != crate::device::DeviceChoice::Cpu {
+                cmd.args(["--device", &crate::device::chosen().arg()]);
+            }
+            if let Some(limit) = args.time_limit {
+                let t = limit.as_secs();
+                cmd.args(["--time-limit", &format!("{}:{:02}:{:02}", t / 3600, t / 60 % 60, t % 60)]);
+            }
+            cmd.spawn().context("cannot start a worker process")
+        })
+        .collect()
+}
+
+/// Exit status of a worker whose runs (some of them) failed: the failures
+/// are in the store, so the sitting goes on.
+pub const RUNS_FAILED: i32 = 3;
+
+/// Waits for every worker. A worker that exits other than successfully or
+/// with [`RUNS_FAILED`] is an error naming it.
+pub fn wait_for_workers(workers: Vec<std::process::Child>) -> anyhow::Result<()> {
+    let mut errors = vec![];
+    for (k, mut child) in workers.into_iter().enumerate() {
+        match child.wait() {
+            Ok(status) if status.success() || status.code() == Some(RUNS_FAILED) => {}
+            Ok(status) => errors.push(format!("worker {} exited with {status}", k + 1)),
+            Err(e) => errors.push(format!("worker {}: {e}", k + 1)),
+        }
+    }
+    if !errors.is_empty() {
+        anyhow::bail!("{}", errors.join("; "));
+    }
+    Ok(())
 }
 
 #[cfg(test)]
