@@ -151,8 +151,13 @@ fn main_note(p: &Prepared, column: Option<PaperColumn>, c: &collect::Collected, 
             col.title()
         ));
     }
-    if p.dataset.decl.synthetic.is_some() {
-        note.push_str("\nThis suite ran on the **synthetic** UTD-MHAD stand-in (the project's generator), not the real recordings: the paper column is a reference for scale only, not a target.\n");
+    match (&p.dataset.decl.synthetic, p.dataset.decl.format) {
+        (None, _) => {}
+        (Some(_), crate::data::declaration::Format::UtdMhad) => note.push_str("\nThis suite ran on the **synthetic** UTD-MHAD stand-in (the project's generator), not the real recordings: the paper column is a reference for scale only, not a target.\n"),
+        (Some(_), format) => note.push_str(&format!(
+            "\nThis suite ran on **synthetic** data: the project's motion generator written in the {format:?} format (`{}`), not real recordings.\n",
+            p.dataset.decl.name
+        )),
     }
     if let Some(e) = p.suite.decl.epochs {
         note.push_str(&format!("\nEvery method was trained for {e} epochs (suite override), not the paper's schedules.\n"));
