@@ -76,6 +76,9 @@ impl Dataset {
             };
             synth::ensure_generated(&decl.root, s.seed, layout)?;
         }
+        if !decl.root.is_dir() {
+            bail!("{}: dataset root does not exist or is not a directory", decl.root.display());
+        }
         if decl.format == Format::Recordings {
             return Self::load_recordings(decl, mods);
         }
@@ -115,17 +118,11 @@ impl Dataset {
     /// Cuts a dataset of recordings into windows (non-finite values fail
     /// their recording there, naming the file and row).
     fn load_recordings(decl: &DatasetDecl, mods: Vec<&ModalityDecl>) -> Result<Self> {
-        if !decl.root.is_dir() {
-            bail!("{}: dataset root does not exist or is not a directory", decl.root.display());
-        }
         let loaded: Vec<usize> = mods.iter().map(|m| decl.modalities.iter().position(|d| d.name == m.name).expect("a declared modality")).collect();
         let mut cut = crate::data::recordings::load(decl, &loaded)?;
-        // The order of every other format (layouts::sort_entries), without
-        // copying ids: a million windows sort in a fraction of a second.
-        cut.samples.par_sort_by(|(a, _), (b, _)| {
-            let key = |m: &SampleMeta| (m.label, m.subject, m.trial, m.session, m.scene);
-            key(a).cmp(&key(b)).then_with(|| a.id.cmp(&b.id))
-        });
+        // The order of every other format; a million windows sort in a
+        // fraction of a second.
+        cut.samples.par_sort_by(|(a, _), (b, _)| a.order(b));
         let mut clips = vec![Vec::with_capacity(cut.samples.len()); mods.len()];
         let mut meta = Vec::with_capacity(cut.samples.len());
         for (m, sample) in cut.samples {
@@ -238,7 +235,7 @@ fn load_clip(format: Format, file: &Path, m: &ModalityDecl) -> Result<Clip, Fail
         (Format::CzuMhad, ModalityKind::Skeleton) => formats::czu::read_skeleton(file, variable.unwrap_or("skeleton"), m.joint_count()),
         _ => formats::read_array(file, variable),
     };
-    let array = array.map_err(|e| fail(reason_without_path(&e, file)))?;
+    let array = array.map_err(|e| Failure::from_error(file, &e))?;
     let clip = clip_from_layout(array, &m.layout).map_err(|e| fail(e.to_string()))?;
     let (t, j, c) = clip.dim();
     if j != m.joint_count() || c != m.channels {
@@ -250,9 +247,4 @@ fn load_clip(format: Format, file: &Path, m: &ModalityDecl) -> Result<Clip, Fail
         return Err(fail(format!("modality '{}': sequence has {t} time steps (need at least 2)", m.name)));
     }
     Ok(clip)
-}
-
-/// The error chain, without the file name the failure already carries.
-fn reason_without_path(e: &anyhow::Error, file: &Path) -> String {
-    format!("{e:#}").replace(&format!("{}: ", file.display()), "")
 }

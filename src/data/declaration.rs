@@ -183,11 +183,15 @@ impl DatasetDecl {
     /// a class missing from the train split...) name the declaration file and
     /// the protocol.
     pub fn split(&self, name: &str, samples: &[crate::data::sample::SampleMeta]) -> Result<crate::data::splits::Split> {
-        let origin = match &self.source {
-            Some(p) => format!("{}", p.display()),
+        self.protocol(name)?.split(samples).with_context(|| format!("{}: protocol '{name}'", self.origin()))
+    }
+
+    /// Where the declaration came from, for messages: its file, or its name.
+    pub fn origin(&self) -> String {
+        match &self.source {
+            Some(p) => p.display().to_string(),
             None => format!("dataset '{}'", self.name),
-        };
-        self.protocol(name)?.split(samples).with_context(|| format!("{origin}: protocol '{name}'"))
+        }
     }
 
     /// The protocol called `name`.

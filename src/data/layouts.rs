@@ -29,6 +29,14 @@ pub struct Failure {
     pub reason: String,
 }
 
+impl Failure {
+    /// The failure of `file` by `error`, whose chain loses the file name it
+    /// already carries.
+    pub fn from_error(file: &Path, error: &anyhow::Error) -> Self {
+        Failure { file: file.to_path_buf(), reason: format!("{error:#}").replace(&format!("{}: ", file.display()), "") }
+    }
+}
+
 /// Everything discovery found.
 #[derive(Debug, Default)]
 pub struct Discovery {
@@ -42,9 +50,6 @@ pub struct Discovery {
 
 /// Lists the samples of `decl` present in every modality of `modalities`.
 pub fn discover(decl: &DatasetDecl, modalities: &[&ModalityDecl]) -> Result<Discovery> {
-    if !decl.root.is_dir() {
-        bail!("{}: dataset root does not exist or is not a directory", decl.root.display());
-    }
     match decl.format {
         Format::UtdMhad | Format::Mmact | Format::CzuMhad => discover_by_name(decl, modalities),
         Format::Manifest => discover_manifest(decl, modalities),
@@ -133,13 +138,10 @@ fn collect(out: &mut Discovery, meta: SampleMeta, files: Vec<Option<PathBuf>>, m
     }
 }
 
-/// Orders samples by (label, subject, trial, session, scene): a stable,
-/// file-system independent order.
+/// Orders samples by [`SampleMeta::order`]: a stable, file-system
+/// independent order.
 fn sort_entries(entries: &mut [Entry]) {
-    entries.sort_by(|a, b| {
-        let key = |m: &SampleMeta| (m.label, m.subject, m.trial, m.session, m.scene, m.id.clone());
-        key(&a.meta).cmp(&key(&b.meta))
-    });
+    entries.sort_by(|a, b| a.meta.order(&b.meta));
 }
 
 fn discover_manifest(decl: &DatasetDecl, modalities: &[&ModalityDecl]) -> Result<Discovery> {

@@ -26,6 +26,13 @@ pub struct Attributes {
 }
 
 impl SampleMeta {
+    /// The order of a dataset's samples, whatever its format: by label,
+    /// subject, trial, session, scene, then id.
+    pub fn order(&self, other: &Self) -> std::cmp::Ordering {
+        let key = |m: &Self| (m.label, m.subject, m.trial, m.session, m.scene);
+        key(self).cmp(&key(other)).then_with(|| self.id.cmp(&other.id))
+    }
+
     /// The attributes protocols select by.
     pub fn attributes(&self) -> Attributes {
         Attributes { subject: self.subject, trial: self.trial, scene: self.scene, session: self.session }

@@ -184,7 +184,7 @@ mod tests {
     }
 
     fn track(n: usize) -> Track {
-        Track { times: (0..n).map(|i| i as f64 / 50.0).collect(), values: Array2::zeros((n, 1)), codes: None, rate: 50.0, joints: 1 }
+        Track { times: (0..n).map(|i| i as f64 / 50.0).collect(), values: Array2::zeros((n, 1)), codes: None, rate: 50.0, joints: 1, max_step: 0.03 }
     }
 
     fn iv(start: f64, end: f64, class: usize, line: usize) -> Interval {

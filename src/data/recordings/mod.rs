@@ -128,7 +128,7 @@ impl<'a> Layout<'a> {
 /// returning the clips of the modalities `loaded` (indices into the
 /// declared modalities), recordings in parallel.
 pub fn load(decl: &DatasetDecl, loaded: &[usize]) -> Result<Loaded> {
-    let layout = Layout::of(decl).with_context(|| origin(decl))?;
+    let layout = Layout::of(decl).with_context(|| decl.origin())?;
     let mut files: BTreeMap<RecordingKey, Vec<Option<PathBuf>>> = BTreeMap::new();
     for (m, p) in layout.patterns.iter().enumerate() {
         for (key, path) in p.find(&decl.root)? {
@@ -163,35 +163,25 @@ pub fn load(decl: &DatasetDecl, loaded: &[usize]) -> Result<Loaded> {
     Ok(out)
 }
 
-fn origin(decl: &DatasetDecl) -> String {
-    decl.source.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| format!("dataset '{}'", decl.name))
-}
-
 fn cut_recording(decl: &DatasetDecl, layout: &Layout, key: &RecordingKey, paths: &[PathBuf], intervals: &Intervals, loaded: &[usize]) -> Result<Cut, Failure> {
     let mut tracks: Vec<Track> = vec![];
     for (m, (modality, path)) in decl.modalities.iter().zip(paths).enumerate() {
         let label_column = if m == layout.label_modality { layout.labels.column } else { None };
-        let track = read::read_track(path, modality, layout.recordings[m], label_column).map_err(|e| failure(path, &e))?;
+        let track = read::read_track(path, modality, layout.recordings[m], label_column).map_err(|e| Failure::from_error(path, &e))?;
         tracks.push(track);
     }
     let timeline: Timeline = match (&tracks[layout.label_modality].codes, &layout.labels.intervals) {
-        (Some(codes), _) => labels::from_codes(codes, layout.labels, decl.classes.len()).map_err(|e| failure(&paths[layout.label_modality], &e))?,
+        (Some(codes), _) => labels::from_codes(codes, layout.labels, decl.classes.len()).map_err(|e| Failure::from_error(&paths[layout.label_modality], &e))?,
         (None, Some(d)) => {
             let none = vec![];
             let list = intervals.by_recording.get(key).unwrap_or(&none);
-            labels::from_intervals(list, d, &tracks[0]).map_err(|e| failure(&paths[0], &e.context("its labelled intervals")))?
+            labels::from_intervals(list, d, &tracks[0]).map_err(|e| Failure::from_error(&paths[0], &e.context("its labelled intervals")))?
         }
         (None, None) => unreachable!("Layout::of requires a label column or intervals"),
     };
     let refs: Vec<&Track> = tracks.iter().collect();
-    let max_steps: Vec<f64> = tracks.iter().zip(&layout.recordings).map(|(t, r)| t.max_step(r)).collect();
-    let source = LabelSource { track: &tracks[layout.label_modality], timeline: &timeline };
-    Ok(windows::cut(&refs, loaded, &max_steps, &source, layout.windows))
-}
-
-fn failure(path: &std::path::Path, e: &anyhow::Error) -> Failure {
-    let reason = format!("{e:#}").replace(&format!("{}: ", path.display()), "");
-    Failure { file: path.to_path_buf(), reason }
+    let source = LabelSource { modality: layout.label_modality, timeline: &timeline };
+    Ok(windows::cut(&refs, loaded, &source, layout.windows))
 }
 
 fn add_cut(out: &mut Loaded, key: &RecordingKey, cut: Cut) {

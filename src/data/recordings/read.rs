@@ -22,6 +22,9 @@ pub struct Track {
     pub rate: f64,
     /// Joints per row (1 for series).
     pub joints: usize,
+    /// The longest step between time stamps that is not a gap, in seconds
+    /// (`max_gap` sample periods).
+    pub max_step: f64,
 }
 
 impl Track {
@@ -33,11 +36,6 @@ impl Track {
     /// True without samples.
     pub fn is_empty(&self) -> bool {
         self.times.is_empty()
-    }
-
-    /// The longest step that is not a gap, in seconds.
-    pub fn max_step(&self, rec: &RecordingDecl) -> f64 {
-        rec.max_gap / self.rate
     }
 }
 
@@ -99,7 +97,7 @@ fn track_from_table(table: Array2<f64>, m: &ModalityDecl, rec: &RecordingDecl, l
         None => (0..rows).map(|i| i as f64 / m.sample_rate).collect(),
     };
     let codes = label_column.map(|c| label_codes(table.column(c).iter().copied())).transpose()?;
-    Ok(Track { times, values: values.mapv(|v| v as f32), codes, rate: m.sample_rate, joints: m.joint_count() })
+    Ok(Track { times, values: values.mapv(|v| v as f32), codes, rate: m.sample_rate, joints: m.joint_count(), max_step: rec.max_gap / m.sample_rate })
 }
 
 /// Time stamps, which must be finite, strictly increasing.

@@ -60,15 +60,16 @@ pub struct Cut {
     pub too_short: bool,
 }
 
-/// Which track holds the labels, and their timeline.
+/// Which track holds the labels (an index into the tracks), and their
+/// timeline on that track's samples.
 pub struct LabelSource<'a> {
-    pub track: &'a Track,
+    pub modality: usize,
     pub timeline: &'a Timeline,
 }
 
 /// Cuts the tracks of one recording (all declared modalities, in order;
 /// `keep` says whose clips to return) into windows.
-pub fn cut(tracks: &[&Track], keep: &[usize], max_steps: &[f64], labels: &LabelSource, decl: &WindowsDecl) -> Cut {
+pub fn cut(tracks: &[&Track], keep: &[usize], labels: &LabelSource, decl: &WindowsDecl) -> Cut {
     let first = tracks[0];
     let (length, stride) = match decl.unit {
         WindowUnit::Seconds => (decl.length, decl.stride),
@@ -88,10 +89,10 @@ pub fn cut(tracks: &[&Track], keep: &[usize], max_steps: &[f64], labels: &LabelS
         if t0 + length > end + slack {
             break;
         }
-        let ranges: Option<Vec<Range<usize>>> = tracks.iter().zip(max_steps).map(|(t, &gap)| covered(t, t0, length, gap)).collect();
+        let ranges: Option<Vec<Range<usize>>> = tracks.iter().map(|t| covered(t, t0, length)).collect();
         match ranges {
             None => out.dropped.gap += 1,
-            Some(ranges) => match window_label(labels, t0, length, decl) {
+            Some(ranges) => match window_label(&labels.timeline[ranges[labels.modality].clone()], decl) {
                 Err(()) => out.dropped.mixed_labels += 1,
                 Ok(None) if decl.unlabelled == UnlabelledUse::Drop => out.dropped.unlabelled += 1,
                 Ok(label) => {
@@ -105,9 +106,11 @@ pub fn cut(tracks: &[&Track], keep: &[usize], max_steps: &[f64], labels: &LabelS
     out
 }
 
-/// The samples of `track` inside `[t0, t0 + length)`, unless a gap (a step
-/// longer than `max_step`, or missing samples at either end) breaks them.
-fn covered(track: &Track, t0: f64, length: f64, max_step: f64) -> Option<Range<usize>> {
+/// The samples of `track` inside `[t0, t0 + length)` (at least two), unless
+/// a gap (a step longer than the track's `max_step`, or missing samples at
+/// either end) breaks them.
+fn covered(track: &Track, t0: f64, length: f64) -> Option<Range<usize>> {
+    let max_step = track.max_step;
     let r = samples_in(track, t0, length);
     if r.len() < 2 {
         return None;
@@ -129,13 +132,9 @@ fn samples_in(track: &Track, t0: f64, length: f64) -> Range<usize> {
     a..b.max(a)
 }
 
-/// The window's label by the declared rule; `Err` for mixed labels.
-fn window_label(labels: &LabelSource, t0: f64, length: f64, decl: &WindowsDecl) -> Result<Option<usize>, ()> {
-    let r = samples_in(labels.track, t0, length);
-    let steps = &labels.timeline[r];
-    if steps.is_empty() {
-        return Err(());
-    }
+/// The label of a window whose time steps carry `steps` (at least one), by
+/// the declared rule; `Err` for mixed labels.
+fn window_label(steps: &[Option<usize>], decl: &WindowsDecl) -> Result<Option<usize>, ()> {
     match decl.label {
         LabelRule::Center => Ok(steps[steps.len() / 2]),
         LabelRule::Pure => {
@@ -187,28 +186,29 @@ mod tests {
     use super::*;
     use ndarray::Array2;
 
+    /// `n` samples at `rate`, gaps beyond 1.5 periods (the default `max_gap`).
     fn track(n: usize, rate: f64) -> Track {
         let values = Array2::from_shape_fn((n, 2), |(i, c)| (i * 2 + c) as f32);
-        Track { times: (0..n).map(|i| i as f64 / rate).collect(), values, codes: None, rate, joints: 1 }
+        Track { times: (0..n).map(|i| i as f64 / rate).collect(), values, codes: None, rate, joints: 1, max_step: 1.5 / rate }
     }
 
     fn decl(yaml: &str) -> WindowsDecl {
         serde_yaml::from_str(yaml).unwrap()
     }
 
-    fn labelled<'a>(track: &'a Track, timeline: &'a Timeline) -> LabelSource<'a> {
-        LabelSource { track, timeline }
+    fn labelled(timeline: &Timeline) -> LabelSource<'_> {
+        LabelSource { modality: 0, timeline }
     }
 
     #[test]
     fn windows_tile_a_recording_by_stride_and_never_pass_its_end() {
         let a = track(10, 50.0);
         let tl: Timeline = vec![Some(0); 10];
-        let c = cut(&[&a], &[0], &[1.5 / 50.0], &labelled(&a, &tl), &decl("{length: 4, stride: 2, unit: samples, label: pure}"));
+        let c = cut(&[&a], &[0], &labelled(&tl), &decl("{length: 4, stride: 2, unit: samples, label: pure}"));
         assert_eq!(c.windows.iter().map(|w| w.index).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
         assert_eq!(c.windows[1].clips[0].dim(), (4, 1, 2));
         assert_eq!(c.windows[1].clips[0][[0, 0, 0]], 4.0); // row 2, channel 0
-        let short = cut(&[&a], &[0], &[0.03], &labelled(&a, &tl), &decl("{length: 11, stride: 2, unit: samples, label: pure}"));
+        let short = cut(&[&a], &[0], &labelled(&tl), &decl("{length: 11, stride: 2, unit: samples, label: pure}"));
         assert!(short.too_short && short.windows.is_empty());
     }
 
@@ -217,7 +217,7 @@ mod tests {
         let a = track(8, 50.0);
         let tl: Timeline = vec![Some(1), Some(1), Some(1), Some(2), None, None, None, Some(0)];
         let run = |yaml: &str| {
-            let c = cut(&[&a], &[0], &[0.03], &labelled(&a, &tl), &decl(yaml));
+            let c = cut(&[&a], &[0], &labelled(&tl), &decl(yaml));
             (c.windows.iter().map(|w| (w.index, w.label)).collect::<Vec<_>>(), c.dropped)
         };
         let (w, d) = run("{length: 4, stride: 4, unit: samples, label: pure}");
@@ -236,7 +236,7 @@ mod tests {
             *t += 0.5;
         }
         let tl: Timeline = vec![Some(0); 100];
-        let c = cut(&[&fast, &slow], &[0, 1], &[0.03, 0.1], &labelled(&fast, &tl), &decl("{length: 0.5, stride: 0.5, unit: seconds, label: pure}"));
+        let c = cut(&[&fast, &slow], &[0, 1], &labelled(&tl), &decl("{length: 0.5, stride: 0.5, unit: seconds, label: pure}"));
         // The common span is 0..2 s; window 2 (1.0-1.5 s) falls in the slow track's gap.
         assert_eq!(c.windows.iter().map(|w| w.index).collect::<Vec<_>>(), vec![0, 1, 3]);
         assert_eq!(c.dropped.gap, 1);

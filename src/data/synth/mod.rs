@@ -99,11 +99,9 @@ pub fn generate_as(out: &Path, seed: u64, layout: Layout) -> Result<Stamp> {
     }
     let keys = sample_keys();
     let written = match layout {
+        Layout::UtdMhad => keys.par_iter().try_for_each(|&(a, s, t)| write_trial(tmp.path(), seed, a, s, t)),
+        Layout::Manifest => keys.par_iter().try_for_each(|&(a, s, t)| write_manifest_trial(tmp.path(), seed, a, s, t)),
         Layout::Hapt => hapt::write(tmp.path(), seed),
-        _ => keys.par_iter().try_for_each(|&(a, s, t)| match layout {
-            Layout::Manifest => write_manifest_trial(tmp.path(), seed, a, s, t),
-            _ => write_trial(tmp.path(), seed, a, s, t),
-        }),
     };
     written.with_context(|| format!("{}: cannot write the synthetic set (nothing was put in place)", out.display()))?;
     if layout == Layout::Manifest {
