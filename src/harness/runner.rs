@@ -52,9 +52,6 @@ pub fn prepare_with(suite_path: &Path, results: &Path, dataset: Option<&Path>) -
     suite.check_against(&dataset)?;
     let fingerprint = crate::data::fingerprint::fingerprint(&dataset)?;
     let runs = plan(&suite, &fingerprint)?;
-    if crate::harness::store::RESERVED_NAMES.contains(&suite.decl.name.as_str()) {
-        bail!("{}: a suite may not be called '{}', the run store's own folder", suite.path.display(), suite.decl.name);
-    }
     let store = RunStore::new(results.to_path_buf());
     let adopted = store.adopt_suite_stores()?;
     if adopted > 0 {

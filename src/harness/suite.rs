@@ -256,6 +256,9 @@ impl Suite {
     /// The checks that need only the suite and its method files.
     fn check_settings(&self) -> Result<()> {
         let d = &self.decl;
+        if crate::harness::store::RESERVED_NAMES.contains(&d.name.as_str()) {
+            return Err(self.error(&["name"], format!("a suite may not be called '{}', the run store's own folder", d.name)));
+        }
         if d.seeds.is_empty() {
             return Err(self.error(&["seeds"], "a suite needs at least one seed"));
         }
@@ -375,9 +378,6 @@ impl Suite {
         Ok(())
     }
 
-    /// The checks that need the dataset: the protocol, each method against
-    /// the dataset's modalities and shapes, and every batch against the
-    /// train split. What passes here fails no run for its settings.
     /// The suite's dataset declaration, with the suite's
     /// `unlabelled_windows` applied.
     pub fn dataset_decl(&self) -> Result<crate::data::DatasetDecl> {
@@ -394,6 +394,9 @@ impl Suite {
         Ok(decl)
     }
 
+    /// The checks that need the dataset: the protocol, each method against
+    /// the dataset's modalities and shapes, and every batch against the
+    /// train split. What passes here fails no run for its settings.
     pub fn check_against(&self, dataset: &crate::data::Dataset) -> Result<()> {
         let protocol = &self.decl.protocol;
         dataset.decl.protocol(protocol).map_err(|e| self.error(&["protocol"], e))?;
