@@ -185,6 +185,13 @@ impl Dataset {
         self.modalities.iter().zip(&self.clips).map(|(m, clips)| preprocess_clips(m, clips.par_iter())).collect()
     }
 
+    /// The `(T, J, C)` dimensions of each loaded modality's clips after
+    /// preprocessing, from its first sample alone (`None` without samples):
+    /// what sizes models need, without preprocessing the whole dataset.
+    pub fn preprocessed_dims(&self) -> Option<Vec<(usize, usize, usize)>> {
+        self.modalities.iter().zip(&self.clips).map(|(m, clips)| Some(preprocess_clips(m, clips.get(..1)?.par_iter())[0].dim())).collect()
+    }
+
     /// The clips of every sample ready for training under `split`:
     /// preprocessed, then standardised where a modality declares it with
     /// statistics of `split.train` alone (so validation and test data never

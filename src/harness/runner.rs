@@ -10,6 +10,7 @@ use super::suite::Suite;
 use super::workers::{wall_time, Workers};
 use crate::data::Dataset;
 use crate::methods::{devices, train, TrainOptions};
+use crate::models::InputShape;
 use crate::protocols::fine_tuning::fine_tune_frozen;
 use crate::protocols::label_fractions::{frozen_label_fractions, random_encoders, supervised_label_fractions};
 use crate::protocols::retrieval::{retrieval_settings, write_retrieval};
@@ -322,14 +323,17 @@ impl Prepared {
         if runs.iter().all(|r| r.estimate_seconds.is_some()) {
             return (runs, None);
         }
-        let names: Vec<String> = self.dataset.decl.modalities.iter().map(|m| m.name.clone()).collect();
-        let Ok(data) = TrainData::new(&self.dataset, &names, &self.suite.decl.protocol) else { return (runs, None) };
+        // Shapes from one preprocessed sample per modality and the split's
+        // sizes: preparing every sample would cost as much as a run's start.
+        let ds = &self.dataset;
+        let (Some(dims), Ok(split)) = (ds.preprocessed_dims(), ds.decl.split(&self.suite.decl.protocol, &ds.meta)) else { return (runs, None) };
+        let shapes = ds.modalities.iter().zip(dims).map(|(m, (t, j, c))| (m.name.clone(), InputShape { channels: c, frames: t, joints: j })).collect();
         let context = super::flop_estimate::WorkContext {
-            shapes: names.iter().cloned().zip(data.shapes.iter().copied()).collect(),
-            classes: data.classes,
-            train: data.split.train.len(),
-            val: data.split.val.len(),
-            test: data.split.test.len(),
+            shapes,
+            classes: ds.decl.classes.len(),
+            train: split.train.len(),
+            val: split.val.len(),
+            test: split.test.len(),
             runs: &self.runs,
         };
         let flops: Vec<Option<f64>> = self.runs.iter().map(|r| context.flops(r)).collect();
