@@ -54,15 +54,16 @@ fn impossible_sizes_are_errors_not_panics() {
     assert!(err.contains("kernal"), "{err}");
 }
 
-/// `cmkm bench` turns the FLOP counts into rates against the measured
-/// peak: the supervised step and validation figures are there, and a
-/// sane share of the peak (a count off by a factor, or a peak timed
-/// wrongly, would put them far outside).
+/// `cmkm bench` times each method through its `Method` implementation and
+/// turns the FLOP counts into rates against the measured peak: the
+/// supervised and CMC-CMKM (its miners included) step and validation
+/// figures are there, and a sane share of the peak (a count off by a
+/// factor, or a peak timed wrongly, would put them far outside).
 #[test]
 fn bench_reports_flop_rates_against_the_peak() {
     let dataset = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/datasets/synthetic-utd.yaml");
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_cmkm"))
-        .args(["bench", "--json", "--steps", "1", "--only", "supervised_multimodal", "--dataset"])
+        .args(["bench", "--json", "--steps", "1", "--only", "supervised_multimodal,cmkm", "--dataset"])
         .arg(&dataset)
         .env("RAYON_NUM_THREADS", "1")
         .output()
@@ -70,7 +71,8 @@ fn bench_reports_flop_rates_against_the_peak() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let json: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let peak = json["peak_gflop_per_s"].as_f64().unwrap();
-    for figure in ["supervised_multimodal_step_gflop_per_s", "supervised_multimodal_validation_gflop_per_s"] {
+    for figure in ["supervised_multimodal", "cmkm"].iter().flat_map(|m| [format!("{m}_step_gflop_per_s"), format!("{m}_validation_gflop_per_s")]) {
+        let figure = figure.as_str();
         let rate = json[figure].as_f64().unwrap_or_else(|| panic!("{figure} missing from {json}"));
         assert!(rate > 0.02 * peak && rate < 1.5 * peak, "{figure}: {rate} GFLOP/s against a peak of {peak}");
     }

@@ -9,20 +9,13 @@ pub mod efficiency;
 mod kernels;
 
 use crate::data::Dataset;
-use crate::losses::{cmc_loss, nt_xent_loss, CmkmOptions};
+use crate::device::devices;
 use crate::methods::config::MethodConfig;
-use crate::methods::cross_modal::{CrossModal, CrossModalModel, Mining};
-use crate::methods::method::{required_loss, Temperature};
-use crate::methods::supervised::{Supervised, SupervisedModel};
-use crate::methods::two_views::{TwoViewModel, TwoViews};
-use crate::methods::{devices, Context, ModelSpec};
+use crate::methods::Context;
 use crate::training::batches::{batch_tensor, epoch_batches};
-use crate::training::{Objective, TrainData};
+use crate::training::timing::StepTimes;
+use crate::training::TrainData;
 use anyhow::Result;
-use burn::module::Module;
-use burn::optim::AdamConfig;
-use burn::prelude::Device;
-use efficiency::MethodFlops;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -129,73 +122,41 @@ fn method(text: &str) -> Result<MethodConfig> {
     crate::config::parse_yaml(text)
 }
 
-/// The paper's method files, embedded so that the bench measures the same
-/// architectures wherever it runs.
-fn paper_methods() -> Result<[MethodConfig; 5]> {
+/// The paper's method files by figure name, embedded so that the bench
+/// measures the same architectures wherever it runs; CMC's first (its
+/// modalities are the data figures' and its encoders the forward ones').
+fn paper_methods() -> Result<[(&'static str, MethodConfig); 5]> {
     Ok([
-        method(include_str!("../../experiments/methods/cmc.yaml"))?,
-        crate::methods::config::MethodFiles::parse_embedded(&[
-            include_str!("../../experiments/methods/cmc-cmkm.yaml"),
-            include_str!("../../experiments/methods/cmc.yaml"),
-        ])?,
-        method(include_str!("../../experiments/methods/simclr-inertial.yaml"))?,
-        method(include_str!("../../experiments/methods/simclr-skeleton.yaml"))?,
-        method(include_str!("../../experiments/methods/supervised-multimodal.yaml"))?,
+        ("cmc", method(include_str!("../../experiments/methods/cmc.yaml"))?),
+        (
+            "cmkm",
+            crate::methods::config::MethodFiles::parse_embedded(&[
+                include_str!("../../experiments/methods/cmc-cmkm.yaml"),
+                include_str!("../../experiments/methods/cmc.yaml"),
+            ])?,
+        ),
+        ("simclr_inertial", method(include_str!("../../experiments/methods/simclr-inertial.yaml"))?),
+        ("simclr_skeleton", method(include_str!("../../experiments/methods/simclr-skeleton.yaml"))?),
+        ("supervised_multimodal", method(include_str!("../../experiments/methods/supervised-multimodal.yaml"))?),
     ])
 }
 
-/// Step times split into their phases, in milliseconds per step.
-struct StepTimes {
-    total: Vec<f64>,
-    forward: Vec<f64>,
-    backward: Vec<f64>,
-    adam: Vec<f64>,
-}
-
-/// Times `steps` optimisation steps on one fixed batch after one warm-up
-/// step: forward (augmentation, encoders, loss), backward, Adam update.
-/// The CPU backend is eager, so each phase is finished when it returns.
-/// On a GPU each phase is waited for before its clock stops.
-fn time_steps<O: Objective>(objective: &O, mut model: O::Model, batch: &[usize], steps: usize, device: &Device) -> StepTimes {
-    let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
-    let mut t = StepTimes { total: vec![], forward: vec![], backward: vec![], adam: vec![] };
-    let ms = |since: Instant| 1e3 * since.elapsed().as_secs_f64();
-    for i in 0..=steps {
-        let start = Instant::now();
-        let step = objective.step(&model, batch, i as u64);
-        let _ = crate::device::sync(device);
-        let forward = ms(start);
-        let mark = Instant::now();
-        let grads = step.gradients(&model);
-        let _ = crate::device::sync(device);
-        let backward = ms(mark);
-        let mark = Instant::now();
-        model = optimizer.step(1e-3, model, grads);
-        let _ = crate::device::sync(device);
-        let adam = ms(mark);
-        if i > 0 {
-            t.total.push(ms(start));
-            t.forward.push(forward);
-            t.backward.push(backward);
-            t.adam.push(adam);
-        }
-    }
-    t
-}
-
-/// Records `<name>_step_ms` and its phases `<name>_forward_ms`,
-/// `<name>_backward_ms`, `<name>_adam_ms`.
+/// Records `<name>_step_ms`, its phases `<name>_step_forward_ms`,
+/// `<name>_step_backward_ms`, `<name>_step_adam_ms`, and
+/// `<name>_validation_ms`.
 fn record(timings: &mut BTreeMap<String, Timing>, name: &str, t: StepTimes) {
     timings.insert(format!("{name}_step_ms"), Timing::of(t.total));
     timings.insert(format!("{name}_step_forward_ms"), Timing::of(t.forward));
     timings.insert(format!("{name}_step_backward_ms"), Timing::of(t.backward));
     timings.insert(format!("{name}_step_adam_ms"), Timing::of(t.adam));
+    timings.insert(format!("{name}_validation_ms"), Timing::of(t.validation));
 }
 
 /// Runs every figure on `ds` (the synthetic UTD-MHAD by default).
 pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> Result<BenchReport> {
     check_groups(&opts.only)?;
-    let [cmc, cmkm, simclr_inertial, simclr_skeleton, supervised] = paper_methods()?;
+    let methods = paper_methods()?;
+    let cmc = &methods[0].1;
     let mut timings = BTreeMap::new();
     let mut throughput = BTreeMap::new();
     let mut flops: BTreeMap<String, u64> = BTreeMap::new();
@@ -212,40 +173,21 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
     let batch: Vec<usize> = data.split.train.iter().copied().take(opts.batch).collect();
     anyhow::ensure!(batch.len() == opts.batch, "the train split has {} samples, fewer than the batch of {}", data.split.train.len(), opts.batch);
     if opts.wants("data") {
-        time_data(&data, &cmc, opts, prep_ms, &eval_device, &mut timings);
+        time_data(&data, cmc, opts, prep_ms, &eval_device, &mut timings);
     }
-    for (name, m) in [("cmc", &cmc), ("cmkm", &cmkm)].into_iter().filter(|(name, _)| opts.wants(name)) {
+    for (name, config) in methods.iter().filter(|(name, _)| opts.wants(name)) {
         progress(name);
-        let mut ctx =
-            Context { method: m, data: &data, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone(), pretrained: vec![] };
-        if name == "cmkm" {
-            // Random frozen miners: the step's cost does not depend on their weights.
-            ctx.pretrained = vec![ctx.spec().encoder(0, &eval_device)?, ctx.spec().encoder(1, &eval_device)?];
-        }
-        let options: CmkmOptions = required_loss(m.loss.as_ref(), None, &m.kind)?;
-        let tau = options.temperature;
-        let mining = (name == "cmkm").then(|| Mining { miners: &ctx.pretrained, options });
-        let loss = |z1, z2| cmc_loss(z1, z2, tau);
-        let objective = CrossModal { ctx: &ctx, loss: &loss, mining };
-        let model = CrossModalModel::for_training(&ctx.spec(), &train_device)?;
-        record(&mut timings, name, time_steps(&objective, model, &batch, opts.steps, &train_device));
-        flops.insert(format!("{name}_step_ms"), MethodFlops::of(&ModelSpec::on(m, &data))?.cross_modal_step(opts.batch, name == "cmkm"));
+        let own;
+        let data = match config.modalities == data.modalities {
+            true => &data,
+            false => {
+                own = TrainData::new(ds, &config.modalities, &opts.protocol)?;
+                &own
+            }
+        };
+        time_method(name, config, data, &batch, opts, &mut timings, &mut flops)?;
     }
-    for (name, m) in [("simclr_inertial", &simclr_inertial), ("simclr_skeleton", &simclr_skeleton)].into_iter().filter(|(name, _)| opts.wants(name)) {
-        progress(name);
-        let one = TrainData::new(ds, &m.modalities, &opts.protocol)?;
-        let ctx = Context { method: m, data: &one, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone(), pretrained: vec![] };
-        let tau = Temperature::of(&m.kind, m.loss.as_ref(), None)?;
-        let loss = |a, b| nt_xent_loss(a, b, tau);
-        let model = TwoViewModel::new(&ctx.spec(), &train_device)?;
-        record(&mut timings, name, time_steps(&TwoViews { ctx: &ctx, loss: &loss }, model, &batch, opts.steps, &train_device));
-        flops.insert(format!("{name}_step_ms"), MethodFlops::of(&ModelSpec::on(m, &one))?.two_views_step(opts.batch));
-    }
-    if opts.wants("supervised_multimodal") {
-        progress("supervised_multimodal");
-        time_supervised(&supervised, &data, &batch, opts, &mut timings, &mut flops)?;
-    }
-    let ctx = Context { method: &cmc, data: &data, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone(), pretrained: vec![] };
+    let ctx = Context { method: cmc, data: &data, seed: opts.seed, train_device: train_device.clone(), eval_device: eval_device.clone(), pretrained: vec![] };
     let wide: Vec<usize> = (0..opts.forward_batch).map(|i| data.split.train[i % data.split.train.len()]).collect();
     for (m, modality) in data.modalities.iter().enumerate().filter(|_| opts.wants("forward")) {
         let kind = cmc.encoders[modality].kind_name();
@@ -286,35 +228,29 @@ pub fn run_bench(ds: &Dataset, opts: &BenchOptions, progress: impl Fn(&str)) -> 
     })
 }
 
-/// The supervised multimodal baseline (kernel-3 CNN-Transformer and
-/// co-occurrence encoders, fusion classifier): a training step on `batch`,
-/// and the validation pass that every epoch of its label-fraction
-/// trainings runs (`supervised_multimodal_validation_ms`).
-fn time_supervised(
-    method: &MethodConfig,
+/// The figures of one method, asked of its [`crate::methods::Method`]: a
+/// training step on `batch` (and its phases) and a validation pass, with
+/// the model and objective its training builds, and their FLOPs. A method
+/// that mines with pretrained encoders gets randomly initialised ones: a
+/// step's cost does not depend on their weights.
+fn time_method(
+    name: &str,
+    config: &MethodConfig,
     data: &TrainData,
     batch: &[usize],
     opts: &BenchOptions,
     timings: &mut BTreeMap<String, Timing>,
     flops: &mut BTreeMap<String, u64>,
 ) -> Result<()> {
+    let method = config.method()?;
     let (train_device, eval_device) = devices();
-    let ctx = Context { method, data, seed: opts.seed, train_device: train_device.clone(), eval_device, pretrained: vec![] };
-    let objective = Supervised::of(&ctx);
-    let counts = MethodFlops::of(&ModelSpec::on(method, data))?;
-    record(timings, "supervised_multimodal", time_steps(&objective, SupervisedModel::new(&ctx.spec(), &train_device)?, batch, opts.steps, &train_device));
-    flops.insert("supervised_multimodal_step_ms".into(), 3 * counts.supervised_forward(batch.len()));
-    let model = SupervisedModel::new(&ctx.spec(), &train_device)?.valid();
-    let samples: Vec<f64> = (0..=opts.steps)
-        .map(|_| {
-            let start = Instant::now();
-            let _ = objective.validate(&model);
-            1e3 * start.elapsed().as_secs_f64()
-        })
-        .skip(1)
-        .collect();
-    timings.insert("supervised_multimodal_validation_ms".into(), Timing::of(samples));
-    flops.insert("supervised_multimodal_validation_ms".into(), counts.supervised_forward(data.split.val.len()));
+    let mut ctx = Context { method: config, data, seed: opts.seed, train_device, eval_device, pretrained: vec![] };
+    if method.uses_pretrained() {
+        ctx.pretrained = (0..data.modalities.len()).map(|m| ctx.spec().encoder(m, &ctx.eval_device)).collect::<Result<_>>()?;
+    }
+    record(timings, name, method.time_steps(&ctx, batch, opts.steps)?);
+    flops.insert(format!("{name}_step_ms"), method.flops(&ctx.spec(), batch.len())?.step);
+    flops.insert(format!("{name}_validation_ms"), method.flops(&ctx.spec(), data.split.val.len())?.validation);
     Ok(())
 }
 

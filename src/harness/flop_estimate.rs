@@ -1,14 +1,14 @@
 //! Estimates for runs no recorded timing covers (a new method, dataset or
 //! machine): each run's floating-point work, counted from its
-//! configuration as `cmkm bench` counts it ([`crate::bench::efficiency`]),
+//! configuration as `cmkm bench` counts it (each method's [`crate::methods::Method::flops`]),
 //! over a rate. The rate is calibrated on the runs of the same plan that
 //! recorded timings do cover (per step kind, else over all of them); with
 //! none, it is this machine's measured multiply-add peak times its threads
 //! times [`PEAK_SHARE`]. These estimates are rough and marked as such.
 
 use super::plan::{PlannedRun, Step};
-use crate::bench::efficiency::MethodFlops;
 use crate::methods::config::MethodConfig;
+use crate::methods::flops::MethodFlops;
 use crate::methods::ModelSpec;
 use crate::models::InputShape;
 use std::collections::BTreeMap;
@@ -33,8 +33,12 @@ pub struct WorkContext<'a> {
 }
 
 impl WorkContext<'_> {
+    fn shapes_of(&self, modalities: &[String]) -> Option<Vec<InputShape>> {
+        modalities.iter().map(|m| self.shapes.get(m).copied()).collect()
+    }
+
     fn flops_of(&self, config: &MethodConfig, modalities: &[String]) -> Option<MethodFlops> {
-        let shapes: Vec<InputShape> = modalities.iter().map(|m| self.shapes.get(m).copied()).collect::<Option<_>>()?;
+        let shapes = self.shapes_of(modalities)?;
         MethodFlops::of(&ModelSpec { method: config, modalities, shapes: &shapes, classes: self.classes }).ok()
     }
 
@@ -48,20 +52,11 @@ impl WorkContext<'_> {
     /// A training's FLOPs on `train` samples: its steps and validation passes.
     fn training(&self, config: &MethodConfig, train: usize) -> Option<f64> {
         let method = config.method().ok()?;
-        let m = self.flops_of(config, &config.modalities)?;
+        let shapes = self.shapes_of(&config.modalities)?;
+        let spec = ModelSpec { method: config, modalities: &config.modalities, shapes: &shapes, classes: self.classes };
         let batch = config.schedule.batch_size.max(1);
-        let step = |b: usize| -> f64 {
-            if !method.self_supervised() {
-                3.0 * m.supervised_forward(b) as f64
-            } else if config.modalities.len() >= 2 {
-                m.cross_modal_step(b, method.uses_pretrained()) as f64
-            } else {
-                m.two_views_step(b) as f64
-            }
-        };
         let steps = if method.self_supervised() { train / batch } else { train.div_ceil(batch) };
-        // A validation pass is about a step's forward third.
-        let epoch = steps as f64 * step(batch) + step(self.val) / 3.0;
+        let epoch = steps as f64 * method.flops(&spec, batch).ok()?.step as f64 + method.flops(&spec, self.val).ok()?.validation as f64;
         Some(config.schedule.epochs as f64 * epoch)
     }
 

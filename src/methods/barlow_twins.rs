@@ -10,9 +10,11 @@
 //! loss: {lambda: 0.005}  # the default
 //! ```
 
+use super::flops::PassFlops;
 use super::method::{parse_loss, Context, Method, ModelSpec, Trained, TrainedParts};
 use super::views_or_modalities;
 use crate::losses::{barlow_twins_loss, BarlowTwinsOptions};
+use crate::training::timing::StepTimes;
 use crate::training::Progress;
 use anyhow::{ensure, Result};
 use std::ops::RangeInclusive;
@@ -46,5 +48,12 @@ impl Method for BarlowTwins {
     }
     fn load(&self, spec: &ModelSpec, device: &burn::prelude::Device, checkpoint: &Path) -> Result<TrainedParts> {
         views_or_modalities::load(spec, device, checkpoint)
+    }
+    fn time_steps(&self, ctx: &Context, batch: &[usize], steps: usize) -> Result<StepTimes> {
+        let o: BarlowTwinsOptions = ctx.loss()?;
+        views_or_modalities::time_steps(ctx, &|z1, z2| barlow_twins_loss(z1, z2, &o), batch, steps)
+    }
+    fn flops(&self, spec: &ModelSpec, samples: usize) -> Result<PassFlops> {
+        views_or_modalities::flops(spec, samples)
     }
 }

@@ -7,8 +7,10 @@
 //! ```
 
 use super::cross_modal;
+use super::flops::{MethodFlops, PassFlops};
 use super::method::{Context, Method, ModelSpec, Temperature, Trained, TrainedParts};
 use crate::losses::cmc_loss;
+use crate::training::timing::StepTimes;
 use crate::training::Progress;
 use anyhow::Result;
 use std::ops::RangeInclusive;
@@ -39,5 +41,12 @@ impl Method for Cmc {
     }
     fn load(&self, spec: &ModelSpec, device: &burn::prelude::Device, checkpoint: &Path) -> Result<TrainedParts> {
         cross_modal::load(spec, device, checkpoint)
+    }
+    fn time_steps(&self, ctx: &Context, batch: &[usize], steps: usize) -> Result<StepTimes> {
+        let tau = Temperature::of(self.kind(), ctx.method.loss.as_ref(), None)?;
+        cross_modal::time_steps(ctx, &|z1, z2| cmc_loss(z1, z2, tau), None, batch, steps)
+    }
+    fn flops(&self, spec: &ModelSpec, samples: usize) -> Result<PassFlops> {
+        Ok(MethodFlops::of(spec)?.cross_modal(samples, false))
     }
 }

@@ -10,8 +10,10 @@
 //! ```
 
 use super::cross_modal::{self, Mining};
+use super::flops::{MethodFlops, PassFlops};
 use super::method::{positive_temperature, required_loss, Context, Method, ModelSpec, Trained, TrainedParts};
 use crate::losses::{cmc_loss, CmkmOptions};
+use crate::training::timing::StepTimes;
 use crate::training::Progress;
 use anyhow::{ensure, Result};
 use std::ops::RangeInclusive;
@@ -40,13 +42,25 @@ impl Method for Cmkm {
         true
     }
     fn train(&self, ctx: &Context, progress: &Progress, out: &Path) -> Result<Trained> {
-        let options = required_loss::<CmkmOptions>(ctx.method.loss.as_ref(), None, self.kind())?;
-        ensure!(ctx.pretrained.len() == 2, "CMC-CMKM needs the two modalities' pretrained encoders, got {}", ctx.pretrained.len());
-        let tau = options.temperature;
-        let mining = Mining { miners: &ctx.pretrained, options };
+        let (tau, mining) = mining(ctx)?;
         cross_modal::train(ctx, &|z1, z2| cmc_loss(z1, z2, tau), Some(mining), progress, out)
     }
     fn load(&self, spec: &ModelSpec, device: &burn::prelude::Device, checkpoint: &Path) -> Result<TrainedParts> {
         cross_modal::load(spec, device, checkpoint)
     }
+    fn time_steps(&self, ctx: &Context, batch: &[usize], steps: usize) -> Result<StepTimes> {
+        let (tau, mining) = mining(ctx)?;
+        cross_modal::time_steps(ctx, &|z1, z2| cmc_loss(z1, z2, tau), Some(mining), batch, steps)
+    }
+    fn flops(&self, spec: &ModelSpec, samples: usize) -> Result<PassFlops> {
+        Ok(MethodFlops::of(spec)?.cross_modal(samples, true))
+    }
+}
+
+/// The temperature of the plain CMC loss (validation) and the mining of
+/// training, by `ctx`'s frozen pretrained encoders.
+fn mining<'a>(ctx: &'a Context) -> Result<(f32, Mining<'a>)> {
+    let options = required_loss::<CmkmOptions>(ctx.method.loss.as_ref(), None, Cmkm.kind())?;
+    ensure!(ctx.pretrained.len() == 2, "CMC-CMKM needs the two modalities' pretrained encoders, got {}", ctx.pretrained.len());
+    Ok((options.temperature, Mining { miners: &ctx.pretrained, options }))
 }

@@ -10,6 +10,7 @@ use crate::losses::{cmkm_loss, cmkm_masks, cosine_matrix, mean_pair_similarity, 
 use crate::models::{Encoder, ProjectionHead};
 use crate::training::batches::{batch_tensor, eval_batches};
 use crate::training::branches::{forward_pair, initialise_parameters};
+use crate::training::timing::{self, StepTimes};
 use crate::training::{checkpoint, fit, FitRules, Objective, Progress, StepOutput, Validation};
 use anyhow::Result;
 use burn::prelude::*;
@@ -124,12 +125,21 @@ impl Objective for CrossModal<'_> {
     }
 }
 
+/// A freshly initialised [`CrossModalModel`] on the training device.
+fn fresh_model(ctx: &Context) -> Result<CrossModalModel> {
+    crate::device::build(&ctx.train_device, |d| CrossModalModel::for_training(&ctx.spec(), d))
+}
+
 /// Trains a [`CrossModalModel`] and saves it to `out`.
 pub fn train(ctx: &Context, loss: PairLoss, mining: Option<Mining>, progress: &Progress, out: &Path) -> Result<Trained> {
     let objective = CrossModal { ctx, loss, mining };
-    let model = crate::device::build(&ctx.train_device, |d| CrossModalModel::for_training(&ctx.spec(), d))?;
-    let fitted = fit(&objective, model, &ctx.data.pretraining(), &ctx.method.schedule, FitRules::SelfSupervised, ctx.seed, progress)?;
+    let fitted = fit(&objective, fresh_model(ctx)?, &ctx.data.pretraining(), &ctx.method.schedule, FitRules::SelfSupervised, ctx.seed, progress)?;
     Trained::save(fitted, out, None)
+}
+
+/// Times what [`train`] runs ([`crate::methods::Method::time_steps`]).
+pub fn time_steps(ctx: &Context, loss: PairLoss, mining: Option<Mining>, batch: &[usize], steps: usize) -> Result<StepTimes> {
+    Ok(timing::time_steps(&CrossModal { ctx, loss, mining }, fresh_model(ctx)?, batch, steps, &ctx.train_device))
 }
 
 /// The encoders and projection heads of a saved [`CrossModalModel`].

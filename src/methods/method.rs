@@ -4,8 +4,10 @@
 //! [`super::registry`]; its YAML mirrors what it reads.
 
 use super::config::MethodConfig;
+use super::flops::PassFlops;
 use crate::metrics::ClassificationMetrics;
 use crate::models::{Encoder, InputShape, ProjectionHead};
+use crate::training::timing::StepTimes;
 use crate::training::{checkpoint, EpochLog, Fitted, Progress, TrainData};
 use anyhow::{anyhow, Context as _, Result};
 use burn::module::Module;
@@ -46,6 +48,15 @@ pub trait Method: Sync {
     /// Rebuilds the model `spec` describes and loads `checkpoint` into it,
     /// in evaluation mode, on `device`.
     fn load(&self, spec: &ModelSpec, device: &Device, checkpoint: &Path) -> Result<TrainedParts>;
+    /// Times `steps` training steps of the model and objective [`Self::train`]
+    /// builds, on one fixed `batch` after a warm-up step, and as many
+    /// validation passes (`cmkm bench`). A method that uses `pretrained`
+    /// encoders finds them in `ctx`, as in training.
+    fn time_steps(&self, ctx: &Context, batch: &[usize], steps: usize) -> Result<StepTimes>;
+    /// The work of one training step and one validation pass on `samples`
+    /// samples of the model `spec` describes: the bench's FLOP rates and a
+    /// plan's estimates for untimed runs.
+    fn flops(&self, spec: &ModelSpec, samples: usize) -> Result<PassFlops>;
 }
 
 /// What building a method's model needs, and nothing else: its

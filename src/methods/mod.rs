@@ -11,6 +11,7 @@ pub mod cmc;
 pub mod cmkm;
 pub mod config;
 pub mod cross_modal;
+pub mod flops;
 pub mod method;
 pub mod registry;
 pub mod simclr;

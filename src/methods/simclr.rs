@@ -6,9 +6,11 @@
 //! loss: {temperature: 0.1}
 //! ```
 
+use super::flops::{MethodFlops, PassFlops};
 use super::method::{Context, Method, ModelSpec, Temperature, Trained, TrainedParts};
 use super::two_views;
 use crate::losses::nt_xent_loss;
+use crate::training::timing::StepTimes;
 use crate::training::Progress;
 use anyhow::Result;
 use std::ops::RangeInclusive;
@@ -39,5 +41,12 @@ impl Method for Simclr {
     }
     fn load(&self, spec: &ModelSpec, device: &burn::prelude::Device, checkpoint: &Path) -> Result<TrainedParts> {
         two_views::load(spec, device, checkpoint)
+    }
+    fn time_steps(&self, ctx: &Context, batch: &[usize], steps: usize) -> Result<StepTimes> {
+        let tau = Temperature::of(self.kind(), ctx.method.loss.as_ref(), None)?;
+        two_views::time_steps(ctx, &|a, b| nt_xent_loss(a, b, tau), batch, steps)
+    }
+    fn flops(&self, spec: &ModelSpec, samples: usize) -> Result<PassFlops> {
+        Ok(MethodFlops::of(spec)?.two_views(samples))
     }
 }

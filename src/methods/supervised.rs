@@ -7,12 +7,14 @@
 //! kind: supervised   # no loss section: cross-entropy
 //! ```
 
+use super::flops::{MethodFlops, PassFlops};
 use super::method::{Context, Method, ModelSpec, Trained, TrainedParts};
 use super::two_views::weighted_mean;
 use crate::data::transforms::TransformStep;
 use crate::metrics::{classification_metrics, ClassificationMetrics};
 use crate::models::{ClassifierHead, Encoder, FusionClassifier};
 use crate::training::batches::{batch_tensor, eval_batches, label_tensor};
+use crate::training::timing::{self, StepTimes};
 use crate::training::{checkpoint, fit, FitRules, Objective, Progress, StepOutput, TrainData, Validation};
 use anyhow::{bail, Result};
 use burn::nn::loss::CrossEntropyLossConfig;
@@ -46,8 +48,7 @@ impl Method for SupervisedMethod {
     }
     fn train(&self, ctx: &Context, progress: &Progress, out: &Path) -> Result<Trained> {
         let objective = Supervised::of(ctx);
-        let model = crate::device::build(&ctx.train_device, |d| SupervisedModel::new(&ctx.spec(), d))?;
-        let fitted = fit(&objective, model, &ctx.data.split.train, &ctx.method.schedule, FitRules::Classifier, ctx.seed, progress)?;
+        let fitted = fit(&objective, fresh_model(ctx)?, &ctx.data.split.train, &ctx.method.schedule, FitRules::Classifier, ctx.seed, progress)?;
         let test = objective.evaluate(&fitted.best, &ctx.data.split.test);
         write_predictions(out, ctx.data, &ctx.data.split.test, &test.predictions)?;
         Trained::save(fitted, out, Some(test.metrics))
@@ -56,6 +57,17 @@ impl Method for SupervisedMethod {
         let model = checkpoint::load(SupervisedModel::new(spec, device)?, path)?.valid();
         Ok(TrainedParts { encoders: model.encoders, projections: None })
     }
+    fn time_steps(&self, ctx: &Context, batch: &[usize], steps: usize) -> Result<StepTimes> {
+        Ok(timing::time_steps(&Supervised::of(ctx), fresh_model(ctx)?, batch, steps, &ctx.train_device))
+    }
+    fn flops(&self, spec: &ModelSpec, samples: usize) -> Result<PassFlops> {
+        Ok(MethodFlops::of(spec)?.supervised(samples))
+    }
+}
+
+/// A freshly initialised [`SupervisedModel`] on the training device.
+fn fresh_model(ctx: &Context) -> Result<SupervisedModel> {
+    crate::device::build(&ctx.train_device, |d| SupervisedModel::new(&ctx.spec(), d))
 }
 
 /// `predictions.csv` (1-based labels) of `indices` into `out`.

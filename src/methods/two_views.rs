@@ -5,6 +5,7 @@
 use super::method::{Context, ModelSpec, Trained, TrainedParts};
 use crate::models::{Encoder, ProjectionHead};
 use crate::training::batches::{batch_tensor, eval_batches};
+use crate::training::timing::{self, StepTimes};
 use crate::training::{checkpoint, fit, FitRules, Objective, Progress, StepOutput, Validation};
 use anyhow::Result;
 use burn::prelude::*;
@@ -69,12 +70,21 @@ impl Objective for TwoViews<'_> {
     }
 }
 
+/// A freshly initialised [`TwoViewModel`] on the training device.
+fn fresh_model(ctx: &Context) -> Result<TwoViewModel> {
+    crate::device::build(&ctx.train_device, |d| TwoViewModel::new(&ctx.spec(), d))
+}
+
 /// Trains a [`TwoViewModel`] with `loss` and saves it to `out`.
 pub fn train(ctx: &Context, loss: PairLoss, progress: &Progress, out: &Path) -> Result<Trained> {
     let objective = TwoViews { ctx, loss };
-    let model = crate::device::build(&ctx.train_device, |d| TwoViewModel::new(&ctx.spec(), d))?;
-    let fitted = fit(&objective, model, &ctx.data.pretraining(), &ctx.method.schedule, FitRules::SelfSupervised, ctx.seed, progress)?;
+    let fitted = fit(&objective, fresh_model(ctx)?, &ctx.data.pretraining(), &ctx.method.schedule, FitRules::SelfSupervised, ctx.seed, progress)?;
     Trained::save(fitted, out, None)
+}
+
+/// Times what [`train`] runs ([`crate::methods::Method::time_steps`]).
+pub fn time_steps(ctx: &Context, loss: PairLoss, batch: &[usize], steps: usize) -> Result<StepTimes> {
+    Ok(timing::time_steps(&TwoViews { ctx, loss }, fresh_model(ctx)?, batch, steps, &ctx.train_device))
 }
 
 /// The encoder of a saved [`TwoViewModel`].

@@ -9,9 +9,11 @@
 //! loss: {invariance: 25.0, variance: 25.0, covariance: 1.0}  # the defaults
 //! ```
 
+use super::flops::PassFlops;
 use super::method::{parse_loss, Context, Method, ModelSpec, Trained, TrainedParts};
 use super::views_or_modalities;
 use crate::losses::{vicreg_loss, VicregOptions};
+use crate::training::timing::StepTimes;
 use crate::training::Progress;
 use anyhow::{ensure, Result};
 use std::ops::RangeInclusive;
@@ -53,5 +55,12 @@ impl Method for Vicreg {
     }
     fn load(&self, spec: &ModelSpec, device: &burn::prelude::Device, checkpoint: &Path) -> Result<TrainedParts> {
         views_or_modalities::load(spec, device, checkpoint)
+    }
+    fn time_steps(&self, ctx: &Context, batch: &[usize], steps: usize) -> Result<StepTimes> {
+        let o: VicregOptions = ctx.loss()?;
+        views_or_modalities::time_steps(ctx, &|z1, z2| vicreg_loss(z1, z2, &o), batch, steps)
+    }
+    fn flops(&self, spec: &ModelSpec, samples: usize) -> Result<PassFlops> {
+        views_or_modalities::flops(spec, samples)
     }
 }

@@ -7,6 +7,7 @@ pub mod branches;
 pub mod checkpoint;
 pub mod health;
 pub mod schedule;
+pub mod timing;
 
 use crate::data::clip::Clip;
 use crate::data::declaration::MainMetric;
