@@ -14,9 +14,9 @@
 //! the whole patch gradient out and read it back to add it, which took
 //! longer than the forward pass).
 //!
-//! On CPUs with AVX-512 the same tiles run with one 16-lane register per
-//! row (module `wide`), every value computed as on the AVX2 path, bit for
-//! bit; [`crate::isa`] picks.
+//! On CPUs with AVX-512 bigger tiles of 16-lane registers run (module
+//! `wide`), every value computed as on the AVX2 path, bit for bit;
+//! [`crate::isa`] picks.
 //!
 //! [`available`] says when this runs: on such a CPU, for outputs with a
 //! multiple of 16 channels; [`input_grad_available`] adds that a kernel
@@ -439,92 +439,178 @@ mod avx {
     }
 }
 
-/// The AVX-512 paths: the same tiles' values with one 16-lane register per
-/// tile row instead of two 8-lane ones. Each output is computed with the
-/// very operations of [`avx`], in the same order (vectorised across
-/// output channels, never across a sum), so both paths give the same
-/// bits; the forward pass and the weight gradient take 12 rows per tile
-/// (each row its own sum, so the grouping changes no value), the input
-/// gradient keeps 6, since its tiles' additions onto overlapping windows
-/// follow the tile order.
+/// The AVX-512 paths: the same values with 16-lane registers, in bigger
+/// tiles (AVX-512 has 32 registers to AVX2's 16). Each output is computed
+/// with the very operations of [`avx`], in the same order (vectorised
+/// across output channels, never across a sum), so both paths give the
+/// same bits. The forward pass and the weight gradient take 8 rows by 32
+/// channels per tile (12 by 16 for a last lone panel; each value its own
+/// sum, so the grouping changes none), the input gradient 6 positions (its
+/// tiles' additions onto overlapping windows follow the tile order) by two
+/// element groups, added group by group as the six-by-one tiles add them.
+/// On the 2-core Xeon VM these tiles took 0.55-0.83 of the one-panel
+/// tiles' time on the CMC step's convolutions and products
+/// (docs/performance.md).
 #[cfg(target_arch = "x86_64")]
 mod wide {
     use super::{ElementGroup, LANES, ROWS};
     use std::arch::x86_64::*;
 
-    /// Rows per tile of the forward pass and the weight gradient.
+    /// Rows per tile of the forward pass and the weight gradient, one panel wide.
     const WIDE_ROWS: usize = 2 * ROWS;
+    /// Rows per tile two panels wide: 16 accumulators, the two panels'
+    /// weights and the eight broadcasts fit the 32 registers (twelve rows
+    /// spilled accumulators to the stack).
+    const PAIR_ROWS: usize = 8;
 
-    /// `acc[t] += a[t] * w` for the broadcast values `a`.
-    #[inline(always)]
-    unsafe fn step<const R: usize>(acc: &mut [__m512; R], a: [*const f32; R], w: __m512) {
-        for t in 0..R {
-            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(*a[t]), w, acc[t]);
-        }
-    }
-
-    /// Stores the first `rows` rows of `acc`, row `t` at `dst + t * stride`.
-    #[inline(always)]
-    unsafe fn store<const R: usize>(acc: &[__m512; R], rows: usize, dst: *mut f32, stride: usize) {
-        for (t, row) in acc.iter().enumerate().take(rows) {
-            _mm512_storeu_ps(dst.add(t * stride), *row);
-        }
-    }
-
-    /// As [`super::avx::forward`], twelve output positions at a time.
+    /// As [`super::avx::forward`], eight output positions by two panels (32
+    /// output channels) at a time where two remain: two weight loads and
+    /// eight broadcasts per 16 fused multiply-adds, where twelve positions
+    /// by one panel take thirteen loads per twelve.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn forward(images: &[f32], starts: &[usize], offsets: &[usize], panels: &[f32], bias: &[f32], c_out: usize, out: *mut f32) {
-        let depth = offsets.len();
-        for p in 0..c_out / LANES {
-            let panel = panels.as_ptr().add(p * depth * LANES);
-            let b = _mm512_loadu_ps(bias.as_ptr().add(p * LANES));
-            for (g, group) in starts.chunks(WIDE_ROWS).enumerate() {
-                let rows: [*const f32; WIDE_ROWS] = std::array::from_fn(|t| images.as_ptr().add(group[t.min(group.len() - 1)]));
-                let mut acc = [b; WIDE_ROWS];
-                for (k, &o) in offsets.iter().enumerate() {
-                    step(&mut acc, rows.map(|r| r.add(o)), _mm512_loadu_ps(panel.add(k * LANES)));
-                }
-                store(&acc, group.len(), out.add(g * WIDE_ROWS * c_out + p * LANES), c_out);
+        let count = c_out / LANES;
+        for p in (0..count).step_by(2) {
+            match p + 1 < count {
+                true => forward_panels::<PAIR_ROWS, 2>(images, starts, offsets, panels, bias, c_out, out, p),
+                false => forward_panels::<WIDE_ROWS, 1>(images, starts, offsets, panels, bias, c_out, out, p),
             }
         }
     }
 
-    /// As [`super::avx::input_grad`], with the same six-position tiles.
+    /// [`forward`] over the `P` panels from panel `p`.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn forward_panels<const R: usize, const P: usize>(
+        images: &[f32],
+        starts: &[usize],
+        offsets: &[usize],
+        panels: &[f32],
+        bias: &[f32],
+        c_out: usize,
+        out: *mut f32,
+        p: usize,
+    ) {
+        let depth = offsets.len();
+        let panel: [*const f32; P] = std::array::from_fn(|i| panels.as_ptr().add((p + i) * depth * LANES));
+        let b: [__m512; P] = std::array::from_fn(|i| _mm512_loadu_ps(bias.as_ptr().add((p + i) * LANES)));
+        for (g, group) in starts.chunks(R).enumerate() {
+            let rows: [*const f32; R] = std::array::from_fn(|t| images.as_ptr().add(group[t.min(group.len() - 1)]));
+            let mut acc = [b; R];
+            for (k, &o) in offsets.iter().enumerate() {
+                let w: [__m512; P] = std::array::from_fn(|i| _mm512_loadu_ps(panel[i].add(k * LANES)));
+                step_panels(&mut acc, rows.map(|r| r.add(o)), w);
+            }
+            let dst = out.add(g * R * c_out + p * LANES);
+            for (t, row) in acc.iter().enumerate().take(group.len()) {
+                row.iter().enumerate().for_each(|(i, v)| _mm512_storeu_ps(dst.add(t * c_out + i * LANES), *v));
+            }
+        }
+    }
+
+    /// `acc[t][i] += a[t] * w[i]` for the broadcast values `a` and the
+    /// `P` panels' weights `w`: each accumulator its own sum, as the AVX2
+    /// path's `step` adds it.
+    #[inline(always)]
+    unsafe fn step_panels<const R: usize, const P: usize>(acc: &mut [[__m512; P]; R], a: [*const f32; R], w: [__m512; P]) {
+        for t in 0..R {
+            let v = _mm512_set1_ps(*a[t]);
+            for i in 0..P {
+                acc[t][i] = _mm512_fmadd_ps(v, w[i], acc[t][i]);
+            }
+        }
+    }
+
+    /// Element groups per tile of the input gradient.
+    const GROUPS: usize = 2;
+
+    /// As [`super::avx::input_grad`], with the same six-position tiles,
+    /// two element groups at a time (12 accumulators): each tile's sums
+    /// are the six-by-one tiles' sums, and they are added onto the windows
+    /// group by group, position by position, in the very order the
+    /// six-by-one tiles add them.
     #[target_feature(enable = "avx512f")]
     pub unsafe fn input_grad(dy: &[f32], starts: &[usize], groups: &[ElementGroup], panels: &[f32], c_out: usize, dx: *mut f32) {
         for (q, positions) in starts.chunks(ROWS).enumerate() {
             let rows: [*const f32; ROWS] = std::array::from_fn(|t| dy.as_ptr().add((q * ROWS + t.min(positions.len() - 1)) * c_out));
-            for (p, group) in groups.iter().enumerate() {
-                let panel = panels.as_ptr().add(p * c_out * LANES);
-                let mut acc = [_mm512_setzero_ps(); ROWS];
-                for k in 0..c_out {
-                    step(&mut acc, rows.map(|r| r.add(k)), _mm512_loadu_ps(panel.add(k * LANES)));
-                }
-                for (row, &start) in acc.iter().zip(positions) {
-                    let at = dx.add(start + group.offset);
-                    _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), *row));
+            for (n, tile) in groups.chunks(GROUPS).enumerate() {
+                let panel = panels.as_ptr().add(n * GROUPS * c_out * LANES);
+                match tile.len() {
+                    2 => input_grad_groups::<2>(rows, positions, tile, panel, c_out, dx),
+                    _ => input_grad_groups::<1>(rows, positions, tile, panel, c_out, dx),
                 }
             }
         }
     }
 
-    /// As [`super::avx::weight_grad`], twelve patch elements per tile.
+    /// One tile of [`input_grad`]: the gradient rows `rows` of the
+    /// `positions` by the `G` element groups `groups`, whose panels follow
+    /// each other from `panel`.
+    #[inline(always)]
+    unsafe fn input_grad_groups<const G: usize>(
+        rows: [*const f32; ROWS],
+        positions: &[usize],
+        groups: &[ElementGroup],
+        panel: *const f32,
+        c_out: usize,
+        dx: *mut f32,
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); G]; ROWS];
+        for k in 0..c_out {
+            let w: [__m512; G] = std::array::from_fn(|i| _mm512_loadu_ps(panel.add((i * c_out + k) * LANES)));
+            step_panels(&mut acc, rows.map(|r| r.add(k)), w);
+        }
+        for (i, group) in groups.iter().enumerate() {
+            for (row, &start) in acc.iter().zip(positions) {
+                let at = dx.add(start + group.offset);
+                _mm512_storeu_ps(at, _mm512_add_ps(_mm512_loadu_ps(at), row[i]));
+            }
+        }
+    }
+
+    /// As [`super::avx::weight_grad`], twelve patch elements per tile, or
+    /// eight by two panels where two remain (as [`forward`]).
     #[target_feature(enable = "avx512f")]
     pub unsafe fn weight_grad(images: &[f32], starts: &[usize], offsets: &[usize], dy: &[f32], c_out: usize, dw: &mut [f32]) {
+        let count = c_out / LANES;
         for (b, block) in starts.chunks(super::avx::BLOCK).enumerate() {
             let grads = dy.as_ptr().add(b * super::avx::BLOCK * c_out);
-            for (g, group) in offsets.chunks(WIDE_ROWS).enumerate() {
-                let offsets: [usize; WIDE_ROWS] = std::array::from_fn(|t| group[t.min(group.len() - 1)]);
-                for p in 0..c_out / LANES {
-                    let dst = dw.as_mut_ptr().add(g * WIDE_ROWS * c_out + p * LANES);
-                    let mut acc: [__m512; WIDE_ROWS] =
-                        std::array::from_fn(|t| if t < group.len() { _mm512_loadu_ps(dst.add(t * c_out)) } else { _mm512_setzero_ps() });
-                    for (q, &start) in block.iter().enumerate() {
-                        let window = images.as_ptr().add(start);
-                        step(&mut acc, offsets.map(|o| window.add(o)), _mm512_loadu_ps(grads.add(q * c_out + p * LANES)));
-                    }
-                    store(&acc, group.len(), dst, c_out);
+            for p in (0..count).step_by(2) {
+                let (grads, dw) = (grads.add(p * LANES), dw.as_mut_ptr().add(p * LANES));
+                match p + 1 < count {
+                    true => weight_grad_panels::<PAIR_ROWS, 2>(images, block, offsets, grads, c_out, dw),
+                    false => weight_grad_panels::<WIDE_ROWS, 1>(images, block, offsets, grads, c_out, dw),
                 }
+            }
+        }
+    }
+
+    /// [`weight_grad`] of one block of positions on `P` panels: tiles of
+    /// `R` patch elements, each summed over the `block`'s positions (their
+    /// gradients from `grads`, a row every `c_out`) onto `dw`, where the
+    /// panels' first column is.
+    #[inline(always)]
+    unsafe fn weight_grad_panels<const R: usize, const P: usize>(
+        images: &[f32],
+        block: &[usize],
+        offsets: &[usize],
+        grads: *const f32,
+        c_out: usize,
+        dw: *mut f32,
+    ) {
+        for (g, group) in offsets.chunks(R).enumerate() {
+            let dst = dw.add(g * R * c_out);
+            let offsets: [usize; R] = std::array::from_fn(|t| group[t.min(group.len() - 1)]);
+            let mut acc: [[__m512; P]; R] = std::array::from_fn(|t| {
+                std::array::from_fn(|i| if t < group.len() { _mm512_loadu_ps(dst.add(t * c_out + i * LANES)) } else { _mm512_setzero_ps() })
+            });
+            for (q, &start) in block.iter().enumerate() {
+                let window = images.as_ptr().add(start);
+                let w: [__m512; P] = std::array::from_fn(|i| _mm512_loadu_ps(grads.add(q * c_out + i * LANES)));
+                step_panels(&mut acc, offsets.map(|o| window.add(o)), w);
+            }
+            for (t, row) in acc.iter().enumerate().take(group.len()) {
+                row.iter().enumerate().for_each(|(i, v)| _mm512_storeu_ps(dst.add(t * c_out + i * LANES), *v));
             }
         }
     }
