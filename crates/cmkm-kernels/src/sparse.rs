@@ -318,20 +318,9 @@ macro_rules! products {
         #[target_feature(enable = $features)]
         pub unsafe fn columns_product(a: &[f32], k: usize, first: usize, bits: &[u64], words: usize, g: &[f32], d: usize, out: &mut [f32]) {
             let columns = out.len() / d;
-            let rows = a.len() / k;
             let mut block = vec![0.0f32; 64 * SPAN];
             for (span, w) in (0..words).step_by(2).enumerate() {
-                let (span_rows, src) = ((rows - w * 64).min(SPAN), a.as_ptr().add(w * 64 * k + first));
-                for t in (0..span_rows).step_by(8) {
-                    for c in (0..columns).step_by(8) {
-                        match t + 8 <= span_rows && c + 8 <= columns {
-                            true => super::avx::transpose8(src.add(t * k + c), k, block.as_mut_ptr().add(c * SPAN + t), SPAN),
-                            false => {
-                                (t..(t + 8).min(span_rows)).for_each(|t| (c..(c + 8).min(columns)).for_each(|c| block[c * SPAN + t] = *src.add(t * k + c)))
-                            }
-                        }
-                    }
-                }
+                super::avx::transpose_span(a, k, first, w, columns, &mut block);
                 for grp in (0..d).step_by(TILE) {
                     let panel = g.as_ptr().add(span * SPAN * d + grp * SPAN);
                     for c in 0..columns {
@@ -395,6 +384,25 @@ mod avx {
         }
     }
 
+    /// Copies the piece of `a` (row-major, `k` columns) that span `w` of a
+    /// columns product reads, its rows `64 w..` (at most [`SPAN`]) and
+    /// `columns` columns from `first`, transposed into `block`: column `c`
+    /// at `block[c SPAN..]`, so that each column is contiguous (read in
+    /// place, every value lay 8 KB from the last and missed L1).
+    #[inline(always)]
+    pub unsafe fn transpose_span(a: &[f32], k: usize, first: usize, w: usize, columns: usize, block: &mut [f32]) {
+        let rows = a.len() / k;
+        let (span_rows, src) = ((rows - w * 64).min(SPAN), a.as_ptr().add(w * 64 * k + first));
+        for t in (0..span_rows).step_by(8) {
+            for c in (0..columns).step_by(8) {
+                match t + 8 <= span_rows && c + 8 <= columns {
+                    true => transpose8(src.add(t * k + c), k, block.as_mut_ptr().add(c * SPAN + t), SPAN),
+                    false => (t..(t + 8).min(span_rows)).for_each(|t| (c..(c + 8).min(columns)).for_each(|c| block[c * SPAN + t] = *src.add(t * k + c))),
+                }
+            }
+        }
+    }
+
     /// Writes the transpose of the 8 x 8 block at `src` (rows `stride`
     /// apart) to `dst` (rows `dst_stride` apart).
     #[inline(always)]
@@ -429,45 +437,107 @@ mod avx {
     products!("avx2,fma");
 }
 
-/// The AVX-512 products: four 16-lane registers per 64 output columns
-/// where the AVX2 path has eight 8-lane ones, each value the same sum in
-/// the same order (vectorised across output columns), so the same bits.
+/// The AVX-512 products: each value the same sum in the same order as on
+/// the AVX2 path (vectorised across output columns), so the same bits,
+/// with 128 output columns per tile where two 64-column panels remain
+/// (eight 16-lane accumulators, as the AVX2 path keeps eight 8-lane ones:
+/// with four, each non-zero entry's fused multiply-adds waited on the
+/// last entry's, and the products ran at half the FMA units' rate). A
+/// span's two panels are 64 KB, more than L1, so each of its two words
+/// of rows passes on its own (32 KB), the first before the second, as the
+/// sums run.
 #[cfg(target_arch = "x86_64")]
 mod wide {
     use super::avx::span_bits;
     use super::{SPAN, TILE};
     use std::arch::x86_64::*;
 
-    type Acc = [__m512; TILE / 16];
+    /// The accumulators of `P` panels' 64 columns.
+    type Acc<const P: usize> = [[__m512; TILE / 16]; P];
 
+    /// Adds to the `P` panels' columns at `dst`, for every set bit `j` of
+    /// `set` in ascending order, `src[j]` times row `j` of each panel
+    /// (panels [`SPAN`] rows apart from `panel`).
     #[inline(always)]
-    unsafe fn load(p: *const f32) -> Acc {
-        std::array::from_fn(|i| _mm512_loadu_ps(p.add(16 * i)))
-    }
-
-    #[inline(always)]
-    unsafe fn store(acc: &Acc, p: *mut f32) {
-        for (i, v) in acc.iter().enumerate() {
-            _mm512_storeu_ps(p.add(16 * i), *v);
+    unsafe fn add_tile<const P: usize>(mut set: u128, src: *const f32, panel: *const f32, dst: *mut f32) {
+        if set == 0 {
+            return;
         }
-    }
-
-    /// As the AVX2 path's: for every set bit `j` of `set` in ascending
-    /// order, `src[j]` times the row at `panel + TILE j`.
-    #[inline(always)]
-    unsafe fn add_set_bits(acc: &mut Acc, mut set: u128, src: *const f32, panel: *const f32) {
+        let mut acc: Acc<P> = std::array::from_fn(|p| std::array::from_fn(|q| _mm512_loadu_ps(dst.add(p * TILE + 16 * q))));
         while set != 0 {
             let j = set.trailing_zeros() as usize;
             set &= set - 1;
             let v = _mm512_set1_ps(*src.add(j));
-            let row = panel.add(j * TILE);
-            for (q, a) in acc.iter_mut().enumerate() {
-                *a = _mm512_fmadd_ps(v, _mm512_loadu_ps(row.add(16 * q)), *a);
+            for (p, acc) in acc.iter_mut().enumerate() {
+                let row = panel.add(p * SPAN * TILE + j * TILE);
+                for (q, a) in acc.iter_mut().enumerate() {
+                    *a = _mm512_fmadd_ps(v, _mm512_loadu_ps(row.add(16 * q)), *a);
+                }
+            }
+        }
+        for (p, acc) in acc.iter().enumerate() {
+            acc.iter().enumerate().for_each(|(q, a)| _mm512_storeu_ps(dst.add(p * TILE + 16 * q), *a));
+        }
+    }
+
+    /// The bits of word `half` (0 or 1) of a span.
+    const HALVES: [u128; 2] = [u64::MAX as u128, (u64::MAX as u128) << 64];
+
+    /// For every tile of columns of a span (two panels where two remain,
+    /// else one), word by word: `each(set bits of item i, i, tile)` for the
+    /// `items` (rows or columns of the product), `bits(i)` giving item
+    /// `i`'s span bits and `tile` the tile's first column and panel count.
+    #[inline(always)]
+    unsafe fn tiles(d: usize, items: usize, bits: impl Fn(usize) -> u128, mut each: impl FnMut(u128, usize, (usize, usize))) {
+        for mask in HALVES {
+            let mut g = 0;
+            while g < d {
+                let panels = if g + 2 * TILE <= d { 2 } else { 1 };
+                (0..items).for_each(|i| each(bits(i) & mask, i, (g, panels)));
+                g += panels * TILE;
             }
         }
     }
 
-    products!("avx512f,avx2,fma");
+    /// One chunk of [`super::rows_product`], as the AVX2 path's.
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn rows_product(a: &[f32], bits: &[u64], k: usize, b: &[f32], bias: &[f32], out: &mut [f32]) {
+        let d = bias.len();
+        let words = k.div_ceil(64);
+        let rows = out.len() / d;
+        for t in 0..rows {
+            out[t * d..(t + 1) * d].copy_from_slice(bias);
+        }
+        for (span, w) in (0..words).step_by(2).enumerate() {
+            let row_bits = |t: usize| span_bits(bits.as_ptr().add(t * words), w, words);
+            tiles(d, rows, row_bits, |set, t, (g, panels)| {
+                let (src, panel, dst) = (a.as_ptr().add(t * k + w * 64), b.as_ptr().add(span * SPAN * d + g * SPAN), out.as_mut_ptr().add(t * d + g));
+                match panels {
+                    2 => add_tile::<2>(set, src, panel, dst),
+                    _ => add_tile::<1>(set, src, panel, dst),
+                }
+            });
+        }
+    }
+
+    /// One chunk of [`super::columns_product`], as the AVX2 path's.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx512f,avx2,fma")]
+    pub unsafe fn columns_product(a: &[f32], k: usize, first: usize, bits: &[u64], words: usize, g: &[f32], d: usize, out: &mut [f32]) {
+        let columns = out.len() / d;
+        let mut block = vec![0.0f32; 64 * SPAN];
+        for (span, w) in (0..words).step_by(2).enumerate() {
+            super::avx::transpose_span(a, k, first, w, columns, &mut block);
+            let column_bits = |c: usize| span_bits(bits.as_ptr().add(c * words), w, words);
+            tiles(d, columns, column_bits, |set, c, (grp, panels)| {
+                let (src, panel, dst) = (block.as_ptr().add(c * SPAN), g.as_ptr().add(span * SPAN * d + grp * SPAN), out.as_mut_ptr().add(c * d + grp));
+                match panels {
+                    2 => add_tile::<2>(set, src, panel, dst),
+                    _ => add_tile::<1>(set, src, panel, dst),
+                }
+            });
+        }
+    }
 }
 
 #[cfg(test)]
@@ -528,34 +598,36 @@ mod tests {
     }
 
     /// Whatever path `isa` picks (AVX-512 on a CPU with it), both products
-    /// are bit-identical to the AVX2 path's, chunk by chunk.
+    /// are bit-identical to the AVX2 path's, chunk by chunk, with output
+    /// widths of whole 128-column tiles and with a lone 64-column panel.
     #[test]
     fn the_path_isa_picks_gives_the_avx2_paths_bits() {
-        let (rows, k, d) = (150, 200, 128);
-        let (a, b, g, bias) = (sparse_values(rows * k, 5), sparse_values(k * d, 6), sparse_values(rows * d, 7), sparse_values(d, 8));
-        assert_eq!(available(d), crate::isa::avx2_fma());
-        if !available(d) {
-            return assert!(!direct::cpu_supported(), "no direct kernels without AVX2 + FMA either");
+        for (rows, k, d) in [(150, 200, 128), (70, 130, 192)] {
+            let (a, b, g, bias) = (sparse_values(rows * k, 5), sparse_values(k * d, 6), sparse_values(rows * d, 7), sparse_values(d, 8));
+            assert_eq!(available(d), crate::isa::avx2_fma());
+            if !available(d) {
+                return assert!(!direct::cpu_supported(), "no direct kernels without AVX2 + FMA either");
+            }
+            let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
+            let pattern = Pattern::of(&a, k);
+            let (panels, words) = (Panels::new(&b, k, d), pattern.words());
+            let mut avx2 = vec![0.0; rows * d];
+            for (c, out) in avx2.chunks_mut(ROW_CHUNK * d).enumerate() {
+                let (first, n) = (c * ROW_CHUNK, out.len() / d);
+                // SAFETY: AVX2 + FMA (`available`); the chunk's sizes as `rows_product` gives them.
+                unsafe { avx::rows_product(&a[first * k..(first + n) * k], &pattern.bits[first * words..(first + n) * words], k, panels.values(), &bias, out) };
+            }
+            assert_eq!(bits(&rows_product(&a, &pattern, &b, &bias)), bits(&avx2), "rows product, width {d}, on {}", crate::isa::describe());
+            let transposed = pattern.transposed();
+            let (panels, words) = (Panels::new(&g, rows, d), transposed.words());
+            let mut avx2 = vec![0.0; k * d];
+            for (c, out) in avx2.chunks_mut(COLUMN_CHUNK * d).enumerate() {
+                let (first, n) = (c * COLUMN_CHUNK, out.len() / d);
+                // SAFETY: as above, as `columns_product` gives them.
+                unsafe { avx::columns_product(&a, k, first, &transposed.bits[first * words..(first + n) * words], words, panels.values(), d, out) };
+            }
+            assert_eq!(bits(&columns_product(&a, &transposed, &g, d)), bits(&avx2), "columns product, width {d}");
         }
-        let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
-        let pattern = Pattern::of(&a, k);
-        let (panels, words) = (Panels::new(&b, k, d), pattern.words());
-        let mut avx2 = vec![0.0; rows * d];
-        for (c, out) in avx2.chunks_mut(ROW_CHUNK * d).enumerate() {
-            let (first, n) = (c * ROW_CHUNK, out.len() / d);
-            // SAFETY: AVX2 + FMA (`available`); the chunk's sizes as `rows_product` gives them.
-            unsafe { avx::rows_product(&a[first * k..(first + n) * k], &pattern.bits[first * words..(first + n) * words], k, panels.values(), &bias, out) };
-        }
-        assert_eq!(bits(&rows_product(&a, &pattern, &b, &bias)), bits(&avx2), "rows product on {}", crate::isa::describe());
-        let transposed = pattern.transposed();
-        let (panels, words) = (Panels::new(&g, rows, d), transposed.words());
-        let mut avx2 = vec![0.0; k * d];
-        for (c, out) in avx2.chunks_mut(COLUMN_CHUNK * d).enumerate() {
-            let (first, n) = (c * COLUMN_CHUNK, out.len() / d);
-            // SAFETY: as above, as `columns_product` gives them.
-            unsafe { avx::columns_product(&a, k, first, &transposed.bits[first * words..(first + n) * words], words, panels.values(), d, out) };
-        }
-        assert_eq!(bits(&columns_product(&a, &transposed, &g, d)), bits(&avx2), "columns product");
     }
 
     /// Against the plain products in f64, for widths and row counts that
