@@ -265,6 +265,12 @@ pub fn columns_product(a: &[f32], transposed: &Pattern, g: &[f32], d: usize) -> 
     out
 }
 
+/// Sets every row of `out` to `bias`, where a rows product's sums start.
+#[cfg(target_arch = "x86_64")]
+fn start_from_bias(out: &mut [f32], bias: &[f32]) {
+    out.chunks_exact_mut(bias.len()).for_each(|row| row.copy_from_slice(bias));
+}
+
 /// The row-major transpose of a `(rows, columns)` matrix, 16 of its
 /// columns per parallel task.
 pub fn transpose(m: &[f32], rows: usize, columns: usize) -> Vec<f32> {
@@ -279,62 +285,8 @@ pub fn transpose(m: &[f32], rows: usize, columns: usize) -> Vec<f32> {
     out
 }
 
-/// The products' bodies, the same for every instruction set: each ISA's
-/// module defines `load`, `store` and `add_set_bits` on its accumulator
-/// (64 output columns) and stamps these out with its target features.
-#[cfg(target_arch = "x86_64")]
-macro_rules! products {
-    ($features:literal) => {
-        /// One chunk of [`super::rows_product`]: span by span of 128 rows of
-        /// `b`, 64 output columns at a time (that panel, 32 KB, in L1 while
-        /// every row of the chunk passes).
-        #[target_feature(enable = $features)]
-        pub unsafe fn rows_product(a: &[f32], bits: &[u64], k: usize, b: &[f32], bias: &[f32], out: &mut [f32]) {
-            let d = bias.len();
-            let words = k.div_ceil(64);
-            let rows = out.len() / d;
-            for t in 0..rows {
-                out[t * d..(t + 1) * d].copy_from_slice(bias);
-            }
-            for (span, w) in (0..words).step_by(2).enumerate() {
-                for g in (0..d).step_by(TILE) {
-                    let panel = b.as_ptr().add(span * SPAN * d + g * SPAN);
-                    for t in 0..rows {
-                        let dst = out.as_mut_ptr().add(t * d + g);
-                        let mut acc = load(dst);
-                        add_set_bits(&mut acc, span_bits(bits.as_ptr().add(t * words), w, words), a.as_ptr().add(t * k + w * 64), panel);
-                        store(&acc, dst);
-                    }
-                }
-            }
-        }
-
-        /// One chunk of [`super::columns_product`]: the output rows for `a`'s
-        /// (at most 64) columns `first..`, span by span of 128 rows of `a`,
-        /// whose piece is first copied transposed so that each column is
-        /// contiguous (read in place, every value lay 8 KB from the last and
-        /// missed L1), and the span's 64 columns of `g` at a time, 32 KB.
-        #[allow(clippy::too_many_arguments)]
-        #[target_feature(enable = $features)]
-        pub unsafe fn columns_product(a: &[f32], k: usize, first: usize, bits: &[u64], words: usize, g: &[f32], d: usize, out: &mut [f32]) {
-            let columns = out.len() / d;
-            let mut block = vec![0.0f32; 64 * SPAN];
-            for (span, w) in (0..words).step_by(2).enumerate() {
-                super::avx::transpose_span(a, k, first, w, columns, &mut block);
-                for grp in (0..d).step_by(TILE) {
-                    let panel = g.as_ptr().add(span * SPAN * d + grp * SPAN);
-                    for c in 0..columns {
-                        let dst = out.as_mut_ptr().add(c * d + grp);
-                        let mut acc = load(dst);
-                        add_set_bits(&mut acc, span_bits(bits.as_ptr().add(c * words), w, words), block.as_ptr().add(c * SPAN), panel);
-                        store(&acc, dst);
-                    }
-                }
-            }
-        }
-    };
-}
-
+/// The AVX2 + FMA products: eight 8-lane accumulators per 64 output
+/// columns, each value one running sum in ascending order.
 #[cfg(target_arch = "x86_64")]
 mod avx {
     use super::{SPAN, TILE};
@@ -434,7 +386,51 @@ mod avx {
         (word(w) as u128) | ((word(w + 1) as u128) << 64)
     }
 
-    products!("avx2,fma");
+    /// One chunk of [`super::rows_product`]: span by span of 128 rows of
+    /// `b`, 64 output columns at a time (that panel, 32 KB, in L1 while
+    /// every row of the chunk passes).
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn rows_product(a: &[f32], bits: &[u64], k: usize, b: &[f32], bias: &[f32], out: &mut [f32]) {
+        let d = bias.len();
+        let words = k.div_ceil(64);
+        let rows = out.len() / d;
+        super::start_from_bias(out, bias);
+        for (span, w) in (0..words).step_by(2).enumerate() {
+            for g in (0..d).step_by(TILE) {
+                let panel = b.as_ptr().add(span * SPAN * d + g * SPAN);
+                for t in 0..rows {
+                    let dst = out.as_mut_ptr().add(t * d + g);
+                    let mut acc = load(dst);
+                    add_set_bits(&mut acc, span_bits(bits.as_ptr().add(t * words), w, words), a.as_ptr().add(t * k + w * 64), panel);
+                    store(&acc, dst);
+                }
+            }
+        }
+    }
+
+    /// One chunk of [`super::columns_product`]: the output rows for `a`'s
+    /// (at most 64) columns `first..`, span by span of 128 rows of `a`,
+    /// whose piece is first copied transposed so that each column is
+    /// contiguous (read in place, every value lay 8 KB from the last and
+    /// missed L1), and the span's 64 columns of `g` at a time, 32 KB.
+    #[allow(clippy::too_many_arguments)]
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn columns_product(a: &[f32], k: usize, first: usize, bits: &[u64], words: usize, g: &[f32], d: usize, out: &mut [f32]) {
+        let columns = out.len() / d;
+        let mut block = vec![0.0f32; 64 * SPAN];
+        for (span, w) in (0..words).step_by(2).enumerate() {
+            super::avx::transpose_span(a, k, first, w, columns, &mut block);
+            for grp in (0..d).step_by(TILE) {
+                let panel = g.as_ptr().add(span * SPAN * d + grp * SPAN);
+                for c in 0..columns {
+                    let dst = out.as_mut_ptr().add(c * d + grp);
+                    let mut acc = load(dst);
+                    add_set_bits(&mut acc, span_bits(bits.as_ptr().add(c * words), w, words), block.as_ptr().add(c * SPAN), panel);
+                    store(&acc, dst);
+                }
+            }
+        }
+    }
 }
 
 /// The AVX-512 products: each value the same sum in the same order as on
@@ -505,9 +501,7 @@ mod wide {
         let d = bias.len();
         let words = k.div_ceil(64);
         let rows = out.len() / d;
-        for t in 0..rows {
-            out[t * d..(t + 1) * d].copy_from_slice(bias);
-        }
+        super::start_from_bias(out, bias);
         for (span, w) in (0..words).step_by(2).enumerate() {
             let row_bits = |t: usize| span_bits(bits.as_ptr().add(t * words), w, words);
             tiles(d, rows, row_bits, |set, t, (g, panels)| {
