@@ -973,7 +973,7 @@ fn a_swept_suite_reports_every_variant_and_the_one_chosen_on_validation() {
         let vals: Vec<f64> = p
             .runs
             .iter()
-            .filter(|r| r.method == name && matches!(r.step, cmkm::harness::plan::Step::FineTune { .. }))
+            .filter(|r| r.method == name && matches!(r.step, cmkm::harness::plan::Step::FineTune(_)))
             .map(|r| cmkm::protocols::read_validation(&p.store.dir(&r.id)).unwrap().expect("recorded"))
             .collect();
         vals.iter().sum::<f64>() / vals.len() as f64

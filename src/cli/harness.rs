@@ -12,7 +12,7 @@ use std::path::PathBuf;
 pub struct SuiteArgs {
     /// Suite file (YAML), e.g. experiments/quick-utd.yaml.
     pub suite: PathBuf,
-    /// Results folder; the suite's runs go to <results>/<suite name>/.
+    /// Results folder: the run store every suite shares (<results>/runs/<id>, failures under <results>/failed/).
     #[arg(long, default_value = "results")]
     pub results: PathBuf,
     /// Reports folder: `cmkm report` writes <reports>/<suite>/, `cmkm plan`

@@ -26,26 +26,10 @@ pub struct Timings {
     pub cpus: Vec<String>,
 }
 
-/// A run's step kind, method and units of work.
+/// A run's step kind, method and units of work ([`super::steps::RunStep::work`]).
 pub fn work(step: &Step) -> (&'static str, &str, f64) {
-    match step {
-        Step::Train { method, config, .. } => ("train", method, config.schedule.epochs as f64),
-        Step::FineTune { method, epochs, frozen, .. } => (if frozen.is_eval() { "fine_tune" } else { "fine_tune_frozen_training" }, method, *epochs as f64),
-        Step::Retrieval { method, .. } => ("retrieval", method, 1.0),
-        Step::LabelFractions { method, epochs, fractions, repetitions, frozen, .. } => (
-            if frozen.is_eval() { "label_fractions" } else { "label_fractions_frozen_training" },
-            method,
-            (*epochs * fractions.len()) as f64 * *repetitions as f64,
-        ),
-        Step::SupervisedFractions { method, config, fractions, repetitions } => {
-            ("supervised_fractions", method, (config.schedule.epochs * fractions.len()) as f64 * *repetitions as f64)
-        }
-        Step::RandomFractions { method, epochs, fractions, repetitions, frozen, .. } => (
-            if frozen.is_eval() { "random_fractions" } else { "random_fractions_frozen_training" },
-            method,
-            (*epochs * fractions.len()) as f64 * *repetitions as f64,
-        ),
-    }
+    let w = step.kind().work();
+    (w.kind, w.method, w.units)
 }
 
 impl Timings {
@@ -120,9 +104,9 @@ impl Timings {
             return Some(units * rate);
         }
         match &run.step {
-            Step::SupervisedFractions { config, fractions, repetitions, .. } => {
-                let epochs = config.schedule.epochs as f64;
-                Some(self.rate("train", method, threads, epochs)? * epochs * *repetitions as f64 * fractions.iter().sum::<f64>())
+            Step::SupervisedFractions(s) => {
+                let epochs = s.config.schedule.epochs as f64;
+                Some(self.rate("train", method, threads, epochs)? * epochs * s.repetitions as f64 * s.fractions.iter().sum::<f64>())
             }
             _ => None,
         }
@@ -163,14 +147,14 @@ mod tests {
     use super::*;
 
     fn fine_tune(epochs: usize) -> PlannedRun {
-        let step = Step::FineTune {
+        let step = Step::FineTune(crate::harness::steps::FineTuneStep {
             method: "m".into(),
             encoders: "e".into(),
             modalities: vec!["x".into()],
             epochs,
             head: Default::default(),
             frozen: Default::default(),
-        };
+        });
         PlannedRun { id: "r".into(), label: "fine-tune m".into(), method: "m".into(), also: vec![], seed: 1, step, depends_on: vec![] }
     }
 

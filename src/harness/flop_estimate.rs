@@ -6,7 +6,6 @@
 //! none, it is this machine's measured multiply-add peak times its threads
 //! times [`PEAK_SHARE`]. These estimates are rough and marked as such.
 
-use super::plan::{PlannedRun, Step};
 use crate::methods::config::MethodConfig;
 use crate::methods::flops::MethodFlops;
 use crate::methods::ModelSpec;
@@ -28,8 +27,9 @@ pub struct WorkContext<'a> {
     pub train: usize,
     pub val: usize,
     pub test: usize,
-    /// Every planned run, for the trainings an evaluation reads.
-    pub runs: &'a [PlannedRun],
+    /// The configuration of every planned training, by run id: what the
+    /// evaluations of its encoders run.
+    pub trained: BTreeMap<&'a str, &'a MethodConfig>,
 }
 
 impl WorkContext<'_> {
@@ -37,20 +37,19 @@ impl WorkContext<'_> {
         modalities.iter().map(|m| self.shapes.get(m).copied()).collect()
     }
 
-    fn flops_of(&self, config: &MethodConfig, modalities: &[String]) -> Option<MethodFlops> {
+    /// The per-sample FLOPs of `config`'s parts on `modalities`.
+    pub fn flops_of(&self, config: &MethodConfig, modalities: &[String]) -> Option<MethodFlops> {
         let shapes = self.shapes_of(modalities)?;
         MethodFlops::of(&ModelSpec { method: config, modalities, shapes: &shapes, classes: self.classes }).ok()
     }
 
-    fn trained_config(&self, id: &str) -> Option<&MethodConfig> {
-        self.runs.iter().find(|r| r.id == id).and_then(|r| match &r.step {
-            Step::Train { config, .. } => Some(config),
-            _ => None,
-        })
+    /// The configuration of the planned training `id`.
+    pub fn trained_config(&self, id: &str) -> Option<&MethodConfig> {
+        self.trained.get(id).copied()
     }
 
     /// A training's FLOPs on `train` samples: its steps and validation passes.
-    fn training(&self, config: &MethodConfig, train: usize) -> Option<f64> {
+    pub fn training(&self, config: &MethodConfig, train: usize) -> Option<f64> {
         let method = config.method().ok()?;
         let shapes = self.shapes_of(&config.modalities)?;
         let spec = ModelSpec { method: config, modalities: &config.modalities, shapes: &shapes, classes: self.classes };
@@ -62,40 +61,16 @@ impl WorkContext<'_> {
 
     /// Heads trained on cached features: the encoders once over every
     /// sample, then the heads' epochs on `train` samples.
-    fn heads(&self, config: &MethodConfig, modalities: &[String], epochs: usize, train: f64) -> Option<f64> {
+    pub fn heads(&self, config: &MethodConfig, modalities: &[String], epochs: usize, train: f64) -> Option<f64> {
         let m = self.flops_of(config, modalities)?;
         let samples = (self.train + self.val + self.test) as f64;
         let encoders: f64 = m.encoders.iter().sum::<u64>() as f64;
         Some(samples * encoders + epochs as f64 * 3.0 * (train + self.val as f64) * m.fusion as f64)
     }
 
-    /// A planned run's floating-point work, or `None` where its method
-    /// cannot be counted.
-    pub fn flops(&self, run: &PlannedRun) -> Option<f64> {
-        let (train, all) = (self.train as f64, (self.train + self.val + self.test) as f64);
-        match &run.step {
-            Step::Train { config, .. } => self.training(config, self.train),
-            Step::FineTune { encoders, modalities, epochs, .. } => self.heads(self.trained_config(encoders)?, modalities, *epochs, train),
-            Step::Retrieval { encoders, .. } => {
-                let config = self.trained_config(encoders)?;
-                let m = self.flops_of(config, &config.modalities)?;
-                Some(all * m.encoders.iter().chain(&m.projections).sum::<u64>() as f64)
-            }
-            Step::LabelFractions { encoders, modalities, fractions, repetitions, epochs, .. } => {
-                let config = self.trained_config(encoders)?;
-                self.fractions(config, modalities, fractions, *repetitions, *epochs)
-            }
-            Step::RandomFractions { config, fractions, repetitions, epochs, .. } => {
-                self.fractions(config, &config.modalities, fractions, *repetitions, *epochs)
-            }
-            Step::SupervisedFractions { config, fractions, repetitions, .. } => {
-                let per: Option<Vec<f64>> = fractions.iter().map(|f| self.training(config, ((f * train).round() as usize).max(1))).collect();
-                Some(per?.iter().sum::<f64>() * *repetitions as f64)
-            }
-        }
-    }
-
-    fn fractions(&self, config: &MethodConfig, modalities: &[String], fractions: &[f64], repetitions: u64, epochs: usize) -> Option<f64> {
+    /// A label-fraction sweep's work: the encoders once over every
+    /// sample, then each fraction's heads `repetitions` times.
+    pub fn fractions(&self, config: &MethodConfig, modalities: &[String], fractions: &[f64], repetitions: u64, epochs: usize) -> Option<f64> {
         let once = self.heads(config, modalities, 0, 0.0)?;
         let heads: Option<Vec<f64>> = fractions.iter().map(|f| Some(self.heads(config, modalities, epochs, f * self.train as f64)? - once)).collect();
         Some(once + repetitions as f64 * heads?.iter().sum::<f64>())

@@ -7,6 +7,7 @@ pub mod flop_estimate;
 pub mod plan;
 pub mod runner;
 pub mod slurm;
+pub mod steps;
 pub mod store;
 pub mod suite;
 pub mod sweep;

@@ -4,65 +4,14 @@
 //! fully resolved specification, the dataset fingerprint and the crate
 //! version, so editing a method re-plans exactly the runs that depend on it.
 
+pub use super::steps::Step;
+use super::steps::{FineTuneStep, LabelFractionsStep, RandomFractionsStep, RetrievalStep, SupervisedFractionsStep, TrainStep};
 use super::suite::{Baseline, Suite};
 use crate::methods::config::MethodConfig;
-use crate::models::EvaluationHead;
-use crate::protocols::fine_tuning::FrozenEncoders;
 use anyhow::{bail, Result};
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::collections::BTreeMap;
-
-/// What a run does, fully resolved.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(tag = "step", rename_all = "snake_case")]
-pub enum Step {
-    /// Train a method; `pretrained` maps modalities to the ids of the runs
-    /// whose encoders mine positives (CMC-CMKM).
-    Train { method: String, config: MethodConfig, pretrained: BTreeMap<String, String> },
-    /// Fine-tune heads on the frozen encoders of run `encoders`.
-    FineTune {
-        method: String,
-        encoders: String,
-        modalities: Vec<String>,
-        epochs: usize,
-        #[serde(default)]
-        head: EvaluationHead,
-        #[serde(default, skip_serializing_if = "FrozenEncoders::is_eval")]
-        frozen: FrozenEncoders,
-    },
-    /// Retrieval with the encoders of run `encoders`.
-    Retrieval { method: String, encoders: String },
-    /// Label fractions on the encoders of run `encoders`.
-    LabelFractions {
-        method: String,
-        encoders: String,
-        modalities: Vec<String>,
-        fractions: Vec<f64>,
-        repetitions: u64,
-        epochs: usize,
-        #[serde(default)]
-        head: EvaluationHead,
-        #[serde(default, skip_serializing_if = "FrozenEncoders::is_eval")]
-        frozen: FrozenEncoders,
-    },
-    /// Label-fraction baseline: the supervised `method` trained from scratch
-    /// on each subset.
-    SupervisedFractions { method: String, config: MethodConfig, fractions: Vec<f64>, repetitions: u64 },
-    /// Label-fraction baseline: the encoders of `method` randomly
-    /// initialised and frozen, with the evaluation heads.
-    RandomFractions {
-        method: String,
-        config: MethodConfig,
-        fractions: Vec<f64>,
-        repetitions: u64,
-        epochs: usize,
-        #[serde(default)]
-        head: EvaluationHead,
-        #[serde(default, skip_serializing_if = "FrozenEncoders::is_eval")]
-        frozen: FrozenEncoders,
-    },
-}
 
 /// One planned run.
 #[derive(Debug, Clone, Serialize)]
@@ -101,7 +50,7 @@ pub fn plan(suite: &Suite, dataset_fingerprint: &str) -> Result<Vec<PlannedRun>>
             let entry = suite.entry(&name).expect("every run name has its suite method");
             let pretrained: BTreeMap<String, String> = entry.pretrained.iter().map(|(m, dep)| (m.clone(), trained[dep].clone())).collect();
             let deps = pretrained.values().cloned().collect();
-            let step = Step::Train { method: suite.entry_name(&name).to_string(), config, pretrained };
+            let step = Step::Train(TrainStep { method: suite.entry_name(&name).to_string(), config, pretrained });
             let run = planner.make(&name, format!("train {name} seed {seed}"), step, deps)?;
             trained.insert(name, run.id.clone());
             add(run);
@@ -133,35 +82,35 @@ impl Planner<'_> {
         let ssl = config.method()?.self_supervised();
         if let (true, Some(ft)) = (ssl, &evaluations.fine_tuning) {
             for modalities in &subsets {
-                let step = Step::FineTune {
+                let step = Step::FineTune(FineTuneStep {
                     method: method.clone(),
                     encoders: encoders.to_string(),
                     modalities: modalities.clone(),
                     epochs: ft.epochs,
                     head: evaluations.head,
                     frozen: evaluations.frozen,
-                };
+                });
                 runs.push(self.make(name, format!("fine-tune {name} {} seed {seed}", modalities.join("+")), step, vec![encoders.to_string()])?);
             }
         }
         if evaluations.retrieval {
-            let step = Step::Retrieval { method: method.clone(), encoders: encoders.to_string() };
+            let step = Step::Retrieval(RetrievalStep { method: method.clone(), encoders: encoders.to_string() });
             runs.push(self.make(name, format!("retrieval {name} seed {seed}"), step, vec![encoders.to_string()])?);
         }
         if let (false, Some(lf)) = (ssl, &evaluations.label_fractions) {
             for baseline in &lf.baselines {
                 let (step, label) = match baseline {
                     Baseline::Supervised => (
-                        Step::SupervisedFractions {
+                        Step::SupervisedFractions(SupervisedFractionsStep {
                             method: method.clone(),
                             config: config.clone(),
                             fractions: lf.fractions.clone(),
                             repetitions: lf.repetitions,
-                        },
+                        }),
                         format!("label-fractions {name} seed {seed}"),
                     ),
                     Baseline::Random => (
-                        Step::RandomFractions {
+                        Step::RandomFractions(RandomFractionsStep {
                             method: method.clone(),
                             config: config.clone(),
                             fractions: lf.fractions.clone(),
@@ -169,7 +118,7 @@ impl Planner<'_> {
                             epochs: lf.epochs,
                             head: evaluations.head,
                             frozen: evaluations.frozen,
-                        },
+                        }),
                         format!("label-fractions random-init {name} seed {seed}"),
                     ),
                 };
@@ -178,7 +127,7 @@ impl Planner<'_> {
         }
         if let (true, Some(lf)) = (ssl, &evaluations.label_fractions) {
             for modalities in &subsets {
-                let step = Step::LabelFractions {
+                let step = Step::LabelFractions(LabelFractionsStep {
                     method: method.clone(),
                     encoders: encoders.to_string(),
                     modalities: modalities.clone(),
@@ -187,7 +136,7 @@ impl Planner<'_> {
                     epochs: lf.epochs,
                     head: evaluations.head,
                     frozen: evaluations.frozen,
-                };
+                });
                 runs.push(self.make(name, format!("label-fractions {name} {} seed {seed}", modalities.join("+")), step, vec![encoders.to_string()])?);
             }
         }
@@ -246,14 +195,23 @@ fn training_order(suite: &Suite) -> Result<Vec<String>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::protocols::fine_tuning::FrozenEncoders;
 
     /// Run ids hash the serialised step: the default frozen mode is left
     /// out, so the ids of suites written before the setting stand, and
     /// `frozen: training` makes other runs.
     #[test]
     fn the_default_frozen_mode_is_left_out_of_the_run_specification() {
-        let step =
-            |frozen| Step::FineTune { method: "m".into(), encoders: "e".into(), modalities: vec!["x".into()], epochs: 100, head: Default::default(), frozen };
+        let step = |frozen| {
+            Step::FineTune(FineTuneStep {
+                method: "m".into(),
+                encoders: "e".into(),
+                modalities: vec!["x".into()],
+                epochs: 100,
+                head: Default::default(),
+                frozen,
+            })
+        };
         let eval = serde_json::to_string(&step(FrozenEncoders::Eval)).unwrap();
         assert_eq!(eval, r#"{"step":"fine_tune","method":"m","encoders":"e","modalities":["x"],"epochs":100,"head":"linear"}"#);
         let training = serde_json::to_string(&step(FrozenEncoders::Training)).unwrap();

@@ -5,18 +5,14 @@
 
 use super::estimate::{work, Timings};
 use super::plan::{plan, PlannedRun, Step};
+use super::steps::RunEnv;
 use super::store::{ClaimOutcome, Hardware, RunRecordFile, RunStatus, RunStore};
 use super::suite::Suite;
 use super::workers::{wall_time, Workers};
 use crate::data::Dataset;
-use crate::methods::{devices, train, TrainOptions};
+use crate::methods::devices;
 use crate::models::InputShape;
-use crate::protocols::fine_tuning::fine_tune_frozen;
-use crate::protocols::label_fractions::{frozen_label_fractions, random_encoders, supervised_label_fractions};
-use crate::protocols::retrieval::{retrieval_settings, write_retrieval};
-use crate::protocols::EncoderSet;
-use crate::protocols::{HeadTraining, LabelSubsets};
-use crate::training::{format_duration, Progress, TrainData};
+use crate::training::{format_duration, Progress};
 use anyhow::{bail, Context, Result};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -108,52 +104,16 @@ impl Prepared {
 
     fn perform(&self, run: &PlannedRun, out: &Path, quiet: bool) -> Result<()> {
         crate::fsutil::write_atomic(&out.join("plan.json"), serde_json::to_string_pretty(run)?.as_bytes())?;
-        let protocol = self.suite.decl.protocol.clone();
-        let classes = self.dataset.decl.classes.len();
-        let (_, device) = devices();
-        let progress = Progress { label: run.label.clone(), quiet };
-        match &run.step {
-            Step::Train { config, pretrained, .. } => {
-                let mut method = config.clone();
-                method.pretrained = pretrained.iter().map(|(m, id)| (m.clone(), self.store.dir(id))).collect();
-                let opts = TrainOptions { protocol, seed: run.seed, out: out.to_path_buf(), quiet, train_subset: None };
-                train(&method, &self.dataset, &opts)?;
-            }
-            Step::FineTune { encoders, modalities, epochs, head, frozen, .. } => {
-                let (set, data) = self.encoders(encoders, modalities, classes, &device)?;
-                let training = HeadTraining::paper(modalities.len(), Some(*epochs), *head, *frozen, run.seed);
-                let result = fine_tune_frozen(&set, &data, &data.split.train, &training, &device, &progress)?;
-                result.write(out, serde_json::json!({ "modalities": modalities }))?;
-            }
-            Step::Retrieval { encoders, .. } => {
-                let set = EncoderSet::from_run(&self.store.dir(encoders), classes, &device)?;
-                let data = TrainData::new(&self.dataset, &set.modalities, &protocol)?;
-                write_retrieval(out, &retrieval_settings(&set, &data, &device)?, &data)?;
-            }
-            Step::LabelFractions { encoders, modalities, fractions, repetitions, epochs, head, frozen, .. } => {
-                let (set, data) = self.encoders(encoders, modalities, classes, &device)?;
-                let training = HeadTraining::paper(modalities.len(), Some(*epochs), *head, *frozen, run.seed);
-                frozen_label_fractions(&set, &data, &LabelSubsets { fractions, repetitions: *repetitions }, &training, &device, out)?;
-            }
-            Step::SupervisedFractions { config, fractions, repetitions, .. } => {
-                let data = TrainData::new(&self.dataset, &config.modalities, &protocol)?;
-                let subsets = LabelSubsets { fractions, repetitions: *repetitions };
-                supervised_label_fractions(config, &self.dataset, &data, &protocol, &subsets, run.seed, out)?;
-            }
-            Step::RandomFractions { config, fractions, repetitions, epochs, head, frozen, .. } => {
-                let data = TrainData::new(&self.dataset, &config.modalities, &protocol)?;
-                let training = HeadTraining::paper(config.modalities.len(), Some(*epochs), *head, *frozen, run.seed);
-                let set = random_encoders(config, &data, run.seed, &device)?;
-                frozen_label_fractions(&set, &data, &LabelSubsets { fractions, repetitions: *repetitions }, &training, &device, out)?;
-            }
-        }
-        Ok(())
-    }
-
-    fn encoders(&self, run_id: &str, modalities: &[String], classes: usize, device: &burn::prelude::Device) -> Result<(EncoderSet, TrainData)> {
-        let set = EncoderSet::from_run(&self.store.dir(run_id), classes, device)?.restrict(modalities)?;
-        let data = TrainData::new(&self.dataset, modalities, &self.suite.decl.protocol)?;
-        Ok((set, data))
+        let env = RunEnv {
+            dataset: &self.dataset,
+            store: &self.store,
+            protocol: &self.suite.decl.protocol,
+            seed: run.seed,
+            quiet,
+            device: devices().1,
+            progress: Progress { label: run.label.clone(), quiet },
+        };
+        run.step.kind().perform(&env, out)
     }
 
     /// Runs everything missing, in plan order; failures (errors and panics
@@ -334,9 +294,16 @@ impl Prepared {
             train: split.train.len(),
             val: split.val.len(),
             test: split.test.len(),
-            runs: &self.runs,
+            trained: self
+                .runs
+                .iter()
+                .filter_map(|r| match &r.step {
+                    Step::Train(t) => Some((r.id.as_str(), &t.config)),
+                    _ => None,
+                })
+                .collect(),
         };
-        let flops: Vec<Option<f64>> = self.runs.iter().map(|r| context.flops(r)).collect();
+        let flops: Vec<Option<f64>> = self.runs.iter().map(|r| r.step.kind().flops(&context)).collect();
         let known: Vec<(&'static str, f64, f64)> = runs.iter().zip(&flops).filter_map(|(e, f)| Some((e.step, (*f)?, e.estimate_seconds?))).collect();
         let rate = super::flop_estimate::FlopRate::calibrate(&known, threads, || cmkm_kernels::peak::flops_per_second(0.2));
         for (entry, f) in runs.iter_mut().zip(&flops) {

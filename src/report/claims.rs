@@ -12,8 +12,8 @@
 //! repetitions (which share their labelled subsets across methods).
 
 use crate::data::declaration::MainMetric;
-use crate::harness::plan::Step;
 use crate::harness::runner::Prepared;
+use crate::harness::steps::Results;
 use crate::harness::suite::ClaimDecl;
 use crate::metrics::classification_metrics;
 use crate::report::collect::{approach, modality_group};
@@ -158,14 +158,13 @@ fn sources(p: &Prepared, chosen: &Chosen) -> Sources {
     let mut s: Sources = BTreeMap::new();
     for run in p.runs.iter().filter(|r| p.store.is_done(&r.id)) {
         let dir = p.store.dir(&run.id);
-        let (modalities, fractions, repetitions) = match &run.step {
-            Step::FineTune { modalities, .. } => (modalities.clone(), None, 0),
-            Step::Train { config, .. } if !config.is_self_supervised() => (config.modalities.clone(), None, 0),
-            Step::LabelFractions { modalities, fractions, repetitions, .. } => (modalities.clone(), Some(fractions), *repetitions),
-            Step::SupervisedFractions { config, fractions, repetitions, .. } => (config.modalities.clone(), Some(fractions), *repetitions),
+        // The random-encoder baseline is no method's result.
+        let (modalities, fractions, repetitions) = match run.step.kind().results() {
+            Results::Classification { modalities } => (modalities, None, 0),
+            Results::LabelFractions { modalities, fractions, repetitions, random_init: false } => (modalities, Some(fractions), repetitions),
             _ => continue,
         };
-        let row = modality_group(&modalities);
+        let row = modality_group(modalities);
         for method in chosen.names(run) {
             match fractions {
                 None => s.entry((method, row.clone(), None)).or_default().entry(run.seed).or_default().push(dir.clone()),

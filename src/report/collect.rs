@@ -3,8 +3,8 @@
 //! approach, modality group and seed it belongs to.
 
 use crate::data::declaration::MainMetric;
-use crate::harness::plan::Step;
 use crate::harness::runner::Prepared;
+use crate::harness::steps::{Results, Step};
 use crate::harness::store::RunRecordFile;
 use anyhow::{bail, Context, Result};
 use polars::prelude::*;
@@ -165,11 +165,7 @@ impl Columns {
 fn classification(p: &Prepared, runs: &[Finished], main_metric: MainMetric) -> Result<DataFrame> {
     let mut c = Columns::default();
     for f in runs {
-        let modalities = match f.step {
-            Step::FineTune { modalities, .. } => modalities.clone(),
-            Step::Train { config, .. } if !config.is_self_supervised() => config.modalities.clone(),
-            _ => continue,
-        };
+        let Results::Classification { modalities } = f.step.kind().results() else { continue };
         let method = f.method;
         let m = crate::protocols::read_metrics(&f.dir)?;
         let n = p.dataset.decl.classes.len();
@@ -178,7 +174,7 @@ fn classification(p: &Prepared, runs: &[Finished], main_metric: MainMetric) -> R
         }
         c.text("method", method);
         c.text("approach", approach(p, method));
-        c.text("modality", modality_group(&modalities));
+        c.text("modality", modality_group(modalities));
         c.text("run", f.id);
         c.number("seed", f.seed as f64);
         c.number("accuracy", m.accuracy);
@@ -192,7 +188,7 @@ fn classification(p: &Prepared, runs: &[Finished], main_metric: MainMetric) -> R
 fn retrieval(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
     let mut c = Columns::default();
     for f in runs {
-        let Step::Retrieval { .. } = f.step else { continue };
+        let Results::Retrieval = f.step.kind().results() else { continue };
         let method = f.method;
         for (setting, m) in crate::protocols::retrieval::read_retrieval(&f.dir)? {
             c.text("method", method);
@@ -215,12 +211,8 @@ fn fractions(p: &Prepared, runs: &[Finished]) -> Result<(DataFrame, Vec<(f64, f6
     let mut pairs: Vec<(f64, f64)> = vec![];
     for f in runs {
         let method = f.method;
-        let (modalities, approach_name) = match f.step {
-            Step::LabelFractions { modalities, .. } => (modalities, approach(p, method)),
-            Step::SupervisedFractions { config, .. } => (&config.modalities, approach(p, method)),
-            Step::RandomFractions { config, .. } => (&config.modalities, "Random init".to_string()),
-            _ => continue,
-        };
+        let Results::LabelFractions { modalities, random_init, .. } = f.step.kind().results() else { continue };
+        let approach_name = if random_init { "Random init".to_string() } else { approach(p, method) };
         for r in crate::protocols::label_fractions::read_label_fractions(&f.dir)?.runs {
             c.text("method", method);
             c.text("approach", approach_name.as_str());
@@ -244,10 +236,7 @@ fn fractions(p: &Prepared, runs: &[Finished]) -> Result<(DataFrame, Vec<(f64, f6
 fn curves(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
     let mut c = Columns::default();
     for f in runs {
-        let Step::Train { config, .. } = f.step else { continue };
-        if !config.is_self_supervised() {
-            continue;
-        }
+        let Results::Pretraining = f.step.kind().results() else { continue };
         let method = f.method;
         let path = f.dir.join("curves.csv");
         let mut reader = csv::Reader::from_path(&path).with_context(|| format!("{}: cannot read", path.display()))?;
