@@ -219,7 +219,8 @@ pub fn rows_product(a: &[f32], pattern: &Pattern, b: &[f32], bias: &[f32]) -> Ve
     assert!(available(d) && a.len() == pattern.rows * k && b.len() == k * d, "sparse rows product of mismatched shapes");
     let words = pattern.words();
     let b = Panels::new(b, k, d);
-    let mut out = vec![0.0; pattern.rows * d];
+    // Every sum starts from its bias.
+    let mut out = bias.repeat(pattern.rows);
     out.par_chunks_mut(ROW_CHUNK * d).enumerate().for_each(|(c, out)| {
         let first = c * ROW_CHUNK;
         let rows = out.len() / d;
@@ -230,8 +231,8 @@ pub fn rows_product(a: &[f32], pattern: &Pattern, b: &[f32], bias: &[f32]) -> Ve
         unsafe {
             let (a, bits) = (&a[first * k..(first + rows) * k], &pattern.bits[first * words..(first + rows) * words]);
             match crate::isa::avx512() {
-                true => wide::rows_product(a, bits, k, b.values(), bias, out),
-                false => avx::rows_product(a, bits, k, b.values(), bias, out),
+                true => wide::rows_product(a, bits, k, b.values(), d, out),
+                false => avx::rows_product(a, bits, k, b.values(), d, out),
             }
         }
     });
@@ -263,12 +264,6 @@ pub fn columns_product(a: &[f32], transposed: &Pattern, g: &[f32], d: usize) -> 
         }
     });
     out
-}
-
-/// Sets every row of `out` to `bias`, where a rows product's sums start.
-#[cfg(target_arch = "x86_64")]
-fn start_from_bias(out: &mut [f32], bias: &[f32]) {
-    out.chunks_exact_mut(bias.len()).for_each(|row| row.copy_from_slice(bias));
 }
 
 /// The row-major transpose of a `(rows, columns)` matrix, 16 of its
@@ -386,15 +381,14 @@ mod avx {
         (word(w) as u128) | ((word(w + 1) as u128) << 64)
     }
 
-    /// One chunk of [`super::rows_product`]: span by span of 128 rows of
-    /// `b`, 64 output columns at a time (that panel, 32 KB, in L1 while
-    /// every row of the chunk passes).
+    /// One chunk of [`super::rows_product`], added onto the `d`-wide rows
+    /// of `out` (where the sums start): span by span of 128 rows of `b`,
+    /// 64 output columns at a time (that panel, 32 KB, in L1 while every
+    /// row of the chunk passes).
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn rows_product(a: &[f32], bits: &[u64], k: usize, b: &[f32], bias: &[f32], out: &mut [f32]) {
-        let d = bias.len();
+    pub unsafe fn rows_product(a: &[f32], bits: &[u64], k: usize, b: &[f32], d: usize, out: &mut [f32]) {
         let words = k.div_ceil(64);
         let rows = out.len() / d;
-        super::start_from_bias(out, bias);
         for (span, w) in (0..words).step_by(2).enumerate() {
             for g in (0..d).step_by(TILE) {
                 let panel = b.as_ptr().add(span * SPAN * d + g * SPAN);
@@ -497,11 +491,9 @@ mod wide {
 
     /// One chunk of [`super::rows_product`], as the AVX2 path's.
     #[target_feature(enable = "avx512f,avx2,fma")]
-    pub unsafe fn rows_product(a: &[f32], bits: &[u64], k: usize, b: &[f32], bias: &[f32], out: &mut [f32]) {
-        let d = bias.len();
+    pub unsafe fn rows_product(a: &[f32], bits: &[u64], k: usize, b: &[f32], d: usize, out: &mut [f32]) {
         let words = k.div_ceil(64);
         let rows = out.len() / d;
-        super::start_from_bias(out, bias);
         for (span, w) in (0..words).step_by(2).enumerate() {
             let row_bits = |t: usize| span_bits(bits.as_ptr().add(t * words), w, words);
             tiles(d, rows, row_bits, |set, t, (g, panels)| {
@@ -605,11 +597,11 @@ mod tests {
             let bits = |v: &[f32]| v.iter().map(|x| x.to_bits()).collect::<Vec<u32>>();
             let pattern = Pattern::of(&a, k);
             let (panels, words) = (Panels::new(&b, k, d), pattern.words());
-            let mut avx2 = vec![0.0; rows * d];
+            let mut avx2 = bias.repeat(rows);
             for (c, out) in avx2.chunks_mut(ROW_CHUNK * d).enumerate() {
                 let (first, n) = (c * ROW_CHUNK, out.len() / d);
                 // SAFETY: AVX2 + FMA (`available`); the chunk's sizes as `rows_product` gives them.
-                unsafe { avx::rows_product(&a[first * k..(first + n) * k], &pattern.bits[first * words..(first + n) * words], k, panels.values(), &bias, out) };
+                unsafe { avx::rows_product(&a[first * k..(first + n) * k], &pattern.bits[first * words..(first + n) * words], k, panels.values(), d, out) };
             }
             assert_eq!(bits(&rows_product(&a, &pattern, &b, &bias)), bits(&avx2), "rows product, width {d}, on {}", crate::isa::describe());
             let transposed = pattern.transposed();
