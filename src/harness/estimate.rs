@@ -12,6 +12,7 @@
 //! with its length too.
 
 use super::plan::{PlannedRun, Step};
+use super::steps::Work;
 use super::store::RunRecordFile;
 use super::workers::thread_scale;
 use std::collections::BTreeMap;
@@ -24,12 +25,6 @@ pub struct Timings {
     rates: BTreeMap<(String, String), Vec<Rate>>,
     /// Distinct CPUs the timings came from.
     pub cpus: Vec<String>,
-}
-
-/// A run's step kind, method and units of work ([`super::steps::RunStep::work`]).
-pub fn work(step: &Step) -> (&'static str, &str, f64) {
-    let w = step.kind().work();
-    (w.kind, w.method, w.units)
 }
 
 impl Timings {
@@ -69,8 +64,8 @@ impl Timings {
         let plan: Option<PlanFile> = crate::fsutil::read_json(&dir.join("plan.json")).ok();
         let record: Option<RunRecordFile> = crate::fsutil::read_json(&dir.join("record.json")).ok();
         if let (Some(plan), Some(record)) = (plan, record) {
-            let (kind, method, units) = work(&plan.step);
-            self.add(kind, method, units, record.seconds, &record.hardware.cpu, record.hardware.threads);
+            let w = plan.step.kind().work();
+            self.add(w.kind, w.method, w.units, record.seconds, &record.hardware.cpu, record.hardware.threads);
         }
     }
 
@@ -99,7 +94,7 @@ impl Timings {
     /// never seen before is estimated from the method's full training,
     /// scaled by the subset sizes.
     pub fn estimate(&self, run: &PlannedRun, threads: usize) -> Option<f64> {
-        let (kind, method, units) = work(&run.step);
+        let Work { kind, method, units } = run.step.kind().work();
         if let Some(rate) = self.rate(kind, method, threads, units) {
             return Some(units * rate);
         }

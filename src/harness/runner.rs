@@ -3,7 +3,7 @@
 //! fails (e.g. a diverging loss) is recorded with its reason and the suite
 //! goes on with what does not depend on it.
 
-use super::estimate::{work, Timings};
+use super::estimate::Timings;
 use super::plan::{plan, PlannedRun, Step};
 use super::steps::RunEnv;
 use super::store::{ClaimOutcome, Hardware, RunRecordFile, RunStatus, RunStore};
@@ -109,7 +109,6 @@ impl Prepared {
             store: &self.store,
             protocol: &self.suite.decl.protocol,
             seed: run.seed,
-            quiet,
             device: devices().1,
             progress: Progress { label: run.label.clone(), quiet },
         };
@@ -247,7 +246,7 @@ impl Prepared {
             .runs
             .iter()
             .map(|r| {
-                let (step, _, _) = work(&r.step);
+                let step = r.step.kind().work().kind;
                 PlanEntry {
                     id: r.id.clone(),
                     label: r.label.clone(),

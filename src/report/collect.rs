@@ -260,7 +260,7 @@ fn timings(runs: &[Finished]) -> Result<DataFrame> {
     let mut c = Columns::default();
     for f in runs.iter().filter(|f| f.primary) {
         // Units of work (epochs; epochs x fractions x repetitions); retrieval has none.
-        let (step, method, units) = crate::harness::estimate::work(f.step);
+        let crate::harness::steps::Work { kind: step, method, units } = f.step.kind().work();
         let epochs = if step == "retrieval" { 0 } else { units as usize };
         c.text("run", f.id);
         c.text("label", f.record.label.as_str());

@@ -100,9 +100,9 @@ pub struct RunEnv<'a> {
     /// The suite's evaluation protocol (the split).
     pub protocol: &'a str,
     pub seed: u64,
-    pub quiet: bool,
     /// The plain device evaluations run on.
     pub device: Device,
+    /// The run's label and whether to print its progress.
     pub progress: Progress,
 }
 

@@ -29,7 +29,7 @@ impl RunStep for TrainStep {
     fn perform(&self, env: &RunEnv, out: &Path) -> Result<()> {
         let mut method = self.config.clone();
         method.pretrained = self.pretrained.iter().map(|(m, id)| (m.clone(), env.store.dir(id))).collect();
-        let opts = TrainOptions { protocol: env.protocol.to_string(), seed: env.seed, out: out.to_path_buf(), quiet: env.quiet, train_subset: None };
+        let opts = TrainOptions { protocol: env.protocol.to_string(), seed: env.seed, out: out.to_path_buf(), quiet: env.progress.quiet, train_subset: None };
         train(&method, env.dataset, &opts)?;
         Ok(())
     }
