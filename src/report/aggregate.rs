@@ -1,8 +1,9 @@
-//! Aggregation over seeds (and label-fraction repetitions) with polars:
-//! mean, sample standard deviation (n - 1, 0 for one value) and count.
+//! Aggregation over seeds (and label-fraction repetitions): mean, sample
+//! standard deviation (n - 1, 0 for one value) and count per group.
 
+use super::frame::Frame;
 use anyhow::Result;
-use polars::prelude::*;
+use std::collections::HashMap;
 
 /// Mean, standard deviation and count of one value in one group.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -21,41 +22,50 @@ pub struct Group {
     pub stats: Vec<Stat>,
 }
 
-/// Groups `df` by the text columns `keys` (and numeric `numeric_keys`) in
-/// first-appearance order and summarises each column of `values`.
-pub fn summarise(df: &DataFrame, keys: &[&str], numeric_keys: &[&str], values: &[&str]) -> Result<Vec<Group>> {
-    if df.height() == 0 {
-        return Ok(vec![]);
-    }
-    let by: Vec<Expr> = keys.iter().chain(numeric_keys).map(|k| col(*k)).collect();
-    let mut aggs = vec![];
-    for v in values {
-        aggs.push(col(*v).mean().alias(format!("{v}__mean")));
-        aggs.push(col(*v).std(1).fill_null(lit(0.0)).alias(format!("{v}__std")));
-        aggs.push(col(*v).count().cast(DataType::Float64).alias(format!("{v}__n")));
-    }
-    let out = df.clone().lazy().group_by_stable(by).agg(aggs).collect()?;
-    let mut groups = vec![];
-    for i in 0..out.height() {
-        let mut g = Group { keys: vec![], numeric_keys: vec![], stats: vec![] };
-        // The frames come from run files read with their types: a null
-        // key is a bug to report, not a blank.
-        let null = |k: &str| anyhow::anyhow!("column '{k}' has no value in row {i}");
-        for k in keys {
-            g.keys.push(out.column(k)?.str()?.get(i).ok_or_else(|| null(k))?.to_string());
+/// Groups `frame` by the text columns `keys` (and number columns
+/// `numeric_keys`) in first-appearance order and summarises each column of
+/// `values`.
+pub fn summarise(frame: &Frame, keys: &[&str], numeric_keys: &[&str], values: &[&str]) -> Result<Vec<Group>> {
+    let keys: Vec<&[String]> = keys.iter().map(|k| frame.text(k)).collect::<Result<_>>()?;
+    let numeric_keys: Vec<&[f64]> = numeric_keys.iter().map(|k| frame.numbers(k)).collect::<Result<_>>()?;
+    let values: Vec<&[f64]> = values.iter().map(|v| frame.numbers(v)).collect::<Result<_>>()?;
+    // Each group's rows, in order of first appearance.
+    let mut index: HashMap<(Vec<&str>, Vec<u64>), usize> = HashMap::new();
+    let mut members: Vec<Vec<usize>> = vec![];
+    for row in 0..frame.height() {
+        // -0.0 and 0.0 are one key.
+        let key = (keys.iter().map(|k| k[row].as_str()).collect(), numeric_keys.iter().map(|k| (k[row] + 0.0).to_bits()).collect());
+        let next = members.len();
+        let group = *index.entry(key).or_insert(next);
+        if group == next {
+            members.push(vec![]);
         }
-        for k in numeric_keys {
-            g.numeric_keys.push(out.column(k)?.f64()?.get(i).ok_or_else(|| null(k))?);
-        }
-        for v in values {
-            // polars gives no standard deviation (null) for a single value:
-            // NaN, printed as such, is what it is.
-            let get = |suffix: &str| -> Result<f64> { Ok(out.column(&format!("{v}__{suffix}"))?.f64()?.get(i).unwrap_or(f64::NAN)) };
-            g.stats.push(Stat { mean: get("mean")?, std: get("std")?, n: get("n")? as usize });
-        }
-        groups.push(g);
+        members[group].push(row);
     }
-    Ok(groups)
+    Ok(members
+        .iter()
+        .map(|rows| Group {
+            keys: keys.iter().map(|k| k[rows[0]].clone()).collect(),
+            numeric_keys: numeric_keys.iter().map(|k| k[rows[0]]).collect(),
+            stats: values.iter().map(|v| stat(rows.iter().map(|&r| v[r]))).collect(),
+        })
+        .collect())
+}
+
+/// Mean (a compensated, Kahan, sum, as polars summed a group before 0.14)
+/// and sample standard deviation (two passes).
+fn stat(values: impl Iterator<Item = f64> + Clone) -> Stat {
+    let n = values.clone().count();
+    let (mut sum, mut carry) = (0.0f64, 0.0f64);
+    for v in values.clone() {
+        let y = v - carry;
+        let t = sum + y;
+        carry = (t - sum) - y;
+        sum = t;
+    }
+    let mean = sum / n as f64;
+    let std = if n > 1 { (values.map(|v| (v - mean) * (v - mean)).sum::<f64>() / (n - 1) as f64).sqrt() } else { 0.0 };
+    Stat { mean, std, n }
 }
 
 /// `mean ± std` in percent with two decimals (the paper's format).
@@ -73,17 +83,27 @@ mod tests {
 
     #[test]
     fn mean_and_sample_std_per_group_in_first_appearance_order() {
-        let df = df!(
-            "method" => ["b", "a", "b", "a", "b"],
-            "x" => [1.0, 10.0, 2.0, 10.0, 3.0],
-        )
-        .unwrap();
-        let g = summarise(&df, &["method"], &[], &["x"]).unwrap();
+        let frame =
+            |methods: &[&str], x: &[f64]| Frame::new(vec![("method", methods.iter().map(|m| m.to_string()).collect())], vec![("x", x.to_vec())]).unwrap();
+        let g = summarise(&frame(&["b", "a", "b", "a", "b"], &[1.0, 10.0, 2.0, 10.0, 3.0]), &["method"], &[], &["x"]).unwrap();
         assert_eq!(g[0].keys, vec!["b".to_string()]);
         assert_eq!(g[0].stats[0], Stat { mean: 2.0, std: 1.0, n: 3 });
         assert_eq!(g[1].stats[0], Stat { mean: 10.0, std: 0.0, n: 2 });
-        let single = df!("method" => ["a"], "x" => [0.5]).unwrap();
-        assert_eq!(summarise(&single, &["method"], &[], &["x"]).unwrap()[0].stats[0].std, 0.0);
+        assert_eq!(summarise(&frame(&["a"], &[0.5]), &["method"], &[], &["x"]).unwrap()[0].stats[0], Stat { mean: 0.5, std: 0.0, n: 1 });
+        assert!(summarise(&frame(&[], &[]), &["method"], &[], &["x"]).unwrap().is_empty());
+        assert!(summarise(&frame(&["a"], &[0.5]), &["modality"], &[], &["x"]).unwrap_err().to_string().contains("'modality'"));
         assert_eq!(percent(Stat { mean: 0.97674, std: 0.005, n: 3 }), "97.67 ± 0.50");
+    }
+
+    #[test]
+    fn number_keys_group_with_text_keys() {
+        let frame = Frame::new(
+            vec![("method", ["m", "m", "m", "m"].map(String::from).to_vec())],
+            vec![("fraction", vec![0.1, 0.5, 0.1, -0.0]), ("x", vec![1.0, 5.0, 3.0, 7.0])],
+        )
+        .unwrap();
+        let g = summarise(&frame, &["method"], &["fraction"], &["x"]).unwrap();
+        let found: Vec<(f64, f64, usize)> = g.iter().map(|g| (g.numeric_keys[0], g.stats[0].mean, g.stats[0].n)).collect();
+        assert_eq!(found, [(0.1, 2.0, 2), (0.5, 5.0, 1), (-0.0, 7.0, 1)]);
     }
 }

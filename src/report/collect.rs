@@ -1,31 +1,31 @@
 //! Reading a suite's finished runs from the run store into long-format
-//! polars frames: one row per evaluated number, labelled with the method,
+//! frames: one row per evaluated number, labelled with the method,
 //! approach, modality group and seed it belongs to.
 
+use super::frame::{Frame, FrameBuilder};
 use crate::data::declaration::MainMetric;
 use crate::harness::runner::Prepared;
 use crate::harness::steps::{Results, Step};
 use crate::harness::store::RunRecordFile;
 use anyhow::{bail, Context, Result};
-use polars::prelude::*;
 use std::path::PathBuf;
 
 /// The frames a report is built from.
 pub struct Collected {
     /// Classification results (fine-tuning and supervised training): method,
     /// approach, modality, seed, run, accuracy, f1_macro, main.
-    pub classification: DataFrame,
+    pub classification: Frame,
     /// Retrieval: method, approach, seed, setting, p_at_1, p_at_5, p_at_10, map.
-    pub retrieval: DataFrame,
+    pub retrieval: Frame,
     /// Label fractions: method, approach, modality, seed, fraction, repetition, main.
-    pub fractions: DataFrame,
+    pub fractions: Frame,
     /// (fraction, smaller fraction) pairs whose subsets coincided, so the
     /// result of the smaller one was reused.
     pub coinciding: Vec<(f64, f64)>,
     /// SSL training curves: method, seed, epoch, train_loss.
-    pub curves: DataFrame,
+    pub curves: Frame,
     /// Every finished run: run, label, step, method, seed, seconds, epochs.
-    pub timings: DataFrame,
+    pub timings: Frame,
     /// Planned runs not finished yet, and those that failed.
     pub missing: usize,
     pub failed: Vec<String>,
@@ -125,45 +125,8 @@ pub fn collect(p: &Prepared) -> Result<Collected> {
     })
 }
 
-/// Column builders for one frame.
-#[derive(Default)]
-struct Columns {
-    text: Vec<(&'static str, Vec<String>)>,
-    numbers: Vec<(&'static str, Vec<f64>)>,
-}
-
-impl Columns {
-    fn text(&mut self, name: &'static str, value: impl Into<String>) {
-        match self.text.iter_mut().find(|c| c.0 == name) {
-            Some(c) => c.1.push(value.into()),
-            None => self.text.push((name, vec![value.into()])),
-        }
-    }
-    fn number(&mut self, name: &'static str, value: f64) {
-        match self.numbers.iter_mut().find(|c| c.0 == name) {
-            Some(c) => c.1.push(value),
-            None => self.numbers.push((name, vec![value])),
-        }
-    }
-    /// The frame; `names` gives every column so that an empty frame still
-    /// has its schema (text columns first, then numbers).
-    fn frame(self, text: &[&'static str], numbers: &[&'static str]) -> Result<DataFrame> {
-        let mut cols: Vec<Column> = vec![];
-        for name in text {
-            let values = self.text.iter().find(|c| c.0 == *name).map(|c| c.1.clone()).unwrap_or_default();
-            cols.push(Column::new((*name).into(), values));
-        }
-        for name in numbers {
-            let values = self.numbers.iter().find(|c| c.0 == *name).map(|c| c.1.clone()).unwrap_or_default();
-            cols.push(Column::new((*name).into(), values));
-        }
-        let height = cols.first().map_or(0, |c| c.len());
-        Ok(DataFrame::new(height, cols)?)
-    }
-}
-
-fn classification(p: &Prepared, runs: &[Finished], main_metric: MainMetric) -> Result<DataFrame> {
-    let mut c = Columns::default();
+fn classification(p: &Prepared, runs: &[Finished], main_metric: MainMetric) -> Result<Frame> {
+    let mut c = FrameBuilder::default();
     for f in runs {
         let Results::Classification { modalities } = f.step.kind().results() else { continue };
         let method = f.method;
@@ -182,11 +145,11 @@ fn classification(p: &Prepared, runs: &[Finished], main_metric: MainMetric) -> R
         c.number("main", m.main(main_metric));
         c.number("validation", crate::protocols::read_validation(&f.dir)?.unwrap_or(f64::NAN));
     }
-    c.frame(&["method", "approach", "modality", "run"], &["seed", "accuracy", "f1_macro", "main", "validation"])
+    c.build(&["method", "approach", "modality", "run"], &["seed", "accuracy", "f1_macro", "main", "validation"])
 }
 
-fn retrieval(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
-    let mut c = Columns::default();
+fn retrieval(p: &Prepared, runs: &[Finished]) -> Result<Frame> {
+    let mut c = FrameBuilder::default();
     for f in runs {
         let Results::Retrieval = f.step.kind().results() else { continue };
         let method = f.method;
@@ -201,13 +164,13 @@ fn retrieval(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
             c.number("map", m.mean_average_precision);
         }
     }
-    c.frame(&["method", "approach", "setting"], &["seed", "p_at_1", "p_at_5", "p_at_10", "map"])
+    c.build(&["method", "approach", "setting"], &["seed", "p_at_1", "p_at_5", "p_at_10", "map"])
 }
 
 /// The label-fraction frame, and every (fraction, same_subset_as) pair the
 /// runs recorded (fractions whose subsets coincided), read in one pass.
-fn fractions(p: &Prepared, runs: &[Finished]) -> Result<(DataFrame, Vec<(f64, f64)>)> {
-    let mut c = Columns::default();
+fn fractions(p: &Prepared, runs: &[Finished]) -> Result<(Frame, Vec<(f64, f64)>)> {
+    let mut c = FrameBuilder::default();
     let mut pairs: Vec<(f64, f64)> = vec![];
     for f in runs {
         let method = f.method;
@@ -230,11 +193,11 @@ fn fractions(p: &Prepared, runs: &[Finished]) -> Result<(DataFrame, Vec<(f64, f6
         }
     }
     pairs.sort_by(|a, b| a.0.total_cmp(&b.0));
-    Ok((c.frame(&["method", "approach", "modality"], &["seed", "fraction", "repetition", "main"])?, pairs))
+    Ok((c.build(&["method", "approach", "modality"], &["seed", "fraction", "repetition", "main"])?, pairs))
 }
 
-fn curves(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
-    let mut c = Columns::default();
+fn curves(p: &Prepared, runs: &[Finished]) -> Result<Frame> {
+    let mut c = FrameBuilder::default();
     for f in runs {
         let Results::Pretraining = f.step.kind().results() else { continue };
         let method = f.method;
@@ -253,11 +216,11 @@ fn curves(p: &Prepared, runs: &[Finished]) -> Result<DataFrame> {
             c.number("train_loss", parse(loss)?);
         }
     }
-    c.frame(&["method", "approach"], &["seed", "epoch", "train_loss"])
+    c.build(&["method", "approach"], &["seed", "epoch", "train_loss"])
 }
 
-fn timings(runs: &[Finished]) -> Result<DataFrame> {
-    let mut c = Columns::default();
+fn timings(runs: &[Finished]) -> Result<Frame> {
+    let mut c = FrameBuilder::default();
     for f in runs.iter().filter(|f| f.primary) {
         // Units of work (epochs; epochs x fractions x repetitions); retrieval has none.
         let crate::harness::steps::Work { kind: step, method, units } = f.step.kind().work();
@@ -272,7 +235,7 @@ fn timings(runs: &[Finished]) -> Result<DataFrame> {
         c.number("epochs", epochs as f64);
         c.number("threads", f.record.hardware.threads as f64);
     }
-    c.frame(&["run", "label", "step", "method", "cpu"], &["seed", "seconds", "epochs", "threads"])
+    c.build(&["run", "label", "step", "method", "cpu"], &["seed", "seconds", "epochs", "threads"])
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! Reports: a suite's finished runs aggregated (polars) into the paper's
+//! Reports: a suite's finished runs aggregated into the paper's
 //! table with the paper's numbers beside ours, retrieval and label-fraction
 //! tables (Markdown, CSV, LaTeX), plots (PNG, SVG), and `compare` of the
 //! same runs from two machines or versions.
@@ -7,6 +7,7 @@ pub mod aggregate;
 pub mod claims;
 pub mod collect;
 pub mod compare;
+pub mod frame;
 pub mod page;
 pub mod paper;
 pub mod plots;
@@ -18,8 +19,8 @@ use crate::data::declaration::MainMetric;
 use crate::harness::runner::Prepared;
 use crate::protocols::fine_tuning::FrozenEncoders;
 use anyhow::{Context, Result};
+use frame::Frame;
 use paper::PaperColumn;
-use polars::prelude::*;
 use std::path::{Path, PathBuf};
 
 /// What `cmkm report` wrote.
@@ -250,16 +251,15 @@ fn both(stem: &str) -> [String; 2] {
 }
 
 /// The confusion matrices of one main-table row, summed over its seeds.
-fn summed_confusion(p: &Prepared, classification: &DataFrame, method: &str, modality: &str) -> Result<Vec<Vec<f64>>> {
+fn summed_confusion(p: &Prepared, classification: &Frame, method: &str, modality: &str) -> Result<Vec<Vec<f64>>> {
     let n = p.dataset.decl.classes.len();
     let mut total = vec![vec![0.0; n]; n];
-    let (methods, modalities, runs) =
-        (classification.column("method")?.str()?, classification.column("modality")?.str()?, classification.column("run")?.str()?);
+    let (methods, modalities, runs) = (classification.text("method")?, classification.text("modality")?, classification.text("run")?);
     for i in 0..classification.height() {
-        if methods.get(i) != Some(method) || modalities.get(i) != Some(modality) {
+        if methods[i] != method || modalities[i] != modality {
             continue;
         }
-        let dir = p.store.dir(runs.get(i).context("a classification row without its run")?);
+        let dir = p.store.dir(&runs[i]);
         let confusion = crate::protocols::read_metrics(&dir)?.confusion; // n x n: checked when collected
         for (t, row) in confusion.iter().enumerate() {
             for (q, &count) in row.iter().enumerate() {

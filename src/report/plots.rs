@@ -4,10 +4,10 @@
 //! training-loss curves and the best method's confusion matrix.
 
 use super::aggregate::{summarise, Group};
+use super::frame::Frame;
 use anyhow::{anyhow, Result};
 use plotters::coord::Shift;
 use plotters::prelude::*;
-use polars::prelude::*;
 use std::path::Path;
 
 /// A figure that can be drawn on any plotters backend.
@@ -321,7 +321,7 @@ impl Figure for FractionPanels {
 }
 
 /// The label-fraction panels of a suite's fractions frame.
-pub fn fraction_curves(fractions: &DataFrame, metric: &str, suite: &str) -> Result<FractionPanels> {
+pub fn fraction_curves(fractions: &Frame, metric: &str, suite: &str) -> Result<FractionPanels> {
     let groups = summarise(fractions, &["modality", "approach", "method"], &["fraction"], &["main"])?;
     let mut panels: Vec<FractionPanel> = vec![];
     for g in &groups {
@@ -445,7 +445,7 @@ impl Figure for ClaimPanels {
 
 /// Retrieval precision@k for each method's headline setting (fused when
 /// the method has several modalities, else its one modality).
-pub fn retrieval_curves(retrieval: &DataFrame, suite: &str) -> Result<Curves> {
+pub fn retrieval_curves(retrieval: &Frame, suite: &str) -> Result<Curves> {
     let groups = summarise(retrieval, &["method", "setting"], &[], &["p_at_1", "p_at_5", "p_at_10"])?;
     let mut out: Vec<Line> = vec![];
     let methods: Vec<String> = groups.iter().map(|g| g.keys[0].clone()).fold(vec![], |mut v, m| {
@@ -472,7 +472,7 @@ pub fn retrieval_curves(retrieval: &DataFrame, suite: &str) -> Result<Curves> {
 }
 
 /// SSL training loss per epoch, mean over seeds, one line per method.
-pub fn loss_curves(curves: &DataFrame, suite: &str) -> Result<Curves> {
+pub fn loss_curves(curves: &Frame, suite: &str) -> Result<Curves> {
     let groups = summarise(curves, &["method"], &["epoch"], &["train_loss"])?;
     Ok(Curves {
         title: format!("{suite}: self-supervised training loss"),

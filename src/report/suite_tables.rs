@@ -2,14 +2,14 @@
 //! beside ours, retrieval, label fractions and run timings.
 
 use super::aggregate::{percent, summarise, Group};
+use super::frame::Frame;
 use super::paper::{paper_value, row_order, PaperColumn};
 use super::table::Table;
 use anyhow::{Context, Result};
-use polars::prelude::*;
 
 /// Main-table groups (modality, approach, method) sorted as in the paper:
 /// by modality, then the paper's row order, then method name.
-pub fn main_groups(classification: &DataFrame) -> Result<Vec<Group>> {
+pub fn main_groups(classification: &Frame) -> Result<Vec<Group>> {
     let mut groups = summarise(classification, &["modality", "approach", "method"], &[], &["main", "accuracy", "f1_macro"])?;
     groups.sort_by(|a, b| {
         let key = |g: &Group| row_order(&g.keys[0], &g.keys[1], &g.keys[2]);
@@ -36,7 +36,7 @@ pub fn main_table(groups: &[Group], metric: &str, column: Option<PaperColumn>) -
 }
 
 /// Retrieval per method and setting (modality, fused, cross-modal).
-pub fn retrieval_table(retrieval: &DataFrame) -> Result<Table> {
+pub fn retrieval_table(retrieval: &Frame) -> Result<Table> {
     let groups = summarise(retrieval, &["method", "approach", "setting"], &[], &["p_at_1", "p_at_5", "p_at_10", "map"])?;
     let mut t = Table::new(&["Method", "Approach", "Setting", "P@1 (%)", "P@5 (%)", "P@10 (%)", "mAP (%)"]);
     for g in groups {
@@ -50,7 +50,7 @@ pub fn retrieval_table(retrieval: &DataFrame) -> Result<Table> {
 
 /// Label fractions: one row per method and modality set, one column per
 /// fraction, mean ± std over seeds and repetitions.
-pub fn fractions_table(fractions: &DataFrame) -> Result<Table> {
+pub fn fractions_table(fractions: &Frame) -> Result<Table> {
     let groups = summarise(fractions, &["modality", "approach", "method"], &["fraction"], &["main"])?;
     let mut levels: Vec<f64> = groups.iter().map(|g| g.numeric_keys[0]).collect();
     levels.sort_by(f64::total_cmp);
@@ -93,18 +93,10 @@ pub fn fraction_label(f: f64) -> String {
 
 /// Every finished run with its wall time and per-epoch time: what `cmkm
 /// plan` uses to estimate suites that have not run yet.
-pub fn timings_table(timings: &DataFrame) -> Result<Table> {
+pub fn timings_table(timings: &Frame) -> Result<Table> {
     let mut t = Table::new(&["run", "label", "step", "method", "epochs", "seconds", "seconds_per_epoch", "threads", "cpu"]);
-    let text = |name: &str| -> Result<Vec<String>> {
-        let c = timings.column(name)?.str()?;
-        (0..c.len()).map(|i| c.get(i).map(str::to_string).with_context(|| format!("timings: no '{name}' in row {i}"))).collect()
-    };
-    let num = |name: &str| -> Result<Vec<f64>> {
-        let c = timings.column(name)?.f64()?;
-        (0..c.len()).map(|i| c.get(i).with_context(|| format!("timings: no '{name}' in row {i}"))).collect()
-    };
-    let (run, label, step, method, cpu) = (text("run")?, text("label")?, text("step")?, text("method")?, text("cpu")?);
-    let (seconds, epochs, threads) = (num("seconds")?, num("epochs")?, num("threads")?);
+    let (run, label, step, method, cpu) = (timings.text("run")?, timings.text("label")?, timings.text("step")?, timings.text("method")?, timings.text("cpu")?);
+    let (seconds, epochs, threads) = (timings.numbers("seconds")?, timings.numbers("epochs")?, timings.numbers("threads")?);
     for i in 0..timings.height() {
         let per_epoch = if epochs[i] > 0.0 { format!("{:.3}", seconds[i] / epochs[i]) } else { String::new() };
         t.push(vec![

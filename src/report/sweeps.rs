@@ -4,12 +4,12 @@
 //! which a swept method is its chosen variant (main table, claims, plots).
 
 use super::claims::{read_predictions, score_bootstrap};
+use super::frame::Frame;
 use super::table::Table;
 use crate::harness::plan::PlannedRun;
 use crate::harness::runner::Prepared;
 use crate::harness::sweep::{show, Search, Sweep};
 use anyhow::{bail, Context, Result};
-use polars::prelude::*;
 use std::collections::BTreeMap;
 
 /// The variant chosen for each swept method, and every variant's name.
@@ -38,28 +38,27 @@ impl Chosen {
     /// `frame` (with a `method` column) as the main table sees the suite:
     /// a swept method's rows are its chosen variant's, renamed; the other
     /// variants' rows are left out.
-    pub fn main_view(&self, frame: &DataFrame) -> Result<DataFrame> {
+    pub fn main_view(&self, frame: &Frame) -> Result<Frame> {
         if self.variants.is_empty() {
             return Ok(frame.clone());
         }
-        let methods = frame.column("method")?.str()?;
         let chosen_of: BTreeMap<&str, &str> = self.by_method.iter().map(|(m, v)| (v.as_str(), m.as_str())).collect();
         let (mut keep, mut names) = (vec![], vec![]);
-        for m in (0..frame.height()).map(|i| methods.get(i).unwrap_or_default()) {
-            match chosen_of.get(m) {
+        for m in frame.text("method")? {
+            match chosen_of.get(m.as_str()) {
                 Some(method) => {
                     keep.push(true);
                     names.push(method.to_string());
                 }
                 None => {
                     keep.push(!self.variants.contains_key(m));
-                    names.push(m.to_string());
+                    names.push(m.clone());
                 }
             }
         }
         let mut out = frame.clone();
-        out.with_column(Column::new("method".into(), names))?;
-        Ok(out.filter(&BooleanChunked::from_slice("keep".into(), &keep))?)
+        out.set_text("method", names)?;
+        Ok(out.filter(&keep))
     }
 }
 
@@ -73,17 +72,9 @@ struct Row {
     validation: f64,
 }
 
-fn rows(classification: &DataFrame) -> Result<Vec<Row>> {
-    let text = |name: &str| -> Result<Vec<String>> {
-        let column = classification.column(name)?.str()?;
-        Ok((0..classification.height()).map(|i| column.get(i).unwrap_or_default().to_string()).collect())
-    };
-    let number = |name: &str| -> Result<Vec<f64>> {
-        let column = classification.column(name)?.f64()?;
-        Ok((0..classification.height()).map(|i| column.get(i).unwrap_or(f64::NAN)).collect())
-    };
-    let (method, modality, run) = (text("method")?, text("modality")?, text("run")?);
-    let (seed, validation) = (number("seed")?, number("validation")?);
+fn rows(classification: &Frame) -> Result<Vec<Row>> {
+    let (method, modality, run) = (classification.text("method")?, classification.text("modality")?, classification.text("run")?);
+    let (seed, validation) = (classification.numbers("seed")?, classification.numbers("validation")?);
     Ok((0..classification.height())
         .map(|i| Row { method: method[i].clone(), modality: modality[i].clone(), run: run[i].clone(), seed: seed[i] as u64, validation: validation[i] })
         .collect())
@@ -94,7 +85,7 @@ fn rows(classification: &DataFrame) -> Result<Vec<Row>> {
 /// rows), the first in the sweep's order on a tie. Reads the `validation`
 /// column only; a row without one (a run written before cmkm recorded
 /// it) is an error naming the run.
-pub fn choose(sweeps: &BTreeMap<String, Sweep>, classification: &DataFrame) -> Result<Chosen> {
+pub fn choose(sweeps: &BTreeMap<String, Sweep>, classification: &Frame) -> Result<Chosen> {
     let rows = rows(classification)?;
     let mut chosen = Chosen::default();
     for (method, sweep) in sweeps {
@@ -135,7 +126,7 @@ pub struct SweepPoint {
 }
 
 /// Every finished variant of `sweep` per modality row, in the sweep's order.
-pub fn sweep_points(p: &Prepared, sweep: &Sweep, classification: &DataFrame) -> Result<Vec<SweepPoint>> {
+pub fn sweep_points(p: &Prepared, sweep: &Sweep, classification: &Frame) -> Result<Vec<SweepPoint>> {
     let rows = rows(classification)?;
     let metric = p.dataset.decl.main_metric;
     let classes = p.dataset.decl.classes.len();
@@ -262,13 +253,18 @@ mod tests {
     /// follows validation alone, and the main view renames k=2's rows.
     #[test]
     fn the_choice_reads_validation_and_never_test() {
-        let frame = df!(
-            "method" => ["m[k=1]", "m[k=2]", "m[k=3]", "m[k=2]", "m[k=3]", "other"],
-            "modality" => ["X", "X", "X", "X", "X", "X"],
-            "run" => ["a", "b", "c", "d", "e", "f"],
-            "seed" => [1.0, 1.0, 1.0, 2.0, 2.0, 1.0],
-            "main" => [0.5, 0.4, 0.9, 0.4, 0.9, 0.1],
-            "validation" => [0.6, 0.8, 0.7, 0.7, 0.7, 0.2],
+        let text = |values: [&str; 6]| values.map(String::from).to_vec();
+        let frame = Frame::new(
+            vec![
+                ("method", text(["m[k=1]", "m[k=2]", "m[k=3]", "m[k=2]", "m[k=3]", "other"])),
+                ("modality", text(["X", "X", "X", "X", "X", "X"])),
+                ("run", text(["a", "b", "c", "d", "e", "f"])),
+            ],
+            vec![
+                ("seed", vec![1.0, 1.0, 1.0, 2.0, 2.0, 1.0]),
+                ("main", vec![0.5, 0.4, 0.9, 0.4, 0.9, 0.1]),
+                ("validation", vec![0.6, 0.8, 0.7, 0.7, 0.7, 0.2]),
+            ],
         )
         .unwrap();
         let sweeps = BTreeMap::from([("m".to_string(), sweep())]);
@@ -276,15 +272,13 @@ mod tests {
         assert_eq!(chosen.by_method["m"], "m[k=2]");
         // Changing only the test metric changes nothing.
         let mut flipped = frame.clone();
-        flipped.with_column(Column::new("main".into(), [0.9, 0.1, 0.0, 0.1, 0.0, 0.5])).unwrap();
+        flipped.set_numbers("main", vec![0.9, 0.1, 0.0, 0.1, 0.0, 0.5]).unwrap();
         assert_eq!(choose(&sweeps, &flipped).unwrap().by_method["m"], "m[k=2]");
         let view = chosen.main_view(&frame).unwrap();
-        let column = view.column("method").unwrap().str().unwrap();
-        let methods: Vec<&str> = (0..view.height()).map(|i| column.get(i).unwrap()).collect();
-        assert_eq!(methods, ["m", "m", "other"]);
+        assert_eq!(view.text("method").unwrap(), ["m", "m", "other"]);
         // A row without a validation metric is an error naming its run.
         let mut old = frame.clone();
-        old.with_column(Column::new("validation".into(), [0.6, f64::NAN, 0.7, 0.7, 0.7, 0.2])).unwrap();
+        old.set_numbers("validation", vec![0.6, f64::NAN, 0.7, 0.7, 0.7, 0.2]).unwrap();
         let err = choose(&sweeps, &old).unwrap_err().to_string();
         assert!(err.contains("run b") && err.contains("validation"), "{err}");
     }
