@@ -6,10 +6,11 @@
 #                         CMKM_KERNELS_PORTABLE=1 forcing their portable path;
 #                         the Slurm tests start one-node clusters on 127.0.0.1,
 #                         installing Debian's Slurm first, when run as root;
-#                         the GPU tests run on any Vulkan adapter, Mesa's
-#                         software one in CI; the report page test in
-#                         headless Chromium; what cannot run here is
+#                         the report page test in headless Chromium; what
+#                         cannot run here, the GPU tests included, is
 #                         listed as skipped at the end)
+#   make test-gpu         the GPU tests, in a build with the GPU backend, on
+#                         any Vulkan adapter (Mesa's software one in CI)
 #   make reproduce-slurm  submit the suite to a Slurm cluster
 #   make report-archived  the suite's report from its committed run archive
 # SUITE= picks another suite, DATA= another dataset declaration, e.g.
@@ -20,18 +21,19 @@ CARGO ?= cargo
 SUITE ?= experiments/paper-utd.yaml
 DATA ?=
 # DEVICE=gpu computes on the first hardware GPU (wgpu: Vulkan, Metal,
-# DirectX 12), DEVICE=gpu:N on adapter N of `cmkm devices`; the default
-# build already holds the GPU backend, so `make build DEVICE=gpu` is
-# `make build`.
+# DirectX 12), DEVICE=gpu:N on adapter N of `cmkm devices`; either also
+# builds with the GPU backend (the cargo feature `gpu`), which the default
+# CPU build leaves out to build in half the time.
 DEVICE ?= cpu
+FEATURES = $(if $(filter gpu%,$(DEVICE)),--features gpu,)
 QUICK = experiments/quick-utd.yaml
-CMKM = $(CARGO) run --release --quiet -- --device $(DEVICE)
+CMKM = $(CARGO) run --release --quiet $(FEATURES) -- --device $(DEVICE)
 DATA_ARG = $(if $(DATA),--dataset $(DATA),)
 
-.PHONY: build reproduce reproduce-quick reproduce-slurm report report-archived plan plan-quick devices test synth
+.PHONY: build reproduce reproduce-quick reproduce-slurm report report-archived plan plan-quick devices test test-gpu synth
 
 build:
-	$(CARGO) build --release
+	$(CARGO) build --release $(FEATURES)
 
 # Runs whatever the suite is missing (resumable), then writes its report.
 reproduce: build
@@ -66,9 +68,10 @@ plan: build
 plan-quick: build
 	$(CMKM) plan $(QUICK)
 
-# The CPU and the GPU adapters that DEVICE= can name.
-devices: build
-	$(CMKM) devices
+# The CPU and the GPU adapters that DEVICE= can name (built with the GPU
+# backend, whatever DEVICE says).
+devices:
+	$(CARGO) run --release --quiet --features gpu -- devices
 
 # Every crate of the workspace, then the kernels (and the layers built on
 # them) again at each lower instruction set: capped at AVX2 + FMA, as a CPU
@@ -84,6 +87,13 @@ test:
 	CMKM_KERNELS_MAX_ISA=avx2 $(CARGO) test --release -p cmkm-kernels -p cmkm --lib
 	@echo "kernel and layer tests again on the portable path (CMKM_KERNELS_PORTABLE=1)"
 	CMKM_KERNELS_PORTABLE=1 $(CARGO) test --release -p cmkm-kernels -p cmkm --lib
+	@if [ -s $(SKIP_LOG) ]; then echo "skipped tests:"; sort -u $(SKIP_LOG); else echo "no test skipped"; fi
+
+# The GPU tests (tests/gpu.rs) in a build with the GPU backend, on the
+# first Vulkan, Metal or DirectX 12 adapter (Mesa's software Vulkan in CI).
+test-gpu:
+	@mkdir -p target && rm -f $(SKIP_LOG)
+	CMKM_SKIP_LOG=$(SKIP_LOG) $(CARGO) test --release --features gpu --test gpu
 	@if [ -s $(SKIP_LOG) ]; then echo "skipped tests:"; sort -u $(SKIP_LOG); else echo "no test skipped"; fi
 
 synth: build

@@ -2,9 +2,11 @@
 //! the command line as a user runs it, on the adapter `cmkm devices` lists
 //! first: Mesa's software Vulkan (lavapipe) in CI, a real GPU elsewhere.
 //!
-//! A machine with no Vulkan, Metal or DirectX 12 adapter cannot run these.
-//! Under `CMKM_REQUIRE_GPU=1` (as `.ci/run` sets it) that is a failure;
-//! otherwise each test says on stderr that it was skipped and why.
+//! A build without the `gpu` feature (the default; `make test-gpu` turns it
+//! on) or a machine with no Vulkan, Metal or DirectX 12 adapter cannot run
+//! these. Under `CMKM_REQUIRE_GPU=1` (as `.ci/run` sets it for `make
+//! test-gpu`) that is a failure; otherwise each test says on stderr that
+//! it was skipped and why.
 //!
 //! Tolerances: a GPU run starts from the CPU run's very weights and draws
 //! (every random number comes from the CPU generator), so the two differ
@@ -24,6 +26,11 @@ fn gpu(test: &str) -> Option<String> {
     let out = cmkm().args(["devices", "--json"]).output().unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let list: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(list["gpu_backend"].as_bool(), Some(cfg!(feature = "gpu")), "`cmkm devices` says whether the build holds the GPU backend");
+    if !cfg!(feature = "gpu") {
+        common::skip(test, "built without the GPU backend (the `gpu` feature); `make test-gpu` runs these tests", "CMKM_REQUIRE_GPU");
+        return None;
+    }
     let first = list["gpus"].as_array().and_then(|g| g.first()).and_then(|a| a["index"].as_u64());
     match first {
         Some(n) => Some(format!("gpu:{n}")),
@@ -303,6 +310,18 @@ fn planning_for_a_gpu_needs_none_and_gives_other_run_ids() {
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         v["runs"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
     };
+    if !cfg!(feature = "gpu") {
+        // A binary without the GPU backend refuses a GPU outright, naming
+        // the build that has one, rather than planning runs it cannot run.
+        for device in ["gpu", "gpu:0"] {
+            let out = cmkm().args(["--device", device, "plan"]).arg(&suite).output().unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(1), "{err}");
+            assert!(err.contains("built without the GPU backend") && err.contains("make build DEVICE=gpu") && !err.contains("panicked"), "{err}");
+        }
+        assert_eq!(plan(None), plan(Some("cpu")));
+        return;
+    }
     let (plain, cpu, gpu) = (plan(None), plan(Some("cpu")), plan(Some("gpu")));
     assert_eq!(plain, cpu);
     assert_eq!(gpu.len(), cpu.len());

@@ -1,6 +1,9 @@
 //! Where the tensors live: burn's CPU backend (flex, the default) or a GPU
 //! through burn's wgpu backend (Vulkan, Metal, DirectX 12), chosen at run
 //! time with `--device` as a property of the machine, not of the suite.
+//! The GPU backend is the cargo feature `gpu` (`make build DEVICE=gpu`):
+//! it is half of a fresh build's time, so the default build leaves it out,
+//! and a binary without it says so when asked for a GPU.
 //!
 //! - `cpu`: flex, with the hand-written kernels of [`crate::models::flex_kernels`].
 //! - `gpu`: the first hardware adapter of the graphics API wgpu settles on
@@ -22,8 +25,10 @@
 use anyhow::{bail, Context as _, Result};
 use burn::module::Module;
 use burn::prelude::*;
-use burn::tensor::wgpu::wgpu;
 use std::sync::OnceLock;
+
+#[cfg(feature = "gpu")]
+mod wgpu_adapters;
 
 /// What `--device` asked for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -87,24 +92,13 @@ pub struct Adapter {
     /// A software rasterizer (lavapipe, llvmpipe, WARP) or an OpenGL
     /// fallback: correct, but no GPU.
     pub fallback: bool,
+    /// The burn device that reaches it (`None`: a type burn cannot name).
     #[serde(skip)]
+    #[cfg_attr(not(feature = "gpu"), allow(dead_code))]
     burn_kind: Option<DeviceKind>,
 }
 
 impl Adapter {
-    fn from_info(index: usize, info: &wgpu::AdapterInfo, burn_kind: Option<DeviceKind>) -> Self {
-        let driver = [info.driver.as_str(), info.driver_info.as_str()].iter().filter(|s| !s.is_empty()).copied().collect::<Vec<_>>().join(" ");
-        Adapter {
-            index,
-            name: info.name.clone(),
-            api: format!("{:?}", info.backend),
-            kind: format!("{:?}", info.device_type),
-            driver,
-            fallback: info.device_type == wgpu::DeviceType::Cpu || info.backend == wgpu::Backend::Gl,
-            burn_kind,
-        }
-    }
-
     /// `llvmpipe (LLVM 15.0.6, 256 bits) [Vulkan Cpu, llvmpipe Mesa 22.3.6]`.
     pub fn describe(&self) -> String {
         let driver = if self.driver.is_empty() { String::new() } else { format!(", {}", self.driver) };
@@ -112,55 +106,26 @@ impl Adapter {
     }
 }
 
-/// The graphics APIs in the order wgpu's `Auto` tries them.
-const API_ORDER: [wgpu::Backend; 4] = [wgpu::Backend::Vulkan, wgpu::Backend::Metal, wgpu::Backend::Dx12, wgpu::Backend::Gl];
+/// Whether this binary holds the GPU backend (the `gpu` feature).
+pub const GPU_BACKEND: bool = cfg!(feature = "gpu");
 
-/// The adapters of the graphics API burn's wgpu runtime settles on (the
-/// first with a hardware adapter, else the first with any: the rule of
-/// cubecl-wgpu's `settle`), in its enumeration order, each with the burn
-/// device that reaches it.
+/// The error for a GPU asked of a binary built without the GPU backend.
+#[cfg(not(feature = "gpu"))]
+fn no_gpu_backend(choice: DeviceChoice) -> anyhow::Error {
+    anyhow::anyhow!(
+        "--device {choice}: this cmkm was built without the GPU backend: `make build DEVICE=gpu` \
+         (or `cargo build --release --features gpu`) builds one with it (README, \"On a GPU\")"
+    )
+}
+
+/// The adapters `--device gpu:N` can name: those of the graphics API
+/// burn's wgpu runtime settles on, in its order; none in a binary built
+/// without the GPU backend.
 pub fn adapters() -> Vec<Adapter> {
-    let enabled = wgpu::Instance::enabled_backend_features();
-    let mut software_only: Option<Vec<wgpu::AdapterInfo>> = None;
-    for api in API_ORDER.into_iter().filter(|api| enabled.contains((*api).into())) {
-        let found = probe(api);
-        if found.iter().any(|a| a.device_type != wgpu::DeviceType::Cpu) {
-            return with_burn_kinds(found);
-        }
-        if software_only.is_none() && !found.is_empty() {
-            software_only = Some(found);
-        }
-    }
-    software_only.map(with_burn_kinds).unwrap_or_default() // no adapter at all: an empty list
-}
-
-fn probe(api: wgpu::Backend) -> Vec<wgpu::AdapterInfo> {
-    let instance = wgpu::Instance::new(wgpu::InstanceDescriptor { backends: api.into(), ..wgpu::InstanceDescriptor::new_without_display_handle() });
-    let adapters = futures_lite::future::block_on(instance.enumerate_adapters(api.into()));
-    adapters.iter().map(wgpu::Adapter::get_info).collect()
-}
-
-/// Numbers each adapter within its type, as burn's `DeviceKind` does
-/// (`DiscreteGpu(1)` is the second discrete adapter).
-fn with_burn_kinds(infos: Vec<wgpu::AdapterInfo>) -> Vec<Adapter> {
-    let mut next = [0usize; 5];
-    infos
-        .iter()
-        .enumerate()
-        .map(|(i, info)| {
-            // burn's device kinds cannot name an adapter of type `Other`.
-            let (slot, make): (usize, fn(usize) -> Option<DeviceKind>) = match info.device_type {
-                wgpu::DeviceType::DiscreteGpu => (0, |i| Some(DeviceKind::DiscreteGpu(i))),
-                wgpu::DeviceType::IntegratedGpu => (1, |i| Some(DeviceKind::IntegratedGpu(i))),
-                wgpu::DeviceType::VirtualGpu => (2, |i| Some(DeviceKind::VirtualGpu(i))),
-                wgpu::DeviceType::Cpu => (3, |_| Some(DeviceKind::Cpu)),
-                wgpu::DeviceType::Other => (4, |_| None),
-            };
-            let kind = make(next[slot]);
-            next[slot] += 1;
-            Adapter::from_info(i, info, kind)
-        })
-        .collect()
+    #[cfg(feature = "gpu")]
+    return wgpu_adapters::list();
+    #[cfg(not(feature = "gpu"))]
+    Vec::new()
 }
 
 /// The device a process computes on, once opened.
@@ -207,6 +172,10 @@ pub fn select(choice: DeviceChoice) -> Result<()> {
             bail!("this process already chose {}; cannot switch to {choice}", chosen.choice);
         }
         return Ok(());
+    }
+    #[cfg(not(feature = "gpu"))]
+    if matches!(choice, DeviceChoice::Gpu | DeviceChoice::Adapter(_)) {
+        return Err(no_gpu_backend(choice));
     }
     let listed = match choice {
         DeviceChoice::Cpu | DeviceChoice::Gpu | DeviceChoice::Cuda(_) => None,
@@ -267,18 +236,18 @@ fn open_choice(chosen: &Choice) -> Result<Selected> {
         (DeviceChoice::Adapter(n), None) => listed(n)?,
         (DeviceChoice::Cuda(n), _) => return open_cuda(n),
     };
-    let Some(kind) = adapter.burn_kind.clone() else {
-        bail!("--device {choice}: {} is of a type burn's wgpu runtime cannot select", adapter.describe());
-    };
-    let (device, setup) = Device::wgpu_options()
-        .device_kind(kind)
-        .init_with_setup()
-        .map_err(|e| anyhow::anyhow!("--device {choice}: cannot open {}: {e}", adapter.describe()))?;
-    let info = setup.adapter.get_info();
-    if info.name != adapter.name {
-        bail!("--device {choice}: asked for {} but wgpu opened {}", adapter.describe(), info.name);
-    }
+    let device = open_adapter(choice, &adapter)?;
     Ok(Selected { choice, device, adapter: Some(adapter) })
+}
+
+#[cfg(feature = "gpu")]
+fn open_adapter(choice: DeviceChoice, adapter: &Adapter) -> Result<Device> {
+    wgpu_adapters::open(choice, adapter)
+}
+
+#[cfg(not(feature = "gpu"))]
+fn open_adapter(choice: DeviceChoice, _: &Adapter) -> Result<Device> {
+    Err(no_gpu_backend(choice))
 }
 
 /// CUDA device `n` (burn's `cuda` feature; never built here, see README).
