@@ -90,21 +90,17 @@ impl Timings {
     }
 
     /// Estimated seconds for a planned run on `threads` threads (mean
-    /// recorded rate x its units). A supervised label-fraction baseline
-    /// never seen before is estimated from the method's full training,
-    /// scaled by the subset sizes.
+    /// recorded rate x its units), else from the work its step says stands
+    /// in for it ([`crate::harness::steps::RunStep::stand_in`]: a supervised
+    /// label-fraction baseline never seen before, from the method's full
+    /// training scaled by the subset sizes).
     pub fn estimate(&self, run: &PlannedRun, threads: usize) -> Option<f64> {
         let Work { kind, method, units } = run.step.kind().work();
         if let Some(rate) = self.rate(kind, method, threads, units) {
             return Some(units * rate);
         }
-        match &run.step {
-            Step::SupervisedFractions(s) => {
-                let epochs = s.config.schedule.epochs as f64;
-                Some(self.rate("train", method, threads, epochs)? * epochs * s.repetitions as f64 * s.fractions.iter().sum::<f64>())
-            }
-            _ => None,
-        }
+        let (stand_in, times) = run.step.kind().stand_in()?;
+        Some(self.rate(stand_in.kind, stand_in.method, threads, stand_in.units)? * stand_in.units * times)
     }
 
     /// The mean rate of the timings of runs with these `units` of work if
@@ -166,5 +162,30 @@ mod tests {
         t.add("fine_tune", "m", 100.0, 50.0, "cpu", 2);
         assert_eq!(t.estimate(&fine_tune(100), 2), Some(50.0));
         assert_eq!(t.estimate(&fine_tune(100), 1), Some(30.0));
+    }
+
+    /// A supervised label-fraction baseline with no timing of its own is
+    /// its method's full training per repetition, scaled by the fractions.
+    #[test]
+    fn a_supervised_baseline_never_run_is_estimated_from_its_training() {
+        let config: crate::methods::config::MethodConfig = serde_yaml::from_str(
+            "name: sup\nkind: supervised\nmodalities: [x]\nencoders: {x: {type: cnn1d}}\nschedule: {epochs: 10, batch_size: 4, lr: 0.001, plateau_patience: 5}\n",
+        )
+        .unwrap();
+        let step = Step::SupervisedFractions(crate::harness::steps::SupervisedFractionsStep {
+            method: "sup".into(),
+            config,
+            fractions: vec![0.1, 0.5],
+            repetitions: 3,
+        });
+        let run = PlannedRun { id: "r".into(), label: "fractions sup".into(), method: "sup".into(), also: vec![], seed: 1, step, depends_on: vec![] };
+        let mut t = Timings::default();
+        assert_eq!(t.estimate(&run, 1), None);
+        t.add("train", "sup", 10.0, 20.0, "cpu", 1); // 2 s per epoch
+                                                     // 3 repetitions x (0.1 + 0.5) x 10 epochs x 2 s.
+        assert!((t.estimate(&run, 1).unwrap() - 36.0).abs() < 1e-9);
+        // A timing of its own kind wins.
+        t.add("supervised_fractions", "sup", 60.0, 6.0, "cpu", 1);
+        assert_eq!(t.estimate(&run, 1), Some(6.0));
     }
 }

@@ -97,6 +97,12 @@ impl RunStep for SupervisedFractionsStep {
     fn results(&self) -> Results<'_> {
         Results::LabelFractions { modalities: &self.config.modalities, fractions: &self.fractions, repetitions: self.repetitions, random_init: false }
     }
+    /// The method's full training, once per repetition and per fraction
+    /// of it (an epoch on a fraction `f` of the split is `f` epochs).
+    fn stand_in(&self) -> Option<(Work<'_>, f64)> {
+        let training = Work { kind: "train", method: &self.method, units: self.config.schedule.epochs as f64 };
+        Some((training, self.repetitions as f64 * self.fractions.iter().sum::<f64>()))
+    }
 }
 
 impl RunStep for RandomFractionsStep {

@@ -65,6 +65,13 @@ pub trait RunStep {
     fn perform(&self, env: &RunEnv, out: &Path) -> Result<()>;
     /// What it writes that the report reads.
     fn results(&self) -> Results<'_>;
+    /// Recorded work whose rate stands in for this step's where none of
+    /// its own kind is recorded, and how many times that work's units this
+    /// step is: a supervised label-fraction baseline is so many epochs of
+    /// the method's full training. `None` for most steps.
+    fn stand_in(&self) -> Option<(Work<'_>, f64)> {
+        None
+    }
 }
 
 /// A step's kind (`train`, `fine_tune`, ...: the `step` column of
