@@ -52,7 +52,7 @@ pub fn summarise(frame: &Frame, keys: &[&str], numeric_keys: &[&str], values: &[
         .collect())
 }
 
-/// Mean (a compensated, Kahan, sum, as polars summed a group before 0.14)
+/// Mean (a compensated, Kahan, sum, as polars summed a group)
 /// and sample standard deviation (two passes).
 fn stat(values: impl Iterator<Item = f64> + Clone) -> Stat {
     let n = values.clone().count();

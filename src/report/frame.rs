@@ -1,8 +1,8 @@
 //! A long-format table: named text and number columns of one height, one
 //! row per evaluated number. What the report needs of a data frame (column
 //! access, a filter, renaming one column's values) and no more; grouping is
-//! [`super::aggregate::summarise`]. (Until 0.14 this was polars, which
-//! was a quarter of a fresh clone's build time for these few operations.)
+//! [`super::aggregate::summarise`]. (polars did this once, and was a
+//! quarter of a fresh clone's build time for these few operations.)
 
 use anyhow::{bail, Result};
 
