@@ -1,7 +1,7 @@
 //! Dataset loading on generated fixtures: the UTD-MHAD, MMAct and manifest
 //! formats, and every kind of broken input the loaders must name.
 
-mod common;
+use crate::common;
 
 use cmkm::data::declaration::Format;
 use cmkm::data::formats::{mat::write_mat_double, npy::write_npy_f32};

@@ -1,7 +1,7 @@
 //! Suites: planning with dependencies and content-addressed run ids, and a
 //! tiny suite reproduced end to end, resumable and idempotent.
 
-mod common;
+use crate::common;
 
 use cmkm::harness::runner::prepare;
 use cmkm::harness::workers::Workers;

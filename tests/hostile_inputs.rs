@@ -2,7 +2,7 @@
 //! non-zero with a message naming the file (or key) and the problem, and
 //! must never panic.
 
-mod common;
+use crate::common;
 
 use cmkm::data::formats::mat::encode_mat_double;
 use common::{cmkm, dataset, write_mmact_fixture, write_utd_fixture, ENCODERS};

@@ -19,6 +19,7 @@ fn features(cfg: &EncoderConfig, shape: InputShape, device: &Device) -> [usize; 
 
 #[test]
 fn output_sizes_match_spec_and_forward() {
+    let _rng = cmkm::training::exclusive();
     let device = Device::flex();
     device.seed(0);
     let skeleton = InputShape { channels: 3, frames: 50, joints: 20 };

@@ -1,9 +1,11 @@
 //! The evaluation protocols end to end on the synthetic data (release mode,
 //! tiny models and epochs): fine-tuning on cached features equals running
 //! the frozen encoders every epoch, each protocol runs for each kind of
-//! encoder, and repeats with the same seed are identical.
+//! encoder, and repeats with the same seed are identical. Each test holds
+//! the generator lock (`exclusive`), as it draws from burn's process-wide
+//! generator beside the other modules' tests.
 
-mod common;
+use crate::common;
 
 use cmkm::methods::config::ScheduleConfig;
 use cmkm::methods::devices;
@@ -43,6 +45,7 @@ fn random_set(modalities: &[&str], data: &TrainData) -> EncoderSet {
 
 #[test]
 fn cached_features_give_the_same_fine_tuning_as_running_the_encoders() {
+    let _rng = exclusive();
     for (modalities, head) in
         [(&["skeleton"][..], EvaluationHead::Linear), (&["skeleton"][..], EvaluationHead::Mlp), (&["inertial", "skeleton"][..], EvaluationHead::Linear)]
     {
@@ -73,6 +76,7 @@ fn cached_features_give_the_same_fine_tuning_as_running_the_encoders() {
 /// encoder weight.
 #[test]
 fn frozen_encoders_in_training_mode_normalise_by_batch_and_take_no_gradient() {
+    let _rng = exclusive();
     use burn::module::Module;
     let data = data(&["skeleton"]);
     let set = random_set(&["skeleton"], &data);
@@ -98,6 +102,7 @@ fn frozen_encoders_in_training_mode_normalise_by_batch_and_take_no_gradient() {
 
 #[test]
 fn every_protocol_runs_for_every_kind_of_encoder_and_repeats_exactly() {
+    let _rng = exclusive();
     let root = tempfile::tempdir().unwrap();
     let both = ["inertial", "skeleton"];
     let mut runs = vec![];
@@ -165,6 +170,7 @@ fn every_protocol_runs_for_every_kind_of_encoder_and_repeats_exactly() {
 
 #[test]
 fn supervised_and_random_baselines_run_on_label_fractions() {
+    let _rng = exclusive();
     let data = data(&["skeleton"]);
     let set = random_set(&["skeleton"], &data);
     let (_, device) = devices();
@@ -211,6 +217,7 @@ fn no_reuse(from: f64, to: f64, r: u64) -> anyhow::Result<()> {
 /// exactly the result a fresh training on it gives.
 #[test]
 fn identical_label_subsets_are_trained_once() {
+    let _rng = exclusive();
     let data = data(&["skeleton"]);
     let set = random_set(&["skeleton"], &data);
     let (_, device) = devices();
@@ -245,6 +252,7 @@ fn identical_label_subsets_are_trained_once() {
 
 #[test]
 fn evaluate_commands_write_recomputable_outputs() {
+    let _rng = exclusive();
     let root = tempfile::tempdir().unwrap();
     let mut m = method("name: cmc\nkind: cmc\nmodalities: [inertial, skeleton]\nloss: {temperature: 0.1}", &["inertial", "skeleton"]);
     m.schedule.epochs = 1;
@@ -280,6 +288,7 @@ fn evaluate_commands_write_recomputable_outputs() {
 /// fitted as a number.
 #[test]
 fn non_finite_encoder_features_are_an_error_naming_the_sample() {
+    let _rng = exclusive();
     let mut data = data(&["skeleton"]);
     let set = random_set(&["skeleton"], &data);
     let (_, device) = devices();

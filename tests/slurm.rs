@@ -4,7 +4,7 @@
 //! files when the test ends. No mock: `cmkm slurm submit` calls the real
 //! sbatch, the jobs run the real `cmkm run`.
 
-mod common;
+use crate::common;
 
 use cmkm::harness::runner::prepare;
 use common::write_tiny_suite;

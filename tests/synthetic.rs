@@ -3,7 +3,7 @@
 //! reproducible, the physics is coherent, and the 1-NN difficulty is in the
 //! band the issue asks for (40-90% per modality, cross-subject).
 
-mod common;
+use crate::common;
 
 use cmkm::data::baseline::nearest_neighbour_baseline;
 use cmkm::data::declaration::Format;

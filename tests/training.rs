@@ -3,7 +3,7 @@
 //! identical curves, checkpoints reload bit-identically, and frozen encoders
 //! neither learn nor update their batch-norm statistics.
 
-mod common;
+use crate::common;
 
 use common::{dataset, method, run, ENCODERS};
 

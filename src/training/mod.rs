@@ -29,11 +29,34 @@ use std::time::Instant;
 /// global to the process, so the parameter initialisation and dropout of two
 /// trainings running side by side would interleave and break determinism:
 /// trainings in one process run one at a time (each still uses every core).
-/// Unit tests that draw from that generator hold it too, so that the
-/// dropout tests' seeded draws see no other test's draws in between.
-pub fn exclusive() -> std::sync::MutexGuard<'static, ()> {
+/// Tests that draw from that generator hold it too, so that their seeded
+/// draws see no other test's draws in between. The thread that holds it may
+/// take it again (a test holding it around a training): only the outermost
+/// guard releases it.
+pub fn exclusive() -> Exclusive {
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    if HOLDS_EXCLUSIVE.get() {
+        return Exclusive(None);
+    }
+    let guard = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    HOLDS_EXCLUSIVE.set(true);
+    Exclusive(Some(guard))
+}
+
+thread_local! {
+    static HOLDS_EXCLUSIVE: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+}
+
+/// The guard of [`exclusive`]: the lock itself, or nothing where this
+/// thread already held it.
+pub struct Exclusive(Option<std::sync::MutexGuard<'static, ()>>);
+
+impl Drop for Exclusive {
+    fn drop(&mut self) {
+        if self.0.is_some() {
+            HOLDS_EXCLUSIVE.set(false);
+        }
+    }
 }
 
 /// What a method trains on: preprocessed clips of its modalities (time-major),
@@ -310,4 +333,24 @@ pub fn curves_csv(log: &[EpochLog]) -> String {
         out.push('\n');
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    #[test]
+    fn the_training_lock_is_reentrant_on_its_thread_and_exclusive_across_threads() {
+        let outer = super::exclusive();
+        drop(super::exclusive()); // taken again on this thread: no deadlock, and not released
+        let (tx, rx) = std::sync::mpsc::channel();
+        let other = std::thread::spawn(move || {
+            let _held = super::exclusive();
+            tx.send(()).unwrap();
+        });
+        assert!(rx.recv_timeout(Duration::from_millis(300)).is_err(), "another thread took the lock while this one held it");
+        drop(outer);
+        rx.recv_timeout(Duration::from_secs(30)).expect("the lock is free once the outer guard goes");
+        other.join().unwrap();
+    }
 }
