@@ -128,6 +128,15 @@ pub fn submit(p: &Prepared, command: &JobCommand, resources: &JobResources, choi
     let record_path = dir.join("jobs.json");
     let mut record = SubmissionRecord::load(&record_path)?;
     let queued = queued_runs(&record, &overview.runs, dry_run)?;
+    // A job that ended between the store's reading and Slurm's answer
+    // committed its run before it ended: read again, after that answer,
+    // whether the runs Slurm no longer lists are done, rather than submit
+    // them a second time.
+    for r in overview.runs.iter_mut().filter(|r| r.status != RunStatus::Done && !queued.contains_key(&r.id)) {
+        if p.store.is_done(&r.id) {
+            r.status = RunStatus::Done;
+        }
+    }
     let arrays = job_arrays(&overview.runs, &queued)?;
     let done = overview.runs.iter().filter(|r| r.status == RunStatus::Done).count();
     let mut out = String::new();
