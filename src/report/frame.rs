@@ -34,40 +34,22 @@ impl Frame {
 
     /// The text column `name`.
     pub fn text(&self, name: &str) -> Result<&[String]> {
-        match self.text.iter().find(|c| c.0 == name) {
-            Some(c) => Ok(&c.1),
-            None => bail!("the frame has no text column '{name}'"),
-        }
+        column(&self.text, "text", name)
     }
 
     /// The number column `name`.
     pub fn numbers(&self, name: &str) -> Result<&[f64]> {
-        match self.numbers.iter().find(|c| c.0 == name) {
-            Some(c) => Ok(&c.1),
-            None => bail!("the frame has no number column '{name}'"),
-        }
+        column(&self.numbers, "number", name)
     }
 
     /// Replaces the values of the text column `name`.
     pub fn set_text(&mut self, name: &str, values: Vec<String>) -> Result<()> {
-        let height = self.height;
-        let Some(column) = self.text.iter_mut().find(|c| c.0 == name) else { bail!("the frame has no text column '{name}'") };
-        if values.len() != height {
-            bail!("{} values for column '{name}' of a frame of {height} rows", values.len());
-        }
-        column.1 = values;
-        Ok(())
+        replace(&mut self.text, "text", name, values, self.height)
     }
 
     /// Replaces the values of the number column `name`.
     pub fn set_numbers(&mut self, name: &str, values: Vec<f64>) -> Result<()> {
-        let height = self.height;
-        let Some(column) = self.numbers.iter_mut().find(|c| c.0 == name) else { bail!("the frame has no number column '{name}'") };
-        if values.len() != height {
-            bail!("{} values for column '{name}' of a frame of {height} rows", values.len());
-        }
-        column.1 = values;
-        Ok(())
+        replace(&mut self.numbers, "number", name, values, self.height)
     }
 
     /// The rows whose `keep` is true, in order.
@@ -81,6 +63,22 @@ impl Frame {
             height: keep.iter().take(self.height).filter(|&&k| k).count(),
         }
     }
+}
+
+fn column<'a, T>(columns: &'a [(&'static str, Vec<T>)], kind: &str, name: &str) -> Result<&'a [T]> {
+    match columns.iter().find(|c| c.0 == name) {
+        Some(c) => Ok(&c.1),
+        None => bail!("the frame has no {kind} column '{name}'"),
+    }
+}
+
+fn replace<T>(columns: &mut [(&'static str, Vec<T>)], kind: &str, name: &str, values: Vec<T>, height: usize) -> Result<()> {
+    let Some(column) = columns.iter_mut().find(|c| c.0 == name) else { bail!("the frame has no {kind} column '{name}'") };
+    if values.len() != height {
+        bail!("{} values for column '{name}' of a frame of {height} rows", values.len());
+    }
+    column.1 = values;
+    Ok(())
 }
 
 /// Builds a [`Frame`] one value at a time, row after row.
