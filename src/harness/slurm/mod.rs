@@ -122,21 +122,16 @@ pub fn submit(p: &Prepared, command: &JobCommand, resources: &JobResources, choi
     let SubmitChoices { report, dry_run, retry_failed } = choices;
     // Each job runs one run on its --cpus-per-task (Slurm's default: 1).
     let threads = resources.cpus_per_task.map_or(1, |n| n as usize);
-    let mut overview = p.overview(&command.reports, Workers { jobs: resources.max_parallel.map_or(1, |n| n as usize).max(1), threads });
-    let held = if retry_failed { 0 } else { hold_back_failed(&mut overview.runs) };
     let dir = p.store.suite_dir(&p.suite.decl.name).join("slurm");
     let record_path = dir.join("jobs.json");
     let mut record = SubmissionRecord::load(&record_path)?;
-    let queued = queued_runs(&record, &overview.runs, dry_run)?;
-    // A job that ended between the store's reading and Slurm's answer
-    // committed its run before it ended: read again, after that answer,
-    // whether the runs Slurm no longer lists are done, rather than submit
-    // them a second time.
-    for r in overview.runs.iter_mut().filter(|r| r.status != RunStatus::Done && !queued.contains_key(&r.id)) {
-        if p.store.is_done(&r.id) {
-            r.status = RunStatus::Done;
-        }
-    }
+    // Slurm first, then the store: a job that ends in between has committed
+    // its run before it ended, so the run reads as done rather than as
+    // neither done nor queued (and submitted a second time).
+    let states = earlier_job_states(&record, dry_run)?;
+    let mut overview = p.overview(&command.reports, Workers { jobs: resources.max_parallel.map_or(1, |n| n as usize).max(1), threads });
+    let held = if retry_failed { 0 } else { hold_back_failed(&mut overview.runs) };
+    let queued = queued_runs(&record, &states, &overview.runs);
     let arrays = job_arrays(&overview.runs, &queued)?;
     let done = overview.runs.iter().filter(|r| r.status == RunStatus::Done).count();
     let mut out = String::new();
@@ -211,25 +206,29 @@ pub fn submit(p: &Prepared, command: &JobCommand, resources: &JobResources, choi
     Ok(out)
 }
 
-/// Runs not done whose recorded job Slurm still lists as queued or running:
-/// run id -> job. A dry run without a reachable Slurm assumes none.
-fn queued_runs(record: &SubmissionRecord, runs: &[PlanEntry], dry_run: bool) -> Result<BTreeMap<String, String>> {
+/// What Slurm says of the jobs of earlier submissions (none asked where
+/// there were none). A dry run without a reachable Slurm assumes none.
+fn earlier_job_states(record: &SubmissionRecord, dry_run: bool) -> Result<BTreeMap<String, String>> {
     if record.runs.is_empty() {
         return Ok(BTreeMap::new());
     }
-    let states = match scheduler::job_states(&record.array_jobs()) {
-        Ok(states) => states,
+    match scheduler::job_states(&record.array_jobs()) {
+        Ok(states) => Ok(states),
         Err(e) if dry_run => {
             eprintln!("warning: {e:#}; assuming no earlier job is still queued");
-            BTreeMap::new()
+            Ok(BTreeMap::new())
         }
-        Err(e) => return Err(e.context("cannot tell which earlier jobs are still queued")),
-    };
-    Ok(runs
-        .iter()
+        Err(e) => Err(e.context("cannot tell which earlier jobs are still queued")),
+    }
+}
+
+/// Runs not done whose recorded job Slurm still lists as queued or running
+/// (`states`): run id -> job.
+fn queued_runs(record: &SubmissionRecord, states: &BTreeMap<String, String>, runs: &[PlanEntry]) -> BTreeMap<String, String> {
+    runs.iter()
         .filter(|r| r.status != RunStatus::Done)
-        .filter_map(|r| record.runs.get(&r.id).filter(|j| scheduler::live(&states, &j.job)).map(|j| (r.id.clone(), j.job.clone())))
-        .collect())
+        .filter_map(|r| record.runs.get(&r.id).filter(|j| scheduler::live(states, &j.job)).map(|j| (r.id.clone(), j.job.clone())))
+        .collect()
 }
 
 /// `--dependency=afterok:...` and `--kill-on-invalid-dep=yes`, or nothing
