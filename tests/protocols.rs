@@ -35,10 +35,11 @@ fn data(modalities: &[&str]) -> TrainData {
     TrainData::new(dataset(), &names, "cross_subject").unwrap()
 }
 
+/// Randomly initialised encoders, seeded (the calling test holds the
+/// generator lock).
 fn random_set(modalities: &[&str], data: &TrainData) -> EncoderSet {
     let m = method(&format!("name: random\nkind: supervised\nmodalities: {modalities:?}"), modalities);
     let (_, device) = devices();
-    let _rng = exclusive();
     device.seed(11);
     EncoderSet::random(&m, &data.shapes, &device).unwrap()
 }

@@ -181,8 +181,9 @@ mod tests {
         let run = PlannedRun { id: "r".into(), label: "fractions sup".into(), method: "sup".into(), also: vec![], seed: 1, step, depends_on: vec![] };
         let mut t = Timings::default();
         assert_eq!(t.estimate(&run, 1), None);
-        t.add("train", "sup", 10.0, 20.0, "cpu", 1); // 2 s per epoch
-                                                     // 3 repetitions x (0.1 + 0.5) x 10 epochs x 2 s.
+        // A training of 10 epochs at 2 s per epoch: 3 repetitions x
+        // (0.1 + 0.5) x 10 epochs x 2 s.
+        t.add("train", "sup", 10.0, 20.0, "cpu", 1);
         assert!((t.estimate(&run, 1).unwrap() - 36.0).abs() < 1e-9);
         // A timing of its own kind wins.
         t.add("supervised_fractions", "sup", 60.0, 6.0, "cpu", 1);

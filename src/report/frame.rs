@@ -81,6 +81,14 @@ fn replace<T>(columns: &mut [(&'static str, Vec<T>)], kind: &str, name: &str, va
     Ok(())
 }
 
+/// Appends `value` to the column `name`, which it starts where there is none.
+fn push<T>(columns: &mut Vec<(&'static str, Vec<T>)>, name: &'static str, value: T) {
+    match columns.iter_mut().find(|c| c.0 == name) {
+        Some(c) => c.1.push(value),
+        None => columns.push((name, vec![value])),
+    }
+}
+
 /// Builds a [`Frame`] one value at a time, row after row.
 #[derive(Default)]
 pub struct FrameBuilder {
@@ -91,18 +99,12 @@ pub struct FrameBuilder {
 impl FrameBuilder {
     /// Appends `value` to the text column `name`.
     pub fn text(&mut self, name: &'static str, value: impl Into<String>) {
-        match self.text.iter_mut().find(|c| c.0 == name) {
-            Some(c) => c.1.push(value.into()),
-            None => self.text.push((name, vec![value.into()])),
-        }
+        push(&mut self.text, name, value.into());
     }
 
     /// Appends `value` to the number column `name`.
     pub fn number(&mut self, name: &'static str, value: f64) {
-        match self.numbers.iter_mut().find(|c| c.0 == name) {
-            Some(c) => c.1.push(value),
-            None => self.numbers.push((name, vec![value])),
-        }
+        push(&mut self.numbers, name, value);
     }
 
     /// The frame with exactly these columns, in this order, so that an
