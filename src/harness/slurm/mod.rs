@@ -370,7 +370,6 @@ fn report_script(suite: &str, c: &JobCommand, r: &JobResources, logs: &Path) -> 
 /// `cmkm slurm status`: each run's store status beside its job's Slurm
 /// state, then the counts of each.
 pub fn status(p: &Prepared, reports: &Path) -> Result<String> {
-    let overview = p.overview(reports, Workers::new(Some(1), Workers::cores()));
     let record_path = p.store.suite_dir(&p.suite.decl.name).join("slurm").join("jobs.json");
     let record = SubmissionRecord::load(&record_path)?;
     let states = if record.runs.is_empty() {
@@ -378,6 +377,9 @@ pub fn status(p: &Prepared, reports: &Path) -> Result<String> {
     } else {
         scheduler::job_states(&record.array_jobs()).context("cannot read the jobs' states from Slurm")?
     };
+    // The store after Slurm, as `submit` reads them: a job Slurm saw end
+    // has committed its run by then.
+    let overview = p.overview(reports, Workers::new(Some(1), Workers::cores()));
     let mut out = format!("suite {} ({} runs) -> {}; jobs from {}\n", overview.suite, overview.runs.len(), overview.results.display(), record_path.display());
     let mut store_counts: BTreeMap<&str, usize> = BTreeMap::new();
     let mut slurm_counts: BTreeMap<String, usize> = BTreeMap::new();
