@@ -1,6 +1,7 @@
 //! The training loop shared by every method: Adam, ReduceLROnPlateau, early
 //! stopping, best-checkpoint selection, per-epoch logging and progress.
 
+pub mod adam;
 pub mod allocator;
 pub mod batches;
 pub mod branches;
@@ -17,7 +18,7 @@ use crate::models::InputShape;
 use anyhow::{bail, Result};
 use burn::module::Module;
 use burn::optim::grad_clipping::GradientClippingConfig;
-use burn::optim::{AdamConfig, GradientsParams};
+use burn::optim::GradientsParams;
 use burn::prelude::*;
 pub use schedule::ScheduleConfig;
 use schedule::{BestTracker, EarlyStopping, Mode, ReduceLrOnPlateau};
@@ -257,7 +258,7 @@ pub fn fit<O: Objective>(
     let ssl = rules == FitRules::SelfSupervised;
     let s = schedule;
     let clipping = s.grad_clip_norm.map(|n| GradientClippingConfig::Norm(n as f32));
-    let mut optimizer = AdamConfig::new().with_epsilon(1e-8).with_grad_clipping(clipping).init();
+    let mut optimizer = adam::Adam::new(1e-8).init(clipping);
     let plateau_mode = if ssl { Mode::Min } else { Mode::Max };
     let mut plateau = ReduceLrOnPlateau::new(s.lr, plateau_mode, s.plateau_factor, s.plateau_patience);
     let mut early = s.early_stopping_patience.map(|p| EarlyStopping::new(Mode::Min, p));

@@ -4,7 +4,6 @@
 
 use super::Objective;
 use burn::module::Module;
-use burn::optim::AdamConfig;
 use burn::prelude::Device;
 use std::time::Instant;
 
@@ -26,7 +25,7 @@ pub struct StepTimes {
 /// backend is eager, so each phase is finished when it returns; on a GPU
 /// each phase is waited for before its clock stops.
 pub fn time_steps<O: Objective>(objective: &O, mut model: O::Model, batch: &[usize], steps: usize, device: &Device) -> StepTimes {
-    let mut optimizer = AdamConfig::new().with_epsilon(1e-8).init();
+    let mut optimizer = super::adam::Adam::new(1e-8).init(None);
     let mut t = StepTimes::default();
     let ms = |since: Instant| 1e3 * since.elapsed().as_secs_f64();
     for i in 0..=steps {

@@ -18,6 +18,7 @@
 // `!(x > 0.0)` treats NaN as not positive, on purpose.
 #![allow(clippy::neg_cmp_op_on_partial_ord)]
 
+pub mod adam;
 pub mod attention;
 pub mod conv;
 pub mod direct;
