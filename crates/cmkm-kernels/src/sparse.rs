@@ -447,9 +447,11 @@ mod wide {
 
     /// Adds to the `P` panels' columns at `dst`, for every set bit `j` of
     /// `set` in ascending order, `src[j]` times row `j` of each panel
-    /// (panels [`SPAN`] rows apart from `panel`).
+    /// (panels [`SPAN`] rows apart from `panel`). One word of bits: a
+    /// `u128` took ten scalar instructions per entry to step through,
+    /// which compete with the fused multiply-adds for their ports.
     #[inline(always)]
-    unsafe fn add_tile<const P: usize>(mut set: u128, src: *const f32, panel: *const f32, dst: *mut f32) {
+    unsafe fn add_tile<const P: usize>(mut set: u64, src: *const f32, panel: *const f32, dst: *mut f32) {
         if set == 0 {
             return;
         }
@@ -470,22 +472,36 @@ mod wide {
         }
     }
 
-    /// The bits of word `half` (0 or 1) of a span.
-    const HALVES: [u128; 2] = [u64::MAX as u128, (u64::MAX as u128) << 64];
-
     /// For every tile of columns of a span (two panels where two remain,
-    /// else one), word by word: `each(set bits of item i, i, tile)` for the
+    /// else one), word by word: `each(bits, word, i, tile)` for the
     /// `items` (rows or columns of the product), `bits(i)` giving item
-    /// `i`'s span bits and `tile` the tile's first column and panel count.
+    /// `i`'s span bits, `bits` the set bits of its word `word` (0 or 1) and
+    /// `tile` the tile's first column and panel count.
     #[inline(always)]
-    unsafe fn tiles(d: usize, items: usize, bits: impl Fn(usize) -> u128, mut each: impl FnMut(u128, usize, (usize, usize))) {
-        for mask in HALVES {
+    unsafe fn tiles(d: usize, items: usize, bits: impl Fn(usize) -> u128, mut each: impl FnMut(u64, usize, usize, (usize, usize))) {
+        for word in 0..2 {
             let mut g = 0;
             while g < d {
                 let panels = if g + 2 * TILE <= d { 2 } else { 1 };
-                (0..items).for_each(|i| each(bits(i) & mask, i, (g, panels)));
+                (0..items).for_each(|i| each((bits(i) >> (64 * word)) as u64, word, i, (g, panels)));
                 g += panels * TILE;
             }
+        }
+    }
+
+    /// Rows ahead whose span of `a` [`rows_product`] asks the cache for.
+    const PREFETCH: usize = 2;
+
+    /// Asks the cache for the `len` values of `a` from `at` if they lie
+    /// inside `a`. [`rows_product`] reads `a` a span of a row at a time,
+    /// rows 8 KB apart, a stride the hardware prefetcher does not follow:
+    /// each span missed the caches, and only after the last row's loop had
+    /// ended in a mispredicted branch. (The same for the columns product's
+    /// transposed copies made no difference.)
+    #[inline(always)]
+    unsafe fn prefetch(a: &[f32], at: usize, len: usize) {
+        if len > 0 && at + len <= a.len() {
+            (0..len).step_by(16).chain([len - 1]).for_each(|i| _mm_prefetch::<_MM_HINT_T0>(a.as_ptr().add(at + i).cast()));
         }
     }
 
@@ -496,8 +512,10 @@ mod wide {
         let rows = out.len() / d;
         for (span, w) in (0..words).step_by(2).enumerate() {
             let row_bits = |t: usize| span_bits(bits.as_ptr().add(t * words), w, words);
-            tiles(d, rows, row_bits, |set, t, (g, panels)| {
-                let (src, panel, dst) = (a.as_ptr().add(t * k + w * 64), b.as_ptr().add(span * SPAN * d + g * SPAN), out.as_mut_ptr().add(t * d + g));
+            tiles(d, rows, row_bits, |set, word, t, (g, panels)| {
+                let (src, dst) = (a.as_ptr().add(t * k + (w + word) * 64), out.as_mut_ptr().add(t * d + g));
+                let panel = b.as_ptr().add(span * SPAN * d + g * SPAN + word * 64 * TILE);
+                prefetch(a, (t + PREFETCH) * k + w * 64, SPAN.min(k - w * 64));
                 match panels {
                     2 => add_tile::<2>(set, src, panel, dst),
                     _ => add_tile::<1>(set, src, panel, dst),
@@ -515,8 +533,9 @@ mod wide {
         for (span, w) in (0..words).step_by(2).enumerate() {
             super::avx::transpose_span(a, k, first, w, columns, &mut block);
             let column_bits = |c: usize| span_bits(bits.as_ptr().add(c * words), w, words);
-            tiles(d, columns, column_bits, |set, c, (grp, panels)| {
-                let (src, panel, dst) = (block.as_ptr().add(c * SPAN), g.as_ptr().add(span * SPAN * d + grp * SPAN), out.as_mut_ptr().add(c * d + grp));
+            tiles(d, columns, column_bits, |set, word, c, (grp, panels)| {
+                let (src, dst) = (block.as_ptr().add(c * SPAN + word * 64), out.as_mut_ptr().add(c * d + grp));
+                let panel = g.as_ptr().add(span * SPAN * d + grp * SPAN + word * 64 * TILE);
                 match panels {
                     2 => add_tile::<2>(set, src, panel, dst),
                     _ => add_tile::<1>(set, src, panel, dst),
