@@ -146,11 +146,16 @@ pub fn forward(x: &[f32], stats: (&[f32], &[f32]), gamma: &[f32], beta: &[f32], 
     unsafe {
         written(x.len(), span, |block, y| {
             let x = &x[block * span..][..y.len()];
-            for (y, x) in y.chunks_exact_mut(channels).zip(x.chunks_exact(channels)) {
-                for (((y, x), s), t) in y.iter_mut().zip(x).zip(&scale).zip(&shift) {
-                    y.write((x * s + t).max(floor));
-                }
-            }
+            crate::isa::vectorised(
+                #[inline(always)]
+                || {
+                    for (y, x) in y.chunks_exact_mut(channels).zip(x.chunks_exact(channels)) {
+                        for (((y, x), s), t) in y.iter_mut().zip(x).zip(&scale).zip(&shift) {
+                            y.write((x * s + t).max(floor));
+                        }
+                    }
+                },
+            )
         })
     }
 }
@@ -261,6 +266,28 @@ mod tests {
             let var = column.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / rows as f64;
             assert!((m[c] as f64 - mean).abs() <= 1e-6 * mean.abs().max(1.0), "mean {} vs {mean}", m[c]);
             assert!((v[c] as f64 - var).abs() <= 1e-4 * var, "variance {} vs {var}", v[c]);
+        }
+    }
+
+    /// The output pass runs in the widest lanes the CPU has
+    /// ([`crate::isa::vectorised`]): each value is still `x * scale +
+    /// shift` then the ReLU, as one value at a time computes it, bit for
+    /// bit (no fused multiply-add), over whole 16-lane groups and a tail.
+    #[test]
+    fn output_pass_is_the_one_value_at_a_time_pass_bit_for_bit() {
+        for channels in [32, 37] {
+            let x = values(1500 * channels, 5);
+            let (gamma, beta) = (values(channels, 6), values(channels, 7));
+            let (m, v) = moments(&x, channels);
+            for relu in [false, true] {
+                let y = forward(&x, (&m, &v), &gamma, &beta, 1e-5, relu);
+                let (scale, shift) = affine(&m, &v, &gamma, &beta, 1e-5);
+                for (i, (y, x)) in y.iter().zip(&x).enumerate() {
+                    let (s, t) = (std::hint::black_box(scale[i % channels]), shift[i % channels]);
+                    let expected = if relu { (x * s + t).max(0.0) } else { x * s + t };
+                    assert_eq!(y.to_bits(), expected.to_bits(), "value {i}, {channels} channels, relu {relu}, on {}", crate::isa::describe());
+                }
+            }
         }
     }
 
