@@ -148,7 +148,7 @@ mod tests {
                 };
                 let lr = 1e-3 / (step + 1) as f64;
                 (a, b) = (ours.step(lr, a.clone(), grads(&a)), burns.step(lr, b.clone(), grads(&b)));
-                let bits = |p: &Param<Tensor<2>>| p.val().into_data().to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
+                let bits = |p: &Param<Tensor<2>>| p.val().into_data().try_to_vec::<f32>().unwrap().iter().map(|v| v.to_bits()).collect::<Vec<u32>>();
                 assert_eq!(bits(&a), bits(&b), "step {step}");
             }
             assert_ne!(a.val().into_data(), start.clone().into_data(), "the parameter moved");
