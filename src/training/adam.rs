@@ -53,10 +53,8 @@ impl Optimizer for Adam {
         if !crate::models::flex_kernels::available(&tensor) || !crate::models::flex_kernels::available(&grad) {
             return self.composed.step(lr, tensor, grad, state);
         }
-        let shape = tensor.shape();
         let time = state.as_ref().map_or(1, |s| s.momentum.time + 1);
         let s = AdamStep::new(BETA_1, BETA_2, self.epsilon, time, lr);
-        let scalars = [s.beta_1, s.beta_2, s.combined_factor, s.epsilon, s.lr];
         let (moment_1, moment_2) = match state {
             Some(state) => (state.momentum.moment_1, state.momentum.moment_2),
             // Unread at the first step: the gradient, as a placeholder.
@@ -64,8 +62,8 @@ impl Optimizer for Adam {
         };
         // Without autodiff (a no-op for what burn's `ModuleOptimizer` hands over).
         let [tensor, grad, moment_1, moment_2] = [tensor, grad, moment_1, moment_2].map(|t| t.inner().into_dispatch());
-        let (tensor, moment_1, moment_2) = <Dispatch as FlexAdam>::adam_update(tensor, grad, moment_1, moment_2, scalars, time == 1);
-        let [tensor, moment_1, moment_2] = [tensor, moment_1, moment_2].map(|t| Tensor::<D>::from_dispatch(t).reshape(shape.clone()));
+        let (tensor, moment_1, moment_2) = <Dispatch as FlexAdam>::adam_update(tensor, grad, moment_1, moment_2, s, time == 1);
+        let [tensor, moment_1, moment_2] = [tensor, moment_1, moment_2].map(Tensor::<D>::from_dispatch);
         (tensor, Some(AdamState::new(AdaptiveMomentumState::new(time, moment_1, moment_2))))
     }
 
@@ -78,13 +76,13 @@ impl Optimizer for Adam {
 #[backend_extension(Flex)]
 pub trait FlexAdam: Backend {
     /// One Adam update ([`cmkm_kernels::adam::update`]): the new
-    /// parameter and moments, `scalars` being [`AdamStep`]'s fields in order.
+    /// parameter and moments, each of the parameter's shape.
     fn adam_update(
         param: FloatTensor<Self>,
         grad: FloatTensor<Self>,
         moment_1: FloatTensor<Self>,
         moment_2: FloatTensor<Self>,
-        scalars: [f32; 5],
+        step: AdamStep,
         first: bool,
     ) -> (FloatTensor<Self>, FloatTensor<Self>, FloatTensor<Self>);
 }
@@ -95,15 +93,13 @@ impl FlexAdam for Flex {
         grad: FlexTensor,
         moment_1: FlexTensor,
         moment_2: FlexTensor,
-        scalars: [f32; 5],
+        step: AdamStep,
         first: bool,
     ) -> (FlexTensor, FlexTensor, FlexTensor) {
-        let [beta_1, beta_2, combined_factor, epsilon, lr] = scalars;
-        let s = AdamStep { beta_1, beta_2, combined_factor, epsilon, lr };
         let [mut param, mut moment_1, mut moment_2] = [param, moment_1, moment_2].map(writable);
         let grad = grad.to_contiguous();
         let grad = grad.as_slice::<f32>().expect("a contiguous f32 gradient");
-        update(param.storage_mut(), grad, moment_1.storage_mut(), moment_2.storage_mut(), &s, first);
+        update(param.storage_mut(), grad, moment_1.storage_mut(), moment_2.storage_mut(), &step, first);
         (param, moment_1, moment_2)
     }
 }

@@ -83,20 +83,13 @@ fn lowbias32(key: u32, i: u32) -> u32 {
     x ^ (x >> 16)
 }
 
-/// `hashes[k] = lowbias32(key, first + k)`, in AVX-512 or AVX2 lanes
-/// where the CPU has them (the same integers either way).
+/// `hashes[k] = lowbias32(key, first + k)`, in the widest lanes the
+/// kernels may use ([`crate::isa::vectorised`]; the same integers either way).
 fn hash_run(key: u32, first: u32, hashes: &mut [u32]) {
-    #[cfg(target_arch = "x86_64")]
-    if crate::isa::avx512() {
-        // SAFETY: `isa::avx512` is true only on a CPU with AVX-512 F.
-        return unsafe { hash_run_avx512(key, first, hashes) };
-    }
-    #[cfg(target_arch = "x86_64")]
-    if crate::isa::avx2() {
-        // SAFETY: `isa::avx2` is true only on a CPU with AVX2.
-        return unsafe { hash_run_avx2(key, first, hashes) };
-    }
-    hash_run_portable(key, first, hashes);
+    crate::isa::vectorised(
+        #[inline(always)]
+        || hash_run_portable(key, first, hashes),
+    )
 }
 
 #[inline(always)]
@@ -104,18 +97,6 @@ fn hash_run_portable(key: u32, first: u32, hashes: &mut [u32]) {
     for (k, hash) in (0u32..).zip(hashes.iter_mut()) {
         *hash = lowbias32(key, first.wrapping_add(k));
     }
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-unsafe fn hash_run_avx2(key: u32, first: u32, hashes: &mut [u32]) {
-    hash_run_portable(key, first, hashes);
-}
-
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-unsafe fn hash_run_avx512(key: u32, first: u32, hashes: &mut [u32]) {
-    hash_run_portable(key, first, hashes);
 }
 
 /// SplitMix64 (Steele, Lea and Flood 2014) of the counter `x`.
