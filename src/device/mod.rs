@@ -25,7 +25,7 @@
 use anyhow::{bail, Context as _, Result};
 use burn::module::Module;
 use burn::prelude::*;
-use std::sync::OnceLock;
+use std::sync::{Mutex, OnceLock};
 
 #[cfg(feature = "gpu")]
 mod wgpu_adapters;
@@ -209,6 +209,13 @@ fn listed(n: usize) -> Result<Adapter> {
 /// process, and before the first computation, so that a GPU that is not
 /// there is an error at the start, not a panic mid-run.
 pub fn open() -> Result<&'static Selected> {
+    if let Some(s) = OPENED.get() {
+        return Ok(s);
+    }
+    // One thread opens it: wgpu refuses a second registration of a device
+    // (threads that reach their first computation together, as tests do).
+    static OPENING: Mutex<()> = Mutex::new(());
+    let _opening = OPENING.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
     if let Some(s) = OPENED.get() {
         return Ok(s);
     }
