@@ -152,6 +152,27 @@ fn one_epoch_of_every_method_kind_matches_the_cpu_backend() {
     }
 }
 
+/// Issue #29's check: one epoch of the paper's CMC (`experiments/methods/
+/// cmc.yaml`: the paper's encoders, batch 64, lr 1e-3) on the GPU, its
+/// training and validation losses within 1e-3 relative of the CPU running
+/// the same code. Five Adam steps at the paper's rate amplify rounding
+/// differences about a thousandfold, so this is as close as two orders of
+/// summation get (docs/performance.md); the broken column sums on Mesa's
+/// software driver (`cmkm::models::row_blocks`) were 3e-3 off.
+#[test]
+fn one_epoch_of_the_papers_cmc_matches_the_cpu_backend() {
+    let Some(device) = gpu("one_epoch_of_the_papers_cmc_matches_the_cpu_backend") else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let data = data_yaml(dir.path());
+    let method = Path::new(env!("CARGO_MANIFEST_DIR")).join("experiments/methods/cmc.yaml");
+    let epoch = ["--epochs".to_string(), "1".to_string()];
+    let cpu = train("cpu", &method, &data, &dir.path().join("cpu"), &epoch)[0];
+    let gpu = train(&device, &method, &data, &dir.path().join("gpu"), &epoch)[0];
+    eprintln!("cmc.yaml, one epoch: training loss CPU {} GPU {}, validation loss CPU {} GPU {}", cpu.0, gpu.0, cpu.1, gpu.1);
+    assert_close("cmc.yaml, one epoch: training loss", cpu.0, gpu.0, 1e-3);
+    assert_close("cmc.yaml, one epoch: validation loss", cpu.1, gpu.1, 1e-3);
+}
+
 /// The same device, seed and version give bit-identical curves on the GPU.
 #[test]
 fn a_gpu_training_repeats_bit_identically() {
@@ -245,7 +266,11 @@ fn a_gpu_that_is_not_there_is_an_error_naming_the_choice() {
 
 /// Each encoder's training-mode forward pass and input gradient on the GPU
 /// against the CPU backend, from the same weights, inputs and dropout
-/// seeds, at the paper's sizes.
+/// seeds, at the paper's sizes. The outputs agree value by value; the input
+/// gradients as a whole (relative L2 norm of the difference): where two
+/// values in a max-pool window are within rounding of each other, either
+/// device may pick the other one, which moves a whole gradient value (the
+/// CPU's own two code paths differ by up to 8.5e-3 that way, at batch 64).
 #[test]
 fn each_encoder_forward_and_backward_match_the_cpu_backend() {
     use burn::prelude::*;
@@ -286,10 +311,10 @@ fn each_encoder_forward_and_backward_match_the_cpu_backend() {
             let scale = a.iter().map(|v| v.abs()).fold(0.0f32, f32::max).max(1e-12);
             a.iter().zip(b).map(|(p, q)| (p - q).abs() / scale).fold(0.0f32, f32::max)
         };
-        let (fy, fdx) = (worst(&y_cpu, &y_gpu), worst(&dx_cpu, &dx_gpu));
-        let (ky, kdx) = (worst(&y_kernels, &y_gpu), worst(&dx_kernels, &dx_gpu));
-        eprintln!("{yaml}: largest difference to the GPU, relative to the largest value: CPU composed output {fy:.2e}, input gradient {fdx:.2e}; CPU kernels output {ky:.2e}, input gradient {kdx:.2e}");
-        assert!(fy < 1e-4 && fdx < 1e-4, "{yaml}: output {fy:.2e}, input gradient {fdx:.2e}");
+        let (fy, fdx) = (worst(&y_cpu, &y_gpu), relative_l2(&dx_cpu, &dx_gpu));
+        let (ky, kdx) = (worst(&y_kernels, &y_gpu), relative_l2(&dx_kernels, &dx_gpu));
+        eprintln!("{yaml}: difference to the GPU: CPU composed output {fy:.2e} of the largest value, input gradient {fdx:.2e} (relative L2); CPU kernels output {ky:.2e}, input gradient {kdx:.2e}");
+        assert!(fy < 1e-4 && fdx < 1e-2, "{yaml}: output {fy:.2e}, input gradient {fdx:.2e}");
     }
 }
 
@@ -326,4 +351,66 @@ fn planning_for_a_gpu_needs_none_and_gives_other_run_ids() {
     assert_eq!(plain, cpu);
     assert_eq!(gpu.len(), cpu.len());
     assert!(gpu.iter().all(|id| !cpu.contains(id)));
+}
+
+/// `|a - b| / |a|` in the L2 norm.
+fn relative_l2(a: &[f32], b: &[f32]) -> f64 {
+    let norm = |v: &mut dyn Iterator<Item = f64>| v.map(|x| x * x).sum::<f64>().sqrt();
+    norm(&mut a.iter().zip(b).map(|(p, q)| (p - q) as f64)) / norm(&mut a.iter().map(|p| *p as f64)).max(1e-30)
+}
+
+/// A convolution and a training batch norm over 88 320 and 353 280 rows
+/// (the co-occurrence encoder's first co-occurrence layer at batches of 64,
+/// the paper's, and 256), forward and backward, against the CPU. Mesa's
+/// software driver ends a shader's loops after 65 535 iterations in all,
+/// which truncated burn's column sums there (input, weight, scale and
+/// shift gradients off by 16% to 43% at batch 64) and its convolution's
+/// weight gradient (54% at batch 256) before `cmkm::models::row_blocks`; a
+/// GPU without that limit must agree too. No pooling: nothing here may
+/// round either way.
+#[test]
+fn a_batch_norm_over_more_rows_than_a_shader_loop_covers_matches_the_cpu() {
+    use burn::nn::conv::Conv2dConfig;
+    use burn::nn::BatchNormConfig;
+    use burn::prelude::*;
+    use burn::tensor::Distribution;
+    use cmkm::models::channels_last;
+    let Some(device) = gpu("a_batch_norm_over_more_rows_than_a_shader_loop_covers_matches_the_cpu") else { return };
+    cmkm::device::select(device.parse().unwrap()).unwrap();
+    let (gpu_train, _) = cmkm::device::devices();
+    let cpu_train = Device::flex().autodiff();
+    let _lock = cmkm::training::exclusive();
+    cmkm::device::seed(&cpu_train, 11);
+    let conv = Conv2dConfig::new([20, 32], [3, 3]).init(&cpu_train);
+    cmkm::models::initialise_parameters(&conv);
+    for batch in [64, 256] {
+        let x = Tensor::<4>::random([batch, 48, 32, 20], Distribution::Normal(0.0, 1.0), &Device::flex());
+        let weights = Tensor::<4>::random([batch, 46, 30, 32], Distribution::Normal(0.0, 1.0), &Device::flex());
+        let run = |device: &Device| {
+            let conv = cmkm::device::build(device, |_| Ok(conv.clone())).unwrap();
+            // Its own layer on each device: clones share burn's running state.
+            let norm = BatchNormConfig::new(32).init(device);
+            let x = x.clone().to_device(device).autodiff().require_grad();
+            let y = channels_last::batch_norm(&norm, channels_last::conv2d(&conv, x.clone()));
+            let grads = (y.clone() * weights.clone().to_device(device)).sum().backward();
+            let values = |t: Tensor<4>| t.into_data().try_to_vec::<f32>().unwrap();
+            let values_1 = |t: Tensor<1>| t.into_data().try_to_vec::<f32>().unwrap();
+            // Not the convolution's bias gradient: the batch norm removes any
+            // shift, so it is zero up to rounding on both devices.
+            [
+                ("output", values(y)),
+                ("input gradient", values(x.grad(&grads).unwrap())),
+                ("weight gradient", values(conv.weight.grad(&grads).unwrap())),
+                ("scale gradient", values_1(norm.gamma.grad(&grads).unwrap())),
+                ("shift gradient", values_1(norm.beta.grad(&grads).unwrap())),
+                ("running variance", values_1(norm.running_var.value())),
+            ]
+        };
+        let cpu = cmkm::models::flex_kernels::composed(|| run(&cpu_train));
+        for ((what, cpu), (_, gpu)) in cpu.iter().zip(run(&gpu_train)) {
+            let difference = relative_l2(cpu, &gpu);
+            eprintln!("batch {batch}, {what}: {difference:.2e} (relative L2)");
+            assert!(difference < 1e-4, "batch {batch}, {what}: the GPU differs from the CPU by {difference:.2e} (relative L2)");
+        }
+    }
 }

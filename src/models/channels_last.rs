@@ -14,6 +14,7 @@
 //! with theirs up to float rounding (tested against burn's convolution).
 
 use crate::models::flex_kernels;
+use crate::models::row_blocks::{RowBlocks, ROWS_PER_REDUCTION};
 use burn::nn::conv::{Conv1d, Conv2d};
 use burn::nn::pool::MaxPool2d;
 use burn::nn::{BatchNorm, PaddingConfig1d, PaddingConfig2d};
@@ -49,11 +50,7 @@ fn convolve(weight: Tensor<4>, bias: Option<Tensor<1>>, x: Tensor<4>) -> Tensor<
         bias => bias,
     };
     if !crate::device::is_host(&x.device()) {
-        // A GPU: burn's own convolution kernels, on a channels-first view;
-        // the im2col below would build its gather index on the host per
-        // call, and its backward pass is a scatter-add.
-        let options = burn::tensor::ops::ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
-        return burn::tensor::module::conv2d(x.permute([0, 3, 1, 2]), weight, bias, options).permute([0, 2, 3, 1]);
+        return convolve_on_gpu(weight, bias, x);
     }
     let [c_out, c_in, kh, kw] = weight.dims();
     let [b, h, w, _] = x.dims();
@@ -65,6 +62,25 @@ fn convolve(weight: Tensor<4>, bias: Option<Tensor<1>>, x: Tensor<4>) -> Tensor<
         None => y,
     };
     y.reshape([b, h + 1 - kh, w + 1 - kw, c_out])
+}
+
+/// [`convolve`] on a GPU: burn's own convolution kernels on a
+/// channels-first view (the im2col below would build its gather index on
+/// the host per call, and its backward pass is a scatter-add), over batch
+/// chunks of at most [`ROWS_PER_REDUCTION`] output positions, since the
+/// weight gradient sums every output position of a call; the bias added
+/// per row block, since burn's gradient of it sums them all at once (see
+/// [`crate::models::row_blocks`]).
+fn convolve_on_gpu(weight: Tensor<4>, bias: Option<Tensor<1>>, x: Tensor<4>) -> Tensor<4> {
+    let [_, _, kh, kw] = weight.dims();
+    let [b, h, w, _] = x.dims();
+    let samples_per_call = (ROWS_PER_REDUCTION / ((h + 1 - kh) * (w + 1 - kw))).max(1);
+    let options = burn::tensor::ops::ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
+    let conv = |x: Tensor<4>| burn::tensor::module::conv2d(x.permute([0, 3, 1, 2]), weight.clone(), None, options.clone()).permute([0, 2, 3, 1]);
+    let y = if b <= samples_per_call { conv(x) } else { Tensor::cat(x.split(samples_per_call, 0).into_iter().map(conv).collect(), 0) };
+    let Some(bias) = bias else { return y };
+    let [b, h, w, c] = y.dims();
+    RowBlocks::add_columns(y.reshape([b * h * w, c]), bias).reshape([b, h, w, c])
 }
 
 /// im2col: `(B, H, W, C)` -> `(B x H' x W', KH x KW x C)`, one row per
@@ -114,21 +130,27 @@ fn normalize<const D: usize>(norm: &BatchNorm, x: Tensor<D>, relu: bool) -> Tens
         update_running(norm, moments.clone().narrow(0, 0, 1), moments.clone().narrow(0, 1, 1), x.dims()[0]);
         return flex_kernels::batch_norm(x, moments, norm.gamma.val(), norm.beta.val(), norm.epsilon, relu).reshape(dims);
     }
+    // Blocks of rows: on a GPU no reduction may cover them all (see
+    // `row_blocks`); the arithmetic is the same.
+    let blocks = RowBlocks::of(&x);
+    let rows = x.dims()[0];
+    let x = blocks.split(x);
     let (centered, variance) = if training {
-        let mean = x.clone().mean_dim(0);
-        let centered = x - mean.clone();
-        let variance = centered.clone().powi_scalar(2).mean_dim(0);
-        update_running(norm, mean.detach(), variance.clone().detach(), centered.dims()[0]);
+        let mean = blocks.column_mean(x.clone());
+        let centered = x - blocks.spread(mean.clone());
+        let variance = blocks.column_mean(centered.clone().powi_scalar(2));
+        let row = |t: Tensor<3>| t.detach().reshape([1, channels]);
+        update_running(norm, row(mean), row(variance.clone()), rows);
         (centered, variance)
     } else {
         let device = x.device();
-        let mean = norm.running_mean.value().to_device(&device).unsqueeze_dim(0);
-        (x - mean, norm.running_var.value().to_device(&device).unsqueeze_dim(0))
+        let mean = blocks.spread(norm.running_mean.value().to_device(&device));
+        (x - mean, norm.running_var.value().to_device(&device).reshape([1, 1, channels]))
     };
-    let scale = norm.gamma.val().unsqueeze_dim(0) / variance.add_scalar(norm.epsilon).sqrt();
-    let y = centered * scale + norm.beta.val().unsqueeze_dim(0);
+    let scale = norm.gamma.val().reshape([1, 1, channels]) / variance.add_scalar(norm.epsilon).sqrt();
+    let y = centered * blocks.spread(scale) + blocks.spread(norm.beta.val());
     let y = if relu { burn::tensor::activation::relu(y) } else { y };
-    y.reshape(dims)
+    blocks.join(y).reshape(dims)
 }
 
 /// `relu(batch_norm(conv(x)))` for a 1 x 1 [`Conv2d`] with a bias: one

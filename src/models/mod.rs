@@ -7,6 +7,7 @@ pub mod encoders;
 pub mod flex_kernels;
 pub mod flops;
 pub mod heads;
+pub mod row_blocks;
 pub mod transformer;
 
 pub use encoders::{Encoder, EncoderConfig, InputShape};
