@@ -228,6 +228,14 @@ pub fn opened_adapter() -> Option<&'static Adapter> {
     OPENED.get().and_then(|s| s.adapter.as_ref())
 }
 
+/// Whether the opened GPU is Mesa's llvmpipe (lavapipe, or its OpenGL
+/// twin), which ends a shader invocation's loops after 65 535 iterations
+/// in all, silently: long reductions there must be cut up
+/// ([`crate::models::row_blocks`]).
+pub fn loops_limited() -> bool {
+    opened_adapter().is_some_and(|a| a.name.starts_with("llvmpipe"))
+}
+
 /// The opened device. Opens it first where needed, and panics where that
 /// fails: commands that compute call [`open`] at their start.
 pub fn selected() -> &'static Selected {

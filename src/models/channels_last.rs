@@ -66,21 +66,23 @@ fn convolve(weight: Tensor<4>, bias: Option<Tensor<1>>, x: Tensor<4>) -> Tensor<
 
 /// [`convolve`] on a GPU: burn's own convolution kernels on a
 /// channels-first view (the im2col below would build its gather index on
-/// the host per call, and its backward pass is a scatter-add), over batch
-/// chunks of at most [`ROWS_PER_REDUCTION`] output positions, since the
-/// weight gradient sums every output position of a call; the bias added
-/// per row block, since burn's gradient of it sums them all at once (see
-/// [`crate::models::row_blocks`]).
+/// the host per call, and its backward pass is a scatter-add), the bias
+/// added per row block, since burn's gradient of it sums every output
+/// position at once (see [`crate::models::row_blocks`]). Where the driver
+/// cuts shader loops short, over batch chunks of at most
+/// [`ROWS_PER_REDUCTION`] output positions, since the weight gradient sums
+/// every output position of a call; elsewhere one call, as each chunk's
+/// gradient costs a zero-filled copy of the whole input.
 fn convolve_on_gpu(weight: Tensor<4>, bias: Option<Tensor<1>>, x: Tensor<4>) -> Tensor<4> {
     let [_, _, kh, kw] = weight.dims();
     let [b, h, w, _] = x.dims();
-    let samples_per_call = (ROWS_PER_REDUCTION / ((h + 1 - kh) * (w + 1 - kw))).max(1);
+    let samples_per_call = if crate::device::loops_limited() { (ROWS_PER_REDUCTION / ((h + 1 - kh) * (w + 1 - kw))).max(1) } else { b };
     let options = burn::tensor::ops::ConvOptions::new([1, 1], [0, 0], [1, 1], 1);
     let conv = |x: Tensor<4>| burn::tensor::module::conv2d(x.permute([0, 3, 1, 2]), weight.clone(), None, options.clone()).permute([0, 2, 3, 1]);
     let y = if b <= samples_per_call { conv(x) } else { Tensor::cat(x.split(samples_per_call, 0).into_iter().map(conv).collect(), 0) };
     let Some(bias) = bias else { return y };
     let [b, h, w, c] = y.dims();
-    RowBlocks::add_columns(y.reshape([b * h * w, c]), bias).reshape([b, h, w, c])
+    RowBlocks::add_bias(y.reshape([b * h * w, c]), bias).reshape([b, h, w, c])
 }
 
 /// im2col: `(B, H, W, C)` -> `(B x H' x W', KH x KW x C)`, one row per
@@ -145,9 +147,9 @@ fn normalize<const D: usize>(norm: &BatchNorm, x: Tensor<D>, relu: bool) -> Tens
     } else {
         let device = x.device();
         let mean = blocks.spread(norm.running_mean.value().to_device(&device));
-        (x - mean, norm.running_var.value().to_device(&device).reshape([1, 1, channels]))
+        (x - mean, blocks.column(norm.running_var.value().to_device(&device)))
     };
-    let scale = norm.gamma.val().reshape([1, 1, channels]) / variance.add_scalar(norm.epsilon).sqrt();
+    let scale = blocks.column(norm.gamma.val()) / variance.add_scalar(norm.epsilon).sqrt();
     let y = centered * blocks.spread(scale) + blocks.spread(norm.beta.val());
     let y = if relu { burn::tensor::activation::relu(y) } else { y };
     blocks.join(y).reshape(dims)
