@@ -420,3 +420,25 @@ fn a_batch_norm_over_more_rows_than_a_shader_loop_covers_matches_the_cpu() {
         }
     }
 }
+
+/// A loss repeats to the bit on the GPU: burn sums a whole tensor there
+/// with atomic adds, in whatever order the workgroups finish, which
+/// `cmkm::losses` avoids (a plateau schedule or early stopping compares
+/// losses). CMC's loss over a batch of 256 (a 512 x 256 logit matrix, many
+/// workgroups), twenty times.
+#[test]
+fn a_loss_on_the_gpu_repeats_bit_identically() {
+    use burn::prelude::*;
+    use burn::tensor::Distribution;
+    let Some(device) = gpu("a_loss_on_the_gpu_repeats_bit_identically") else { return };
+    cmkm::device::select(device.parse().unwrap()).unwrap();
+    let (gpu_train, _) = cmkm::device::devices();
+    let _lock = cmkm::training::exclusive();
+    let z = |seed: u64| {
+        cmkm::device::seed(&Device::flex(), seed);
+        Tensor::<2>::random([256, 128], Distribution::Normal(0.0, 1.0), &Device::flex()).to_device(&gpu_train)
+    };
+    let (z1, z2) = (z(1), z(2));
+    let losses: Vec<u32> = (0..20).map(|_| cmkm::losses::cmc_loss(z1.clone(), z2.clone(), 0.1).into_data().try_to_vec::<f32>().unwrap()[0].to_bits()).collect();
+    assert!(losses.iter().all(|l| *l == losses[0]), "the same loss came out as {:?}", losses.iter().map(|b| f32::from_bits(*b)).collect::<Vec<_>>());
+}

@@ -2,7 +2,7 @@
 //! two batch-normalised embeddings of the same samples (two augmented views,
 //! or two modalities) is pulled towards the identity. No negatives.
 
-use super::{centred, identity};
+use super::{centred, identity, total};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 
@@ -36,8 +36,8 @@ pub fn barlow_twins_loss(z1: Tensor<2>, z2: Tensor<2>, o: &BarlowTwinsOptions) -
     let device = z1.device();
     let c = standardised(z1).transpose().matmul(standardised(z2)) / n as f64; // [D, D]
     let eye = identity(d, &device);
-    let on_diagonal = ((c.clone() - eye.clone()).square() * eye.clone()).sum();
-    let off_diagonal = (c.square() * (eye.neg() + 1.0)).sum();
+    let on_diagonal = total((c.clone() - eye.clone()).square() * eye.clone());
+    let off_diagonal = total(c.square() * (eye.neg() + 1.0));
     on_diagonal + off_diagonal * o.lambda as f64
 }
 

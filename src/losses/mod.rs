@@ -31,6 +31,20 @@ fn centred(z: Tensor<2>) -> Tensor<2> {
 }
 
 /// The D x D identity, a constant.
+/// The sum of all of `x`'s values. On a GPU burn sums a whole tensor with
+/// atomic adds, in whatever order its workgroups finish, so a loss's last
+/// bits would vary from run to run (its gradient would not, nor would the
+/// weights; but a plateau schedule or early stopping compares losses): row
+/// sums, then their sum, come out the same every time. The CPU keeps its
+/// single sum, so its runs stay as they were.
+fn total(x: Tensor<2>) -> Tensor<1> {
+    if crate::device::is_host(&x.device()) {
+        x.sum()
+    } else {
+        x.sum_dim(1).sum_dim(0).reshape([1])
+    }
+}
+
 fn identity(d: usize, device: &Device) -> Tensor<2> {
     constant((0..d * d).map(|k| (k / d == k % d) as u8 as f32).collect(), [d, d], device)
 }
@@ -42,7 +56,7 @@ fn constant(values: Vec<f32>, shape: [usize; 2], device: &Device) -> Tensor<2> {
 /// Mean over rows of `-sum(positive * log_softmax(logits))`.
 fn masked_cross_entropy(logits: Tensor<2>, positive: Tensor<2>) -> Tensor<1> {
     let rows = logits.dims()[0] as f64;
-    (log_softmax(logits, 1) * positive).sum().neg() / rows
+    total(log_softmax(logits, 1) * positive).neg() / rows
 }
 
 /// SimCLR's NT-Xent over two views `a`, `b` (N x D each): each of the 2N

@@ -3,7 +3,7 @@
 //! or two modalities). No negatives: the variance term keeps each dimension
 //! spread over the batch, the covariance term decorrelates the dimensions.
 
-use super::{centred, identity};
+use super::{centred, identity, total};
 use burn::prelude::*;
 use burn::tensor::activation::relu;
 use serde::{Deserialize, Serialize};
@@ -67,5 +67,5 @@ fn off_diagonal_covariance(z: Tensor<2>) -> Tensor<1> {
     let device = z.device();
     let c = centred(z);
     let covariance = c.clone().transpose().matmul(c) / (n as f64 - 1.0); // [D, D]
-    (covariance.square() * (identity(d, &device).neg() + 1.0)).sum() / d as f64
+    total(covariance.square() * (identity(d, &device).neg() + 1.0)) / d as f64
 }
