@@ -41,6 +41,16 @@ fn gpu(test: &str) -> Option<String> {
     }
 }
 
+/// This process computing on the GPU of [`gpu`]: its training device, and
+/// the lock that keeps other trainings' random draws out while the test
+/// runs. `None` where the test is skipped.
+fn gpu_here(test: &str) -> Option<(burn::prelude::Device, cmkm::training::Exclusive)> {
+    let device = gpu(test)?;
+    cmkm::device::select(device.parse().unwrap()).unwrap();
+    let (gpu_train, _) = cmkm::device::devices();
+    Some((gpu_train, cmkm::training::exclusive()))
+}
+
 /// Whether every adapter is a software or OpenGL fallback.
 fn only_fallbacks() -> bool {
     let out = cmkm().args(["devices", "--json"]).output().unwrap();
@@ -201,18 +211,17 @@ fn a_tiny_suite_on_the_gpu_matches_the_cpu_and_keeps_the_cpu_run_ids() {
     let dir = tempfile::tempdir().unwrap();
     let suite = write_tiny_suite(dir.path(), 0.003);
     let (cpu_results, gpu_results) = (dir.path().join("cpu"), dir.path().join("gpu"));
-    let plan = |device: &str, results: &Path| {
-        let out = cmkm().args(["--device", device, "plan"]).arg(&suite).arg("--results").arg(results).arg("--json").output().unwrap();
+    // Each plan in a process of its own: this one may have chosen the GPU
+    // for another test.
+    let plan = |device: Option<&str>, results: &Path| {
+        let device: Vec<&str> = device.map(|d| vec!["--device", d]).unwrap_or_default();
+        let out = cmkm().args(device).arg("plan").arg(&suite).arg("--results").arg(results).arg("--json").output().unwrap();
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
         v["runs"].as_array().unwrap().iter().map(|r| r["id"].as_str().unwrap().to_string()).collect::<Vec<_>>()
     };
-    let (cpu_ids, gpu_ids) = (plan("cpu", &cpu_results), plan(&device, &gpu_results));
-    let cpu_default = {
-        let p = cmkm::harness::runner::prepare(&suite, &cpu_results).unwrap();
-        p.runs.iter().map(|r| r.id.clone()).collect::<Vec<_>>()
-    };
-    assert_eq!(cpu_ids, cpu_default, "--device cpu plans the ids of a plain plan");
+    let (cpu_ids, gpu_ids) = (plan(Some("cpu"), &cpu_results), plan(Some(&device), &gpu_results));
+    assert_eq!(cpu_ids, plan(None, &cpu_results), "--device cpu plans the ids of a plain plan");
     assert!(cpu_ids.iter().all(|id| !gpu_ids.contains(id)), "GPU runs are other runs");
     for (device, results) in [("cpu", &cpu_results), (device.as_str(), &gpu_results)] {
         let out = cmkm()
@@ -279,11 +288,8 @@ fn each_encoder_forward_and_backward_match_the_cpu_backend() {
     use burn::prelude::*;
     use burn::tensor::Distribution;
     use cmkm::models::{EncoderConfig, InputShape};
-    let Some(device) = gpu("each_encoder_forward_and_backward_match_the_cpu_backend") else { return };
-    cmkm::device::select(device.parse().unwrap()).unwrap();
-    let (gpu_train, _) = cmkm::device::devices();
+    let Some((gpu_train, _lock)) = gpu_here("each_encoder_forward_and_backward_match_the_cpu_backend") else { return };
     let cpu_train = Device::flex().autodiff();
-    let _lock = cmkm::training::exclusive();
     let cases = [
         ("{type: cnn_transformer}", InputShape { channels: 6, frames: 50, joints: 1 }),
         ("{type: cnn1d}", InputShape { channels: 6, frames: 50, joints: 1 }),
@@ -378,11 +384,8 @@ fn a_batch_norm_over_more_rows_than_a_shader_loop_covers_matches_the_cpu() {
     use burn::prelude::*;
     use burn::tensor::Distribution;
     use cmkm::models::channels_last;
-    let Some(device) = gpu("a_batch_norm_over_more_rows_than_a_shader_loop_covers_matches_the_cpu") else { return };
-    cmkm::device::select(device.parse().unwrap()).unwrap();
-    let (gpu_train, _) = cmkm::device::devices();
+    let Some((gpu_train, _lock)) = gpu_here("a_batch_norm_over_more_rows_than_a_shader_loop_covers_matches_the_cpu") else { return };
     let cpu_train = Device::flex().autodiff();
-    let _lock = cmkm::training::exclusive();
     cmkm::device::seed(&cpu_train, 11);
     let conv = Conv2dConfig::new([20, 32], [3, 3]).init(&cpu_train);
     cmkm::models::initialise_parameters(&conv);
@@ -430,10 +433,7 @@ fn a_batch_norm_over_more_rows_than_a_shader_loop_covers_matches_the_cpu() {
 fn a_loss_on_the_gpu_repeats_bit_identically() {
     use burn::prelude::*;
     use burn::tensor::Distribution;
-    let Some(device) = gpu("a_loss_on_the_gpu_repeats_bit_identically") else { return };
-    cmkm::device::select(device.parse().unwrap()).unwrap();
-    let (gpu_train, _) = cmkm::device::devices();
-    let _lock = cmkm::training::exclusive();
+    let Some((gpu_train, _lock)) = gpu_here("a_loss_on_the_gpu_repeats_bit_identically") else { return };
     let z = |seed: u64| {
         cmkm::device::seed(&Device::flex(), seed);
         Tensor::<2>::random([256, 128], Distribution::Normal(0.0, 1.0), &Device::flex()).to_device(&gpu_train)
