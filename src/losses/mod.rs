@@ -30,7 +30,6 @@ fn centred(z: Tensor<2>) -> Tensor<2> {
     z - mean
 }
 
-/// The D x D identity, a constant.
 /// The sum of all of `x`'s values. On a GPU burn sums a whole tensor with
 /// atomic adds, in whatever order its workgroups finish, so a loss's last
 /// bits would vary from run to run (its gradient would not, nor would the
@@ -45,6 +44,7 @@ fn total(x: Tensor<2>) -> Tensor<1> {
     }
 }
 
+/// The D x D identity, a constant.
 fn identity(d: usize, device: &Device) -> Tensor<2> {
     constant((0..d * d).map(|k| (k / d == k % d) as u8 as f32).collect(), [d, d], device)
 }
